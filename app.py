@@ -1,0 +1,62 @@
+"""SPP-net Explorer: ``streamlit run app.py``.
+
+Builds the navigation from the files in pages/ and draws the shared sidebar (model, device, image).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+import ui
+from spp_viz.plots import crop_warp_spp
+
+PAGES_DIR = Path(__file__).resolve().parent / "pages"
+
+st.set_page_config(page_title="SPP-net Explorer", page_icon=":material/grid_view:", layout="wide")
+
+
+def home() -> None:
+    """Why crop and warp exist, and what spatial pyramid pooling changes."""
+    st.title("SPP-net Explorer")
+    st.markdown(
+        """
+A CNN's **convolutional layers accept any image size**; only its fully connected layers need an input of fixed
+length. So before SPP-net, every image was **cropped** or **warped** to 224 x 224 pixels: cropping loses content,
+warping distorts shapes.
+
+**Spatial pyramid pooling** (He, Zhang, Ren and Sun, *Spatial Pyramid Pooling in Deep Convolutional Networks for
+Visual Recognition*, ECCV 2014, arXiv 1406.4729) replaces the last pooling layer with a pyramid of max-pooling grids
+over the last conv map, "conv5". A level with n x n bins gives n x n numbers per channel, whatever the map's size,
+so the output always has length k x M: k conv5 channels times M bins. With the paper's pyramid {6, 3, 2, 1},
+M = 36 + 9 + 4 + 1 = 50, and ZF-5's 256 channels give 256 x 50 = **12,800** numbers for any image.
+"""
+    )
+    ctx = ui.context()
+    if ctx.image_bytes is not None:
+        try:
+            img = ui.decode_image(ctx.image_bytes, ctx.image_name)
+        except ui.ImageError as e:
+            st.error(f"**This image cannot be used:** {e}")
+        else:
+            st.image(crop_warp_spp(img), caption=f"{ctx.image_name}: what each approach feeds the network")
+    st.markdown(
+        """
+**Pages**
+- **Feature maps**: the conv5 maps of your photo at any size, ranked by their strongest response; the conv5 grid
+  grows with the image while the SPP output keeps its length.
+
+Pick a model and a photo in the sidebar; every page uses them. Numbers quoted as the paper's come from
+the paper itself, never from this app.
+"""
+    )
+
+
+def page_files() -> list[st.Page]:
+    """One st.Page per pages/NN_Title.py, in file-name order (files starting with "_" are helpers)."""
+    return [st.Page(str(p)) for p in sorted(PAGES_DIR.glob("[0-9]*.py"))]
+
+
+ui.sidebar()
+st.navigation([st.Page(home, title="Home", icon=":material/home:", default=True), *page_files()]).run()

@@ -1,0 +1,105 @@
+"""Feature maps: conv5 of an image of any size, and the SPP vector that keeps its length."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+import ui
+from spp_viz.features import FeatureMaps
+from spp_viz.plots import channel_grid, channel_heatmap, npy_bytes, overlay, png_bytes, predictions_bar, size_sweep
+
+
+def sizes_panel(fm: FeatureMaps, short_side: int) -> None:
+    """Input size -> conv5 size -> SPP length, and the history of sizes tried in this session."""
+    h5, w5, c = fm.conv5_shape
+    a, b, d = st.columns(3)
+    a.metric("Input (H x W)", f"{fm.input_hw[0]} x {fm.input_hw[1]}")
+    b.metric("conv5 (H x W x C)", f"{h5} x {w5} x {c}")
+    d.metric("SPP output length", f"{fm.spp_length:,}")
+    history = st.session_state.setdefault("size_history", {})
+    history[short_side] = {"short_side": short_side, "conv5_h": h5, "conv5_w": w5, "spp_length": fm.spp_length}
+    if len(history) > 1:
+        st.plotly_chart(size_sweep(list(history.values())), width="stretch")
+        st.caption(
+            "Every size you tried: the conv5 grid grows with the image, the SPP output length does not. "
+            "That is why the fully connected layers can stay as they are."
+        )
+    else:
+        st.caption("Move the size slider: conv5's height and width change, the SPP output length stays the same.")
+
+
+def predictions_panel(fm: FeatureMaps) -> None:
+    st.plotly_chart(predictions_bar(fm.top5, "Top-5 classes (full image)"), width="stretch")
+
+
+def grid_panel(fm: FeatureMaps) -> None:
+    """A grid of conv5 channels, strongest first or by number."""
+    c = fm.conv5.shape[0]
+    left, right = st.columns(2)
+    count = left.select_slider("Channels shown", options=[8, 16, 32, 64], value=16)
+    order = right.radio("Order", ["strongest response first", "channel number"], horizontal=True)
+    channels = fm.ranking[:count] if order.startswith("strongest") else np.arange(min(count, c))
+    st.plotly_chart(channel_grid(fm.conv5, channels, values=fm.channel_max), width="stretch")
+    st.caption(
+        f"{len(channels)} of {c} conv5 channels, one colour scale for all. Each map is one filter's response at "
+        "every position: conv5 filters fire on parts (eyes, wheels, text) wherever they are in the image."
+    )
+
+
+def channel_panel(fm: FeatureMaps, img) -> None:
+    """One channel large, and stretched over the image."""
+    c = fm.conv5.shape[0]
+    channel = int(
+        st.number_input(f"Channel (0 to {c - 1})", 0, c - 1, int(fm.ranking[0]), key=f"channel-{ui.image_key()}")
+    )
+    rank = int(np.where(fm.ranking == channel)[0][0]) + 1
+    left, right = st.columns(2)
+    left.plotly_chart(
+        channel_heatmap(
+            fm.conv5[channel], f"channel {channel}: max {fm.channel_max[channel]:.3f} (rank {rank} of {c})"
+        ),
+        width="stretch",
+    )
+    alpha = right.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05)
+    blended = overlay(img.resize((fm.input_hw[1], fm.input_hw[0])), fm.conv5[channel], alpha)
+    right.image(blended, caption=f"channel {channel} stretched over the input ({fm.input_hw[1]} x {fm.input_hw[0]})")
+    d1, d2 = st.columns(2)
+    d1.download_button("Download this overlay (PNG)", png_bytes(blended), f"conv5_channel{channel}.png", "image/png")
+    d2.download_button(
+        "Download all of conv5 (.npy, C x H x W)", npy_bytes(fm.conv5), "conv5.npy", "application/octet-stream"
+    )
+
+
+def main() -> None:
+    st.title("Feature maps")
+    st.markdown(
+        "The conv layers of a CNN take an image of **any size**. Their last map, conv5, has one cell per "
+        "*stride* pixels of input, so its height and width follow the image. SPP pools it into a vector of "
+        "fixed length (He et al., Sec. 2; see " + ui.NOTES + ")."
+    )
+    model = ui.current_model()
+    img, _ = ui.current_image()
+    if model.name == "efficientnet_lite0":
+        st.info(
+            "EfficientNet-Lite0's trained head is global average pooling: a one-level pyramid (1,) with mode "
+            '"avg", so its SPP vector has one number per conv5 channel (1280).'
+        )
+    short_side = st.slider(
+        "Input size: shorter side in pixels (aspect ratio kept)",
+        32,
+        1024,
+        256,
+        32,
+        help="The paper's full-image view uses a shorter side of 256.",
+    )
+    fm = ui.cached_feature_maps(short_side)
+    sizes_panel(fm, short_side)
+    predictions_panel(fm)
+    st.subheader("conv5 channels")
+    grid_panel(fm)
+    st.subheader("One channel")
+    channel_panel(fm, img)
+
+
+main()

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# One entry point for a fresh Linux machine with Python 3.11 and pip:
+#   bash run.sh app    create .venv if needed, install requirements.txt, then `streamlit run app.py`
+#   bash run.sh test   create .venv if needed, install requirements-dev.txt, then run the whole test suite
+# Extra arguments go to streamlit or pytest. Set PYTHON to choose the interpreter that makes the venv.
+set -euo pipefail
+cd "$(dirname "$0")"
+VENV=${SPP_VIZ_VENV:-.venv}
+
+pick_python() {
+  if [ -n "${PYTHON:-}" ]; then echo "$PYTHON"; return; fi
+  for p in python3.11 python3; do command -v "$p" >/dev/null && { echo "$p"; return; }; done
+  echo "run.sh: no python3.11 or python3 on PATH" >&2; exit 1
+}
+
+# Install $1 into the venv unless this exact set of requirement files was installed already.
+ensure_venv() {
+  local reqs=$1
+  [ -x "$VENV/bin/python" ] || "$(pick_python)" -m venv "$VENV"
+  local stamp
+  stamp="$VENV/.installed-$(basename "$reqs" .txt)-$(cat requirements*.txt pyproject.toml | sha256sum | cut -c1-16)"
+  if [ ! -f "$stamp" ]; then
+    "$VENV/bin/python" -m pip install --quiet --upgrade pip
+    "$VENV/bin/python" -m pip install --quiet -r "$reqs"
+    "$VENV/bin/python" -m pip install --quiet --no-deps -e .
+    touch "$stamp"
+  fi
+}
+
+cmd=${1:-}
+shift || true
+case "$cmd" in
+  app)
+    ensure_venv requirements.txt
+    exec "$VENV/bin/streamlit" run app.py "$@"
+    ;;
+  test)
+    ensure_venv requirements-dev.txt
+    exec "$VENV/bin/python" -m pytest "$@"
+    ;;
+  *)
+    echo "usage: bash run.sh app|test [args...]" >&2
+    exit 2
+    ;;
+esac

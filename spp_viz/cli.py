@@ -1,0 +1,89 @@
+"""Command line: ``python -m spp_viz predict IMAGE``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from .devices import resolve_device
+from .features import compute_feature_maps
+from .images import ImageError, load_image
+from .models import DEFAULT_MODEL, ZOO, WeightsError, load_model
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    img = load_image(args.image)
+    model = load_model(args.model, device=args.device, weights=args.weights)
+    short_side = None if args.short_side == 0 else args.short_side
+    fm = compute_feature_maps(model, img, short_side)
+    h5, w5, c = fm.conv5_shape
+    result = {
+        "image": args.image,
+        "model": model.name,
+        "pretrained": model.pretrained,
+        "device": str(model.device),
+        "image_size": list(img.size),
+        "downsized_from": list(img.info["downsized_from"]) if "downsized_from" in img.info else None,
+        "input_size": [fm.input_hw[1], fm.input_hw[0]],
+        "conv5": {"height": h5, "width": w5, "channels": c},
+        "spp_length": fm.spp_length,
+        "top5": [{"index": p.index, "name": p.name, "prob": round(p.prob, 6)} for p in fm.top5],
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{args.image}: model {model.name} on {model.device}" + ("" if model.pretrained else " (UNTRAINED weights)"))
+    if result["downsized_from"]:
+        w0, h0 = result["downsized_from"]
+        print(f"  image shrunk on reading from {w0} x {h0} to {img.width} x {img.height}")
+    print(
+        f"  input {fm.input_hw[1]} x {fm.input_hw[0]} (W x H) -> conv5 {h5} x {w5} x {c} "
+        f"-> SPP vector of {fm.spp_length}"
+    )
+    for i, p in enumerate(fm.top5, 1):
+        print(f"  {i}. {p.name:<30} {p.prob:7.2%}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m spp_viz", description="SPP-net Explorer from the command line.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("predict", help="top-5 classes of an image, with its input and conv5 sizes")
+    p.add_argument("image", help="path of an image file")
+    p.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(ZOO), help="zoo model (default: %(default)s)")
+    p.add_argument("--weights", default=None, help="weights file (.pth or .safetensors) instead of the default")
+    p.add_argument("--device", default=None, help="auto, cuda, mps or cpu (default: best available)")
+    p.add_argument(
+        "--short-side",
+        type=lambda t: 0 if t == "0" else _positive(t),
+        default=256,
+        help="resize so the shorter side is N, keeping the aspect ratio (the paper's full-image view; "
+        "default %(default)s; 0 keeps the image's own size)",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=_cmd_predict)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status (2 for a user error, with the reason on stderr)."""
+    args = build_parser().parse_args(argv)
+    try:
+        if getattr(args, "device", None):
+            resolve_device(args.device)
+        return args.func(args)
+    except (ImageError, WeightsError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2

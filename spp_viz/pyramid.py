@@ -1,0 +1,234 @@
+"""Spatial pyramid pooling: bin geometry and the SPP op (He et al. 2014, Sec. 2.3 and Appendix A).
+
+Two rules place the n x n bins of a pyramid level over a conv5 map of side ``a``:
+
+* ``"adaptive"`` (Appendix A, the rule the authors deploy): bin i spans
+  ``[floor(i * a / n), ceil((i + 1) * a / n))``. Always n bins, for any a >= 1. This is exactly PyTorch's
+  adaptive pooling.
+* ``"paper"`` (Sec. 2.3, the training rule): a sliding window of size ``ceil(a / n)`` and stride
+  ``floor(a / n)``. It only gives n bins for some sizes, and can leave a tail of the map unpooled.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+RULES = ("adaptive", "paper")
+MODES = ("max", "avg")
+PAPER_LEVELS = (6, 3, 2, 1)
+# A level finer than this gives more bins than any conv5 map in the app has cells: refuse it as a typo.
+MAX_LEVEL = 64
+
+
+def _check_rule(rule: str) -> None:
+    if rule not in RULES:
+        raise ValueError(f"unknown bin rule {rule!r}: use 'adaptive' (Appendix A) or 'paper' (the training rule)")
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"unknown pooling mode {mode!r}: use 'max' or 'avg'")
+
+
+def check_levels(levels: Iterable[int]) -> tuple[int, ...]:
+    """Validate pyramid levels and return them as a tuple.
+
+    Raises:
+        ValueError: if the levels are empty, not whole numbers, below 1 or above ``MAX_LEVEL``.
+    """
+    try:
+        out = tuple(levels)
+    except TypeError as e:
+        raise ValueError(f"pyramid levels must be a list of whole numbers, got {levels!r}") from e
+    if not out:
+        raise ValueError("a pyramid needs at least one level, e.g. 6,3,2,1")
+    for n in out:
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise ValueError(f"pyramid level {n!r} is not a whole number")
+        if n < 1:
+            raise ValueError(f"pyramid level {n} is not allowed: a level is an n x n grid with n >= 1")
+        if n > MAX_LEVEL:
+            raise ValueError(f"pyramid level {n} is too fine: at most {MAX_LEVEL} x {MAX_LEVEL} bins per level")
+    return out
+
+
+def parse_levels(text: str) -> tuple[int, ...]:
+    """Parse levels written as ``"6,3,2,1"`` (spaces and ``{}`` allowed) and validate them."""
+    cleaned = text.strip().strip("{}()[]").replace(" ", "")
+    if not cleaned:
+        raise ValueError("a pyramid needs at least one level, e.g. 6,3,2,1")
+    try:
+        levels = [int(part) for part in cleaned.split(",") if part != ""]
+    except ValueError as e:
+        raise ValueError(f"could not read pyramid levels from {text!r}: write whole numbers like 6,3,2,1") from e
+    return check_levels(levels)
+
+
+def num_bins(levels: Sequence[int]) -> int:
+    """M = sum of n*n over the levels, e.g. 50 for {6,3,2,1}."""
+    return sum(n * n for n in check_levels(levels))
+
+
+def output_length(channels: int, levels: Sequence[int]) -> int:
+    """Length k*M of the SPP vector for a conv5 map with k channels (12,800 for ZF-5 with {6,3,2,1})."""
+    return channels * num_bins(levels)
+
+
+def paper_window(size: int, n: int) -> tuple[int, int, int]:
+    """The training rule's (window, stride, number of windows) for n bins over ``size`` cells.
+
+    The number of windows is what a pooling layer with that window and stride really produces; it can differ
+    from n. With stride 0 (size < n) no pooling layer exists and the count is 0.
+    """
+    if size < 1 or n < 1:
+        raise ValueError(f"size and n must be >= 1, got size={size}, n={n}")
+    window, stride = math.ceil(size / n), size // n
+    count = 0 if stride == 0 else (size - window) // stride + 1
+    return window, stride, count
+
+
+def bin_edges(size: int, n: int, rule: str = "adaptive") -> list[tuple[int, int]]:
+    """Half-open cell ranges ``[start, end)`` of the n bins of one level over a length ``size``.
+
+    Args:
+        size: length of the conv5 map along one axis (>= 1).
+        n: bins along that axis.
+        rule: ``"adaptive"`` (Appendix A) or ``"paper"`` (training rule, window ceil(a/n), stride floor(a/n)).
+
+    Raises:
+        ValueError: for an unknown rule, or when the training rule cannot give exactly n bins.
+    """
+    _check_rule(rule)
+    if size < 1 or n < 1:
+        raise ValueError(f"size and n must be >= 1, got size={size}, n={n}")
+    if rule == "adaptive":
+        # Integer forms of floor(i*size/n) and ceil((i+1)*size/n): no float rounding at large sizes.
+        return [((i * size) // n, -((-(i + 1) * size) // n)) for i in range(n)]
+    window, stride, count = paper_window(size, n)
+    if stride == 0:
+        raise ValueError(
+            f"the training rule cannot pool {size} cells into {n} bins: stride floor({size}/{n}) = 0 "
+            f"(the map is smaller than the level)"
+        )
+    if count != n:
+        raise ValueError(
+            f"the training rule gives {count} bins, not {n}, over {size} cells: "
+            f"window ceil({size}/{n}) = {window}, stride floor({size}/{n}) = {stride}"
+        )
+    return [(i * stride, i * stride + window) for i in range(n)]
+
+
+@dataclass(frozen=True)
+class RuleCheck:
+    """How the training rule fares for one level over one map size."""
+
+    size: int  # cells along the axis
+    n: int  # bins asked for
+    window: int  # ceil(size / n)
+    stride: int  # floor(size / n)
+    count: int  # windows a pooling layer with that window and stride produces
+    tail: int  # cells at the end that no window covers (0 when the count is wrong)
+
+    @property
+    def ok(self) -> bool:
+        """True when the rule gives exactly n bins and pools every cell."""
+        return self.count == self.n and self.tail == 0
+
+    @property
+    def problem(self) -> str:
+        """A one-line description of what goes wrong, or '' when nothing does."""
+        if self.stride == 0:
+            return f"map of {self.size} smaller than {self.n} bins: stride 0"
+        if self.count != self.n:
+            return f"{self.count} bins instead of {self.n}"
+        if self.tail:
+            return f"last {self.tail} cell(s) never pooled"
+        return ""
+
+
+def paper_rule_check(size: int, levels: Sequence[int] = PAPER_LEVELS) -> list[RuleCheck]:
+    """For a map side ``size``, what the training rule gives for each level (see ``RuleCheck``)."""
+    checks = []
+    for n in check_levels(levels):
+        window, stride, count = paper_window(size, n)
+        covered = (count - 1) * stride + window if count else 0
+        tail = size - covered if count == n else 0
+        checks.append(RuleCheck(size=size, n=n, window=window, stride=stride, count=count, tail=tail))
+    return checks
+
+
+def paper_rule_failures(max_size: int = 40, levels: Sequence[int] = PAPER_LEVELS) -> list[RuleCheck]:
+    """Every (size, level) with size in 1..max_size where the training rule gives a wrong count or a tail."""
+    return [c for size in range(1, max_size + 1) for c in paper_rule_check(size, levels) if not c.ok]
+
+
+def _pool_level(x: Tensor, n: int, mode: str, rule: str) -> Tensor:
+    """Pool x: Tensor[N, C, H, W] into Tensor[N, C, n, n] with one rule."""
+    if rule == "adaptive":
+        return F.adaptive_max_pool2d(x, n) if mode == "max" else F.adaptive_avg_pool2d(x, n)
+    h, w = x.shape[-2:]
+    bin_edges(h, n, "paper")  # raises with the reason when the rule cannot give n bins
+    bin_edges(w, n, "paper")
+    kernel = (math.ceil(h / n), math.ceil(w / n))
+    stride = (h // n, w // n)
+    return F.max_pool2d(x, kernel, stride) if mode == "max" else F.avg_pool2d(x, kernel, stride)
+
+
+def spatial_pyramid_pool(
+    x: Tensor, levels: Sequence[int] = PAPER_LEVELS, mode: str = "max", rule: str = "adaptive"
+) -> Tensor:
+    """Spatial pyramid pooling of a batch of feature maps.
+
+    Args:
+        x: Tensor[N, C, H, W], any H, W >= 1.
+        levels: bins per side of each level, e.g. (6, 3, 2, 1).
+        mode: ``"max"`` or ``"avg"``.
+        rule: ``"adaptive"`` (Appendix A) or ``"paper"`` (training rule; raises for sizes it cannot pool).
+
+    Returns:
+        Tensor[N, C * sum(n*n)]: for each level in the given order, the Tensor[N, C, n, n] pooled map
+        flattened to Tensor[N, C*n*n], levels concatenated.
+    """
+    levels = check_levels(levels)
+    _check_mode(mode)
+    _check_rule(rule)
+    if x.dim() != 4:
+        raise ValueError(f"expected a Tensor[N, C, H, W], got shape {tuple(x.shape)}")
+    if x.shape[-2] < 1 or x.shape[-1] < 1:
+        raise ValueError(f"cannot pool an empty map of shape {tuple(x.shape)}")
+    # (N, C, n, n) -> (N, C*n*n) per level, channel-major, then levels side by side.
+    return torch.cat([_pool_level(x, n, mode, rule).flatten(1) for n in levels], dim=1)
+
+
+class SpatialPyramidPool(nn.Module):
+    """``spatial_pyramid_pool`` as a module: replaces pool5 so the classifier gets a fixed length."""
+
+    def __init__(self, levels: Sequence[int] = PAPER_LEVELS, mode: str = "max", rule: str = "adaptive") -> None:
+        super().__init__()
+        _check_mode(mode)
+        _check_rule(rule)
+        self.levels = check_levels(levels)
+        self.mode = mode
+        self.rule = rule
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Tensor[N, C, H, W] -> Tensor[N, C * sum(n*n)]."""
+        return spatial_pyramid_pool(x, self.levels, self.mode, self.rule)
+
+    @property
+    def num_bins(self) -> int:
+        """M = sum of n*n."""
+        return num_bins(self.levels)
+
+    def output_length(self, channels: int) -> int:
+        """k*M for k channels."""
+        return channels * self.num_bins
+
+    def extra_repr(self) -> str:
+        return f"levels={self.levels}, mode={self.mode!r}, rule={self.rule!r}"

@@ -1,0 +1,34 @@
+"""Shared fixtures. Tests never reach the network: AlexNet downloads are switched off."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+os.environ["SPP_VIZ_OFFLINE"] = "1"
+os.environ.setdefault("SPP_VIZ_DEVICE", "auto")
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "assets" / "samples"
+
+
+def encode(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="session")
+def default_model():
+    from spp_viz.models import load_model
+
+    return load_model()
+
+
+@pytest.fixture
+def chelsea_bytes() -> bytes:
+    return (SAMPLES / "chelsea.jpg").read_bytes()

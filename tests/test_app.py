@@ -1,0 +1,133 @@
+"""AppTest: app.py and every page, with a sample and with an upload, and bad uploads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from badfiles import corpus
+from conftest import ROOT, SAMPLES
+from streamlit.testing.v1 import AppTest
+
+PAGES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "pages").glob("[0-9]*.py"))
+TIMEOUT = 300
+
+
+@pytest.fixture(autouse=True)
+def clear_caches():
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+
+
+def start(model_name: str | None = None) -> AppTest:
+    """Run the Home page and pick a model there: AppTest only shows the main script's sidebar before a page switch."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.run()
+    if model_name:
+        at.selectbox(key="model_name").set_value(model_name).run()
+    return at
+
+
+def upload(at: AppTest, name: str, data: bytes) -> AppTest:
+    at.radio(key="image_source").set_value("Upload").run()
+    at.file_uploader(key="upload").upload(name, data, "image/jpeg").run()
+    return at
+
+
+def no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def test_home_explains_and_lists_pages():
+    at = start()
+    no_exception(at)
+    assert at.title[0].value == "SPP-net Explorer"
+    text = " ".join(m.value for m in at.markdown)
+    assert "12,800" in text and "arXiv 1406.4729" in text
+    assert len(at.get("image")) == 1  # the crop / warp / SPP picture of the current image
+    assert [s.key for s in at.selectbox][:2] == ["model_name", "device"]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_with_a_sample(page):
+    at = start()
+    at.switch_page(page).run()
+    no_exception(at)
+    assert at.title
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_with_an_upload(page):
+    at = upload(start(), "coffee.jpg", (SAMPLES / "coffee.jpg").read_bytes())
+    at.switch_page(page).run()
+    no_exception(at)
+    assert not at.error
+
+
+def test_feature_maps_sizes_for_sample():
+    at = start().switch_page("pages/1_Feature_maps.py").run()
+    no_exception(at)
+    m = metrics(at)
+    assert m["Input (H x W)"] == "256 x 385"
+    assert m["conv5 (H x W x C)"] == "8 x 13 x 1280"
+    assert m["SPP output length"] == "1,280"
+    # The size slider changes conv5's grid but not the SPP length; the history plot appears.
+    at.slider[0].set_value(512).run()
+    no_exception(at)
+    m = metrics(at)
+    assert m["conv5 (H x W x C)"] == "16 x 25 x 1280" and m["SPP output length"] == "1,280"
+    assert len(at.get("plotly_chart")) >= 4
+    # Pick a channel by number.
+    at.number_input[0].set_value(7).run()
+    no_exception(at)
+    assert any("channel 7: max" in chart.proto.spec for chart in at.get("plotly_chart"))
+
+
+def test_feature_maps_with_upload_shows_its_size():
+    at = upload(start(), "coffee.jpg", (SAMPLES / "coffee.jpg").read_bytes())
+    at.switch_page("pages/1_Feature_maps.py").run()
+    no_exception(at)
+    assert metrics(at)["Input (H x W)"] == "256 x 384"
+
+
+def test_zf5_is_labelled_untrained_and_pyramid_length():
+    at = start(model_name="zf5")
+    at.switch_page("pages/1_Feature_maps.py").run()
+    no_exception(at)
+    assert any("random weights" in w.value for w in at.warning)
+    assert metrics(at)["SPP output length"] == "12,800"
+
+
+def test_missing_alexnet_weights_are_explained(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    at = start(model_name="alexnet")
+    at.switch_page("pages/1_Feature_maps.py").run()
+    no_exception(at)
+    assert any("weights are not on this machine" in e.value for e in at.error)
+
+
+@pytest.mark.parametrize("name", ["empty!", "truncated_jpeg!", "text_named_jpg!", "png_claims_100000x100000!"])
+def test_bad_upload_shows_message_and_app_keeps_working(name):
+    at = upload(start(), f"{name.rstrip('!')}.jpg", corpus()[name])
+    at.switch_page("pages/1_Feature_maps.py").run()
+    no_exception(at)
+    assert any("This image cannot be used" in e.value for e in at.error)
+    # The same session goes on: back to a sample, and the page computes again.
+    at2 = start()
+    at2.switch_page("pages/1_Feature_maps.py").run()
+    no_exception(at2)
+    assert metrics(at2)["SPP output length"] == "1,280"
+
+
+def test_pages_are_thin_and_library_has_no_streamlit():
+    for path in (ROOT / "spp_viz").glob("*.py"):
+        assert "import streamlit" not in path.read_text(), path
+    assert Path(ROOT / "pages").is_dir() and PAGES
+

@@ -1,0 +1,51 @@
+"""Figure builders: the mosaic shows the right channels, figures are valid plotly, pictures have the right size."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from badfiles import photo
+
+from spp_viz.plots import channel_grid, channel_heatmap, crop_warp_spp, overlay, png_bytes, size_sweep
+
+
+def revalidate(fig: go.Figure) -> go.Figure:
+    """Figures built without validation must pass plotly's validator (raises ValueError on a bad property)."""
+    return go.Figure(fig.to_dict())
+
+
+def test_channel_grid_tiles_and_hover_point_to_the_channel():
+    rng = np.random.default_rng(0)
+    conv5 = rng.random((10, 3, 5)).astype(np.float32)
+    fig = channel_grid(conv5, [7, 2, 9], cols=2, values=conv5.max(axis=(1, 2)))
+    revalidate(fig)
+    z = np.asarray(fig.data[0].z, dtype=float)
+    info = np.asarray(fig.data[0].customdata)
+    assert z.shape == (2 * 4 - 1, 2 * 6 - 1)  # 3 rows a tile and a 1-row gap; 5 columns and a 1-column gap
+    np.testing.assert_allclose(z[0:3, 0:5], conv5[7])
+    np.testing.assert_allclose(z[0:3, 6:11], conv5[2])
+    np.testing.assert_allclose(z[4:7, 0:5], conv5[9])
+    assert np.isnan(z[3]).all() and np.isnan(z[:, 5]).all()  # gaps between tiles
+    assert info[5, 3].tolist() == [9, 3, 1]  # channel 9, x 3, y 1
+    tall = channel_grid(rng.random((2, 12, 4)), [0, 1], cols=1)
+    assert np.isnan(np.asarray(tall.data[0].z)[12:15]).all()  # taller tiles get a taller gap for the titles
+    assert [a.text.split()[0] for a in fig.layout.annotations] == ["#7", "#2", "#9"]
+
+
+def test_heatmap_and_sweep_are_valid():
+    fig = revalidate(channel_heatmap(np.ones((4, 6)), "channel 3"))
+    assert fig.layout.title.text == "channel 3"
+    rows = [{"short_side": s, "conv5_h": s // 32, "conv5_w": s // 20, "spp_length": 1280} for s in (256, 128, 512)]
+    sweep = size_sweep(rows)
+    assert list(sweep.data[0].x) == [128, 256, 512] and set(sweep.data[2].y) == {1280}
+
+
+def test_overlay_and_home_picture():
+    img = photo(300, 200)
+    out = overlay(img, np.arange(12, dtype=np.float32).reshape(3, 4), alpha=1.0)
+    assert out.size == img.size
+    arr = np.asarray(out)
+    assert not np.array_equal(arr[:, 0], arr[:, -1])  # the map's left-right ramp shows through
+    assert overlay(img, np.zeros((2, 2), np.float32)).size == img.size  # a flat map does not divide by zero
+    panel = crop_warp_spp(img)
+    assert panel.width > 3 * 200 and png_bytes(panel).startswith(b"\x89PNG")

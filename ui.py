@@ -1,0 +1,168 @@
+"""Streamlit glue shared by app.py and the pages: the sidebar, the cached model, per-image cached results.
+
+The library (spp_viz) knows nothing of Streamlit; this module is the only place that caches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass
+
+import streamlit as st
+from PIL import Image
+
+from spp_viz.devices import available_devices, resolve_device
+from spp_viz.features import FeatureMaps, compute_feature_maps
+from spp_viz.images import ImageError, load_image, samples
+from spp_viz.models import DEFAULT_MODEL, ZOO, SPPNet, WeightsError, load_model
+
+MAX_UPLOAD_MB = 25  # keep equal to server.maxUploadSize in .streamlit/config.toml
+IMAGE_TYPES = ["jpg", "jpeg", "png", "gif", "webp", "bmp", "tif", "tiff"]
+NOTES = "the paper notes (He et al., arXiv 1406.4729)"
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the sidebar chose, for every page of this run."""
+
+    model_name: str
+    device: str  # resolved: "cpu", "cuda", ...
+    weights: str | None
+    image_name: str
+    image_bytes: bytes | None
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the model (once per server) ...")
+def get_model(name: str, device: str, weights: str | None) -> tuple[SPPNet, threading.Lock]:
+    """One model per (name, device, weights), shared by every session; the lock guards hook-based tools."""
+    return load_model(name, device=device, weights=weights), threading.Lock()
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def decode_image(data: bytes, name: str | None = None) -> Image.Image:
+    """load_image, cached on the bytes (not on the UploadedFile object)."""
+    return load_image(data, name=name)
+
+
+@st.cache_data(max_entries=32, show_spinner="Running the network ...")
+def feature_maps(
+    name: str, device: str, weights: str | None, data: bytes, image_name: str, short_side: int | None
+) -> FeatureMaps:
+    """conv5, ranking and predictions for one image at one size, cached on the image bytes."""
+    model, _ = get_model(name, device, weights)
+    return compute_feature_maps(model, decode_image(data, image_name), short_side)
+
+
+def sidebar() -> Context:
+    """Draw the shared sidebar (model, device, image) and keep its choices in session state."""
+    with st.sidebar:
+        st.header("Model")
+        name = st.selectbox(
+            "Network",
+            list(ZOO),
+            format_func=lambda n: ZOO[n].title,
+            key="model_name",
+            index=list(ZOO).index(DEFAULT_MODEL),
+        )
+        st.caption(f"Weights: {ZOO[name].weights}.")
+        weights = (
+            st.text_input(
+                "Weights file (optional)",
+                key=f"weights_{name}",
+                placeholder="/path/to/weights.pth or .safetensors",
+                help="A checkpoint on the computer running the app, read with weights_only=True (no code unpickled).",
+            ).strip()
+            or None
+        )
+        choices = ["auto", *available_devices()]
+        wanted = st.selectbox("Device", choices, key="device", help="auto picks CUDA, then Apple MPS, then the CPU.")
+        device = str(resolve_device(wanted))
+        st.caption(f"Running on **{device}**.")
+
+        st.header("Image")
+        source = st.radio("Source", ["Sample", "Upload"], horizontal=True, key="image_source")
+        image_name, image_bytes = "", None
+        if source == "Sample":
+            options = samples()
+            pick = st.selectbox(
+                "Sample photo", range(len(options)), format_func=lambda i: options[i].title, key="sample"
+            )
+            sample = options[pick]
+            image_name, image_bytes = sample.file, sample.path.read_bytes()
+            st.caption(f"{sample.credit}; {sample.licence}.")
+        else:
+            up = st.file_uploader(
+                "Your photo",
+                type=IMAGE_TYPES,
+                key="upload",
+                help=f"JPEG, PNG, GIF, WebP, BMP or TIFF, at most {MAX_UPLOAD_MB} MB. "
+                "Large photos are shrunk to 2048 pixels on the longer side.",
+            )
+            if up is not None:
+                image_name, image_bytes = up.name, up.getvalue()
+            st.caption(f"Up to {MAX_UPLOAD_MB} MB; the photo stays on the server that runs this app.")
+    ctx = Context(name, device, weights, image_name, image_bytes)
+    st.session_state["ctx"] = ctx
+    return ctx
+
+
+def context() -> Context:
+    """The sidebar's choices for this run (app.py draws the sidebar before any page runs)."""
+    if "ctx" not in st.session_state:
+        # A folder named pages/ puts Streamlit in its legacy multipage mode until app.py's st.navigation call
+        # turns that off for the process; until then a deep link (/Feature_maps as the server's first request)
+        # runs the page without app.py. Leave that mode and rerun: app.py draws the sidebar and routes here.
+        from streamlit.runtime.pages_manager import PagesManager
+
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+    return st.session_state["ctx"]
+
+
+def current_model() -> SPPNet:
+    """The chosen model, or an error box and a stop when it cannot be loaded."""
+    ctx = context()
+    try:
+        model, _ = get_model(ctx.model_name, ctx.device, ctx.weights)
+    except (WeightsError, ValueError) as e:
+        st.error(f"**{ZOO[ctx.model_name].title} could not be loaded.** {e}")
+        st.stop()
+    if not model.pretrained:
+        st.warning(
+            f"**{ZOO[ctx.model_name].title}** has random weights: its conv5 maps and pyramid work, but its "
+            "predictions mean nothing. Give a weights file in the sidebar to use trained weights."
+        )
+    return model
+
+
+def current_image() -> tuple[Image.Image, bytes]:
+    """The chosen image (decoded, checked) and its bytes, or a message and a stop."""
+    ctx = context()
+    if ctx.image_bytes is None:
+        st.info("Upload a photo in the sidebar, or pick a sample, to begin.")
+        st.stop()
+    try:
+        img = decode_image(ctx.image_bytes, ctx.image_name)
+    except ImageError as e:
+        st.error(f"**This image cannot be used:** {e}")
+        st.stop()
+    if "downsized_from" in img.info:
+        w0, h0 = img.info["downsized_from"]
+        st.caption(f"{ctx.image_name} was shrunk from {w0} x {h0} to {img.width} x {img.height} pixels on reading.")
+    return img, ctx.image_bytes
+
+
+def image_key() -> str:
+    """Identifies the current model and image, for widgets whose sensible default depends on both."""
+    ctx = context()
+    digest = hashlib.sha1(ctx.image_bytes or b"").hexdigest()[:12]
+    return f"{ctx.model_name}-{digest}"
+
+
+def cached_feature_maps(short_side: int | None) -> FeatureMaps:
+    """feature_maps() for the current model and image."""
+    ctx = context()
+    if ctx.image_bytes is None:
+        raise RuntimeError("cached_feature_maps() needs an image: call current_image() first")
+    return feature_maps(ctx.model_name, ctx.device, ctx.weights, ctx.image_bytes, ctx.image_name, short_side)
