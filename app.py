@@ -46,6 +46,9 @@ M = 36 + 9 + 4 + 1 = 50, and ZF-5's 256 channels give 256 x 50 = **12,800** numb
 **Pages**
 - **Feature maps**: the conv5 maps of your photo at any size, ranked by their strongest response; the conv5 grid
   grows with the image while the SPP output keeps its length.
+- **Pyramid pooling**: the pyramid's bins drawn on a conv5 channel and on your photo, level by level; which cell
+  won each bin; the whole output vector (k x M) and its download; the same photo at many sizes giving one length;
+  and where the paper's training rule for bins breaks.
 
 Pick a model and a photo in the sidebar; every page uses them. Numbers quoted as the paper's come from
 the paper itself, never from this app.

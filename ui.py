@@ -15,6 +15,7 @@ from PIL import Image
 from spp_viz.devices import available_devices, resolve_device
 from spp_viz.features import FeatureMaps, compute_feature_maps
 from spp_viz.images import ImageError, load_image, samples
+from spp_viz.levels import SizeRow, fixed_length_rows
 from spp_viz.models import DEFAULT_MODEL, ZOO, SPPNet, WeightsError, load_model
 
 MAX_UPLOAD_MB = 25  # keep equal to server.maxUploadSize in .streamlit/config.toml
@@ -52,6 +53,15 @@ def feature_maps(
     """conv5, ranking and predictions for one image at one size, cached on the image bytes."""
     model, _ = get_model(name, device, weights)
     return compute_feature_maps(model, decode_image(data, image_name), short_side)
+
+
+@st.cache_data(max_entries=32, show_spinner="Running the conv layers at several sizes ...")
+def fixed_length(
+    name: str, device: str, weights: str | None, data: bytes, image_name: str, levels: tuple[int, ...]
+) -> list[SizeRow]:
+    """conv5 grids and SPP lengths of one image at several sizes, cached on the image bytes."""
+    model, _ = get_model(name, device, weights)
+    return fixed_length_rows(model, decode_image(data, image_name), levels)
 
 
 def sidebar() -> Context:
@@ -160,9 +170,20 @@ def image_key() -> str:
     return f"{ctx.model_name}-{digest}"
 
 
-def cached_feature_maps(short_side: int | None) -> FeatureMaps:
-    """feature_maps() for the current model and image."""
+def _image_context() -> Context:
     ctx = context()
     if ctx.image_bytes is None:
-        raise RuntimeError("cached_feature_maps() needs an image: call current_image() first")
+        raise RuntimeError("call current_image() first: there is no image yet")
+    return ctx
+
+
+def cached_feature_maps(short_side: int | None) -> FeatureMaps:
+    """feature_maps() for the current model and image."""
+    ctx = _image_context()
     return feature_maps(ctx.model_name, ctx.device, ctx.weights, ctx.image_bytes, ctx.image_name, short_side)
+
+
+def cached_fixed_length(levels: tuple[int, ...]) -> list[SizeRow]:
+    """fixed_length() for the current model and image."""
+    ctx = _image_context()
+    return fixed_length(ctx.model_name, ctx.device, ctx.weights, ctx.image_bytes, ctx.image_name, tuple(levels))

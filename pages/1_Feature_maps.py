@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import streamlit as st
 
@@ -65,9 +67,12 @@ def channel_panel(fm: FeatureMaps, img) -> None:
     blended = overlay(img.resize((fm.input_hw[1], fm.input_hw[0])), fm.conv5[channel], alpha)
     right.image(blended, caption=f"channel {channel} stretched over the input ({fm.input_hw[1]} x {fm.input_hw[0]})")
     d1, d2 = st.columns(2)
-    d1.download_button("Download this overlay (PNG)", png_bytes(blended), f"conv5_channel{channel}.png", "image/png")
+    # Callables: encoded when clicked, not on every redraw.
+    d1.download_button(
+        "Download this overlay (PNG)", partial(png_bytes, blended), f"conv5_channel{channel}.png", "image/png"
+    )
     d2.download_button(
-        "Download all of conv5 (.npy, C x H x W)", npy_bytes(fm.conv5), "conv5.npy", "application/octet-stream"
+        "Download all of conv5 (.npy, C x H x W)", partial(npy_bytes, fm.conv5), "conv5.npy", "application/octet-stream"
     )
 
 

@@ -232,3 +232,29 @@ class SpatialPyramidPool(nn.Module):
 
     def extra_repr(self) -> str:
         return f"levels={self.levels}, mode={self.mode!r}, rule={self.rule!r}"
+
+
+def pool_level(fmap: Tensor, n: int, mode: str = "max", rule: str = "adaptive") -> Tensor:
+    """One level over one map: Tensor[H, W] -> Tensor[n, n] pooled values (for display and hover text)."""
+    _check_mode(mode)
+    _check_rule(rule)
+    return _pool_level(fmap[None, None], n, mode, rule)[0, 0]
+
+
+def bin_winners(fmap: Tensor, n: int, rule: str = "adaptive") -> tuple[Tensor, Tensor, Tensor]:
+    """Which conv5 cell wins each bin's max: Tensor[H, W] -> (values, rows, cols), each Tensor[n, n].
+
+    Ties go to the first cell in row-major order, as in PyTorch's max pooling.
+    """
+    _check_rule(rule)
+    h, w = fmap.shape
+    x = fmap[None, None]
+    if rule == "adaptive":
+        values, flat = F.adaptive_max_pool2d(x, n, return_indices=True)
+    else:
+        bin_edges(h, n, "paper")
+        bin_edges(w, n, "paper")
+        kernel, stride = (math.ceil(h / n), math.ceil(w / n)), (h // n, w // n)
+        values, flat = F.max_pool2d(x, kernel, stride, return_indices=True)
+    flat = flat[0, 0]  # (n, n) indices into the flattened H*W map
+    return values[0, 0], flat // w, flat % w

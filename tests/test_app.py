@@ -131,3 +131,65 @@ def test_pages_are_thin_and_library_has_no_streamlit():
         assert "import streamlit" not in path.read_text(), path
     assert Path(ROOT / "pages").is_dir() and PAGES
 
+
+PYRAMID = "pages/2_Pyramid_pooling.py"
+
+
+@pytest.mark.parametrize("rule", ["adaptive", "paper"])
+def test_pyramid_page_every_preset_and_rule(rule):
+    from spp_viz.levels import PRESETS
+
+    at = start().switch_page(PYRAMID).run()
+    at.radio(key="pyramid_rule").set_value(rule).run()
+    for preset, levels in PRESETS.items():
+        at.selectbox(key="pyramid_preset").set_value(preset).run()
+        no_exception(at)
+        m = sum(n * n for n in levels)
+        assert metrics(at)["Output length k x M"] == f"1,280 x {m} = {1280 * m:,}"
+        if rule == "paper":  # conv5 is 8 x 13 at the default size: 6 bins over 8 cells break, and the page says why
+            broken = 6 in levels
+            assert any("training rule" in w.value for w in at.warning) == broken
+    assert len(at.dataframe) == 3  # fixed-length table, the rule check for this size, the failures up to 40
+
+
+def test_pyramid_page_custom_levels_and_bad_levels():
+    at = start().switch_page(PYRAMID).run()
+    at.selectbox(key="pyramid_preset").set_value("custom levels").run()
+    at.text_input(key="pyramid_custom").set_value("5, 2, 1").run()
+    no_exception(at)
+    assert metrics(at)["Output length k x M"] == "1,280 x 30 = 38,400"
+    for bad in ("", "0", "-1,2", "1000", "a,b"):
+        at.text_input(key="pyramid_custom").set_value(bad).run()
+        no_exception(at)
+        assert any("These levels cannot be used" in e.value for e in at.error), bad
+
+
+def test_pyramid_page_tiny_image_smaller_than_the_level():
+    from badfiles import photo, save
+
+    at = upload(start(), "tiny.png", save(photo(20, 20), "PNG"))
+    at.switch_page(PYRAMID).run()
+    at.slider(key="pyramid_size").set_value(32).run()  # 32 x 32 input: conv5 is 1 x 1, the 6x6 level has 36 bins
+    no_exception(at)
+    assert metrics(at)["conv5 (H x W x C)"] == "1 x 1 x 1280"
+    assert metrics(at)["Output length k x M"] == "1,280 x 50 = 64,000"
+    at.radio(key="pyramid_rule").set_value("paper").run()
+    no_exception(at)
+    assert any("smaller than the level" in w.value for w in at.warning)
+
+
+def test_pyramid_page_very_wide_image():
+    from badfiles import photo, save
+
+    at = upload(start(), "wide.png", save(photo(2000, 100), "PNG"))
+    at.switch_page(PYRAMID).run()
+    at.slider(key="pyramid_size").set_value(64).run()
+    no_exception(at)
+    assert metrics(at)["conv5 (H x W x C)"] == "2 x 40 x 1280"
+    assert metrics(at)["Output length k x M"] == "1,280 x 50 = 64,000"
+
+
+def test_pyramid_page_zf5_output_is_12800():
+    at = start(model_name="zf5").switch_page(PYRAMID).run()
+    no_exception(at)
+    assert metrics(at)["Output length k x M"] == "256 x 50 = 12,800"

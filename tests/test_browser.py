@@ -138,3 +138,16 @@ def test_bad_upload_in_browser_shows_message(server, page, tmp_path):
     page.locator("[data-testid='stSidebar'] input[type='file']").set_input_files(str(bad))
     page.get_by_text("This image cannot be used").wait_for(timeout=60_000)
     assert_no_exception(page)
+
+
+def test_pyramid_page_shows_output_length(server, page):
+    page.goto(f"{server}/Pyramid_pooling", timeout=120_000)
+    page.get_by_text("1,280 x 50 = 64,000").wait_for(timeout=120_000)
+    # Switch the preset through the real select box: {4,2,1}, the paper's Figure 3.
+    box = page.locator("[data-testid='stSelectbox']").filter(has=page.get_by_text("Pyramid", exact=True))
+    box.click()
+    page.get_by_role("option", name="{4,2,1}: 21 bins, the paper's Figure 3").click()
+    page.get_by_text("1,280 x 21 = 26,880").wait_for(timeout=60_000)
+    page.get_by_text("Map sizes up to 40 where the training rule breaks").wait_for(timeout=60_000)
+    assert_no_exception(page)
+    save_screenshot(page, "pyramid_pooling")

@@ -49,3 +49,35 @@ def test_overlay_and_home_picture():
     assert overlay(img, np.zeros((2, 2), np.float32)).size == img.size  # a flat map does not divide by zero
     panel = crop_warp_spp(img)
     assert panel.width > 3 * 200 and png_bytes(panel).startswith(b"\x89PNG")
+
+
+def test_pyramid_figures_are_valid_and_small():
+    import base64
+    import io
+
+    from PIL import Image
+
+    from spp_viz.geometry import feature_geometry
+    from spp_viz.levels import level_view, spp_vector
+    from spp_viz.models import load_model
+    from spp_viz.plots import encode_image, level_on_image, level_on_map, rule_coverage, vector_strip
+
+    img = photo(300, 224)
+    enc = encode_image(img)
+    decoded = Image.open(io.BytesIO(base64.b64decode(enc.uri.split(",", 1)[1])))
+    assert decoded.size == (enc.width, enc.height) == (300, 224)
+    geom = feature_geometry(load_model("zf5", device="cpu"), (224, 300))
+    fmap = np.random.default_rng(0).random(geom.shape).astype(np.float32)
+    view = level_view(fmap, geom, 3)
+    on_map = revalidate(level_on_map(fmap, view, "t"))
+    assert len(on_map.layout.shapes) == 9 and len(on_map.data) == 3  # map, bin hover points, winners
+    on_img = revalidate(level_on_image(enc, view, "t", geom=geom))
+    assert len(on_img.layout.shapes) == 9 + 9  # bins and the winners' receptive fields
+    assert len(on_img.to_json()) < 100_000  # the picture travels as a JPEG, not as a pixel array
+    conv5 = np.random.default_rng(1).random((4, 5, 6)).astype(np.float32)
+    strip = revalidate(vector_strip(spp_vector(conv5, (2, 1)), (2, 1), 4))
+    assert [a.text for a in strip.layout.annotations] == ["2x2", "1x1"]
+    broken = revalidate(rule_coverage(14, 3))
+    assert "never pooled" in broken.layout.title.text
+    z = np.asarray(rule_coverage(14, 3).data[0].z)
+    assert (z[13] == 0).all() and (z[:13, :13] > 0).all()  # a = 14, n = 3: the last row and column never pooled

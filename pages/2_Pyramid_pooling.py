@@ -1,0 +1,228 @@
+"""Pyramid pooling: bin grids on conv5 and on the image, the two bin rules, the fixed-length output."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import pandas as pd
+import streamlit as st
+
+import ui
+from spp_viz.features import FeatureMaps
+from spp_viz.geometry import FeatureGeometry, feature_geometry
+from spp_viz.levels import PRESETS, level_view, spp_vector, vector_csv
+from spp_viz.plots import encode_image, level_on_image, level_on_map, npy_bytes, rule_coverage, vector_strip
+from spp_viz.pyramid import num_bins, paper_rule_check, paper_rule_failures, parse_levels
+
+CUSTOM = "custom levels"
+
+
+def controls() -> tuple[tuple[int, ...], str, str]:
+    """Levels (preset or custom), pooling mode and bin rule."""
+    a, b, c = st.columns([3, 1, 2])
+    preset = a.selectbox("Pyramid", [*PRESETS, CUSTOM], key="pyramid_preset")
+    if preset == CUSTOM:
+        text = a.text_input("Levels, finest first (n for an n x n grid)", "5,2,1", key="pyramid_custom")
+        try:
+            levels = parse_levels(text)
+        except ValueError as e:
+            st.error(f"**These levels cannot be used:** {e}")
+            st.stop()
+    else:
+        levels = PRESETS[preset]
+    mode = b.radio("Pooling", ["max", "avg"], key="pyramid_mode", help="The paper max-pools every bin.")
+    rule = c.radio(
+        "Bin rule",
+        ["adaptive", "paper"],
+        key="pyramid_rule",
+        format_func=lambda r: "Appendix A (adaptive)" if r == "adaptive" else "training rule (Sec. 2.3)",
+        help="Appendix A: bin i spans [floor(i*a/n), ceil((i+1)*a/n)), always n bins. Training rule: window "
+        "ceil(a/n), stride floor(a/n), which breaks for many map sizes (see the rule inspector below).",
+    )
+    return levels, mode, rule
+
+
+def length_panel(fm: FeatureMaps, levels: tuple[int, ...]) -> None:
+    h5, w5, k = fm.conv5_shape
+    m = num_bins(levels)
+    a, b, c = st.columns(3)
+    a.metric("conv5 (H x W x C)", f"{h5} x {w5} x {k}")
+    b.metric("Bins M", f"{m} = " + " + ".join(f"{n * n}" for n in levels))
+    c.metric("Output length k x M", f"{k:,} x {m} = {k * m:,}")
+    st.caption(
+        f"Whatever the image size, each of the k = {k:,} channels gives M = {m} numbers. The paper's ZF-5 has "
+        "k = 256 and the {6,3,2,1} pyramid, M = 50: 256 x 50 = 12,800 inputs to fc6 (see " + ui.NOTES + ")."
+    )
+
+
+def levels_panel(fm: FeatureMaps, geom: FeatureGeometry, img, channel: int, levels, mode: str, rule: str) -> None:
+    """Each level's grid over the channel's conv5 map and over the image."""
+    region = st.radio(
+        "Bins on the image show",
+        ["footprint", "field"],
+        horizontal=True,
+        key="pyramid_region",
+        format_func=lambda r: "where the bin's cells are" if r == "footprint" else "what they see (receptive fields)",
+    )
+    for n in levels:
+        try:
+            view = level_view(fm.conv5[channel], geom, n, mode, rule)
+        except ValueError as e:
+            st.warning(f"**Level {n}x{n}: the training rule fails here.** {e}")
+            continue
+        left, right = st.columns(2)
+        title = f"{n}x{n} level over channel {channel} ({mode} pooling)"
+        left.plotly_chart(level_on_map(fm.conv5[channel], view, title, show_winners=False), width="stretch")
+        right.plotly_chart(level_on_image(img, view, f"{n}x{n} bins on the image", region), width="stretch")
+
+
+def winners_panel(fm: FeatureMaps, geom: FeatureGeometry, img, channel: int, levels, rule: str) -> None:
+    """Which cell won each bin's max, on the map and as its receptive field on the image."""
+    n = st.selectbox("Level", levels, format_func=lambda v: f"{v}x{v}", key="winner_level")
+    try:
+        view = level_view(fm.conv5[channel], geom, n, "max", rule)
+    except ValueError as e:
+        st.warning(f"**The training rule fails for this level:** {e}")
+        return
+    left, right = st.columns(2)
+    left.plotly_chart(level_on_map(fm.conv5[channel], view, f"winners of the {n}x{n} bins (x)"), width="stretch")
+    right.plotly_chart(
+        level_on_image(img, view, "their receptive fields (dotted)", "footprint", geom=geom), width="stretch"
+    )
+    st.caption(
+        "Max pooling keeps one number per bin: the strongest cell's. The winner can sit anywhere in its bin, so the "
+        "pyramid records *that* a part was seen in a region, not exactly where. A winner's receptive field "
+        f"({geom.x.rf} pixels wide here, stride {geom.x.jump}) is much larger than its cell."
+    )
+
+
+def vector_panel(fm: FeatureMaps, levels, mode: str, rule: str) -> None:
+    """The whole SPP vector as a strip, and downloads."""
+    try:
+        vec = spp_vector(fm.conv5, levels, mode, rule)
+    except ValueError as e:
+        st.warning(f"**No vector: the training rule cannot pool this map.** {e}")
+        return
+    k = fm.conv5.shape[0]
+    st.plotly_chart(vector_strip(vec, levels, k), width="stretch")
+    st.caption(
+        "Level by level, channel-major: "
+        + "; ".join(f"{n}x{n}: {k:,} x {n * n} = {k * n * n:,}" for n in levels)
+        + f". In all {len(vec):,} numbers, the input of the first fully connected layer."
+    )
+    a, b = st.columns(2)
+    # Callables: the files are built when a student clicks, not on every redraw (the CSV has k x M rows).
+    a.download_button(
+        "Download the vector (CSV: level, channel, bin)",
+        partial(vector_csv, vec, levels, k),
+        "spp_vector.csv",
+        "text/csv",
+    )
+    b.download_button(
+        "Download the vector (.npy)", partial(npy_bytes, vec), "spp_vector.npy", "application/octet-stream"
+    )
+
+
+def fixed_length_panel(levels) -> None:
+    rows = ui.cached_fixed_length(levels)
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "view": [r.view for r in rows],
+                "input H x W": [f"{r.input_hw[0]} x {r.input_hw[1]}" for r in rows],
+                "conv5 H x W": [f"{r.conv5_hw[0]} x {r.conv5_hw[1]}" for r in rows],
+                "SPP output length": [f"{r.spp_length:,}" for r in rows],
+            }
+        ),
+        hide_index=True,
+    )
+    lengths = {r.spp_length for r in rows}
+    st.caption(
+        f"{len(rows)} sizes and shapes of the same photo, {len({r.conv5_hw for r in rows})} different conv5 grids, "
+        f"{len(lengths)} output length: the fully connected layers always get {rows[0].spp_length:,} numbers."
+    )
+
+
+def rule_panel(fm: FeatureMaps, levels) -> None:
+    """Does the training rule work for this conv5 size? Where does it break up to 40?"""
+    h5, w5, _ = fm.conv5_shape
+    checks = [(axis, c) for axis, size in (("height", h5), ("width", w5)) for c in paper_rule_check(size, levels)]
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "axis": [a for a, _ in checks],
+                "a (cells)": [c.size for _, c in checks],
+                "level n": [c.n for _, c in checks],
+                "window ceil(a/n)": [c.window for _, c in checks],
+                "stride floor(a/n)": [c.stride for _, c in checks],
+                "windows": [c.count for _, c in checks],
+                "verdict": [c.problem or "ok" for _, c in checks],
+            }
+        ),
+        hide_index=True,
+    )
+    failures = paper_rule_failures(40, levels)
+    st.markdown(
+        f"**Map sizes up to 40 where the training rule breaks for {{{','.join(map(str, levels))}}}** "
+        f"({len(failures)} of {40 * len(levels)} size-level pairs). The paper's notes list, for a <= 30, wrong "
+        "counts at (5,3) (6,4) (7,4) (8,6) (9,6) (10,6) (11,4) (11,6) (15,6) ... and tails at a = 14."
+    )
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "a": [c.size for c in failures],
+                "n": [c.n for c in failures],
+                "what goes wrong": [c.problem for c in failures],
+            }
+        ),
+        hide_index=True,
+        height=220,
+    )
+    if failures:
+        pick = st.selectbox(
+            "Draw a broken case",
+            range(len(failures)),
+            key="rule_case",
+            format_func=lambda i: f"a = {failures[i].size}, n = {failures[i].n}: {failures[i].problem}",
+        )
+        st.plotly_chart(rule_coverage(failures[pick].size, failures[pick].n), width="stretch")
+        st.caption("Red cells are never pooled; rectangles are the windows the training rule produces.")
+
+
+def main() -> None:
+    st.title("Pyramid pooling")
+    st.markdown(
+        "SPP replaces pool5 with a **pyramid of max-pooling grids** over conv5. A level with n x n bins gives n x n "
+        "numbers per channel, whatever conv5's size (He et al., Sec. 2.3 and Fig. 3; see " + ui.NOTES + ")."
+    )
+    model = ui.current_model()
+    img, _ = ui.current_image()
+    levels, mode, rule = controls()
+    short_side = st.slider("Input size: shorter side in pixels", 32, 1024, 256, 32, key="pyramid_size")
+    fm = ui.cached_feature_maps(short_side)  # cached: changing levels, rule or channel redraws without conv5
+    view_img = encode_image(img.resize((fm.input_hw[1], fm.input_hw[0])))
+    geom = feature_geometry(model, fm.input_hw)
+    c = fm.conv5.shape[0]
+    channel = int(
+        st.number_input(
+            f"Channel (0 to {c - 1}; default: the strongest)",
+            0,
+            c - 1,
+            int(fm.ranking[0]),
+            key=f"pyramid_channel-{ui.image_key()}",
+        )
+    )
+    length_panel(fm, levels)
+    st.subheader("The bins, level by level")
+    levels_panel(fm, geom, view_img, channel, levels, mode, rule)
+    st.subheader("Winner map")
+    winners_panel(fm, geom, view_img, channel, levels, rule)
+    st.subheader("The output vector")
+    vector_panel(fm, levels, mode, rule)
+    st.subheader("Fixed length, shown")
+    fixed_length_panel(levels)
+    st.subheader("Rule inspector: where the training rule breaks")
+    rule_panel(fm, levels)
+
+
+main()

@@ -1,0 +1,107 @@
+"""What the pyramid page draws: each level of one channel, with its bins, pooled values and winning cells."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .geometry import Bin, FeatureGeometry, level_bins
+from .images import resize_short_side, to_tensor
+from .models import SPPNet
+from .pyramid import bin_winners, check_levels, pool_level, spatial_pyramid_pool
+
+PRESETS: dict[str, tuple[int, ...]] = {
+    "{6,3,2,1}: 50 bins, the paper's ZF-5 pyramid": (6, 3, 2, 1),
+    "{4,3,2,1}: 30 bins": (4, 3, 2, 1),
+    "{4,2,1}: 21 bins, the paper's Figure 3": (4, 2, 1),
+    "{3,2,1}: 14 bins": (3, 2, 1),
+}
+
+
+@dataclass(frozen=True)
+class LevelView:
+    """One n x n level over one conv5 channel."""
+
+    n: int
+    bins: list[Bin]  # row by row
+    values: np.ndarray  # [n, n] pooled value of each bin
+    winners: np.ndarray | None  # [n, n, 2] (row, col) of the cell that won each bin's max; None for avg
+
+
+def level_view(fmap: np.ndarray, geom: FeatureGeometry, n: int, mode: str = "max", rule: str = "adaptive") -> LevelView:
+    """Bins, pooled values and (for max) winners of one level over fmap: [H5, W5].
+
+    Raises:
+        ValueError: when the training rule cannot give n bins for this map (the message says why).
+    """
+    t = torch.from_numpy(np.ascontiguousarray(fmap))
+    bins = level_bins(geom, n, rule)
+    if mode == "max":
+        values, rows, cols = bin_winners(t, n, rule)
+        winners = torch.stack([rows, cols], dim=-1).numpy()  # (n, n) + (n, n) -> (n, n, 2)
+    else:
+        values, winners = pool_level(t, n, mode, rule), None
+    return LevelView(n=n, bins=bins, values=values.numpy(), winners=winners)
+
+
+def spp_vector(conv5: np.ndarray, levels: Sequence[int], mode: str = "max", rule: str = "adaptive") -> np.ndarray:
+    """The SPP vector of conv5: [C, H5, W5] -> [C * sum(n*n)], in the op's layout (level, channel, bin)."""
+    return spatial_pyramid_pool(torch.from_numpy(conv5)[None], levels, mode, rule)[0].numpy()
+
+
+def vector_table(vector: np.ndarray, levels: Sequence[int], channels: int) -> list[tuple[int, int, int, int, float]]:
+    """Rows (level, channel, bin_row, bin_col, value) for every entry of an SPP vector, in its order."""
+    rows, pos = [], 0
+    for n in check_levels(levels):
+        block = vector[pos : pos + channels * n * n].reshape(channels, n, n)  # (C*n*n,) -> (C, n, n)
+        for c in range(channels):
+            for i in range(n):
+                for j in range(n):
+                    rows.append((n, c, i, j, float(block[c, i, j])))
+        pos += channels * n * n
+    return rows
+
+
+def vector_csv(vector: np.ndarray, levels: Sequence[int], channels: int) -> str:
+    """CSV text of ``vector_table`` with a header, for download."""
+    lines = ["position,level,channel,bin_row,bin_col,value"]
+    lines += [
+        f"{k},{n},{c},{i},{j},{v:.6g}" for k, (n, c, i, j, v) in enumerate(vector_table(vector, levels, channels))
+    ]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class SizeRow:
+    """One input size of the fixed-length table."""
+
+    view: str
+    input_hw: tuple[int, int]
+    conv5_hw: tuple[int, int]
+    spp_length: int
+
+
+def fixed_length_rows(model: SPPNet, img: Image.Image, levels: Sequence[int]) -> list[SizeRow]:
+    """Run the conv layers on the image at several sizes and aspect ratios; SPP with ``levels`` on each.
+
+    The conv5 grid changes with every view; the SPP length never does.
+    """
+    s = model.input_size
+    views = [(f"shorter side {side}", resize_short_side(img, side)) for side in (128, s, 256, 384)]
+    views += [
+        (f"warped to {s} x {s}", img.resize((s, s), Image.Resampling.BILINEAR)),
+        (f"stretched wide, {2 * s} x {s}", img.resize((2 * s, s), Image.Resampling.BILINEAR)),
+        (f"stretched tall, {s} x {2 * s}", img.resize((s, 2 * s), Image.Resampling.BILINEAR)),
+    ]
+    rows = []
+    for label, view in views:
+        x = to_tensor(view, model.device)
+        with torch.inference_mode():
+            conv5 = model.forward_features(x)
+            length = spatial_pyramid_pool(conv5, levels).shape[1]
+        rows.append(SizeRow(label, (x.shape[-2], x.shape[-1]), (conv5.shape[-2], conv5.shape[-1]), length))
+    return rows
