@@ -49,6 +49,9 @@ M = 36 + 9 + 4 + 1 = 50, and ZF-5's 256 channels give 256 x 50 = **12,800** numb
 - **Pyramid pooling**: the pyramid's bins drawn on a conv5 channel and on your photo, level by level; which cell
   won each bin; the whole output vector (k x M) and its download; the same photo at many sizes giving one length;
   and where the paper's training rule for bins breaks.
+- **Strongest activations**: the paper's Figure 2 on your photo: the channels that respond most, with arrows at
+  their peaks and the cells' boxes on the image; and over a gallery (samples, your uploads, a folder), the nine
+  image patches that excite a channel most, with where your photo would rank.
 
 Pick a model and a photo in the sidebar; every page uses them. Numbers quoted as the paper's come from
 the paper itself, never from this app.

@@ -32,6 +32,7 @@ class Context:
     weights: str | None
     image_name: str
     image_bytes: bytes | None
+    gallery_folder: str  # for the strongest-activations page; "" when none
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model (once per server) ...")
@@ -111,10 +112,34 @@ def sidebar() -> Context:
             )
             if up is not None:
                 image_name, image_bytes = up.name, up.getvalue()
+                remember_upload(image_name, image_bytes)
             st.caption(f"Up to {MAX_UPLOAD_MB} MB; the photo stays on the server that runs this app.")
-    ctx = Context(name, device, weights, image_name, image_bytes)
+        with st.expander("Gallery folder"):
+            folder = st.text_input(
+                "Folder of images on this computer",
+                key="gallery_folder",
+                placeholder="/path/to/photos",
+                help="Indexed on the Strongest activations page: the images that excite each conv5 filter most.",
+            ).strip()
+    ctx = Context(name, device, weights, image_name, image_bytes, folder)
     st.session_state["ctx"] = ctx
     return ctx
+
+
+MAX_REMEMBERED_UPLOADS = 20
+
+
+def remember_upload(name: str, data: bytes) -> None:
+    """Keep this session's uploads (the last 20) for the gallery of the strongest-activations page."""
+    uploads: dict[str, tuple[str, bytes]] = st.session_state.setdefault("uploads", {})
+    uploads[hashlib.sha1(data).hexdigest()] = (name, data)
+    while len(uploads) > MAX_REMEMBERED_UPLOADS:
+        uploads.pop(next(iter(uploads)))
+
+
+def session_uploads() -> dict[str, tuple[str, bytes]]:
+    """sha1 -> (name, bytes) of the images uploaded in this session."""
+    return st.session_state.get("uploads", {})
 
 
 def context() -> Context:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 
 from .devices import resolve_device
@@ -57,6 +58,44 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_index(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .activations import DEFAULT_CACHE, build_index, folder_items
+
+    items = folder_items(args.folder)
+    if not items:
+        raise ValueError(f"no image files in {args.folder}")
+    model = load_model(args.model, device=args.device, weights=args.weights)
+    start = time.perf_counter()
+    with tqdm(total=len(items), unit="img", desc=f"indexing conv5 of {model.name}") as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        report = build_index(
+            model,
+            items,
+            top_k=args.top_k,
+            one_per_image=not args.all_positions,
+            cache_dir=args.cache_dir or DEFAULT_CACHE,
+            progress=progress,
+        )
+    seconds = time.perf_counter() - start
+    index = report.index
+    how = "read from the cache" if report.from_cache else f"{report.computed} computed, {report.reused} reused"
+    print(
+        f"{len(index.hashes)} images indexed ({how}) in {seconds:.1f} s: top {index.top_k} of {index.channels} "
+        f"conv5 channels -> {report.path}"
+    )
+    if report.skipped:
+        print(f"{len(report.skipped)} file(s) skipped:")
+        for name, reason in report.skipped:
+            print(f"  {name}: {reason}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m spp_viz", description="SPP-net Explorer from the command line.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -74,6 +113,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("index", help="top-k conv5 activations per channel over a folder of images (cached)")
+    p.add_argument("folder", help="folder of images (searched recursively)")
+    p.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(ZOO), help="zoo model (default: %(default)s)")
+    p.add_argument("--weights", default=None, help="weights file (.pth or .safetensors) instead of the default")
+    p.add_argument("--device", default=None, help="auto, cuda, mps or cpu (default: best available)")
+    p.add_argument("--top-k", type=_positive, default=9, help="responses kept per channel (default %(default)s)")
+    p.add_argument("--all-positions", action="store_true", help="allow several entries per image and channel")
+    p.add_argument("--cache-dir", default=None, help="where indexes are stored (default ~/.cache/spp_viz/index)")
+    p.set_defaults(func=_cmd_index)
     return parser
 
 

@@ -124,6 +124,13 @@ class FeatureGeometry:
         box = (cx - (self.x.rf - 1) / 2, cy - (self.y.rf - 1) / 2, cx + (self.x.rf + 1) / 2, cy + (self.y.rf + 1) / 2)
         return self._clamp(box) if clamp else box
 
+    def cell_context(self, row: int, col: int, strides: float = 3.0) -> tuple[float, float, float, float]:
+        """A box of ``strides`` x stride pixels centred on a cell, clamped: its neighbourhood, for deep networks
+        whose theoretical receptive field covers the whole image."""
+        cx, cy = self.cell_centre(row, col)
+        hx, hy = strides * self.x.jump / 2, strides * self.y.jump / 2
+        return self._clamp((cx + 0.5 - hx, cy + 0.5 - hy, cx + 0.5 + hx, cy + 0.5 + hy))
+
     def cells_footprint(self, rows: tuple[int, int], cols: tuple[int, int]) -> tuple[float, float, float, float]:
         """The image area whose nearest conv5 cells are rows [r0, r1) x cols [c0, c1): centres +- half a stride.
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import io
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 os.environ["SPP_VIZ_OFFLINE"] = "1"
+# Activation indexes go to a fresh folder per test run, never to the user's ~/.cache.
+os.environ["SPP_VIZ_CACHE"] = tempfile.mkdtemp(prefix="spp_viz_test_cache_")
 os.environ.setdefault("SPP_VIZ_DEVICE", "auto")
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -193,3 +193,44 @@ def test_pyramid_page_zf5_output_is_12800():
     at = start(model_name="zf5").switch_page(PYRAMID).run()
     no_exception(at)
     assert metrics(at)["Output length k x M"] == "256 x 50 = 12,800"
+
+
+ACTIVATIONS = "pages/3_Strongest_activations.py"
+
+
+def test_activations_page_with_sample_gallery():
+    at = start().switch_page(ACTIVATIONS).run()
+    no_exception(at)
+    assert len(at.get("plotly_chart")) == 2 * 4 + 2  # 4 top channels and the picked one: map + image each
+    assert any("Index of 4 images" in c.value for c in at.caption)
+    assert any("would rank **#" in m.value for m in at.markdown)
+    assert len(at.get("image")) == 1  # the 3 x 3 patch grid
+    at.number_input[0].set_value(5).run()
+    no_exception(at)
+    assert any("channel 5" in m.value for m in at.markdown)
+
+
+def test_activations_page_gallery_from_uploads_and_folder(tmp_path):
+    from badfiles import photo, save
+
+    for i in range(3):
+        (tmp_path / f"p{i}.png").write_bytes(save(photo(240, 200, seed=i), "PNG"))
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")
+    at = upload(start(), "coffee.jpg", (SAMPLES / "coffee.jpg").read_bytes())
+    at.text_input(key="gallery_folder").set_value(str(tmp_path)).run()
+    at.switch_page(ACTIVATIONS).run()
+    at.multiselect(key="act_sources").set_value(
+        ["Images uploaded in this session", "The gallery folder (sidebar)"]
+    ).run()
+    no_exception(at)
+    assert any("Index of 4 images" in c.value for c in at.caption)  # the upload and 3 folder images
+    assert any("1 file(s) skipped" in e.label for e in at.expander)
+
+
+def test_activations_page_missing_folder_is_explained(tmp_path):
+    at = start()
+    at.text_input(key="gallery_folder").set_value(str(tmp_path / "nope")).run()
+    at.switch_page(ACTIVATIONS).run()
+    at.multiselect(key="act_sources").set_value(["The gallery folder (sidebar)"]).run()
+    no_exception(at)
+    assert any("gallery folder cannot be used" in e.value for e in at.error)

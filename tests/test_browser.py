@@ -151,3 +151,11 @@ def test_pyramid_page_shows_output_length(server, page):
     page.get_by_text("Map sizes up to 40 where the training rule breaks").wait_for(timeout=60_000)
     assert_no_exception(page)
     save_screenshot(page, "pyramid_pooling")
+
+
+def test_activations_page_shows_patches(server, page):
+    page.goto(f"{server}/Strongest_activations", timeout=120_000)
+    page.get_by_text("Index of 4 images").wait_for(timeout=120_000)
+    page.get_by_text("would rank").wait_for(timeout=30_000)
+    assert_no_exception(page)
+    save_screenshot(page, "strongest_activations")
