@@ -52,6 +52,10 @@ M = 36 + 9 + 4 + 1 = 50, and ZF-5's 256 channels give 256 x 50 = **12,800** numb
 - **Strongest activations**: the paper's Figure 2 on your photo: the channels that respond most, with arrows at
   their peaks and the cells' boxes on the image; and over a gallery (samples, your uploads, a folder), the nine
   image patches that excite a channel most, with where your photo would rank.
+- **Crop, warp or SPP**: the paper's argument in one screen: what a crop loses, what a warp bends, and what each
+  view predicts, with a scale sweep.
+- **Attributions**: what each view's prediction rests on (GradCAM, Integrated Gradients, Occlusion), and how much
+  each pyramid level carried it.
 
 Pick a model and a photo in the sidebar; every page uses them. Numbers quoted as the paper's come from
 the paper itself, never from this app.

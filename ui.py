@@ -12,9 +12,12 @@ from dataclasses import dataclass
 import streamlit as st
 from PIL import Image
 
+from spp_viz.attribution import Attribution
+from spp_viz.attribution import run as run_attribution
+from spp_viz.compare import Comparison, compare_views, make_views
 from spp_viz.devices import available_devices, resolve_device
 from spp_viz.features import FeatureMaps, compute_feature_maps
-from spp_viz.images import ImageError, load_image, samples
+from spp_viz.images import ImageError, load_image, samples, to_tensor
 from spp_viz.levels import SizeRow, fixed_length_rows
 from spp_viz.models import DEFAULT_MODEL, ZOO, SPPNet, WeightsError, load_model
 
@@ -63,6 +66,36 @@ def fixed_length(
     """conv5 grids and SPP lengths of one image at several sizes, cached on the image bytes."""
     model, _ = get_model(name, device, weights)
     return fixed_length_rows(model, decode_image(data, image_name), levels)
+
+
+@st.cache_data(max_entries=32, show_spinner="Running the three views ...")
+def comparison(
+    name: str, device: str, weights: str | None, data: bytes, image_name: str, short_side: int, multi: bool
+) -> Comparison:
+    """Crop / warp / full-image predictions of one image, cached on the image bytes."""
+    model, _ = get_model(name, device, weights)
+    return compare_views(model, decode_image(data, image_name), short_side, multi)
+
+
+@st.cache_data(max_entries=48, show_spinner=False)
+def attributions(
+    name: str,
+    device: str,
+    weights: str | None,
+    data: bytes,
+    image_name: str,
+    short_side: int,
+    method: str,
+    target: int,
+    noise_tunnel: bool,
+) -> dict[str, Attribution]:
+    """One attribution method on the three views, cached; Captum runs under the shared model's lock."""
+    model, lock = get_model(name, device, weights)
+    views = make_views(decode_image(data, image_name), model.input_size, short_side)
+    return {
+        view: run_attribution(method, model, to_tensor(v.image), target, lock=lock, noise_tunnel=noise_tunnel)
+        for view, v in views.items()
+    }
 
 
 def sidebar() -> Context:
@@ -206,6 +239,28 @@ def cached_feature_maps(short_side: int | None) -> FeatureMaps:
     """feature_maps() for the current model and image."""
     ctx = _image_context()
     return feature_maps(ctx.model_name, ctx.device, ctx.weights, ctx.image_bytes, ctx.image_name, short_side)
+
+
+def cached_comparison(short_side: int = 256, multi: bool = False) -> Comparison:
+    """comparison() for the current model and image."""
+    ctx = _image_context()
+    return comparison(ctx.model_name, ctx.device, ctx.weights, ctx.image_bytes, ctx.image_name, short_side, multi)
+
+
+def cached_attributions(method: str, target: int, noise_tunnel: bool, short_side: int = 256) -> dict[str, Attribution]:
+    """attributions() for the current model and image."""
+    ctx = _image_context()
+    return attributions(
+        ctx.model_name,
+        ctx.device,
+        ctx.weights,
+        ctx.image_bytes,
+        ctx.image_name,
+        short_side,
+        method,
+        target,
+        noise_tunnel,
+    )
 
 
 def cached_fixed_length(levels: tuple[int, ...]) -> list[SizeRow]:

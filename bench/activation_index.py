@@ -74,8 +74,10 @@ def main() -> None:
             bare_times.append(bare_passes(model, folder))
     n = args.images
     index_s, bare_s = min(index_times), min(bare_times)
-    print(f"activation index vs bare forward ({args.model}; {platform.machine()}, {torch.get_num_threads()} torch "
-          f"threads, {model.device}; {n} images at shorter side {INDEX_SHORT_SIDE}; best of {args.rounds})")
+    print(
+        f"activation index vs bare forward ({args.model}; {platform.machine()}, {torch.get_num_threads()} torch "
+        f"threads, {model.device}; {n} images at shorter side {INDEX_SHORT_SIDE}; best of {args.rounds})"
+    )
     print(f"  index build: {n / index_s:6.1f} images/s  ({index_s:.2f} s, from JPEG files)")
     print(f"  bare passes: {n / bare_s:6.1f} images/s  ({bare_s:.2f} s, tensors ready)")
     ratio = bare_s / index_s

@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from torch import nn
 
 from .pyramid import bin_edges
@@ -157,10 +158,15 @@ class FeatureGeometry:
         ceil((x - o)/S - 0.5), with o the centre of cell 0 (the padding offset) and S the stride; clamped to the
         map, and an inverted window collapsed to its middle cell.
         """
-        x0, y0, x1, y1 = box
-        cols = _axis_window(x0, x1 - 1, self.x)
-        rows = _axis_window(y0, y1 - 1, self.y)
-        return rows, cols
+        r0, r1, c0, c1 = self.windows_to_cells(np.asarray([box], dtype=np.float64))[0].tolist()
+        return (r0, r1), (c0, c1)
+
+    def windows_to_cells(self, boxes: np.ndarray) -> np.ndarray:
+        """``window_to_cells`` for many windows at once: boxes [N, 4] (x0, y0, x1, y1) -> [N, 4] (r0, r1, c0, c1)."""
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        c0, c1 = _axis_windows(boxes[:, 0], boxes[:, 2] - 1, self.x)
+        r0, r1 = _axis_windows(boxes[:, 1], boxes[:, 3] - 1, self.y)
+        return np.stack([r0, r1, c0, c1], axis=1)
 
     def _clamp(self, box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
         h, w = self.input_hw
@@ -168,14 +174,14 @@ class FeatureGeometry:
         return max(0.0, x0), max(0.0, y0), min(float(w), x1), min(float(h), y1)
 
 
-def _axis_window(lo: float, hi: float, g: AxisGeometry) -> tuple[int, int]:
-    """Pixel range [lo, hi] (inclusive) to cells [a, b) along one axis (Appendix A)."""
-    a = math.floor((lo - g.start) / g.jump + 0.5)
-    b = math.ceil((hi - g.start) / g.jump - 0.5)
-    a, b = min(max(a, 0), g.size - 1), min(max(b, 0), g.size - 1)
-    if a > b:  # a window smaller than a stride: keep its middle cell
-        a = b = min(max(round(((lo + hi) / 2 - g.start) / g.jump), 0), g.size - 1)
-    return a, b + 1
+def _axis_windows(lo: np.ndarray, hi: np.ndarray, g: AxisGeometry) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel ranges [lo, hi] (inclusive) to cells [a, b) along one axis (Appendix A), for arrays of windows."""
+    a = np.clip(np.floor((lo - g.start) / g.jump + 0.5), 0, g.size - 1)
+    b = np.clip(np.ceil((hi - g.start) / g.jump - 0.5), 0, g.size - 1)
+    middle = np.clip(np.floor(((lo + hi) / 2 - g.start) / g.jump + 0.5), 0, g.size - 1)
+    inverted = a > b  # a window smaller than a stride: keep its middle cell
+    a, b = np.where(inverted, middle, a), np.where(inverted, middle, b)
+    return a.astype(np.int64), b.astype(np.int64) + 1
 
 
 def feature_geometry(model: nn.Module, input_hw: tuple[int, int]) -> FeatureGeometry:

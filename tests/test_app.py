@@ -41,6 +41,10 @@ def no_exception(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
 
 
+def image_captions(at: AppTest) -> list[str]:
+    return [img.caption for element in at.get("image") for img in element.proto.imgs]
+
+
 def metrics(at: AppTest) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
 
@@ -234,3 +238,51 @@ def test_activations_page_missing_folder_is_explained(tmp_path):
     at.multiselect(key="act_sources").set_value(["The gallery folder (sidebar)"]).run()
     no_exception(at)
     assert any("gallery folder cannot be used" in e.value for e in at.error)
+
+
+CROPWARP = "pages/4_Crop_warp_SPP.py"
+ATTRIBUTIONS = "pages/5_Attributions.py"
+
+
+def test_crop_warp_page_views_agreement_multiscale_and_sweep():
+    at = start().switch_page(CROPWARP).run()
+    no_exception(at)
+    assert len(at.get("image")) == 3 and len(at.get("plotly_chart")) == 3
+    assert any("keeps 51% of the image" in c for c in image_captions(at))  # what the crop keeps
+    assert at.success or at.warning  # agreement is stated either way
+    at.checkbox(key="cw_multi").check().run()
+    no_exception(at)
+    assert len(at.get("plotly_chart")) == 4  # the multi-scale column
+    at.button(key="sweep_run").click().run()
+    no_exception(at)
+    assert any("against input size" in c.proto.spec for c in at.get("plotly_chart"))
+    assert any(d.proto.label == "Download the predictions (CSV)" for d in at.get("download_button"))
+
+
+def test_attributions_page_gradcam_levels_and_slow_warning():
+    at = start(model_name="zf5").switch_page(ATTRIBUTIONS).run()
+    no_exception(at)
+    assert len(at.get("image")) == 6  # three views, three GradCAM overlays
+    assert any("s, 2 passes" in c for c in image_captions(at))
+    assert any("logit lost" in c.proto.spec for c in at.get("plotly_chart"))  # ZF-5 reads four levels
+    at.multiselect(key="attr_methods").set_value(["gradcam", "occlusion"]).run()
+    no_exception(at)
+    assert any("Occlusion is slow here" in w.value for w in at.warning)
+    assert any(b.label == "Run Occlusion" for b in at.button)
+
+
+def test_attributions_page_runs_integrated_gradients_after_the_warning():
+    at = start(model_name="zf5").switch_page(ATTRIBUTIONS).run()
+    at.multiselect(key="attr_methods").set_value(["integrated_gradients"]).run()
+    no_exception(at)
+    if any(b.label == "Run Integrated Gradients" for b in at.button):
+        at.button(key="run-integrated_gradients").click().run()
+        no_exception(at)
+    assert len(at.get("image")) == 6
+    assert any("24 passes" in c for c in image_captions(at))
+
+
+def test_attributions_page_single_level_model_explains():
+    at = start().switch_page(ATTRIBUTIONS).run()
+    no_exception(at)
+    assert any("reads one pyramid level" in i.value for i in at.info)

@@ -105,10 +105,11 @@ def assert_no_exception(page) -> None:
     assert "Traceback" not in page.inner_text("body")
 
 
-def save_screenshot(page, name: str) -> None:
+def save_screenshot(page, name: str, charts: bool = True) -> None:
     """Streamlit scrolls inside its main block, so grow the viewport to the content and wait for the charts."""
     page.set_viewport_size({"width": 1400, "height": 2600})
-    page.locator(".js-plotly-plot").last.wait_for(timeout=60_000)
+    if charts:
+        page.locator(".js-plotly-plot").last.wait_for(timeout=60_000)
     page.wait_for_timeout(1000)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
@@ -159,3 +160,19 @@ def test_activations_page_shows_patches(server, page):
     page.get_by_text("would rank").wait_for(timeout=30_000)
     assert_no_exception(page)
     save_screenshot(page, "strongest_activations")
+
+
+def test_crop_warp_page(server, page):
+    page.goto(f"{server}/Crop_warp_SPP", timeout=120_000)
+    page.get_by_text("keeps everything, but stretches width").wait_for(timeout=120_000)
+    page.get_by_text("All views agree").or_(page.get_by_text("The views disagree")).wait_for(timeout=60_000)
+    assert_no_exception(page)
+    save_screenshot(page, "crop_warp_spp")
+
+
+def test_attributions_page(server, page):
+    page.goto(f"{server}/Attributions", timeout=120_000)
+    page.get_by_text("s, 2 passes").first.wait_for(timeout=120_000)
+    page.get_by_text("reads one pyramid level").wait_for(timeout=60_000)
+    assert_no_exception(page)
+    save_screenshot(page, "attributions", charts=False)

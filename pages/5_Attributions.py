@@ -1,0 +1,103 @@
+"""Attributions: what each view's prediction rests on (Captum), and how much each pyramid level carried it."""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+
+import streamlit as st
+import torch
+
+import ui
+from spp_viz.attribution import METHOD_TITLES, METHODS, estimate_seconds, level_contributions
+from spp_viz.compare import VIEW_TITLES, VIEWS, make_views
+from spp_viz.images import to_tensor
+from spp_viz.models import SPPNet
+from spp_viz.plots import level_shares_bar, overlay, png_bytes, view_picture
+
+SLOW_SECONDS = 5.0  # ask before running anything estimated to take longer
+
+
+def forward_seconds(model: SPPNet, picture) -> float:
+    """One timed forward pass at the picture's size, to estimate the slow methods."""
+    x = to_tensor(picture, model.device)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        model(x)
+    return time.perf_counter() - start
+
+
+def method_panel(model: SPPNet, img, views, method: str, target: int, noise_tunnel: bool, short_side: int) -> None:
+    """One method's heatmaps on the three views, side by side, with their cost."""
+    biggest = views["full"].image
+    estimate = estimate_seconds(method, forward_seconds(model, biggest), (biggest.height, biggest.width), noise_tunnel)
+    run_key = ("attr_ok", ui.image_key(), method, target, noise_tunnel, short_side)
+    if estimate * 3 > SLOW_SECONDS and not st.session_state.get(run_key):
+        st.warning(f"**{METHOD_TITLES[method]} is slow here:** about {estimate * 3:.0f} s for the three views.")
+        if not st.button(f"Run {METHOD_TITLES[method]}", key=f"run-{method}"):
+            return
+        st.session_state[run_key] = True
+    results = ui.cached_attributions(method, target, noise_tunnel, short_side)
+    cols = st.columns(len(VIEWS))
+    for col, name in zip(cols, VIEWS, strict=True):
+        with col:
+            res = results[name]
+            picture = overlay(views[name].image, res.heatmap, alpha=0.55, cmap="inferno")
+            st.image(picture, caption=f"{VIEW_TITLES[name]}: {res.seconds:.2f} s, {res.passes} passes")
+            st.download_button(
+                "PNG", partial(png_bytes, picture), f"{method}_{name}.png", "image/png", key=f"dl-{method}-{name}"
+            )
+
+
+def levels_panel(model: SPPNet, views, target: int) -> None:
+    """How much each pyramid level carried the decision (models whose classifier reads several levels)."""
+    if len(model.spp.levels) < 2:
+        st.info(
+            f"{model.name}'s classifier reads one pyramid level ({model.spp.levels[0]}x{model.spp.levels[0]}, "
+            f"{model.spp.mode}), so there is nothing to split. Pick ZF-5 ({{6,3,2,1}}) to see the split (on its "
+            "untrained weights it shows the mechanism, not what a trained network learned)."
+        )
+        return
+    _, lock = ui.get_model(ui.context().model_name, ui.context().device, ui.context().weights)
+    shares = level_contributions(model, to_tensor(views["full"].image), target, lock=lock)
+    st.plotly_chart(level_shares_bar(shares), width="stretch")
+    st.caption(
+        "Captum FeatureAblation over the SPP vector, one group per level: how much the target's logit falls when "
+        "that level's numbers are set to zero. Fine levels keep where things are; the 1x1 level only what."
+    )
+
+
+def main() -> None:
+    st.title("Attributions")
+    st.markdown(
+        "Which pixels does each view's prediction rest on? A crop cannot use what it cut away; a warp uses the same "
+        "content at a distorted shape; SPP sees the whole image as it is (see " + ui.NOTES + "). GradCAM weighs "
+        "conv5's channels by their gradient; Integrated Gradients adds up gradients from a black image to this one; "
+        "Occlusion hides one square at a time and measures the drop."
+    )
+    model = ui.current_model()
+    img, _ = ui.current_image()
+    short_side = 256
+    comp = ui.cached_comparison(short_side)
+    options = sorted({p.index for preds in comp.top5.values() for p in preds}, key=lambda i: -comp.probs["full"][i])
+    target = st.selectbox(
+        "Target class (default: the full image's top class)",
+        options,
+        format_func=lambda i: model.class_names[i],
+        key=f"attr_target-{ui.image_key()}",
+    )
+    a, b = st.columns([3, 1])
+    methods = a.multiselect("Methods", METHODS, default=["gradcam"], format_func=METHOD_TITLES.get, key="attr_methods")
+    noise_tunnel = b.checkbox("SmoothGrad (NoiseTunnel) for IG", key="attr_nt", help="4 noisy copies: 4x slower")
+    views = make_views(img, model.input_size, short_side)
+    cols = st.columns(len(VIEWS))
+    for col, name in zip(cols, VIEWS, strict=True):
+        col.image(view_picture(views[name], img), caption=VIEW_TITLES[name])
+    for method in methods:
+        st.subheader(METHOD_TITLES[method])
+        method_panel(model, img, views, method, target, noise_tunnel, short_side)
+    st.subheader("Which pyramid level carried the decision")
+    levels_panel(model, views, target)
+
+
+main()

@@ -1,0 +1,204 @@
+"""Captum attributions on SPPNet: GradCAM on conv5, Integrated Gradients (optionally smoothed), Occlusion, and how
+much each pyramid level carried a decision.
+
+Captum registers hooks on the model. The app shares one cached model between all sessions, so every method here
+runs under the caller's lock and inside ``hook_guard``, which removes in ``finally`` any hook left on any module,
+also when the method raises.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .models import SPPNet
+
+METHODS = ("gradcam", "integrated_gradients", "occlusion")
+METHOD_TITLES = {"gradcam": "GradCAM (conv5)", "integrated_gradients": "Integrated Gradients", "occlusion": "Occlusion"}
+_HOOK_DICTS = (
+    "_forward_hooks",
+    "_forward_pre_hooks",
+    "_backward_hooks",
+    "_backward_pre_hooks",
+    "_state_dict_hooks",
+    "_load_state_dict_pre_hooks",
+)
+
+
+def hook_count(model: nn.Module) -> int:
+    """Hooks registered on the model's modules, all kinds together (0 on a clean model)."""
+    return sum(len(getattr(m, d, {})) for m in model.modules() for d in _HOOK_DICTS)
+
+
+@contextmanager
+def hook_guard(model: nn.Module) -> Iterator[None]:
+    """Remove, on exit (normal or not), every hook added to any module of ``model`` inside the block."""
+    before = {(id(m), d): set(getattr(m, d, {})) for m in model.modules() for d in _HOOK_DICTS}
+    try:
+        yield
+    finally:
+        for m in model.modules():
+            for d in _HOOK_DICTS:
+                hooks = getattr(m, d, None)
+                if hooks is None:
+                    continue
+                for key in set(hooks) - before.get((id(m), d), set()):
+                    del hooks[key]
+
+
+@contextmanager
+def _exclusive(model: nn.Module, lock: threading.Lock | None) -> Iterator[None]:
+    with lock if lock is not None else nullcontext(), hook_guard(model):
+        yield
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """A heatmap over the input picture and what it cost."""
+
+    method: str
+    heatmap: np.ndarray  # [H, W], same size as the input picture; larger = more evidence for the target
+    seconds: float
+    passes: int  # forward (+ backward) passes it took, for the slow-method warning
+
+
+def _input(model: SPPNet, x: Tensor) -> Tensor:
+    return x.to(model.device, torch.float32)
+
+
+def gradcam(model: SPPNet, x: Tensor, target: int, lock: threading.Lock | None = None) -> Attribution:
+    """LayerGradCam on conv5, upsampled (bilinear) to the input, negative evidence clipped to 0.
+
+    x: Tensor[1, 3, H, W] in [0, 1].
+    """
+    from captum.attr import LayerAttribution, LayerGradCam
+
+    start = time.perf_counter()
+    x = _input(model, x)
+    with _exclusive(model, lock), torch.enable_grad():
+        cam = LayerGradCam(model, model.features).attribute(x, target=target)
+        cam = LayerAttribution.interpolate(F.relu(cam), tuple(x.shape[-2:]), interpolate_mode="bilinear")
+    return Attribution("gradcam", cam[0, 0].detach().cpu().numpy(), time.perf_counter() - start, 2)
+
+
+def integrated_gradients(
+    model: SPPNet,
+    x: Tensor,
+    target: int,
+    steps: int = 24,
+    noise_tunnel: bool = False,
+    nt_samples: int = 4,
+    lock: threading.Lock | None = None,
+) -> Attribution:
+    """Integrated Gradients from a black image, summed over colour channels as |attribution|.
+
+    With ``noise_tunnel``, SmoothGrad over ``nt_samples`` noisy copies (stdev 0.1), which costs that many times more.
+    """
+    from captum.attr import IntegratedGradients, NoiseTunnel
+
+    start = time.perf_counter()
+    x = _input(model, x)
+    with _exclusive(model, lock), torch.enable_grad():
+        ig = IntegratedGradients(model)
+        kwargs = {"baselines": torch.zeros_like(x), "target": target, "n_steps": steps, "internal_batch_size": 8}
+        if noise_tunnel:
+            attr = NoiseTunnel(ig).attribute(x, nt_type="smoothgrad", nt_samples=nt_samples, stdevs=0.1, **kwargs)
+        else:
+            attr = ig.attribute(x, **kwargs)
+    heat = attr[0].abs().sum(0).detach().cpu().numpy()
+    passes = steps * (nt_samples if noise_tunnel else 1)
+    return Attribution("integrated_gradients", heat, time.perf_counter() - start, passes)
+
+
+def occlusion(
+    model: SPPNet, x: Tensor, target: int, window: int | None = None, lock: threading.Lock | None = None
+) -> Attribution:
+    """Occlusion: how much the target's score drops when a grey square hides each part (window ~ 1/7 of the image).
+
+    Captum averages the drop over every window that covers a pixel.
+    """
+    from captum.attr import Occlusion
+
+    start = time.perf_counter()
+    x = _input(model, x)
+    h, w = x.shape[-2:]
+    window = window or _occlusion_window((h, w))
+    stride = max(4, window // 2)
+    with _exclusive(model, lock), torch.inference_mode():
+        attr = Occlusion(model).attribute(
+            x,
+            sliding_window_shapes=(3, window, window),
+            strides=(3, stride, stride),
+            target=target,
+            baselines=0.5,
+            perturbations_per_eval=16,
+        )
+    passes = _occlusion_windows((h, w))
+    return Attribution("occlusion", attr[0].sum(0).detach().cpu().numpy(), time.perf_counter() - start, passes)
+
+
+def _occlusion_window(hw: tuple[int, int]) -> int:
+    return max(8, min(hw) // 7)
+
+
+def _occlusion_windows(hw: tuple[int, int]) -> int:
+    """How many grey squares Occlusion slides over an input of hw pixels (each costs a forward pass)."""
+    window = _occlusion_window(hw)
+    stride = max(4, window // 2)
+    return (max(hw[0] - window, 0) // stride + 1) * (max(hw[1] - window, 0) // stride + 1)
+
+
+def estimate_seconds(method: str, forward_seconds: float, x_hw: tuple[int, int], noise_tunnel: bool = False) -> float:
+    """A rough cost of ``method`` from one forward pass's time, for the warning before a slow run."""
+    if method == "gradcam":
+        return 2 * forward_seconds
+    if method == "integrated_gradients":
+        return 24 * (4 if noise_tunnel else 1) * 2.5 * forward_seconds  # forward + backward per step
+    return _occlusion_windows(x_hw) * forward_seconds * 0.6  # batched 16 at a time
+
+
+def run(
+    method: str, model: SPPNet, x: Tensor, target: int, lock: threading.Lock | None = None, noise_tunnel: bool = False
+) -> Attribution:
+    """One selector over the methods."""
+    if method == "gradcam":
+        return gradcam(model, x, target, lock=lock)
+    if method == "integrated_gradients":
+        return integrated_gradients(model, x, target, noise_tunnel=noise_tunnel, lock=lock)
+    if method == "occlusion":
+        return occlusion(model, x, target, lock=lock)
+    raise ValueError(f"unknown attribution method {method!r}: use one of {', '.join(METHODS)}")
+
+
+@dataclass(frozen=True)
+class LevelShare:
+    """How much one pyramid level carried the decision."""
+
+    level: int
+    drop: float  # target logit with every level minus with this level zeroed
+    share: float  # drop / sum of positive drops (0 when no level helps)
+
+
+def level_contributions(model: SPPNet, x: Tensor, target: int, lock: threading.Lock | None = None) -> list[LevelShare]:
+    """FeatureAblation over the SPP vector, one group per pyramid level: the target logit's drop when a level is
+    zeroed. Meaningful for classifiers that read several levels (ZF-5, models trained in the Lab)."""
+    from captum.attr import FeatureAblation
+
+    x = _input(model, x)
+    channels, levels = model.channels, model.spp.levels
+    # One mask id per level, repeated over that level's C*n*n positions in the SPP layout.
+    mask = torch.cat([torch.full((channels * n * n,), i) for i, n in enumerate(levels)])[None].to(model.device)
+    with _exclusive(model, lock), torch.inference_mode():
+        vec = model.spp(model.forward_features(x))
+        drops = FeatureAblation(model.classifier).attribute(vec, target=target, feature_mask=mask, baselines=0.0)
+    per_level = [float(drops[0, mask[0] == i][0]) for i in range(len(levels))]
+    total = sum(d for d in per_level if d > 0)
+    return [LevelShare(n, d, max(d, 0.0) / total if total > 0 else 0.0) for n, d in zip(levels, per_level, strict=True)]
