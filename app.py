@@ -56,6 +56,8 @@ M = 36 + 9 + 4 + 1 = 50, and ZF-5's 256 channels give 256 x 50 = **12,800** numb
   view predicts, with a scale sweep.
 - **Attributions**: what each view's prediction rests on (GradCAM, Integrated Gradients, Occlusion), and how much
   each pyramid level carried it.
+- **Detection**: SPP-net's one conv pass with per-window pyramid pooling against R-CNN's network pass per window,
+  both timed, with the paper's numbers beside them.
 
 Pick a model and a photo in the sidebar; every page uses them. Numbers quoted as the paper's come from
 the paper itself, never from this app.

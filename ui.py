@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from dataclasses import dataclass
 
 import streamlit as st
@@ -15,6 +16,7 @@ from PIL import Image
 from spp_viz.attribution import Attribution
 from spp_viz.attribution import run as run_attribution
 from spp_viz.compare import Comparison, compare_views, make_views
+from spp_viz.detection import ModeResult, proposals, spp_mode
 from spp_viz.devices import available_devices, resolve_device
 from spp_viz.features import FeatureMaps, compute_feature_maps
 from spp_viz.images import ImageError, load_image, samples, to_tensor
@@ -96,6 +98,28 @@ def attributions(
         view: run_attribution(method, model, to_tensor(v.image), target, lock=lock, noise_tunnel=noise_tunnel)
         for view, v in views.items()
     }
+
+
+@st.cache_data(max_entries=16, show_spinner="Proposals and one conv pass ...")
+def spp_detection(
+    name: str,
+    device: str,
+    weights: str | None,
+    data: bytes,
+    image_name: str,
+    mode: str,
+    windows: int,
+    scales: tuple[int, ...],
+) -> ModeResult:
+    """Proposals (timed) and SPP-net mode on them, cached on the image bytes."""
+    model, _ = get_model(name, device, weights)
+    img = decode_image(data, image_name)
+    start = time.perf_counter()
+    boxes = proposals(img, mode, windows)
+    seconds = time.perf_counter() - start
+    result = spp_mode(model, img, boxes, scales)
+    result.timing.proposals = seconds
+    return result
 
 
 def sidebar() -> Context:
@@ -260,6 +284,14 @@ def cached_attributions(method: str, target: int, noise_tunnel: bool, short_side
         method,
         target,
         noise_tunnel,
+    )
+
+
+def cached_spp_detection(mode: str, windows: int, scales: tuple[int, ...]) -> ModeResult:
+    """spp_detection() for the current model and image."""
+    ctx = _image_context()
+    return spp_detection(
+        ctx.model_name, ctx.device, ctx.weights, ctx.image_bytes, ctx.image_name, mode, windows, tuple(scales)
     )
 
 

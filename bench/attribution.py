@@ -39,8 +39,10 @@ def main() -> None:
     big = load_image(image_bytes(1024))
     inputs = {"224": to_tensor(resize_short_side(big, 224)), "1024": to_tensor(big)}
     target = 285  # Egyptian cat
-    print(f"attribution cost ({args.model}; {platform.machine()}, {torch.get_num_threads()} torch threads, "
-          f"{model.device})")
+    print(
+        f"attribution cost ({args.model}; {platform.machine()}, {torch.get_num_threads()} torch threads, "
+        f"{model.device})"
+    )
     print(f"{'size':>5} {'input':>11} {'method':<26} {'seconds':>8} {'x forward':>10}")
     for label, x in inputs.items():
         for _ in range(2):  # warm-up

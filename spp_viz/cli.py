@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from .devices import resolve_device
 from .features import compute_feature_maps
-from .images import ImageError, load_image
+from .images import SAMPLES_DIR, ImageError, load_image
 from .models import DEFAULT_MODEL, ZOO, WeightsError, load_model
 
 
@@ -96,6 +96,49 @@ def _cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_detection(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .detection import benchmark
+
+    img = load_image(args.image)
+    model = load_model(args.model, device=args.device, weights=args.weights)
+    with tqdm(total=args.windows, unit="win", desc="R-CNN mode") as bar:
+        r = benchmark(
+            model,
+            img,
+            args.windows,
+            (args.scale,),
+            args.proposals,
+            progress=lambda done, total: bar.update(done - bar.n),
+        )
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return 0
+    print(
+        f"{args.image}: {r['image'][0]} x {r['image'][1]}, {r['windows']} windows "
+        f"({r['from_selective_search']} from selective search), scale {args.scale}, {model.name} on {r['device']} "
+        f"({r['threads']} threads)"
+    )
+    print(f"{'stage':<22} {'R-CNN s':>10} {'SPP-net s':>10}")
+    for stage in ("proposals", "warp", "conv", "head", "total"):
+        print(f"{stage:<22} {r['rcnn'][stage]:>10.3f} {r['spp'][stage]:>10.3f}")
+    print(f"conv speed-up:                 {r['conv_ratio']:7.1f}x   (paper, ZF-5 on a GPU: 270x)")
+    print(f"conv + pooling/fc speed-up:    {r['end_to_end_ratio']:7.1f}x   (paper: 102x)")
+    print(f"with proposals (shared):       {r['end_to_end_with_proposals_ratio']:7.1f}x")
+    print(
+        f"R-CNN per window {r['rcnn_per_window_s'] * 1e3:.1f} ms vs bare batched forward "
+        f"{r['bare_forward_per_window_s'] * 1e3:.1f} ms: throughput ratio {r['rcnn_vs_bare_throughput']:.2f} "
+        f"(>= 0.9: the baseline is not handicapped)"
+    )
+    a = r["agreement"]
+    print(
+        f"agreement on {a['windows']} windows: mean cosine {a['mean_cosine']:.3f}, "
+        f"top-1 agreement {a['top1_agreement']:.1%}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m spp_viz", description="SPP-net Explorer from the command line.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -123,6 +166,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all-positions", action="store_true", help="allow several entries per image and channel")
     p.add_argument("--cache-dir", default=None, help="where indexes are stored (default ~/.cache/spp_viz/index)")
     p.set_defaults(func=_cmd_index)
+
+    bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="bench", required=True)
+    p = bench.add_parser("detection", help="time R-CNN and SPP-net modes on the same image and windows")
+    p.add_argument("--image", default=str(SAMPLES_DIR / "astronaut.jpg"), help="image (default: the astronaut sample)")
+    p.add_argument("--windows", type=_positive, default=2000, help="windows (default %(default)s)")
+    p.add_argument("--scale", type=_positive, default=688, help="SPP scale: shorter side (default %(default)s)")
+    p.add_argument("--proposals", default="fast", choices=["fast", "quality", "sliding"])
+    p.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(ZOO), help="zoo model (default: %(default)s)")
+    p.add_argument("--weights", default=None, help="weights file (.pth or .safetensors) instead of the default")
+    p.add_argument("--device", default=None, help="auto, cuda, mps or cpu (default: best available)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=_cmd_bench_detection)
     return parser
 
 

@@ -559,3 +559,77 @@ def patch_grid(patches: Sequence[tuple[Image.Image, str]], cols: int = 3, side: 
         for i, line in enumerate(caption.split("\n")[:2]):
             draw.text((x + 2, y + side + 2 + 13 * i), line[:28], fill=(30, 30, 30))
     return canvas
+
+
+# ----------------------------------------------------------------------------- detection
+
+_PALETTE = ("#ff4b4b", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#17becf", "#e377c2", "#bcbd22")
+
+
+def detections_figure(
+    img: EncodedImage, detections, proposals: np.ndarray | None = None, max_proposals: int = 300
+) -> go.Figure:
+    """The image with labelled detection boxes (one colour per class) and, optionally, the proposals faintly."""
+    shapes, labels = [], []
+    if proposals is not None:
+        for x0, y0, x1, y1 in proposals[:max_proposals]:
+            shapes.append(
+                {
+                    "type": "rect",
+                    "x0": x0 - 0.5,
+                    "y0": y0 - 0.5,
+                    "x1": x1 - 0.5,
+                    "y1": y1 - 0.5,
+                    "line": {"color": "rgba(255,255,255,0.35)", "width": 1},
+                }
+            )
+    colours: dict[int, str] = {}
+    for d in detections:
+        colour = colours.setdefault(d.label, _PALETTE[len(colours) % len(_PALETTE)])
+        x0, y0, x1, y1 = d.box
+        shapes.append(_rect(x0 - 0.5, y0 - 0.5, x1 - 0.5, y1 - 0.5, colour, width=3))
+        labels.append(
+            {
+                "x": x0 - 0.5,
+                "y": y0 - 0.5,
+                "text": f"{d.name} {d.score:.0%}",
+                "showarrow": False,
+                "xanchor": "left",
+                "yanchor": "bottom",
+                "bgcolor": colour,
+                "font": {"color": "white", "size": 11},
+            }
+        )
+    layout = {
+        "shapes": shapes,
+        "annotations": labels,
+        "xaxis": {"visible": False, "range": [-0.5, img.width - 0.5]},
+        "yaxis": {"visible": False, "range": [img.height - 0.5, -0.5], "scaleanchor": "x"},
+        "height": 520,
+        "margin": {"l": 10, "r": 10, "t": 10, "b": 10},
+    }
+    return _figure([{"type": "image", "source": img.uri, "hoverinfo": "skip"}], layout)
+
+
+def timing_figure(stages: dict[str, dict[str, float]]) -> go.Figure:
+    """Seconds per stage for each mode ({mode: {stage: seconds}}), side by side on a log axis: they differ 100-fold."""
+    fig = go.Figure()
+    for stage in ("proposals", "warp", "conv", "head"):
+        label = {"head": "pooling + classifier", "warp": "warp / resize"}.get(stage, stage)
+        fig.add_trace(
+            go.Bar(
+                y=list(stages),
+                x=[stages[m].get(stage, 0.0) for m in stages],
+                name=label,
+                orientation="h",
+                hovertemplate=f"{label}: %{{x:.3f}} s<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        barmode="group",
+        xaxis={"title": "seconds (log scale)", "type": "log"},
+        height=300,
+        margin={"t": 10, "b": 10},
+        legend={"orientation": "h"},
+    )
+    return fig

@@ -286,3 +286,32 @@ def test_attributions_page_single_level_model_explains():
     at = start().switch_page(ATTRIBUTIONS).run()
     no_exception(at)
     assert any("reads one pyramid level" in i.value for i in at.info)
+
+
+DETECTION = "pages/6_Detection.py"
+
+
+def test_detection_page_spp_then_rcnn_on_few_windows():
+    at = start().switch_page(DETECTION).run()
+    at.number_input(key="det_windows").set_value(100).run()
+    no_exception(at)
+    assert any("ImageNet classifier applied to each window" in c.value for c in at.caption)
+    assert any("270x" in i.value for i in at.info)  # the paper's numbers, before R-CNN has run
+    at.slider(key="det_rcnn_n").set_value(8).run()
+    at.button(key="det_rcnn_run").click().run()
+    no_exception(at)
+    m = metrics(at)
+    assert m["conv speed-up"].endswith("x") and m["conv + pooling/fc speed-up"].endswith("x")
+    assert any("R-CNN ran on 8 of 100 windows" in c.value for c in at.caption)
+    at.toggle(key="det_show").set_value(True).run()
+    no_exception(at)
+
+
+def test_detection_page_sliding_windows_and_bad_settings():
+    at = start().switch_page(DETECTION).run()
+    at.selectbox(key="det_mode").set_value("sliding").run()
+    at.number_input(key="det_windows").set_value(30).run()
+    no_exception(at)
+    at.multiselect(key="det_scales").set_value([]).run()
+    no_exception(at)
+    assert any("at least one scale" in e.value for e in at.error)

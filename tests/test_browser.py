@@ -176,3 +176,12 @@ def test_attributions_page(server, page):
     page.get_by_text("reads one pyramid level").wait_for(timeout=60_000)
     assert_no_exception(page)
     save_screenshot(page, "attributions", charts=False)
+
+
+def test_detection_page(server, page):
+    page.goto(f"{server}/Detection", timeout=120_000)
+    page.get_by_text("ImageNet classifier applied to each window").wait_for(timeout=180_000)
+    page.get_by_text("Run R-CNN mode on").click()
+    page.get_by_text("conv speed-up").wait_for(timeout=180_000)
+    assert_no_exception(page)
+    save_screenshot(page, "detection")

@@ -81,3 +81,15 @@ def test_pyramid_figures_are_valid_and_small():
     assert "never pooled" in broken.layout.title.text
     z = np.asarray(rule_coverage(14, 3).data[0].z)
     assert (z[13] == 0).all() and (z[:13, :13] > 0).all()  # a = 14, n = 3: the last row and column never pooled
+
+
+def test_detection_figures():
+    from spp_viz.detection import Detection
+    from spp_viz.plots import detections_figure, encode_image, timing_figure
+
+    enc = encode_image(photo(200, 100))
+    dets = [Detection((10, 10, 50, 60), 3, "x", 0.9), Detection((60, 10, 90, 40), 4, "y", 0.5)]
+    fig = revalidate(detections_figure(enc, dets, np.array([[0, 0, 20, 20]] * 5, np.float32)))
+    assert len(fig.layout.shapes) == 5 + 2 and [a.text for a in fig.layout.annotations] == ["x 90%", "y 50%"]
+    timing = revalidate(timing_figure({"R-CNN": {"conv": 10.0, "warp": 1.0}, "SPP-net": {"conv": 0.1}}))
+    assert timing.layout.barmode == "group" and timing.layout.xaxis.type == "log"  # 100-fold apart: log, not stacked

@@ -1,0 +1,160 @@
+"""Detection: window -> conv5 mapping, SPP-mode features against SPP on the hand-cropped map, R-CNN mode, NMS,
+bad boxes, proposals."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+import torch
+from badfiles import photo
+from torch import nn
+
+from spp_viz.detection import (
+    ModeResult,
+    agreement,
+    assign_scales,
+    clean_boxes,
+    detect,
+    proposals,
+    rcnn_mode,
+    sliding_windows,
+    spp_mode,
+)
+from spp_viz.geometry import feature_geometry
+from spp_viz.images import resize_short_side, to_tensor
+from spp_viz.models import SPPNet, load_model
+from spp_viz.pyramid import SpatialPyramidPool, spatial_pyramid_pool
+
+BOXES = np.array(
+    [[0, 0, 120, 90], [40, 30, 300, 200], [200, 10, 250, 60], [5, 5, 15, 15], [0, 0, 320, 240]], dtype=np.float32
+)
+
+
+def avg_pyramid_model() -> SPPNet:
+    torch.manual_seed(0)
+    features = nn.Sequential(
+        OrderedDict(
+            conv=nn.Conv2d(3, 4, 3, stride=2, padding=1), relu=nn.ReLU(), conv2=nn.Conv2d(4, 5, 3, stride=2, padding=1)
+        )
+    )
+    model = SPPNet(
+        features,
+        SpatialPyramidPool((3, 2, 1), "avg"),
+        nn.Linear(5 * 14, 6),
+        name="avgnet",
+        mean=(0.5,) * 3,
+        std=(0.5,) * 3,
+        stride=4,
+        channels=5,
+        class_names=list("abcdef"),
+    )
+    return model.eval().requires_grad_(False)
+
+
+def test_windows_to_cells_known_boxes_and_vectorised_equals_scalar():
+    geom = feature_geometry(load_model("zf5", device="cpu"), (224, 224))  # stride 16, cell 0 centred on pixel 20
+    cells = geom.windows_to_cells(np.array([[12, 12, 44, 44], [0, 0, 224, 224], [100, 100, 104, 104]]))
+    assert cells[0].tolist() == [0, 2, 0, 2]  # pixels 12..43: the cells centred on 20 and 36
+    assert cells[1].tolist() == [0, 13, 0, 13]
+    assert cells[2].tolist() == [5, 6, 5, 6]  # smaller than a stride: the middle cell
+    rng = np.random.default_rng(0)
+    boxes = np.sort(rng.uniform(-20, 250, (50, 2, 2)), axis=2).transpose(0, 2, 1).reshape(50, 4)[:, [0, 2, 1, 3]]
+    for box, row in zip(boxes, geom.windows_to_cells(boxes), strict=True):
+        (r0, r1), (c0, c1) = geom.window_to_cells(box)
+        assert [r0, r1, c0, c1] == row.tolist()
+
+
+@pytest.mark.parametrize("name", ["zf5", "efficientnet_lite0", "avg"])
+def test_spp_mode_features_equal_spp_on_the_cropped_map(name, default_model):
+    model = {
+        "zf5": lambda: load_model("zf5", device="cpu"),
+        "efficientnet_lite0": lambda: default_model,
+        "avg": avg_pyramid_model,
+    }[name]()
+    img = photo(320, 240)
+    result = spp_mode(model, img, BOXES, scales=(300,))
+    view = resize_short_side(img, 300)
+    with torch.inference_mode():
+        conv5 = model.forward_features(to_tensor(view))
+    geom = feature_geometry(model, (view.height, view.width))
+    scale = view.width / img.width
+    for i, box in enumerate(BOXES):
+        (r0, r1), (c0, c1) = geom.window_to_cells(box * scale)
+        expected = spatial_pyramid_pool(conv5[:, :, r0:r1, c0:c1], model.spp.levels, model.spp.mode)[0]
+        torch.testing.assert_close(result.features[i], expected, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(result.logits[i], model.classifier(expected[None])[0], rtol=1e-4, atol=1e-4)
+    assert result.timing.conv > 0 and result.timing.head > 0
+
+
+def test_rcnn_mode_runs_the_network_on_each_warped_window():
+    model = load_model("zf5", device="cpu")
+    img = photo(320, 240)
+    calls = []
+    result = rcnn_mode(model, img, BOXES[:3], batch_size=2, progress=lambda d, t: calls.append((d, t)))
+    assert result.logits.shape == (3, 1000) and result.features.shape == (3, 12_800)
+    assert calls == [(2, 3), (3, 3)]
+    x0, y0, x1, y1 = BOXES[1].astype(int)
+    warped = img.crop((x0, y0, x1, y1)).resize((224, 224), resample=2)  # bilinear, as R-CNN warps
+    with torch.inference_mode():
+        direct = model(to_tensor(warped))[0]
+    cos = torch.nn.functional.cosine_similarity(direct, result.logits[1], dim=0)
+    assert cos > 0.98  # roi_align's warp and PIL's agree up to resampling details
+    spp = spp_mode(model, img, BOXES[:3], scales=(240,))
+    agree = agreement(result, spp)
+    assert agree.windows == 3 and -1 <= agree.mean_cosine <= 1 and 0 <= agree.top1_agreement <= 1
+
+
+def test_multi_scale_assignment_follows_the_paper_rule():
+    boxes = np.array([[0, 0, 50, 50], [0, 0, 400, 400]], dtype=np.float32)
+    chosen = assign_scales(boxes, (800, 600), (480, 688, 1200))
+    assert chosen.tolist() == [1200, 480]  # small windows are seen at a large scale, big ones at a small scale
+    result = spp_mode(load_model("zf5", device="cpu"), photo(400, 300), boxes / 2, scales=(240, 600))
+    assert sorted(set(result.scales.tolist())) == [240, 600]
+
+
+def test_bad_boxes_are_clipped_or_dropped():
+    boxes = np.array(
+        [
+            [10, 10, 50, 50],  # fine
+            [-30, -30, 40, 40],  # partly outside: clipped
+            [500, 500, 600, 600],  # wholly outside: dropped
+            [20, 20, 20, 60],  # zero width: dropped
+            [60, 60, 30, 30],  # inverted: dropped
+            [np.nan, 0, 10, 10],  # not a number: dropped
+            [0, 0, 1e9, 1e9],  # huge: clipped to the image
+        ]
+    )
+    kept, idx = clean_boxes(boxes, (320, 240))
+    assert idx.tolist() == [0, 1, 6]
+    assert kept[1].tolist() == [0, 0, 40, 40] and kept[2].tolist() == [0, 0, 320, 240]
+    model = load_model("zf5", device="cpu")
+    empty = spp_mode(model, photo(320, 240), np.zeros((0, 4), np.float32))
+    assert empty.logits.shape[0] == 0 and detect(empty, model.class_names) == []
+
+
+def test_nms_keeps_the_best_of_overlapping_same_class_windows():
+    boxes = np.array([[0, 0, 100, 100], [5, 5, 105, 105], [0, 0, 100, 100], [200, 200, 260, 260]], np.float32)
+    logits = torch.full((4, 3), -1.0)
+    logits[0, 1], logits[1, 1], logits[2, 2], logits[3, 1] = 5.0, 6.0, 4.0, 1.0
+    result = ModeResult("spp", boxes, logits, torch.zeros(4, 1))
+    dets = detect(result, ["a", "b", "c"], score_threshold=0.5, iou=0.3)
+    assert [(d.label, d.box[0]) for d in dets] == [(1, 5.0), (2, 0.0), (1, 200.0)]  # box 0 suppressed by box 1
+    assert [d.label for d in detect(result, ["a", "b", "c"], score_threshold=0.5, classes=[2])] == [2]
+    assert detect(result, ["a", "b", "c"], score_threshold=0.999) == []
+
+
+def test_proposals_are_deterministic_capped_and_inside():
+    img = photo(400, 300, seed=3)
+    a = proposals(img, "fast", max_windows=150)
+    b = proposals(img, "fast", max_windows=150)
+    assert np.array_equal(a, b) and 0 < len(a) <= 150
+    assert (a[:, 0] >= 0).all() and (a[:, 2] <= 400).all() and (a[:, 3] <= 300).all()
+    assert (a[:, 2] > a[:, 0]).all()
+    slide = proposals(img, "sliding", max_windows=50)
+    assert len(slide) == 50 and len(sliding_windows((40, 30))) == 1  # too small for any size: the whole image
+    with pytest.raises(ValueError, match="at least 1"):
+        proposals(img, "fast", max_windows=0)
+    with pytest.raises(ValueError, match="proposal mode"):
+        proposals(img, "edge-boxes")
