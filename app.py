@@ -58,6 +58,8 @@ M = 36 + 9 + 4 + 1 = 50, and ZF-5's 256 channels give 256 x 50 = **12,800** numb
   each pyramid level carried it.
 - **Detection**: SPP-net's one conv pass with per-window pyramid pooling against R-CNN's network pass per window,
   both timed, with the paper's numbers beside them.
+- **SPP Lab** and **Lab experiments**: train small SPP-nets yourself, and reproduce the paper's comparisons
+  (crop, warp, single- and multi-size SPP) in numbers you produced.
 
 Pick a model and a photo in the sidebar; every page uses them. Numbers quoted as the paper's come from
 the paper itself, never from this app.

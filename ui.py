@@ -9,10 +9,12 @@ import hashlib
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import streamlit as st
 from PIL import Image
 
+from spp_viz.activations import DEFAULT_CACHE
 from spp_viz.attribution import Attribution
 from spp_viz.attribution import run as run_attribution
 from spp_viz.compare import Comparison, compare_views, make_views
@@ -22,8 +24,10 @@ from spp_viz.features import FeatureMaps, compute_feature_maps
 from spp_viz.images import ImageError, load_image, samples, to_tensor
 from spp_viz.levels import SizeRow, fixed_length_rows
 from spp_viz.models import DEFAULT_MODEL, ZOO, SPPNet, WeightsError, load_model
+from spp_viz.train import LAB_DIR_NAME, lab_models
 
 MAX_UPLOAD_MB = 25  # keep equal to server.maxUploadSize in .streamlit/config.toml
+LAB_DIR = DEFAULT_CACHE.parent / LAB_DIR_NAME  # where the Lab saves models: every page can select them
 IMAGE_TYPES = ["jpg", "jpeg", "png", "gif", "webp", "bmp", "tif", "tiff"]
 NOTES = "the paper notes (He et al., arXiv 1406.4729)"
 
@@ -126,23 +130,24 @@ def sidebar() -> Context:
     """Draw the shared sidebar (model, device, image) and keep its choices in session state."""
     with st.sidebar:
         st.header("Model")
+        options = [*ZOO, *(f"lab:{p}" for p in lab_models(LAB_DIR))]
         name = st.selectbox(
-            "Network",
-            list(ZOO),
-            format_func=lambda n: ZOO[n].title,
-            key="model_name",
-            index=list(ZOO).index(DEFAULT_MODEL),
+            "Network", options, format_func=model_title, key="model_name", index=options.index(DEFAULT_MODEL)
         )
-        st.caption(f"Weights: {ZOO[name].weights}.")
-        weights = (
-            st.text_input(
-                "Weights file (optional)",
-                key=f"weights_{name}",
-                placeholder="/path/to/weights.pth or .safetensors",
-                help="A checkpoint on the computer running the app, read with weights_only=True (no code unpickled).",
-            ).strip()
-            or None
-        )
+        weights = None
+        if name in ZOO:
+            st.caption(f"Weights: {ZOO[name].weights}.")
+            weights = (
+                st.text_input(
+                    "Weights file (optional)",
+                    key=f"weights_{name}",
+                    placeholder="/path/to/weights.pth or .safetensors",
+                    help="A checkpoint on the computer running the app, read with weights_only=True.",
+                ).strip()
+                or None
+            )
+        else:
+            st.caption("Trained in the SPP Lab; its class names come with it.")
         choices = ["auto", *available_devices()]
         wanted = st.selectbox("Device", choices, key="device", help="auto picks CUDA, then Apple MPS, then the CPU.")
         device = str(resolve_device(wanted))
@@ -183,6 +188,11 @@ def sidebar() -> Context:
     return ctx
 
 
+def model_title(name: str) -> str:
+    """How the sidebar names a zoo model or a Lab model ("lab:PATH")."""
+    return ZOO[name].title if name in ZOO else f"Lab: {Path(name[4:]).stem}"
+
+
 MAX_REMEMBERED_UPLOADS = 20
 
 
@@ -218,11 +228,11 @@ def current_model() -> SPPNet:
     try:
         model, _ = get_model(ctx.model_name, ctx.device, ctx.weights)
     except (WeightsError, ValueError) as e:
-        st.error(f"**{ZOO[ctx.model_name].title} could not be loaded.** {e}")
+        st.error(f"**{model_title(ctx.model_name)} could not be loaded.** {e}")
         st.stop()
     if not model.pretrained:
         st.warning(
-            f"**{ZOO[ctx.model_name].title}** has random weights: its conv5 maps and pyramid work, but its "
+            f"**{model_title(ctx.model_name)}** has random weights: its conv5 maps and pyramid work, but its "
             "predictions mean nothing. Give a weights file in the sidebar to use trained weights."
         )
     return model

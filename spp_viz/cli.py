@@ -7,6 +7,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from .devices import resolve_device
 from .features import compute_feature_maps
@@ -139,6 +140,56 @@ def _cmd_bench_detection(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .pyramid import parse_levels
+    from .train import LabConfig, fine_tune_folder, save_model, save_result, train
+
+    levels = parse_levels(args.levels)
+    config = LabConfig(levels=levels, regime=args.regime, epochs=args.epochs, seed=args.seed).validate()
+    with tqdm(total=args.epochs, unit="epoch", desc=f"training ({args.regime})") as bar:
+
+        def progress(log) -> None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{log.loss:.3f}", val=f"{log.val_accuracy:.1%}")
+
+        if args.dataset == "synthetic":
+            result = train(config, progress=progress)
+            path = save_result(result, args.out)
+        else:
+            if args.regime not in ("single-size", "multi-size"):
+                raise ValueError("fine-tuning on a folder takes --regime single-size or multi-size")
+            bar.total = args.epochs
+            sides = (224, 180) if args.regime == "multi-size" else (224,)
+            result = fine_tune_folder(
+                args.base, args.dataset, levels, sides, args.epochs, seed=args.seed, progress=progress
+            )
+            path = save_model(result.model, args.out, result.meta)
+    print(f"saved {path} ({result.seconds:.1f} s)" if result.seconds else f"saved {path}")
+    for view, acc in getattr(result, "test", {}).items():
+        print(f"  test accuracy, {view} view: {'n/a (no SPP)' if acc is None else f'{acc:.1%}'}")
+    return 0
+
+
+def _cmd_lab_experiments(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .train import EXPERIMENTS, LabConfig, run_experiments
+
+    with tqdm(total=len(EXPERIMENTS), unit="net", desc="the paper's comparison") as bar:
+        results = run_experiments(LabConfig(epochs=args.epochs), progress=lambda i, n, name: bar.update(i - bar.n))
+    print(f"{'configuration':<28} {'crop':>7} {'warp':>7} {'full':>7}")
+    for r in results["rows"]:
+        cells = ["   n/a" if r["test"][v] is None else f"{r['test'][v]:6.1%}" for v in ("crop", "warp", "full")]
+        print(f"{r['name']:<28} " + " ".join(f"{c:>7}" for c in cells))
+    print(f"{results['seconds']:.1f} s in all ({results['torch_threads']} torch threads)")
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+        print(f"written to {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m spp_viz", description="SPP-net Explorer from the command line.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -166,6 +217,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all-positions", action="store_true", help="allow several entries per image and channel")
     p.add_argument("--cache-dir", default=None, help="where indexes are stored (default ~/.cache/spp_viz/index)")
     p.set_defaults(func=_cmd_index)
+
+    p = sub.add_parser("train", help="train an SPP-net in the Lab (synthetic shapes, or fine-tune on a folder)")
+    p.add_argument("--dataset", default="synthetic", help="'synthetic' or a folder with one subfolder per class")
+    p.add_argument("--levels", default="4,2,1", help="pyramid levels (default %(default)s)")
+    p.add_argument(
+        "--regime", default="multi-size", choices=["crop", "warp", "single-size", "multi-size", "random-size"]
+    )
+    p.add_argument("--epochs", type=_positive, default=12)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--base", default=DEFAULT_MODEL, choices=sorted(ZOO), help="pretrained conv layers (folders)")
+    p.add_argument("--out", required=True, help="where to save the model (.safetensors)")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("lab-experiments", help="the paper's comparison on the built-in shapes (about 2 minutes)")
+    p.add_argument("--epochs", type=_positive, default=12)
+    p.add_argument("--out", default=None, help="write the results as JSON (e.g. assets/lab_results.json)")
+    p.set_defaults(func=_cmd_lab_experiments)
 
     bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="bench", required=True)
     p = bench.add_parser("detection", help="time R-CNN and SPP-net modes on the same image and windows")

@@ -397,7 +397,7 @@ def load_model(
     """Build a zoo model in eval mode on a device.
 
     Args:
-        name: a key of ``ZOO``.
+        name: a key of ``ZOO``, or "lab:PATH" for a model saved by the Lab (spp_viz.train).
         device: "cuda", "mps", "cpu", "auto" or None (see ``resolve_device``).
         weights: a .pth/.pt (loaded with ``weights_only=True``) or .safetensors file; None for the default source.
 
@@ -405,6 +405,10 @@ def load_model(
         ValueError: for an unknown name or device.
         WeightsError: when weights are missing, unreadable or of another architecture.
     """
+    if name.startswith("lab:"):
+        from .train import load_trained
+
+        return load_trained(name[4:], device=device)
     if name not in ZOO:
         raise ValueError(f"unknown model {name!r}: choose one of {', '.join(ZOO)}")
     dev = resolve_device(device)

@@ -315,3 +315,45 @@ def test_detection_page_sliding_windows_and_bad_settings():
     at.multiselect(key="det_scales").set_value([]).run()
     no_exception(at)
     assert any("at least one scale" in e.value for e in at.error)
+
+
+LAB = "pages/7_SPP_Lab.py"
+EXPERIMENTS = "pages/8_Lab_experiments.py"
+
+
+def test_lab_trains_saves_and_every_page_can_use_the_model():
+    at = start().switch_page(LAB).run()
+    no_exception(at)
+    at.selectbox(key="lab_regime-synthetic").set_value("single-size").run()
+    at.slider(key="lab_epochs").set_value(2).run()
+    at.select_slider(key="lab_count").set_value(40).run()
+    at.button(key="lab_train").click().run()
+    no_exception(at)
+    assert any("Saved as" in s.value for s in at.success)
+    assert set(metrics(at)) == {"test accuracy, crop view", "test accuracy, warp view", "test accuracy, full view"}
+    # A new session finds the model in the sidebar; pages run with it, its class names come with it.
+    import os
+
+    from spp_viz.train import lab_models
+
+    saved = lab_models(Path(os.environ["SPP_VIZ_CACHE"]) / "lab")[0]
+    at2 = start()
+    assert f"Lab: {saved.stem}" in at2.selectbox(key="model_name").options
+    at2.selectbox(key="model_name").set_value(f"lab:{saved}").run()
+    for page in ("pages/1_Feature_maps.py", ATTRIBUTIONS):
+        at2.switch_page(page).run()
+        no_exception(at2)
+    assert any("logit lost" in c.proto.spec for c in at2.get("plotly_chart"))  # {4,2,1}: the level split
+
+
+def test_lab_experiments_page_shows_shipped_results_and_runs_a_small_comparison():
+    at = start().switch_page(EXPERIMENTS).run()
+    no_exception(at)
+    text = " ".join(m.value for m in at.markdown)
+    assert "Full-image SPP" in text and ("matches" in text)
+    assert len(at.dataframe) >= 2  # our results and the paper's
+    at.slider(key="exp_epochs").set_value(2).run()
+    at.select_slider(key="exp_count").set_value(40).run()
+    at.button(key="exp_run").click().run()
+    no_exception(at)
+    assert any("Run here:" in c.value for c in at.caption)

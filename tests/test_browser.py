@@ -98,6 +98,15 @@ def page(browser):
     context.close()
 
 
+def wait_text(page, text: str, timeout: float = 180, exact: bool = False) -> None:
+    """Wait for text to show; on a timeout, print what the page does show, so a CI log says why."""
+    try:
+        page.get_by_text(text, exact=exact).first.wait_for(timeout=timeout * 1000)
+    except Exception:
+        print(f"--- waiting for {text!r}; the page shows:\n{page.inner_text('body')[-3000:]}")
+        raise
+
+
 def assert_no_exception(page) -> None:
     assert page.locator("[data-testid='stException']").count() == 0, page.locator(
         "[data-testid='stException']"
@@ -117,15 +126,15 @@ def save_screenshot(page, name: str, charts: bool = True) -> None:
 
 def test_feature_maps_page_with_upload(server, page):
     page.goto(f"{server}/Feature_maps", timeout=120_000)
-    page.get_by_text("conv5 (H x W x C)").wait_for(timeout=120_000)
+    wait_text(page, "conv5 (H x W x C)")
     # The shared sidebar is there on a page too: switch to upload and send a photo through the real widget.
     page.locator("[data-testid='stSidebar']").get_by_text("Upload", exact=True).click()
     page.locator("[data-testid='stSidebar'] input[type='file']").set_input_files(str(SAMPLES / "coffee.jpg"))
     # coffee.jpg is 600 x 400: shorter side 256 gives 256 x 384, and conv5 at stride 32 is 8 x 12.
-    page.get_by_text("8 x 12 x 1280").wait_for(timeout=120_000)
-    page.get_by_text("256 x 384", exact=True).wait_for(timeout=30_000)
+    wait_text(page, "8 x 12 x 1280")
+    wait_text(page, "256 x 384", exact=True)
     # The channel shown large follows the new image: its strongest channel, not the sample's (a bug seen here).
-    page.get_by_text("(rank 1 of 1280)").wait_for(timeout=30_000)
+    wait_text(page, "(rank 1 of 1280)")
     assert_no_exception(page)
     save_screenshot(page, "feature_maps")
 
@@ -134,37 +143,37 @@ def test_bad_upload_in_browser_shows_message(server, page, tmp_path):
     bad = tmp_path / "notes.jpg"
     bad.write_text("not a photo")
     page.goto(f"{server}/Feature_maps", timeout=120_000)
-    page.get_by_text("conv5 (H x W x C)").wait_for(timeout=120_000)
+    wait_text(page, "conv5 (H x W x C)")
     page.locator("[data-testid='stSidebar']").get_by_text("Upload", exact=True).click()
     page.locator("[data-testid='stSidebar'] input[type='file']").set_input_files(str(bad))
-    page.get_by_text("This image cannot be used").wait_for(timeout=60_000)
+    wait_text(page, "This image cannot be used")
     assert_no_exception(page)
 
 
 def test_pyramid_page_shows_output_length(server, page):
     page.goto(f"{server}/Pyramid_pooling", timeout=120_000)
-    page.get_by_text("1,280 x 50 = 64,000").wait_for(timeout=120_000)
+    wait_text(page, "1,280 x 50 = 64,000")
     # Switch the preset through the real select box: {4,2,1}, the paper's Figure 3.
     box = page.locator("[data-testid='stSelectbox']").filter(has=page.get_by_text("Pyramid", exact=True))
     box.click()
     page.get_by_role("option", name="{4,2,1}: 21 bins, the paper's Figure 3").click()
-    page.get_by_text("1,280 x 21 = 26,880").wait_for(timeout=60_000)
-    page.get_by_text("Map sizes up to 40 where the training rule breaks").wait_for(timeout=60_000)
+    wait_text(page, "1,280 x 21 = 26,880")
+    wait_text(page, "Map sizes up to 40 where the training rule breaks")
     assert_no_exception(page)
     save_screenshot(page, "pyramid_pooling")
 
 
 def test_activations_page_shows_patches(server, page):
     page.goto(f"{server}/Strongest_activations", timeout=120_000)
-    page.get_by_text("Index of 4 images").wait_for(timeout=120_000)
-    page.get_by_text("would rank").wait_for(timeout=30_000)
+    wait_text(page, "Index of 4 images")
+    wait_text(page, "would rank")
     assert_no_exception(page)
     save_screenshot(page, "strongest_activations")
 
 
 def test_crop_warp_page(server, page):
     page.goto(f"{server}/Crop_warp_SPP", timeout=120_000)
-    page.get_by_text("keeps everything, but stretches width").wait_for(timeout=120_000)
+    wait_text(page, "keeps everything, but stretches width")
     page.get_by_text("All views agree").or_(page.get_by_text("The views disagree")).wait_for(timeout=60_000)
     assert_no_exception(page)
     save_screenshot(page, "crop_warp_spp")
@@ -172,16 +181,27 @@ def test_crop_warp_page(server, page):
 
 def test_attributions_page(server, page):
     page.goto(f"{server}/Attributions", timeout=120_000)
-    page.get_by_text("s, 2 passes").first.wait_for(timeout=120_000)
-    page.get_by_text("reads one pyramid level").wait_for(timeout=60_000)
+    wait_text(page, "s, 2 passes")
+    wait_text(page, "reads one pyramid level")
     assert_no_exception(page)
     save_screenshot(page, "attributions", charts=False)
 
 
 def test_detection_page(server, page):
     page.goto(f"{server}/Detection", timeout=120_000)
-    page.get_by_text("ImageNet classifier applied to each window").wait_for(timeout=180_000)
+    wait_text(page, "ImageNet classifier applied to each window")
     page.get_by_text("Run R-CNN mode on").click()
-    page.get_by_text("conv speed-up").wait_for(timeout=180_000)
+    wait_text(page, "conv speed-up")
     assert_no_exception(page)
     save_screenshot(page, "detection")
+
+
+def test_lab_pages(server, page):
+    page.goto(f"{server}/SPP_Lab", timeout=120_000)
+    wait_text(page, "What the built-in images look like")
+    assert_no_exception(page)
+    page.goto(f"{server}/Lab_experiments", timeout=120_000)
+    wait_text(page, "Results shipped with the app")
+    wait_text(page, "The paper's numbers")
+    assert_no_exception(page)
+    save_screenshot(page, "lab_experiments")

@@ -1,0 +1,164 @@
+"""The SPP Lab: train a small SPP-net (or a fixed-size baseline) and watch it learn."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
+
+import ui
+from spp_viz.levels import PRESETS
+from spp_viz.pyramid import parse_levels
+from spp_viz.synthetic import CLASSES, make_split
+from spp_viz.train import REGIMES, TEST_VIEWS, EpochLog, LabConfig, fine_tune_folder, save_model, save_result, train
+
+REGIME_TITLES = {
+    "crop": "no SPP, trained on crops",
+    "warp": "no SPP, trained on warps",
+    "single-size": "SPP, single-size",
+    "multi-size": "SPP, multi-size (1 and 180/224, alternating)",
+    "random-size": "SPP, random size each epoch",
+}
+
+
+def curves(history: list[EpochLog]) -> go.Figure:
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    epochs = [h.epoch for h in history]
+    fig.add_trace(go.Scatter(x=epochs, y=[h.loss for h in history], name="training loss", mode="lines+markers"))
+    fig.add_trace(
+        go.Scatter(x=epochs, y=[h.val_accuracy for h in history], name="validation accuracy", mode="lines+markers"),
+        secondary_y=True,
+    )
+    fig.update_xaxes(title="epoch")
+    fig.update_yaxes(title="loss", secondary_y=False)
+    fig.update_yaxes(title="accuracy", range=[0, 1], tickformat=".0%", secondary_y=True)
+    fig.update_layout(height=320, margin={"t": 20, "b": 10}, legend={"orientation": "h"})
+    return fig
+
+
+def settings() -> tuple[str, LabConfig, str]:
+    a, b = st.columns(2)
+    dataset = a.radio(
+        "Data",
+        ["synthetic", "folder"],
+        horizontal=True,
+        key="lab_data",
+        format_func={"synthetic": "built-in shapes", "folder": "an image folder (fine-tune)"}.get,
+    )
+    regimes = REGIMES if dataset == "synthetic" else ("single-size", "multi-size")
+    regime = b.selectbox(
+        "Regime", regimes, index=regimes.index("multi-size"), format_func=REGIME_TITLES.get, key=f"lab_regime-{dataset}"
+    )
+    c, d, e = st.columns(3)
+    preset = c.selectbox(
+        "Pyramid", [*PRESETS, "custom"], index=2, key="lab_preset", disabled=regime in ("crop", "warp")
+    )
+    levels = PRESETS.get(preset, (4, 2, 1))
+    if preset == "custom":
+        try:
+            levels = parse_levels(c.text_input("Levels", "4,2,1", key="lab_custom"))
+        except ValueError as err:
+            st.error(f"**These levels cannot be used:** {err}")
+            st.stop()
+    epochs = d.slider("Epochs", 1, 40, 12, key="lab_epochs")
+    train_count = e.select_slider(
+        "Training images", [40, 200, 400, 800, 1600], 800, key="lab_count", disabled=dataset != "synthetic"
+    )
+    folder = ""
+    if dataset == "folder":
+        folder = st.text_input(
+            "Image folder (one subfolder per class)", key="lab_folder", placeholder="/path/to/folder"
+        ).strip()
+    config = LabConfig(
+        levels=levels,
+        regime=regime,
+        epochs=epochs,
+        train_count=train_count,
+        val_count=max(40, train_count // 4),
+        test_count=max(40, train_count // 2),
+    )
+    return dataset, config, folder
+
+
+def run_training(dataset: str, config: LabConfig, folder: str) -> None:
+    bar = st.progress(0.0, text="Training ...")
+    chart = st.empty()
+    history: list[EpochLog] = []
+
+    def progress(log: EpochLog) -> None:
+        history.append(log)
+        bar.progress(
+            log.epoch / config.epochs,
+            text=f"epoch {log.epoch} of {config.epochs}: loss {log.loss:.3f}, "
+            f"validation accuracy {log.val_accuracy:.0%}",
+        )
+        chart.plotly_chart(curves(history), width="stretch", key=f"live-{log.epoch}")
+
+    ui.LAB_DIR.mkdir(parents=True, exist_ok=True)
+    if dataset == "synthetic":
+        result = train(config, progress=progress)
+        name = f"shapes-{config.regime}-{''.join(map(str, config.levels))}-e{config.epochs}-s{config.seed}"
+        path = save_result(result, ui.LAB_DIR / f"{name}.safetensors")
+    else:
+        try:
+            result = fine_tune_folder(
+                ui.context().model_name if ui.context().model_name in ui.ZOO else "efficientnet_lite0",
+                folder,
+                config.levels,
+                (224, 180) if config.regime == "multi-size" else (224,),
+                config.epochs * 5,
+                progress=progress,
+            )
+        except (ValueError, ui.WeightsError) as err:
+            bar.empty()
+            st.error(f"**The folder cannot be used:** {err}")
+            return
+        name = f"{Path(folder).name}-{result.meta['base']}-{''.join(map(str, config.levels))}"
+        path = save_model(result.model, ui.LAB_DIR / f"{name}.safetensors", result.meta)
+    bar.empty()
+    st.session_state["lab_last"] = (str(path), result.history, getattr(result, "test", {}), result.seconds)
+
+
+def result_panel() -> None:
+    path, history, test, seconds = st.session_state["lab_last"]
+    st.plotly_chart(curves(history), width="stretch", key="lab-final")
+    if test:
+        cols = st.columns(len(TEST_VIEWS))
+        for col, v in zip(cols, TEST_VIEWS, strict=True):
+            col.metric(
+                f"test accuracy, {v} view",
+                "n/a" if test[v] is None else f"{test[v]:.1%}",
+                help="a network without SPP cannot take the full image" if test[v] is None else None,
+            )
+    st.success(
+        f"Saved as **{Path(path).name}** ({seconds:.1f} s of training). Every page can now use it: pick "
+        f"*Lab: {Path(path).stem}* as the network in the sidebar."
+    )
+    st.download_button(
+        "Download the model (.safetensors)", partial(Path(path).read_bytes), Path(path).name, "application/octet-stream"
+    )
+
+
+def main() -> None:
+    st.title("SPP Lab: train your own")
+    st.markdown(
+        "Train a small SPP-net on shapes where a crop loses objects near the border and a warp changes the shapes "
+        "that tell the classes apart (circle or ellipse? square or rectangle?), or fine-tune an SPP head on the frozen "
+        "conv layers of a pretrained network on your own folder of images. The paper trains with two sizes (224 and "
+        "180) sharing all parameters, switching every epoch (Sec. 2.3; see " + ui.NOTES + ")."
+    )
+    with st.expander("What the built-in images look like"):
+        samples = make_split("train", 8, seed=0)
+        st.image([s.image for s in samples], caption=[CLASSES[s.label] for s in samples])
+    dataset, config, folder = settings()
+    if st.button("Train", type="primary", key="lab_train"):
+        st.caption("To stop, press the Stop button at the top right: the run ends after the current epoch's work.")
+        run_training(dataset, config, folder)
+    if "lab_last" in st.session_state:
+        result_panel()
+
+
+main()

@@ -1,0 +1,145 @@
+"""The paper's comparisons, reproduced at classroom scale on the built-in shapes."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+import ui
+from spp_viz.images import SAMPLES_DIR
+from spp_viz.train import TEST_VIEWS, LabConfig, run_experiments
+
+SHIPPED = SAMPLES_DIR.parent / "lab_results.json"  # made by: python -m spp_viz lab-experiments --out <this file>
+PAPER_ROWS = [
+    ("ZF-5, no SPP (ImageNet val, top-1 / top-5 error)", "35.99 / 14.76"),
+    ("ZF-5, SPP {4,3,2,1}", "35.06 / 14.04"),
+    ("ZF-5, SPP {6,3,2,1}", "34.98 / 14.14"),
+    ("Overfeat-7, multi-size (180 + 224), top-1 error", "29.68: 2.33 better than no SPP, 0.68 better than single-size"),
+    ("Full image vs 224 crop (VOC 2007 classification mAP)", "78.39 vs 76.45"),
+    ("Caltech101: full image vs warped", "91.44 vs 89.91"),
+]
+
+
+@st.cache_data(show_spinner=False)
+def comparison(config: LabConfig) -> dict:
+    """Cached per configuration for the server's life, so a class can look again at once."""
+    bar = st.progress(0.0, text="Training five networks ...")
+    result = run_experiments(config, progress=lambda i, n, name: bar.progress(i / n, text=f"{i + 1} of {n}: {name}"))
+    bar.empty()
+    return result
+
+
+def table(results: dict) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {"configuration": r["name"], **{f"{v} view": r["test"][v] for v in TEST_VIEWS}, "train s": r["seconds"]}
+            for r in results["rows"]
+        ]
+    )
+
+
+def chart(results: dict) -> go.Figure:
+    fig = go.Figure()
+    for v in TEST_VIEWS:
+        fig.add_trace(
+            go.Bar(
+                x=[r["name"] for r in results["rows"]],
+                y=[r["test"][v] for r in results["rows"]],
+                name=f"{v} view",
+                text=[None if r["test"][v] is None else f"{r['test'][v]:.0%}" for r in results["rows"]],
+            )
+        )
+    fig.update_layout(
+        barmode="group",
+        yaxis={"title": "test accuracy", "range": [0, 1], "tickformat": ".0%"},
+        height=380,
+        margin={"t": 20, "b": 10},
+        legend={"orientation": "h"},
+    )
+    return fig
+
+
+def verdicts(results: dict) -> list[str]:
+    """What matches the paper and what does not, read off these numbers."""
+    rows = {r["name"]: r["test"] for r in results["rows"]}
+    crop, warp = rows["no SPP (crop)"]["crop"], rows["no SPP (warp)"]["warp"]
+    single, multi = rows["SPP {4,2,1} single-size"]["full"], rows["SPP {4,2,1} multi-size"]["full"]
+    fine = rows["SPP {6,3,2,1} multi-size"]["full"]
+    best = max(single, multi, fine)
+    out = [
+        f"Full-image SPP ({best:.0%}) against the warped baseline ({warp:.0%}): "
+        + (
+            "**matches** the paper (Caltech101: 91.44 full against 89.91 warped)."
+            if best > warp
+            else "**does not match** here."
+        ),
+        f"Full-image SPP against the cropped baseline ({crop:.0%}): "
+        + (
+            "**matches** (VOC 2007: 78.39 full against 76.45 crop)."
+            if best > crop
+            else "**does not match** here: shapes larger than half the image often survive a centre crop whole."
+        ),
+        f"Multi-size against single-size training ({multi:.0%} against {single:.0%}): "
+        + (
+            "**matches** (Overfeat-7: 0.68 points better)."
+            if multi > single
+            else "**does not match** here; the paper's gain is under a point, within this small test set's noise."
+        ),
+        f"{{6,3,2,1}} against {{4,2,1}}, both multi-size ({fine:.0%} against {multi:.0%}): "
+        + (
+            "a finer pyramid helps, as in the paper (34.98 against 35.06 top-1 error, with {4,3,2,1})."
+            if fine > multi
+            else "no gain here; in the paper the difference is 0.08 points."
+        ),
+    ]
+    return out
+
+
+def show(results: dict, source: str) -> None:
+    st.caption(source)
+    left, right = st.columns([3, 2])
+    with left:
+        st.dataframe(
+            table(results).style.format(
+                {f"{v} view": lambda x: "n/a" if x is None or x != x else f"{x:.1%}" for v in TEST_VIEWS}
+                | {"train s": "{:.1f}"}
+            ),
+            hide_index=True,
+        )
+        st.plotly_chart(chart(results), width="stretch")
+    with right:
+        st.markdown("**The paper's numbers** (He et al.; see " + ui.NOTES + ")")
+        st.dataframe(pd.DataFrame(PAPER_ROWS, columns=["result", "value"]), hide_index=True)
+    for line in verdicts(results):
+        st.markdown("- " + line)
+
+
+def main() -> None:
+    st.title("SPP Lab: the paper's comparisons")
+    st.markdown(
+        "Five networks, the same data, the same number of epochs: no SPP fed by crops, no SPP fed by warps, SPP "
+        "{4,2,1} trained at one size, SPP {4,2,1} and {6,3,2,1} trained at two sizes. Each is tested on crops, warps "
+        "and full images (a network without SPP cannot take a full image)."
+    )
+    if SHIPPED.is_file():
+        shipped = json.loads(SHIPPED.read_text())
+        show(
+            shipped,
+            f"Results shipped with the app: {shipped['seconds']:.0f} s of training on a 2-core CPU "
+            f"({shipped['torch_threads']} torch threads). Reproduce with `python -m spp_viz lab-experiments "
+            "--out assets/lab_results.json`.",
+        )
+    st.subheader("Run it here")
+    epochs = st.slider("Epochs per network", 2, 24, LabConfig().epochs, key="exp_epochs")
+    count = st.select_slider("Training images", [40, 200, 400, 800], 800, key="exp_count")
+    config = LabConfig(epochs=epochs, train_count=count, val_count=max(40, count // 4), test_count=max(40, count // 2))
+    if st.button("Run the comparison", type="primary", key="exp_run") or st.session_state.get("exp_config") == config:
+        st.session_state["exp_config"] = config
+        results = comparison(config)
+        show(results, f"Run here: {results['seconds']:.0f} s of training.")
+
+
+main()

@@ -1,0 +1,465 @@
+"""The SPP Lab: train small SPP-nets (and fixed-size baselines) and reproduce the paper's comparisons.
+
+Regimes (the paper's Sec. 2.3 and 3.1, at classroom scale):
+  crop         no SPP: a fixed-size network (flatten after a fixed pool), trained on centre crops
+  warp         no SPP: the same network, trained on whole images warped to a square
+  single-size  SPP, trained on whole images at their own size
+  multi-size   SPP, the image at its own size and at 180/224 of it, switching every epoch, parameters shared
+  random-size  SPP, a random scale in [180/224, 1] every epoch
+Every model is tested on crop, warp and full-image input (the full image at its own size; a fixed-size network
+cannot take it).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor, nn
+
+from .images import to_tensor
+from .models import WeightsError, fc_classifier, load_model
+from .pyramid import SpatialPyramidPool, check_levels
+from .synthetic import CLASSES, Sample, make_split
+
+REGIMES = ("crop", "warp", "single-size", "multi-size", "random-size")
+TEST_VIEWS = ("crop", "warp", "full")
+LAB_DIR_NAME = "lab"
+
+
+@dataclass(frozen=True)
+class LabConfig:
+    levels: tuple[int, ...] = (4, 2, 1)  # the pyramid (SPP regimes)
+    regime: str = "multi-size"  # one of REGIMES
+    size: int = 64  # the fixed network's input side, and the crop / warp test views' side
+    second_scale: float = 180 / 224  # multi-size: the other scale, as in the paper (180 against 224)
+    epochs: int = 12
+    batch_size: int = 32
+    lr: float = 1e-3  # Adam; 3e-3 collapsed to the uniform prediction on SPP runs
+    width: int = 32  # channels of the first conv blocks; conv5 has 2 * width
+    seed: int = 0  # data, initialisation and order: the same seed gives the same model
+    train_count: int = 800
+    val_count: int = 200
+    test_count: int = 400
+
+    def validate(self) -> LabConfig:
+        if self.regime not in REGIMES:
+            raise ValueError(f"unknown regime {self.regime!r}: use one of {', '.join(REGIMES)}")
+        check_levels(self.levels)
+        if self.epochs < 1 or self.batch_size < 1 or self.train_count < len(CLASSES):
+            raise ValueError("epochs and batch size must be at least 1, and the training set at least one per class")
+        return self
+
+    @property
+    def uses_spp(self) -> bool:
+        return self.regime not in ("crop", "warp")
+
+
+class FixedPool(nn.Module):
+    """pool5 of a fixed-size network: a 2x2 max pool and a flatten, for one conv5 size only."""
+
+    def __init__(self, conv5_side: int) -> None:
+        super().__init__()
+        self.conv5_side = conv5_side
+        self.levels = (conv5_side // 2,)  # what it amounts to: one n x n level, for the pages that ask
+        self.mode = "max"
+
+    def forward(self, x: Tensor) -> Tensor:
+        if tuple(x.shape[-2:]) != (self.conv5_side, self.conv5_side):
+            raise ValueError(
+                f"a network without SPP only takes inputs whose conv5 is {self.conv5_side} x {self.conv5_side}; "
+                f"this one's is {x.shape[-2]} x {x.shape[-1]}"
+            )
+        return F.max_pool2d(x, 2).flatten(1)  # (N, C, s, s) -> (N, C, s/2, s/2) -> (N, C*s*s/4)
+
+    def output_length(self, channels: int) -> int:
+        return channels * (self.conv5_side // 2) ** 2
+
+
+def lab_features(width: int) -> nn.Sequential:
+    """Four conv blocks with batch norm, total stride 8: small enough to train in seconds on a CPU."""
+    chans = [3, width // 2, width, 2 * width, 2 * width]
+    layers: OrderedDict[str, nn.Module] = OrderedDict()
+    for k in range(1, 5):
+        layers[f"conv{k}"] = nn.Conv2d(chans[k - 1], chans[k], 3, padding=1, bias=False)
+        layers[f"bn{k}"] = nn.BatchNorm2d(chans[k])
+        layers[f"relu{k}"] = nn.ReLU(inplace=True)
+        if k < 4:
+            layers[f"pool{k}"] = nn.MaxPool2d(2)
+    return nn.Sequential(layers)
+
+
+def build_lab_model(config: LabConfig, class_names: Sequence[str] = CLASSES):
+    from .models import SPPNet
+
+    channels = 2 * config.width
+    spp = SpatialPyramidPool(config.levels, "max") if config.uses_spp else FixedPool(config.size // 8)
+    classifier = nn.Sequential(
+        OrderedDict(
+            fc6=nn.Linear(spp.output_length(channels), 128),
+            relu6=nn.ReLU(inplace=True),
+            drop6=nn.Dropout(0.2),
+            fc7=nn.Linear(128, len(class_names)),
+        )
+    )
+    return SPPNet(
+        lab_features(config.width),
+        spp,
+        classifier,
+        name=f"lab-{config.regime}",
+        mean=(0.5,) * 3,
+        std=(0.5,) * 3,
+        stride=8,
+        channels=channels,
+        class_names=class_names,
+        input_size=config.size,
+        pretrained=True,
+    )
+
+
+# ----------------------------------------------------------------------------- views and batches
+
+
+def view(img: Image.Image, kind: str, size: int, scale: float = 1.0) -> Image.Image:
+    """crop: the centre square, resized to size; warp: the whole image to size x size; full: the image x scale."""
+    if kind == "crop":
+        side = min(img.size)
+        left, top = (img.width - side) // 2, (img.height - side) // 2
+        return img.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.BILINEAR)
+    if kind == "warp":
+        return img.resize((size, size), Image.Resampling.BILINEAR)
+    if scale == 1.0:
+        return img
+    return img.resize((max(8, round(img.width * scale)), max(8, round(img.height * scale))), Image.Resampling.BILINEAR)
+
+
+def batches(
+    samples: Sequence[Sample],
+    kind: str,
+    size: int,
+    scale: float,
+    batch_size: int,
+    rng: np.random.Generator | None = None,
+) -> list[tuple[Tensor, Tensor]]:
+    """Tensors grouped by size (full views vary), each group cut into batches; shuffled when rng is given."""
+    groups: dict[tuple[int, int], list[tuple[Tensor, int]]] = {}
+    for s in samples:
+        t = to_tensor(view(s.image, kind, size, scale))[0]
+        groups.setdefault(tuple(t.shape[-2:]), []).append((t, s.label))
+    out = []
+    for items in groups.values():
+        order = rng.permutation(len(items)) if rng is not None else np.arange(len(items))
+        for i in range(0, len(items), batch_size):
+            chunk = [items[j] for j in order[i : i + batch_size]]
+            out.append((torch.stack([t for t, _ in chunk]), torch.tensor([y for _, y in chunk])))
+    if rng is not None:
+        out = [out[i] for i in rng.permutation(len(out))]
+    return out
+
+
+def epoch_scale(config: LabConfig, epoch: int, rng: np.random.Generator) -> float:
+    """The input scale of an epoch: 1; alternating 1 and second_scale; or random in [second_scale, 1]."""
+    if config.regime == "multi-size":
+        return 1.0 if epoch % 2 == 0 else config.second_scale
+    if config.regime == "random-size":
+        return float(rng.uniform(config.second_scale, 1.0))
+    return 1.0
+
+
+def train_view(config: LabConfig) -> str:
+    return {"crop": "crop", "warp": "warp"}.get(config.regime, "full")
+
+
+@torch.no_grad()
+def evaluate(model, samples: Sequence[Sample], kind: str, size: int) -> float | None:
+    """Accuracy on one test view; None when the model cannot take it (a fixed-size network on full images)."""
+    model.eval()
+    correct = 0
+    try:
+        for x, y in batches(samples, kind, size, 1.0, 64):
+            correct += int((model(x).argmax(1) == y).sum())
+    except ValueError:
+        return None
+    return correct / max(1, len(samples))
+
+
+# ----------------------------------------------------------------------------- training
+
+
+@dataclass(frozen=True)
+class EpochLog:
+    epoch: int
+    loss: float
+    val_accuracy: float
+    scale: float
+    input_sizes: tuple[tuple[int, int], ...]  # the (H, W) sizes the network was fed this epoch
+
+
+@dataclass
+class TrainResult:
+    model: object  # SPPNet
+    config: LabConfig
+    history: list[EpochLog] = field(default_factory=list)
+    seconds: float = 0.0
+    test: dict[str, float | None] = field(default_factory=dict)
+    stopped: bool = False
+
+
+def train(
+    config: LabConfig,
+    progress: Callable[[EpochLog], None] | None = None,
+    stop: Callable[[], bool] | None = None,
+    data: dict[str, list[Sample]] | None = None,
+) -> TrainResult:
+    """Train one Lab model on the synthetic set and test it on every view. Same config and seed, same model."""
+    config.validate()
+    start = time.perf_counter()
+    data = data or synthetic_data(config)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    model = build_lab_model(config)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    # Cosine decay over the run: fast early progress, a calm finish (small sets are noisy at a fixed rate).
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs)
+    result = TrainResult(model, config)
+    kind = train_view(config)
+    for epoch in range(config.epochs):
+        if stop is not None and stop():
+            result.stopped = True
+            break
+        scale = epoch_scale(config, epoch, rng)
+        model.train()
+        total, seen, sizes = 0.0, 0, set()
+        for x, y in batches(data["train"], kind, config.size, scale, config.batch_size, rng):
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(y)
+            seen += len(y)
+            sizes.add(tuple(x.shape[-2:]))
+        sched.step()
+        log = EpochLog(
+            epoch + 1, total / seen, evaluate(model, data["val"], kind, config.size) or 0.0, scale, tuple(sorted(sizes))
+        )
+        result.history.append(log)
+        if progress:
+            progress(log)
+    model.eval().requires_grad_(False)
+    result.test = {v: evaluate(model, data["test"], v, config.size) for v in TEST_VIEWS}
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def synthetic_data(config: LabConfig) -> dict[str, list[Sample]]:
+    counts = {"train": config.train_count, "val": config.val_count, "test": config.test_count}
+    return {split: make_split(split, n, config.seed) for split, n in counts.items()}
+
+
+# ----------------------------------------------------------------------------- the paper's comparison
+
+EXPERIMENTS: tuple[tuple[str, dict], ...] = (
+    ("no SPP (crop)", {"regime": "crop"}),
+    ("no SPP (warp)", {"regime": "warp"}),
+    ("SPP {4,2,1} single-size", {"regime": "single-size", "levels": (4, 2, 1)}),
+    ("SPP {4,2,1} multi-size", {"regime": "multi-size", "levels": (4, 2, 1)}),
+    ("SPP {6,3,2,1} multi-size", {"regime": "multi-size", "levels": (6, 3, 2, 1)}),
+)
+
+
+def run_experiments(base: LabConfig = LabConfig(), progress: Callable[[int, int, str], None] | None = None) -> dict:
+    """Train the five configurations on the same data; test accuracy per view, and the time it took."""
+    start = time.perf_counter()
+    data = synthetic_data(base)
+    rows = []
+    for i, (name, changes) in enumerate(EXPERIMENTS):
+        if progress:
+            progress(i, len(EXPERIMENTS), name)
+        result = train(replace(base, **changes), data=data)
+        rows.append(
+            {
+                "name": name,
+                **{k: list(v) if isinstance(v, tuple) else v for k, v in changes.items()},
+                "test": result.test,
+                "seconds": round(result.seconds, 2),
+            }
+        )
+    if progress:
+        progress(len(EXPERIMENTS), len(EXPERIMENTS), "done")
+    return {
+        "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(base).items()},
+        "rows": rows,
+        "seconds": round(time.perf_counter() - start, 1),
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+# ----------------------------------------------------------------------------- save and load
+
+
+def save_model(model, path: str | Path, meta: dict) -> Path:
+    """safetensors: the weights, and in the metadata the config and class names needed to rebuild the model."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    info = {**meta, "class_names": list(model.class_names)}
+    save_file(state, str(path), metadata={"spp_viz_lab": json.dumps(info)})
+    return path
+
+
+def save_result(result: TrainResult, path: str | Path) -> Path:
+    cfg = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(result.config).items()}
+    return save_model(result.model, path, {"kind": "synthetic", "config": cfg, "test": result.test})
+
+
+def read_meta(path: str | Path) -> dict:
+    """The Lab metadata of a saved model (raises WeightsError for other files)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as e:  # a missing or foreign file: one clear message
+        raise WeightsError(f"{Path(path).name} is not a model saved by the Lab: {e}") from e
+    if "spp_viz_lab" not in meta:
+        raise WeightsError(f"{Path(path).name} holds no Lab configuration")
+    return json.loads(meta["spp_viz_lab"])
+
+
+def load_trained(path: str | Path, device: str | torch.device | None = None):
+    """Rebuild a Lab model (synthetic, or fine-tuned on a folder) from its file, in eval mode."""
+    from safetensors.torch import load_file
+
+    from .devices import resolve_device
+    from .models import SPPNet, _load_into
+
+    meta = read_meta(path)
+    state = load_file(str(path))
+    if meta["kind"] == "synthetic":
+        cfg = meta["config"]
+        config = LabConfig(**{**cfg, "levels": tuple(cfg["levels"])})
+        model = build_lab_model(config, meta["class_names"])
+    else:
+        base = load_model(meta["base"], device="cpu")
+        spp = SpatialPyramidPool(tuple(meta["levels"]), "max")
+        classifier = fc_classifier(spp.output_length(base.channels), len(meta["class_names"]), hidden=meta["hidden"])
+        model = SPPNet(
+            base.features,
+            spp,
+            classifier,
+            name=f"lab-{meta['base']}",
+            mean=base.normalize.mean.flatten(),
+            std=base.normalize.std.flatten(),
+            stride=base.stride,
+            channels=base.channels,
+            class_names=meta["class_names"],
+            input_size=base.input_size,
+            pretrained=True,
+        )
+    _load_into(model, state, "this Lab model")
+    model.name = f"lab:{Path(path).stem}"
+    return model.eval().requires_grad_(False).to(resolve_device(device))
+
+
+def lab_models(folder: str | Path) -> list[Path]:
+    """Saved Lab models in a folder, newest first."""
+    folder = Path(folder)
+    return (
+        sorted(folder.glob("*.safetensors"), key=lambda p: p.stat().st_mtime, reverse=True) if folder.is_dir() else []
+    )
+
+
+# ----------------------------------------------------------------------------- fine-tuning on a folder
+
+
+def fine_tune_folder(
+    base_name: str,
+    folder: str | Path,
+    levels: Sequence[int] = (4, 2, 1),
+    sides: Sequence[int] = (224,),
+    epochs: int = 30,
+    hidden: int = 256,
+    seed: int = 0,
+    progress: Callable[[EpochLog], None] | None = None,
+):
+    """Train an SPP head and classifier on the frozen conv layers of a pretrained zoo model, on an ImageFolder.
+
+    Folder layout: one subfolder per class. conv features are computed once per image and size (shorter side in
+    ``sides``; two sizes = multi-size training), pooled by the pyramid, and the classifier trains on those vectors.
+    """
+    from .activations import folder_items, gallery_view
+    from .images import ImageError
+    from .models import SPPNet
+
+    root = Path(folder).expanduser()
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    if len(classes) < 2:
+        raise ValueError(f"{root} needs at least two class subfolders of images")
+    base = load_model(base_name)
+    spp = SpatialPyramidPool(check_levels(levels), "max")
+    vectors: dict[int, list[Tensor]] = {s: [] for s in sides}
+    labels = []
+    for label, name in enumerate(classes):
+        for item in folder_items(root / name):
+            try:
+                views = [gallery_view(item.read(), item.name, s) for s in sides]
+            except ImageError:
+                continue
+            with torch.inference_mode():  # once per image and size: the expensive part
+                for s, v in zip(sides, views, strict=True):
+                    vectors[s].append(spp(base.forward_features(to_tensor(v, base.device)))[0].cpu())
+            labels.append(label)
+    if len(set(labels)) < 2:
+        raise ValueError(f"{root}: fewer than two classes have readable images")
+    y = torch.tensor(labels)
+    torch.manual_seed(seed)
+    classifier = fc_classifier(spp.output_length(base.channels), len(classes), hidden=hidden, dropout=0.3)
+    opt = torch.optim.Adam(classifier.parameters(), lr=1e-3)
+    result = TrainResult(
+        None, LabConfig(levels=tuple(levels), regime="multi-size" if len(sides) > 1 else "single-size")
+    )
+    for epoch in range(epochs):
+        s = sides[epoch % len(sides)]
+        x = torch.stack(vectors[s])
+        classifier.train()
+        loss = F.cross_entropy(classifier(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        classifier.eval()
+        with torch.no_grad():
+            acc = float((classifier(x).argmax(1) == y).float().mean())
+        log = EpochLog(epoch + 1, float(loss), acc, s / sides[0], ((s, s),))
+        result.history.append(log)
+        if progress:
+            progress(log)
+    model = (
+        SPPNet(
+            base.features,
+            spp,
+            classifier.eval(),
+            name=f"lab-{base_name}",
+            mean=base.normalize.mean.flatten(),
+            std=base.normalize.std.flatten(),
+            stride=base.stride,
+            channels=base.channels,
+            class_names=classes,
+            input_size=base.input_size,
+            pretrained=True,
+        )
+        .eval()
+        .requires_grad_(False)
+    )
+    result.model = model
+    result.meta = {"kind": "folder", "base": base_name, "levels": list(levels), "hidden": hidden, "sides": list(sides)}
+    return result
