@@ -154,8 +154,11 @@ def main() -> None:
         samples = make_split("train", 8, seed=0)
         st.image([s.image for s in samples], caption=[CLASSES[s.label] for s in samples])
     dataset, config, folder = settings()
+    if st.session_state.get("lab_stop"):
+        st.info("Training stopped; nothing was saved. Press Train to start again.")
     if st.button("Train", type="primary", key="lab_train"):
-        st.caption("To stop, press the Stop button at the top right: the run ends after the current epoch's work.")
+        # Clicking Stop starts a new run of this page, which ends the training run at its next progress update.
+        st.button("Stop training", key="lab_stop")
         run_training(dataset, config, folder)
     if "lab_last" in st.session_state:
         result_panel()

@@ -166,7 +166,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 args.base, args.dataset, levels, sides, args.epochs, seed=args.seed, progress=progress
             )
             path = save_model(result.model, args.out, result.meta)
-    print(f"saved {path} ({result.seconds:.1f} s)" if result.seconds else f"saved {path}")
+    print(f"saved {path} ({result.seconds:.1f} s)")
     for view, acc in getattr(result, "test", {}).items():
         print(f"  test accuracy, {view} view: {'n/a (no SPP)' if acc is None else f'{acc:.1%}'}")
     return 0

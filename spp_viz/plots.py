@@ -267,6 +267,20 @@ def _rect(x0: float, y0: float, x1: float, y1: float, colour: str, width: float 
     }
 
 
+def _hover_points(xs: list[float], ys: list[float], text: list[str]) -> dict:
+    """Invisible markers at the bins' centres: hovering a bin shows its text."""
+    return {
+        "type": "scatter",
+        "x": xs,
+        "y": ys,
+        "mode": "markers",
+        "marker": {"size": 10, "opacity": 0},
+        "hovertext": text,
+        "hoverinfo": "text",
+        "showlegend": False,
+    }
+
+
 def level_on_map(fmap: np.ndarray, view, title: str, show_winners: bool = True) -> go.Figure:
     """One channel's conv5 map with an n x n level's bins drawn on it; hover a bin's centre for its pooled value.
 
@@ -290,17 +304,7 @@ def level_on_map(fmap: np.ndarray, view, title: str, show_winners: bool = True) 
             "showscale": False,
             "hovertemplate": "cell x %{x}, y %{y}<br>value %{z:.3f}<extra></extra>",
         },
-        {
-            "type": "scatter",
-            "x": hx,
-            "y": hy,
-            "mode": "markers",
-            "marker": {"size": 10, "opacity": 0},
-            "hovertext": text,
-            "hoverinfo": "text",
-            "name": "bins",
-            "showlegend": False,
-        },
+        _hover_points(hx, hy, text),
     ]
     if show_winners and view.winners is not None:
         win = view.winners.reshape(-1, 2)
@@ -365,16 +369,7 @@ def level_on_image(img: EncodedImage, view, title: str, region: str = "footprint
             shapes.append(_rect(x0 - 0.5, y0 - 0.5, x1 - 0.5, y1 - 0.5, "#ffd500", width=1.5, dash="dot"))
     data = [
         {"type": "image", "source": img.uri, "hoverinfo": "skip"},
-        {
-            "type": "scatter",
-            "x": hx,
-            "y": hy,
-            "mode": "markers",
-            "marker": {"size": 10, "opacity": 0},
-            "hovertext": text,
-            "hoverinfo": "text",
-            "showlegend": False,
-        },
+        _hover_points(hx, hy, text),
     ]
     layout = {
         "title": {"text": title, "font": {"size": 13}},

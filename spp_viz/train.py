@@ -26,7 +26,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from .images import to_tensor
-from .models import WeightsError, fc_classifier, load_model
+from .models import SPPNet, WeightsError, _load_into, fc_classifier, load_model
 from .pyramid import SpatialPyramidPool, check_levels
 from .synthetic import CLASSES, Sample, make_split
 
@@ -98,8 +98,6 @@ def lab_features(width: int) -> nn.Sequential:
 
 
 def build_lab_model(config: LabConfig, class_names: Sequence[str] = CLASSES):
-    from .models import SPPNet
-
     channels = 2 * config.width
     spp = SpatialPyramidPool(config.levels, "max") if config.uses_spp else FixedPool(config.size // 8)
     classifier = nn.Sequential(
@@ -205,12 +203,13 @@ class EpochLog:
 
 @dataclass
 class TrainResult:
-    model: object  # SPPNet
+    model: SPPNet | None
     config: LabConfig
     history: list[EpochLog] = field(default_factory=list)
     seconds: float = 0.0
     test: dict[str, float | None] = field(default_factory=dict)
     stopped: bool = False
+    meta: dict = field(default_factory=dict)  # what save_model needs to rebuild a fine-tuned model
 
 
 def train(
@@ -341,7 +340,6 @@ def load_trained(path: str | Path, device: str | torch.device | None = None):
     from safetensors.torch import load_file
 
     from .devices import resolve_device
-    from .models import SPPNet, _load_into
 
     meta = read_meta(path)
     state = load_file(str(path))
@@ -353,19 +351,7 @@ def load_trained(path: str | Path, device: str | torch.device | None = None):
         base = load_model(meta["base"], device="cpu")
         spp = SpatialPyramidPool(tuple(meta["levels"]), "max")
         classifier = fc_classifier(spp.output_length(base.channels), len(meta["class_names"]), hidden=meta["hidden"])
-        model = SPPNet(
-            base.features,
-            spp,
-            classifier,
-            name=f"lab-{meta['base']}",
-            mean=base.normalize.mean.flatten(),
-            std=base.normalize.std.flatten(),
-            stride=base.stride,
-            channels=base.channels,
-            class_names=meta["class_names"],
-            input_size=base.input_size,
-            pretrained=True,
-        )
+        model = head_on(base, spp, classifier, meta["class_names"])
     _load_into(model, state, "this Lab model")
     model.name = f"lab:{Path(path).stem}"
     return model.eval().requires_grad_(False).to(resolve_device(device))
@@ -380,6 +366,23 @@ def lab_models(folder: str | Path) -> list[Path]:
 
 
 # ----------------------------------------------------------------------------- fine-tuning on a folder
+
+
+def head_on(base, spp: SpatialPyramidPool, classifier: nn.Module, class_names: Sequence[str]):
+    """A new SPP head and classifier on a zoo model's (frozen) conv layers, with its normalisation and geometry."""
+    return SPPNet(
+        base.features,
+        spp,
+        classifier,
+        name=f"lab-{base.name}",
+        mean=base.normalize.mean.flatten(),
+        std=base.normalize.std.flatten(),
+        stride=base.stride,
+        channels=base.channels,
+        class_names=class_names,
+        input_size=base.input_size,
+        pretrained=True,
+    )
 
 
 def fine_tune_folder(
@@ -399,8 +402,8 @@ def fine_tune_folder(
     """
     from .activations import folder_items, gallery_view
     from .images import ImageError
-    from .models import SPPNet
 
+    start = time.perf_counter()
     root = Path(folder).expanduser()
     classes = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     if len(classes) < 2:
@@ -439,27 +442,12 @@ def fine_tune_folder(
         classifier.eval()
         with torch.no_grad():
             acc = float((classifier(x).argmax(1) == y).float().mean())
-        log = EpochLog(epoch + 1, float(loss), acc, s / sides[0], ((s, s),))
+        log = EpochLog(epoch + 1, loss.item(), acc, s / sides[0], ((s, s),))
         result.history.append(log)
         if progress:
             progress(log)
-    model = (
-        SPPNet(
-            base.features,
-            spp,
-            classifier.eval(),
-            name=f"lab-{base_name}",
-            mean=base.normalize.mean.flatten(),
-            std=base.normalize.std.flatten(),
-            stride=base.stride,
-            channels=base.channels,
-            class_names=classes,
-            input_size=base.input_size,
-            pretrained=True,
-        )
-        .eval()
-        .requires_grad_(False)
-    )
+    model = head_on(base, spp, classifier, classes).eval().requires_grad_(False)
     result.model = model
+    result.seconds = time.perf_counter() - start
     result.meta = {"kind": "folder", "base": base_name, "levels": list(levels), "hidden": hidden, "sides": list(sides)}
     return result

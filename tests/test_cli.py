@@ -43,3 +43,48 @@ def test_predict_bad_input_is_one_clear_line(tmp_path):
     assert out.returncode == 2 and "AlexNet's ImageNet weights are not on this machine" in out.stderr
     out = run("predict", str(SAMPLES / "coffee.jpg"), "--short-side", "-3")
     assert out.returncode == 2 and "must be at least 1" in out.stderr
+
+
+def test_index_command_builds_then_reads_the_cache(tmp_path):
+    from badfiles import photo, save
+
+    for i in range(3):
+        (tmp_path / "g" / "sub").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "g" / "sub" / f"{i}.png").write_bytes(save(photo(120, 90, seed=i), "PNG"))
+    (tmp_path / "g" / "bad.jpg").write_text("no")
+    args = ("index", str(tmp_path / "g"), "--model", "zf5", "--top-k", "2", "--cache-dir", str(tmp_path / "c"))
+    first = run(*args)
+    assert first.returncode == 0, first.stderr
+    assert "3 images indexed (3 computed, 0 reused)" in first.stdout and "bad.jpg" in first.stdout
+    second = run(*args)
+    assert "read from the cache" in second.stdout
+    missing = run("index", str(tmp_path / "nope"))
+    assert missing.returncode == 2 and "no folder" in missing.stderr
+
+
+def test_train_command_saves_a_loadable_model(tmp_path):
+    out = run(
+        "train",
+        "--dataset",
+        "synthetic",
+        "--levels",
+        "2,1",
+        "--regime",
+        "single-size",
+        "--epochs",
+        "1",
+        "--out",
+        str(tmp_path / "m.safetensors"),
+    )
+    assert out.returncode == 0, out.stderr
+    assert "test accuracy, full view" in out.stdout and (tmp_path / "m.safetensors").is_file()
+    bad = run("train", "--levels", "0", "--out", str(tmp_path / "x.safetensors"))
+    assert bad.returncode == 2 and "n >= 1" in bad.stderr
+
+
+def test_bench_detection_command_json():
+    out = run("bench", "detection", "--windows", "24", "--scale", "224", "--model", "zf5", "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["windows"] == 24 and result["conv_ratio"] > 0 and result["end_to_end_ratio"] > 0
+    assert set(result["rcnn"]) == {"proposals", "warp", "conv", "head", "total"}
