@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 import ui
-from spp_viz.detection import PAPER_SCALES, PROPOSAL_MODES, ModeResult, agreement, detect, rcnn_mode
+from spp_viz.detection import PAPER_SCALES, PROPOSAL_MODES, ModeResult, agreement, detect, rcnn_mode, speedup
 from spp_viz.models import SPPNet
 from spp_viz.plots import detections_figure, encode_image, timing_figure
 
@@ -82,14 +82,12 @@ def timing_panel(model: SPPNet, img, spp: ModeResult) -> None:
         bar.empty()
         st.session_state["det_rcnn"] = (key, rc)
     rc = st.session_state["det_rcnn"][1]
-    scale = n_all / n  # R-CNN's cost grows with the windows; SPP's conv does not
-    rcnn_t = {k: v * (scale if k != "proposals" else 1.0) for k, v in vars(rc.timing).items()}
-    rcnn_t["proposals"] = spp.timing.proposals
-    spp_t = vars(spp.timing)
-    st.plotly_chart(timing_figure({"R-CNN": rcnn_t, "SPP-net": spp_t}), width="stretch")
-    conv_ratio = rcnn_t["conv"] / spp_t["conv"]
-    run_ratio = (rcnn_t["warp"] + rcnn_t["conv"] + rcnn_t["head"]) / (spp_t["warp"] + spp_t["conv"] + spp_t["head"])
-    per = f", per window: R-CNN ran on {n} of {n_all} windows and its times are scaled to {n_all}" if n < n_all else ""
+    ratio = speedup(rc.timing, n, spp.timing, n_all)
+    st.plotly_chart(timing_figure({"R-CNN": vars(ratio.rcnn), "SPP-net": vars(ratio.spp)}), width="stretch")
+    conv_ratio, run_ratio = ratio.conv, ratio.run
+    per = (
+        f", per window: R-CNN ran on {n} of {n_all} windows and its times are scaled to {n_all}" if ratio.scaled else ""
+    )
     a, b, c = st.columns(3)
     a.metric("conv speed-up", f"{conv_ratio:.0f}x", help="paper: 270x")
     b.metric("conv + pooling/fc speed-up", f"{run_ratio:.0f}x", help="paper: 102x")

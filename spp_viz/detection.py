@@ -128,6 +128,25 @@ class ModeResult:
     scales: np.ndarray | None = None  # SPP: the scale each window was pooled at
 
 
+@dataclass(frozen=True)
+class Speedup:
+    """R-CNN against SPP-net on the same windows, R-CNN's times scaled per window when it ran on fewer."""
+
+    rcnn: Timing  # scaled to all of SPP's windows
+    spp: Timing
+    conv: float  # conv time ratio (the paper's 270x)
+    run: float  # input preparation + conv + pooling/fc (the paper's 102x)
+    scaled: bool  # R-CNN ran on fewer windows and its per-window cost was extrapolated
+
+
+def speedup(rcnn: Timing, rcnn_windows: int, spp: Timing, spp_windows: int) -> Speedup:
+    """The speed-ups of SPP-net over R-CNN; R-CNN's cost grows with the windows, SPP-net's conv does not."""
+    k = spp_windows / max(rcnn_windows, 1)
+    r = Timing(proposals=spp.proposals, warp=rcnn.warp * k, conv=rcnn.conv * k, head=rcnn.head * k)
+    run = (r.warp + r.conv + r.head) / max(spp.warp + spp.conv + spp.head, 1e-12)
+    return Speedup(r, spp, r.conv / max(spp.conv, 1e-12), run, rcnn_windows < spp_windows)
+
+
 def _now(device: torch.device) -> float:
     if device.type == "cuda":
         torch.cuda.synchronize()

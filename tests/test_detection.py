@@ -158,3 +158,14 @@ def test_proposals_are_deterministic_capped_and_inside():
         proposals(img, "fast", max_windows=0)
     with pytest.raises(ValueError, match="proposal mode"):
         proposals(img, "edge-boxes")
+
+
+def test_speedup_scales_rcnn_per_window_but_not_spp():
+    from spp_viz.detection import Timing, speedup
+
+    rcnn = Timing(proposals=1.0, warp=0.1, conv=2.0, head=0.1)  # on 10 windows
+    spp = Timing(proposals=1.0, warp=0.01, conv=0.5, head=0.09)  # on 100 windows
+    s = speedup(rcnn, 10, spp, 100)
+    assert s.scaled and s.rcnn.conv == pytest.approx(20.0) and s.rcnn.proposals == 1.0
+    assert s.conv == pytest.approx(40.0) and s.run == pytest.approx(22.0 / 0.6)
+    assert not speedup(rcnn, 100, spp, 100).scaled
