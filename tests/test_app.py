@@ -357,3 +357,16 @@ def test_lab_experiments_page_shows_shipped_results_and_runs_a_small_comparison(
     at.button(key="exp_run").click().run()
     no_exception(at)
     assert any("Run here:" in c.value for c in at.caption)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_bad_file_on_every_page_gives_a_message(page):
+    """The bad-file corpus through the real uploader, then each page: a clear message, never a traceback."""
+    for name, data in corpus().items():
+        if not name.endswith("!"):
+            continue
+        at = upload(start(), f"{name.rstrip('!')}.jpg", data)
+        at.switch_page(page).run()
+        no_exception(at)
+        if "Lab" not in page:  # the Lab pages do not use the photo
+            assert any("This image cannot be used" in e.value for e in at.error), (page, name)

@@ -39,9 +39,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+COLD_START: dict[str, float] = {}
+
+
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
     port = free_port()
+    COLD_START["launched"] = time.monotonic()
     env = {**os.environ, "SPP_VIZ_OFFLINE": "1"}
     cmd = [
         sys.executable,
@@ -128,6 +132,14 @@ def save_screenshot(page, name: str, charts: bool = True) -> None:
 def test_feature_maps_page_with_upload(server, page):
     page.goto(f"{server}/Feature_maps", timeout=120_000)
     wait_text(page, "conv5 (H x W x C)")
+    if "first_page" not in COLD_START:  # the suite's first page: the server's cold start, model loading included
+        COLD_START["first_page"] = time.monotonic()
+        seconds = COLD_START["first_page"] - COLD_START["launched"]
+        ARTIFACTS.mkdir(exist_ok=True)
+        (ARTIFACTS / "cold_start.txt").write_text(
+            f"streamlit run app.py -> feature-maps page rendered with the default model: {seconds:.1f} s\n"
+        )
+        print(f"cold start: {seconds:.1f} s")
     # The shared sidebar is there on a page too: switch to upload and send a photo through the real widget.
     page.locator("[data-testid='stSidebar']").get_by_text("Upload", exact=True).click()
     page.locator("[data-testid='stSidebar'] input[type='file']").set_input_files(str(SAMPLES / "coffee.jpg"))
