@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from spp_viz.activations import DEFAULT_CACHE
 from spp_viz.attribution import Attribution
 from spp_viz.attribution import run as run_attribution
 from spp_viz.compare import Comparison, compare_views, make_views
-from spp_viz.detection import ModeResult, proposals, spp_mode
+from spp_viz.detection import ModeResult, spp_detect
 from spp_viz.devices import available_devices, resolve_device
 from spp_viz.features import FeatureMaps, compute_feature_maps
 from spp_viz.images import ImageError, load_image, samples, to_tensor
@@ -115,15 +114,9 @@ def spp_detection(
     windows: int,
     scales: tuple[int, ...],
 ) -> ModeResult:
-    """Proposals (timed) and SPP-net mode on them, cached on the image bytes."""
+    """spp_detect (timed proposals, then SPP-net mode), cached on the image bytes."""
     model, _ = get_model(name, device, weights)
-    img = decode_image(data, image_name)
-    start = time.perf_counter()
-    boxes = proposals(img, mode, windows)
-    seconds = time.perf_counter() - start
-    result = spp_mode(model, img, boxes, scales)
-    result.timing.proposals = seconds
-    return result
+    return spp_detect(model, decode_image(data, image_name), mode, windows, scales)
 
 
 def sidebar() -> Context:

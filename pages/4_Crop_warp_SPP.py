@@ -62,8 +62,9 @@ def sweep_panel(model: SPPNet, img, comp: Comparison) -> None:
     st.caption(
         "At shorter side s: the crop is the centre 224 x 224 of the image resized to s (so it sees less of the "
         "image as s grows), the warp squeezes the whole image to s x s, and SPP takes the whole image at s with its "
-        "shape. A network trained on 224 crops is most confident where objects have the size it learned; far from "
-        "it, all three fade. The paper therefore tests full images at shorter side 256, not at their native size."
+        "shape. Where a curve peaks is the scale this network prefers for this photo. The paper tests full images at "
+        "shorter side 256, not at their native size: a network trained on 224 crops sees objects at about that "
+        "scale (see the notes)."
     )
 
 

@@ -27,15 +27,21 @@ def forward_seconds(model: SPPNet, picture) -> float:
     return time.perf_counter() - start
 
 
-def method_panel(model: SPPNet, img, views, method: str, target: int, noise_tunnel: bool, short_side: int) -> None:
+def method_panel(
+    model: SPPNet, img, views, method: str, target: int, noise_tunnel: bool, short_side: int, timing: dict
+) -> None:
     """One method's heatmaps on the three views, side by side, with their cost."""
-    biggest = views["full"].image
-    estimate = estimate_seconds(method, forward_seconds(model, biggest), (biggest.height, biggest.width), noise_tunnel)
     run_key = ("attr_ok", ui.image_key(), method, target, noise_tunnel, short_side)
-    if estimate * 3 > SLOW_SECONDS and not st.session_state.get(run_key):
-        st.warning(f"**{METHOD_TITLES[method]} is slow here:** about {estimate * 3:.0f} s for the three views.")
-        if not st.button(f"Run {METHOD_TITLES[method]}", key=f"run-{method}"):
-            return
+    if not st.session_state.get(run_key):
+        # Estimated once per image, method and target (a timed forward pass, shared by the methods of this run).
+        biggest = views["full"].image
+        if "forward" not in timing:
+            timing["forward"] = forward_seconds(model, biggest)
+        estimate = 3 * estimate_seconds(method, timing["forward"], (biggest.height, biggest.width), noise_tunnel)
+        if estimate > SLOW_SECONDS:
+            st.warning(f"**{METHOD_TITLES[method]} is slow here:** about {estimate:.0f} s for the three views.")
+            if not st.button(f"Run {METHOD_TITLES[method]}", key=f"run-{method}"):
+                return
         st.session_state[run_key] = True
     results = ui.cached_attributions(method, target, noise_tunnel, short_side)
     cols = st.columns(len(VIEWS))
@@ -93,9 +99,10 @@ def main() -> None:
     cols = st.columns(len(VIEWS))
     for col, name in zip(cols, VIEWS, strict=True):
         col.image(view_picture(views[name], img), caption=VIEW_TITLES[name])
+    timing: dict[str, float] = {}
     for method in methods:
         st.subheader(METHOD_TITLES[method])
-        method_panel(model, img, views, method, target, noise_tunnel, short_side)
+        method_panel(model, img, views, method, target, noise_tunnel, short_side, timing)
     st.subheader("Which pyramid level carried the decision")
     levels_panel(model, views, target)
 

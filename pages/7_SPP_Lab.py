@@ -5,12 +5,11 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
-import plotly.graph_objects as go
 import streamlit as st
-from plotly.subplots import make_subplots
 
 import ui
 from spp_viz.levels import PRESETS
+from spp_viz.plots import training_curves
 from spp_viz.pyramid import parse_levels
 from spp_viz.synthetic import CLASSES, make_split
 from spp_viz.train import REGIMES, TEST_VIEWS, EpochLog, LabConfig, fine_tune_folder, save_model, save_result, train
@@ -22,21 +21,6 @@ REGIME_TITLES = {
     "multi-size": "SPP, multi-size (1 and 180/224, alternating)",
     "random-size": "SPP, random size each epoch",
 }
-
-
-def curves(history: list[EpochLog]) -> go.Figure:
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    epochs = [h.epoch for h in history]
-    fig.add_trace(go.Scatter(x=epochs, y=[h.loss for h in history], name="training loss", mode="lines+markers"))
-    fig.add_trace(
-        go.Scatter(x=epochs, y=[h.val_accuracy for h in history], name="validation accuracy", mode="lines+markers"),
-        secondary_y=True,
-    )
-    fig.update_xaxes(title="epoch")
-    fig.update_yaxes(title="loss", secondary_y=False)
-    fig.update_yaxes(title="accuracy", range=[0, 1], tickformat=".0%", secondary_y=True)
-    fig.update_layout(height=320, margin={"t": 20, "b": 10}, legend={"orientation": "h"})
-    return fig
 
 
 def settings() -> tuple[str, LabConfig, str]:
@@ -95,7 +79,7 @@ def run_training(dataset: str, config: LabConfig, folder: str) -> None:
             text=f"epoch {log.epoch} of {config.epochs}: loss {log.loss:.3f}, "
             f"validation accuracy {log.val_accuracy:.0%}",
         )
-        chart.plotly_chart(curves(history), width="stretch", key=f"live-{log.epoch}")
+        chart.plotly_chart(training_curves(history), width="stretch", key=f"live-{log.epoch}")
 
     ui.LAB_DIR.mkdir(parents=True, exist_ok=True)
     if dataset == "synthetic":
@@ -124,7 +108,7 @@ def run_training(dataset: str, config: LabConfig, folder: str) -> None:
 
 def result_panel() -> None:
     path, history, test, seconds = st.session_state["lab_last"]
-    st.plotly_chart(curves(history), width="stretch", key="lab-final")
+    st.plotly_chart(training_curves(history), width="stretch", key="lab-final")
     if test:
         cols = st.columns(len(TEST_VIEWS))
         for col, v in zip(cols, TEST_VIEWS, strict=True):

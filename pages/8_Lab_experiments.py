@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 import ui
 from spp_viz.images import SAMPLES_DIR
-from spp_viz.train import TEST_VIEWS, LabConfig, run_experiments
+from spp_viz.plots import accuracy_bars
+from spp_viz.train import TEST_VIEWS, LabConfig, paper_verdicts, run_experiments
 
 SHIPPED = SAMPLES_DIR.parent / "lab_results.json"  # made by: python -m spp_viz lab-experiments --out <this file>
 PAPER_ROWS = [
@@ -41,63 +41,6 @@ def table(results: dict) -> pd.DataFrame:
     )
 
 
-def chart(results: dict) -> go.Figure:
-    fig = go.Figure()
-    for v in TEST_VIEWS:
-        fig.add_trace(
-            go.Bar(
-                x=[r["name"] for r in results["rows"]],
-                y=[r["test"][v] for r in results["rows"]],
-                name=f"{v} view",
-                text=[None if r["test"][v] is None else f"{r['test'][v]:.0%}" for r in results["rows"]],
-            )
-        )
-    fig.update_layout(
-        barmode="group",
-        yaxis={"title": "test accuracy", "range": [0, 1], "tickformat": ".0%"},
-        height=380,
-        margin={"t": 20, "b": 10},
-        legend={"orientation": "h"},
-    )
-    return fig
-
-
-def verdicts(results: dict) -> list[str]:
-    """What matches the paper and what does not, read off these numbers."""
-    rows = {r["name"]: r["test"] for r in results["rows"]}
-    crop, warp = rows["no SPP (crop)"]["crop"], rows["no SPP (warp)"]["warp"]
-    single, multi = rows["SPP {4,2,1} single-size"]["full"], rows["SPP {4,2,1} multi-size"]["full"]
-    fine = rows["SPP {6,3,2,1} multi-size"]["full"]
-    best = max(single, multi, fine)
-    out = [
-        f"Full-image SPP ({best:.0%}) against the warped baseline ({warp:.0%}): "
-        + (
-            "**matches** the paper (Caltech101: 91.44 full against 89.91 warped)."
-            if best > warp
-            else "**does not match** here."
-        ),
-        f"Full-image SPP against the cropped baseline ({crop:.0%}): "
-        + (
-            "**matches** (VOC 2007: 78.39 full against 76.45 crop)."
-            if best > crop
-            else "**does not match** here: shapes larger than half the image often survive a centre crop whole."
-        ),
-        f"Multi-size against single-size training ({multi:.0%} against {single:.0%}): "
-        + (
-            "**matches** (Overfeat-7: 0.68 points better)."
-            if multi > single
-            else "**does not match** here; the paper's gain is under a point, within this small test set's noise."
-        ),
-        f"{{6,3,2,1}} against {{4,2,1}}, both multi-size ({fine:.0%} against {multi:.0%}): "
-        + (
-            "a finer pyramid helps, as in the paper (34.98 against 35.06 top-1 error, with {4,3,2,1})."
-            if fine > multi
-            else "no gain here; in the paper the difference is 0.08 points."
-        ),
-    ]
-    return out
-
-
 def show(results: dict, source: str) -> None:
     st.caption(source)
     left, right = st.columns([3, 2])
@@ -109,11 +52,11 @@ def show(results: dict, source: str) -> None:
             ),
             hide_index=True,
         )
-        st.plotly_chart(chart(results), width="stretch")
+        st.plotly_chart(accuracy_bars(results["rows"]), width="stretch")
     with right:
         st.markdown("**The paper's numbers** (He et al.; see " + ui.NOTES + ")")
         st.dataframe(pd.DataFrame(PAPER_ROWS, columns=["result", "value"]), hide_index=True)
-    for line in verdicts(results):
+    for line in paper_verdicts(results):
         st.markdown("- " + line)
 
 

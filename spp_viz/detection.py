@@ -278,6 +278,18 @@ def spp_mode(
     return ModeResult("spp", boxes, logits, feats, timing, chosen)
 
 
+def spp_detect(
+    model: SPPNet, img: Image.Image, mode: str = "fast", windows: int = 2000, scales: Sequence[int] = (688,)
+) -> ModeResult:
+    """Proposals (timed into the result) and SPP-net mode on them: what the detection page shows first."""
+    start = time.perf_counter()
+    boxes = proposals(img, mode, windows)
+    seconds = time.perf_counter() - start
+    result = spp_mode(model, img, boxes, scales)
+    result.timing.proposals = seconds
+    return result
+
+
 # ----------------------------------------------------------------------------- scoring
 
 

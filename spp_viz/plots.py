@@ -347,6 +347,23 @@ def encode_image(img: Image.Image, quality: int = 85) -> EncodedImage:
     return EncodedImage("data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii"), *img.size)
 
 
+def _image_layout(
+    img: EncodedImage, shapes: list[dict], annotations: list[dict], height: int, title: str | None = None
+) -> dict:
+    """Layout of a figure showing a picture at its pixel size (pixel i centred on i), shapes drawn over it."""
+    layout = {
+        "shapes": shapes,
+        "annotations": annotations,
+        "xaxis": {"visible": False, "range": [-0.5, img.width - 0.5]},
+        "yaxis": {"visible": False, "range": [img.height - 0.5, -0.5], "scaleanchor": "x"},
+        "height": height,
+        "margin": {"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
+    }
+    if title:
+        layout["title"] = {"text": title, "font": {"size": 13}}
+    return layout
+
+
 def level_on_image(img: EncodedImage, view, title: str, region: str = "footprint", geom=None) -> go.Figure:
     """The image the network saw, with each bin's image region drawn and, given ``geom``, the winners' fields.
 
@@ -371,14 +388,7 @@ def level_on_image(img: EncodedImage, view, title: str, region: str = "footprint
         {"type": "image", "source": img.uri, "hoverinfo": "skip"},
         _hover_points(hx, hy, text),
     ]
-    layout = {
-        "title": {"text": title, "font": {"size": 13}},
-        "shapes": shapes,
-        "xaxis": {"visible": False, "range": [-0.5, img.width - 0.5]},
-        "yaxis": {"visible": False, "range": [img.height - 0.5, -0.5], "scaleanchor": "x"},
-        "height": 330,
-        "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
-    }
+    layout = _image_layout(img, shapes, [], height=330, title=title)
     return _figure(data, layout)
 
 
@@ -526,15 +536,7 @@ def boxes_on_image(img: EncodedImage, boxes: Sequence[tuple[float, float, float,
         for k, (x0, y0, _, _) in enumerate(boxes)
     ]
     data = [{"type": "image", "source": img.uri, "hoverinfo": "skip"}]
-    layout = {
-        "title": {"text": title, "font": {"size": 13}},
-        "shapes": shapes,
-        "annotations": labels,
-        "xaxis": {"visible": False, "range": [-0.5, img.width - 0.5]},
-        "yaxis": {"visible": False, "range": [img.height - 0.5, -0.5], "scaleanchor": "x"},
-        "height": 260,
-        "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
-    }
+    layout = _image_layout(img, shapes, labels, height=260, title=title)
     return _figure(data, layout)
 
 
@@ -595,14 +597,7 @@ def detections_figure(
                 "font": {"color": "white", "size": 11},
             }
         )
-    layout = {
-        "shapes": shapes,
-        "annotations": labels,
-        "xaxis": {"visible": False, "range": [-0.5, img.width - 0.5]},
-        "yaxis": {"visible": False, "range": [img.height - 0.5, -0.5], "scaleanchor": "x"},
-        "height": 520,
-        "margin": {"l": 10, "r": 10, "t": 10, "b": 10},
-    }
+    layout = _image_layout(img, shapes, labels, height=520)
     return _figure([{"type": "image", "source": img.uri, "hoverinfo": "skip"}], layout)
 
 
@@ -625,6 +620,47 @@ def timing_figure(stages: dict[str, dict[str, float]]) -> go.Figure:
         xaxis={"title": "seconds (log scale)", "type": "log"},
         height=300,
         margin={"t": 10, "b": 10},
+        legend={"orientation": "h"},
+    )
+    return fig
+
+
+# ----------------------------------------------------------------------------- the Lab
+
+
+def training_curves(history) -> go.Figure:
+    """Training loss and validation accuracy per epoch (``train.EpochLog`` list), live during training."""
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    epochs = [h.epoch for h in history]
+    fig.add_trace(go.Scatter(x=epochs, y=[h.loss for h in history], name="training loss", mode="lines+markers"))
+    fig.add_trace(
+        go.Scatter(x=epochs, y=[h.val_accuracy for h in history], name="validation accuracy", mode="lines+markers"),
+        secondary_y=True,
+    )
+    fig.update_xaxes(title="epoch")
+    fig.update_yaxes(title="loss", secondary_y=False)
+    fig.update_yaxes(title="accuracy", range=[0, 1], tickformat=".0%", secondary_y=True)
+    fig.update_layout(height=320, margin={"t": 20, "b": 10}, legend={"orientation": "h"})
+    return fig
+
+
+def accuracy_bars(rows: Sequence[dict]) -> go.Figure:
+    """Test accuracy per view for each configuration of the Lab's comparison (rows of ``run_experiments``)."""
+    fig = go.Figure()
+    for v in VIEWS:
+        fig.add_trace(
+            go.Bar(
+                x=[r["name"] for r in rows],
+                y=[r["test"][v] for r in rows],
+                name=f"{v} view",
+                text=[None if r["test"][v] is None else f"{r['test'][v]:.0%}" for r in rows],
+            )
+        )
+    fig.update_layout(
+        barmode="group",
+        yaxis={"title": "test accuracy", "range": [0, 1], "tickformat": ".0%"},
+        height=380,
+        margin={"t": 20, "b": 10},
         legend={"orientation": "h"},
     )
     return fig

@@ -169,3 +169,11 @@ def test_speedup_scales_rcnn_per_window_but_not_spp():
     assert s.scaled and s.rcnn.conv == pytest.approx(20.0) and s.rcnn.proposals == 1.0
     assert s.conv == pytest.approx(40.0) and s.run == pytest.approx(22.0 / 0.6)
     assert not speedup(rcnn, 100, spp, 100).scaled
+
+
+def test_spp_detect_times_its_proposals():
+    from spp_viz.detection import spp_detect
+
+    result = spp_detect(load_model("zf5", device="cpu"), photo(200, 150), "sliding", 20, (150,))
+    n = len(result.boxes)
+    assert 0 < n <= 20 and result.timing.proposals > 0 and result.logits.shape == (n, 1000)

@@ -108,3 +108,28 @@ def test_fine_tune_on_a_folder_then_save_and_load(tmp_path):
     torch.testing.assert_close(loaded(x), result.model(x))
     with pytest.raises(ValueError, match="two class subfolders"):
         fine_tune_folder("zf5", tmp_path / "data" / "circle")
+
+
+def test_paper_verdicts_read_the_numbers():
+    import json
+
+    from conftest import ROOT
+
+    from spp_viz.train import paper_verdicts
+
+    shipped = json.loads((ROOT / "assets" / "lab_results.json").read_text())
+    lines = paper_verdicts(shipped)
+    assert len(lines) == 4 and all("does not match" not in line and "no gain" not in line for line in lines)
+
+    def rows(crop, warp, single, multi, fine):
+        return [
+            {"name": "no SPP (crop)", "test": {"crop": crop}},
+            {"name": "no SPP (warp)", "test": {"warp": warp}},
+            {"name": "SPP {4,2,1} single-size", "test": {"full": single}},
+            {"name": "SPP {4,2,1} multi-size", "test": {"full": multi}},
+            {"name": "SPP {6,3,2,1} multi-size", "test": {"full": fine}},
+        ]
+
+    worse = paper_verdicts({"rows": rows(0.9, 0.9, 0.6, 0.5, 0.4), "config": {"test_count": 400}})
+    assert [("does not match" in line or "no gain" in line) for line in worse] == [True, True, True, True]
+    assert "0.25" in worse[2]  # one test image in 400

@@ -93,3 +93,15 @@ def test_detection_figures():
     assert len(fig.layout.shapes) == 5 + 2 and [a.text for a in fig.layout.annotations] == ["x 90%", "y 50%"]
     timing = revalidate(timing_figure({"R-CNN": {"conv": 10.0, "warp": 1.0}, "SPP-net": {"conv": 0.1}}))
     assert timing.layout.barmode == "group" and timing.layout.xaxis.type == "log"  # 100-fold apart: log, not stacked
+
+
+def test_lab_figures():
+    from spp_viz.plots import accuracy_bars, training_curves
+    from spp_viz.train import EpochLog
+
+    history = [EpochLog(1, 1.2, 0.4, 1.0, ((64, 64),)), EpochLog(2, 0.8, 0.6, 0.8, ((51, 51),))]
+    curves = revalidate(training_curves(history))
+    assert list(curves.data[0].y) == [1.2, 0.8] and list(curves.data[1].y) == [0.4, 0.6]
+    rows = [{"name": "a", "test": {"crop": 0.5, "warp": 0.6, "full": None}}]
+    bars = revalidate(accuracy_bars(rows))
+    assert [t.name for t in bars.data] == ["crop view", "warp view", "full view"] and bars.data[2].text == (None,)
