@@ -14,6 +14,7 @@ from spp_viz.plots import crop_warp_spp
 
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
 
+ui.leave_legacy_pages_mode()
 st.set_page_config(page_title="SPP-net Explorer", page_icon=":material/grid_view:", layout="wide")
 
 

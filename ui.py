@@ -7,22 +7,25 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 from PIL import Image
 
 from spp_viz.activations import DEFAULT_CACHE
-from spp_viz.attribution import Attribution
+from spp_viz.attribution import Attribution, hook_count
 from spp_viz.attribution import run as run_attribution
 from spp_viz.compare import Comparison, compare_views, make_views
 from spp_viz.detection import ModeResult, spp_detect
 from spp_viz.devices import available_devices, resolve_device
 from spp_viz.features import FeatureMaps, compute_feature_maps
 from spp_viz.images import ImageError, load_image, samples, to_tensor
-from spp_viz.levels import SizeRow, fixed_length_rows
+from spp_viz.levels import SizeRow, fixed_length_rows, vector_csv
 from spp_viz.models import DEFAULT_MODEL, ZOO, SPPNet, WeightsError, load_model
+from spp_viz.plots import npy_bytes
 from spp_viz.train import LAB_DIR_NAME, lab_models
 
 MAX_UPLOAD_MB = 25  # keep equal to server.maxUploadSize in .streamlit/config.toml
@@ -43,10 +46,21 @@ class Context:
     gallery_folder: str  # for the strongest-activations page; "" when none
 
 
+# What this server process has loaded, for the sidebar's server panel: a count of loads (each model should load
+# once per process) and weak references to the models still cached (to count hooks left on them).
+_LOADS = {"count": 0}
+_LOADED: weakref.WeakSet[SPPNet] = weakref.WeakSet()
+_LOADS_LOCK = threading.Lock()
+
+
 @st.cache_resource(max_entries=4, show_spinner="Loading the model (once per server) ...")
 def get_model(name: str, device: str, weights: str | None) -> tuple[SPPNet, threading.Lock]:
     """One model per (name, device, weights), shared by every session; the lock guards hook-based tools."""
-    return load_model(name, device=device, weights=weights), threading.Lock()
+    model = load_model(name, device=device, weights=weights)
+    with _LOADS_LOCK:
+        _LOADS["count"] += 1
+        _LOADED.add(model)
+    return model, threading.Lock()
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -119,6 +133,18 @@ def spp_detection(
     return spp_detect(model, decode_image(data, image_name), mode, windows, scales)
 
 
+# Download buttons get bytes, not callables. A callable's file is made on the click and belongs to no session, so
+# Streamlit deletes it at the end of the next two script runs of any session: with a class working at once, the
+# browser's fetch then finds no file and the download fails (seen in tests/test_load.py). Costly encodings are
+# cached here instead, so a redraw does not pay for them again.
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def vector_files(vector: np.ndarray, levels: tuple[int, ...], channels: int) -> tuple[bytes, bytes]:
+    """CSV and .npy bytes of an SPP vector (the CSV has k x M rows), cached on the vector."""
+    return vector_csv(vector, levels, channels).encode(), npy_bytes(vector)
+
+
 def sidebar() -> Context:
     """Draw the shared sidebar (model, device, image) and keep its choices in session state."""
     with st.sidebar:
@@ -176,9 +202,35 @@ def sidebar() -> Context:
                 placeholder="/path/to/photos",
                 help="Indexed on the Strongest activations page: the images that excite each conv5 filter most.",
             ).strip()
+        server_panel()
     ctx = Context(name, device, weights, image_name, image_bytes, folder)
     st.session_state["ctx"] = ctx
     return ctx
+
+
+def rss_mb() -> float | None:
+    """This process's resident memory in MB (Linux), or None where /proc is missing."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def server_panel() -> None:
+    """For a teacher serving a class: what this server process holds, to check it stays healthy."""
+    with st.expander("Server"):
+        with _LOADS_LOCK:
+            loads, models = _LOADS["count"], list(_LOADED)
+        rss = rss_mb()
+        st.markdown(
+            f"- Model loads in this process: **{loads}** (each model loads once, then every session shares it)\n"
+            f"- Models held: **{len(models)}**; hooks on them now: **{sum(hook_count(m) for m in models)}** "
+            "(0 unless an attribution is running)\n"
+            + (f"- Memory in use (RSS): **{rss:.0f} MB**" if rss is not None else "- Memory in use: unknown here")
+        )
 
 
 def model_title(name: str) -> str:
@@ -202,16 +254,32 @@ def session_uploads() -> dict[str, tuple[str, bytes]]:
     return st.session_state.get("uploads", {})
 
 
+def leave_legacy_pages_mode(force: bool = False) -> None:
+    """Rerun out of Streamlit's legacy pages/ mode when this run is in it; app.py calls it first.
+
+    A folder named pages/ starts Streamlit in its legacy multipage mode until app.py's st.navigation call turns
+    that off for the process. A run in that mode draws the sidebar's widgets under other ids, so a user's first
+    click on one of them (say "Upload" on a fresh server's home page) was lost. Each run asks whether it is itself
+    in that mode: sessions that open together on a fresh server (a class) start their first runs in it before any
+    of them has left it, and AppTest starts every run in it.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.runtime.scriptrunner_utils.script_run_context import ThreadState, get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    # In the legacy mode Streamlit runs app.py as a page, under that page's hash instead of the main script's.
+    legacy = ctx is not None and ThreadState.get().active_script_hash != ctx.pages_manager.main_script_hash
+    if force or legacy:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def context() -> Context:
     """The sidebar's choices for this run (app.py draws the sidebar before any page runs)."""
     if "ctx" not in st.session_state:
-        # A folder named pages/ puts Streamlit in its legacy multipage mode until app.py's st.navigation call
-        # turns that off for the process; until then a deep link (/Feature_maps as the server's first request)
-        # runs the page without app.py. Leave that mode and rerun: app.py draws the sidebar and routes here.
-        from streamlit.runtime.pages_manager import PagesManager
-
-        PagesManager.uses_pages_directory = False
-        st.rerun()
+        # In the legacy pages/ mode a deep link such as /Feature_maps, as a server's first request, runs the page
+        # without app.py: leave that mode and rerun, so app.py draws the sidebar and routes here.
+        leave_legacy_pages_mode(force=True)
     return st.session_state["ctx"]
 
 

@@ -2,7 +2,8 @@
 
 For inputs of 224, 512 and 1024 pixels on the long side (the chelsea sample, re-encoded as JPEG at that size):
   page   = load_image(bytes) + compute_feature_maps (one forward with conv5 returned, ranking, top-5, host copy)
-           + the page's figures (16-channel grid, the large channel heatmap, the overlay on the image)
+           + the page's figures (16-channel grid, the large channel heatmap, the overlay on the image) and its
+           downloads (the overlay as PNG, conv5 as .npy)
   bare   = model(x) on a ready tensor of the same size, in inference mode
 Both are timed in the same process, interleaved, median of N runs. Goal: page / bare <= 1.5 at every size.
 
@@ -24,7 +25,7 @@ from PIL import Image
 from spp_viz.features import compute_feature_maps
 from spp_viz.images import load_image, samples, to_tensor
 from spp_viz.models import load_model
-from spp_viz.plots import channel_grid, channel_heatmap, overlay
+from spp_viz.plots import channel_grid, channel_heatmap, npy_bytes, overlay, png_bytes
 
 SIZES = (224, 512, 1024)
 
@@ -44,7 +45,9 @@ def page_work(model, data: bytes) -> None:
     top = int(fm.ranking[0])
     channel_grid(fm.conv5, fm.ranking[:16], values=fm.channel_max)
     channel_heatmap(fm.conv5[top], f"channel {top}")
-    overlay(img, fm.conv5[top])
+    # The page's two download buttons carry their bytes (ui.vector_files says why): encoded on every run.
+    png_bytes(overlay(img, fm.conv5[top]))
+    npy_bytes(fm.conv5)
 
 
 def bare_forward(model, x: torch.Tensor) -> None:

@@ -2,8 +2,9 @@
 
 conv5 (and the ranking and top-5) come from a cache keyed on the image bytes, so changing the level preset, the rule
 or the channel only redraws: geometry, every level's bins, values and winners, their figures (serialised to JSON as
-Streamlit does), the SPP vector and its strip, the rule check. This times that redraw for a 1024-pixel image (long
-side 1024, fed at its own size) against the conv5 pass it avoids, both in the same process, median of N.
+Streamlit does), the SPP vector, its strip and its downloads (CSV, .npy), the rule check. This times that redraw for
+a 1024-pixel image (long side 1024, fed at its own size) against the conv5 pass it avoids, both in the same process,
+median of N.
 
 Run: python bench/pyramid_redraw.py [--repeats N] [--model NAME]
 """
@@ -21,9 +22,9 @@ from features import image_bytes  # bench/features.py: the chelsea sample re-enc
 from spp_viz.features import compute_feature_maps
 from spp_viz.geometry import feature_geometry
 from spp_viz.images import load_image
-from spp_viz.levels import PRESETS, level_view, spp_vector
+from spp_viz.levels import PRESETS, level_view, spp_vector, vector_csv
 from spp_viz.models import load_model
-from spp_viz.plots import encode_image, level_on_image, level_on_map, vector_strip
+from spp_viz.plots import encode_image, level_on_image, level_on_map, npy_bytes, vector_strip
 from spp_viz.pyramid import paper_rule_check, paper_rule_failures
 
 
@@ -37,7 +38,12 @@ def redraw(model, fm, img, levels, mode: str, rule: str, channel: int) -> int:
         figures += [level_on_map(fm.conv5[channel], view, "map", False), level_on_image(view_img, view, "image")]
     winners = level_view(fm.conv5[channel], geom, levels[0], "max", rule)
     figures += [level_on_map(fm.conv5[channel], winners, "w"), level_on_image(view_img, winners, "w", geom=geom)]
-    figures.append(vector_strip(spp_vector(fm.conv5, levels, mode, rule), levels, fm.conv5.shape[0]))
+    vec = spp_vector(fm.conv5, levels, mode, rule)
+    figures.append(vector_strip(vec, levels, fm.conv5.shape[0]))
+    # The download buttons' bytes: cached per vector on the page (a channel change reuses them), counted here as
+    # after a preset change, when they are built again.
+    vector_csv(vec, levels, fm.conv5.shape[0])
+    npy_bytes(vec)
     for size in fm.conv5.shape[1:]:
         paper_rule_check(size, levels)
     paper_rule_failures(40, levels)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 import numpy as np
 import streamlit as st
 
@@ -67,12 +65,16 @@ def channel_panel(fm: FeatureMaps, img) -> None:
     blended = overlay(img.resize((fm.input_hw[1], fm.input_hw[0])), fm.conv5[channel], alpha)
     right.image(blended, caption=f"channel {channel} stretched over the input ({fm.input_hw[1]} x {fm.input_hw[0]})")
     d1, d2 = st.columns(2)
-    # Callables: encoded when clicked, not on every redraw.
+    # Bytes, not callables: see ui.vector_files for why.
     d1.download_button(
-        "Download this overlay (PNG)", partial(png_bytes, blended), f"conv5_channel{channel}.png", "image/png"
+        "Download this overlay (PNG)", png_bytes(blended), f"conv5_channel{channel}.png", "image/png", on_click="ignore"
     )
     d2.download_button(
-        "Download all of conv5 (.npy, C x H x W)", partial(npy_bytes, fm.conv5), "conv5.npy", "application/octet-stream"
+        "Download all of conv5 (.npy, C x H x W)",
+        npy_bytes(fm.conv5),
+        "conv5.npy",
+        "application/octet-stream",
+        on_click="ignore",
     )
 
 

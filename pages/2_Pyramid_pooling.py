@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 import pandas as pd
 import streamlit as st
 
 import ui
 from spp_viz.features import FeatureMaps
 from spp_viz.geometry import FeatureGeometry, feature_geometry
-from spp_viz.levels import PRESETS, level_view, spp_vector, vector_csv
-from spp_viz.plots import encode_image, level_on_image, level_on_map, npy_bytes, rule_coverage, vector_strip
+from spp_viz.levels import PRESETS, level_view, spp_vector
+from spp_viz.plots import encode_image, level_on_image, level_on_map, rule_coverage, vector_strip
 from spp_viz.pyramid import num_bins, paper_rule_check, paper_rule_failures, parse_levels
 
 CUSTOM = "custom levels"
@@ -111,15 +109,12 @@ def vector_panel(fm: FeatureMaps, levels, mode: str, rule: str) -> None:
         + f". In all {len(vec):,} numbers, the input of the first fully connected layer."
     )
     a, b = st.columns(2)
-    # Callables: the files are built when a student clicks, not on every redraw (the CSV has k x M rows).
+    csv, npy = ui.vector_files(vec, tuple(levels), k)
     a.download_button(
-        "Download the vector (CSV: level, channel, bin)",
-        partial(vector_csv, vec, levels, k),
-        "spp_vector.csv",
-        "text/csv",
+        "Download the vector (CSV: level, channel, bin)", csv, "spp_vector.csv", "text/csv", on_click="ignore"
     )
     b.download_button(
-        "Download the vector (.npy)", partial(npy_bytes, vec), "spp_vector.npy", "application/octet-stream"
+        "Download the vector (.npy)", npy, "spp_vector.npy", "application/octet-stream", on_click="ignore"
     )
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 import streamlit as st
 
 import ui
@@ -92,7 +90,9 @@ def main() -> None:
     comp = ui.cached_comparison(short_side, multi)
     views = make_views(img, model.input_size, short_side)
     views_panel(img, views, comp)
-    st.download_button("Download the predictions (CSV)", partial(predictions_csv, comp), "predictions.csv", "text/csv")
+    st.download_button(
+        "Download the predictions (CSV)", predictions_csv(comp), "predictions.csv", "text/csv", on_click="ignore"
+    )
     st.subheader("Scale sweep")
     sweep_panel(model, img, comp)
 

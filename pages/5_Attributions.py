@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from functools import partial
 
 import streamlit as st
 import torch
@@ -51,7 +50,12 @@ def method_panel(
             picture = overlay(views[name].image, res.heatmap, alpha=0.55, cmap="inferno")
             st.image(picture, caption=f"{VIEW_TITLES[name]}: {res.seconds:.2f} s, {res.passes} passes")
             st.download_button(
-                "PNG", partial(png_bytes, picture), f"{method}_{name}.png", "image/png", key=f"dl-{method}-{name}"
+                "PNG",
+                png_bytes(picture),
+                f"{method}_{name}.png",
+                "image/png",
+                key=f"dl-{method}-{name}",
+                on_click="ignore",
             )
 
 

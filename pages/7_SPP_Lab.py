@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 
 import streamlit as st
@@ -98,11 +97,14 @@ def run_training(dataset: str, config: LabConfig, folder: str) -> None:
             )
         except (ValueError, ui.WeightsError) as err:
             bar.empty()
+            chart.empty()
             st.error(f"**The folder cannot be used:** {err}")
             return
         name = f"{Path(folder).name}-{result.meta['base']}-{''.join(map(str, config.levels))}"
         path = save_model(result.model, ui.LAB_DIR / f"{name}.safetensors", result.meta)
+    # The result panel draws the final curves: the live chart would show them a second time.
     bar.empty()
+    chart.empty()
     st.session_state["lab_last"] = (str(path), result.history, getattr(result, "test", {}), result.seconds)
 
 
@@ -121,9 +123,16 @@ def result_panel() -> None:
         f"Saved as **{Path(path).name}** ({seconds:.1f} s of training). Every page can now use it: pick "
         f"*Lab: {Path(path).stem}* as the network in the sidebar."
     )
-    st.download_button(
-        "Download the model (.safetensors)", partial(Path(path).read_bytes), Path(path).name, "application/octet-stream"
-    )
+    if Path(path).exists():
+        st.download_button(
+            "Download the model (.safetensors)",
+            Path(path).read_bytes(),
+            Path(path).name,
+            "application/octet-stream",
+            on_click="ignore",
+        )
+    else:
+        st.warning(f"{path} is no longer on this server, so it cannot be downloaded.")
 
 
 def main() -> None:
@@ -142,8 +151,10 @@ def main() -> None:
         st.info("Training stopped; nothing was saved. Press Train to start again.")
     if st.button("Train", type="primary", key="lab_train"):
         # Clicking Stop starts a new run of this page, which ends the training run at its next progress update.
-        st.button("Stop training", key="lab_stop")
+        stop = st.empty()
+        stop.button("Stop training", key="lab_stop")
         run_training(dataset, config, folder)
+        stop.empty()
     if "lab_last" in st.session_state:
         result_panel()
 

@@ -67,12 +67,16 @@ def vector_table(vector: np.ndarray, levels: Sequence[int], channels: int) -> li
 
 
 def vector_csv(vector: np.ndarray, levels: Sequence[int], channels: int) -> str:
-    """CSV text of ``vector_table`` with a header, for download."""
-    lines = ["position,level,channel,bin_row,bin_col,value"]
-    lines += [
-        f"{k},{n},{c},{i},{j},{v:.6g}" for k, (n, c, i, j, v) in enumerate(vector_table(vector, levels, channels))
-    ]
-    return "\n".join(lines) + "\n"
+    """CSV text of ``vector_table`` with a header, for download (built from index arrays: pages build it per run)."""
+    index = []
+    for n in check_levels(levels):
+        c, i, j = np.indices((channels, n, n)).reshape(3, -1)  # (3, C, n, n) -> (3, C*n*n), the op's order
+        index.append(np.stack([np.full_like(c, n), c, i, j], axis=1))
+    table = np.concatenate(index)  # (C * sum(n*n), 4)
+    if len(table) != len(vector):
+        raise ValueError(f"a vector of {len(vector)} numbers does not fit levels {tuple(levels)} x {channels} channels")
+    rows = map("{},{},{},{},{},{:.6g}".format, range(len(vector)), *table.T.tolist(), vector.tolist())
+    return "position,level,channel,bin_row,bin_col,value\n" + "\n".join(rows) + "\n"
 
 
 @dataclass(frozen=True)

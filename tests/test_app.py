@@ -331,6 +331,9 @@ def test_lab_trains_saves_and_every_page_can_use_the_model():
     no_exception(at)
     assert any("Saved as" in s.value for s in at.success)
     assert set(metrics(at)) == {"test accuracy, crop view", "test accuracy, warp view", "test accuracy, full view"}
+    # Once training is over: the curves once (the live chart gives way to the result's), and no Stop button.
+    assert len(at.get("plotly_chart")) == 1
+    assert not [b for b in at.button if b.label == "Stop training"]
     # A new session finds the model in the sidebar; pages run with it, its class names come with it.
     import os
 

@@ -12,11 +12,14 @@ from badfiles import photo
 from torch import nn
 
 from spp_viz.detection import (
+    RCNN_BATCH,
     ModeResult,
+    _warped_windows,
     agreement,
     assign_scales,
     clean_boxes,
     detect,
+    pool_windows,
     proposals,
     rcnn_mode,
     sliding_windows,
@@ -177,3 +180,27 @@ def test_spp_detect_times_its_proposals():
     result = spp_detect(load_model("zf5", device="cpu"), photo(200, 150), "sliding", 20, (150,))
     n = len(result.boxes)
     assert 0 < n <= 20 and result.timing.proposals > 0 and result.logits.shape == (n, 1000)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_hot_loops_make_no_host_copies_on_cuda():
+    """The per-window work of both modes stays on the GPU: CUDA's sync debug mode raises on any copy to the host."""
+    model = load_model(device="cuda")
+    img = resize_short_side(photo(640, 480, seed=3), 480)
+    boxes = sliding_windows(img.size)[:64]
+    geom = feature_geometry(model, (img.height, img.width))
+    with torch.inference_mode():
+        image = to_tensor(img, model.device)
+        cells = torch.as_tensor(geom.windows_to_cells(boxes), device=model.device)
+        t_boxes = torch.as_tensor(boxes, dtype=torch.float32, device=model.device)
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            conv5 = model.forward_features(image)
+            spp_logits = model.classifier(pool_windows(model, conv5, cells))  # SPP-net: the pyramid per window
+            crops = _warped_windows(model, image, t_boxes[:RCNN_BATCH])  # R-CNN: one batch of warped windows
+            rcnn_logits = model.classifier(model.spp(model.forward_features(crops)))
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+    assert spp_logits.device.type == rcnn_logits.device.type == "cuda"
+    assert spp_logits.shape == (len(boxes), len(model.class_names))

@@ -43,6 +43,15 @@ def test_vector_table_follows_the_op_layout():
     assert table[12][:4] == (1, 0, 0, 0) and table[12][4] == pytest.approx(conv5[0].max())
     csv = vector_csv(vec, (2, 1), 3).splitlines()
     assert csv[0] == "position,level,channel,bin_row,bin_col,value" and len(csv) == 16
+    # The vectorised CSV says, row by row, what the plain table says.
+    big = spp_vector(rng.random((64, 9, 13)).astype(np.float32), (6, 3, 2, 1))
+    rows = [line.split(",") for line in vector_csv(big, (6, 3, 2, 1), 64).splitlines()[1:]]
+    ref = vector_table(big, (6, 3, 2, 1), 64)
+    assert [tuple(map(int, r[1:5])) for r in rows] == [t[:4] for t in ref]
+    assert [int(r[0]) for r in rows] == list(range(len(ref)))
+    assert [float(r[5]) for r in rows] == pytest.approx([t[4] for t in ref], rel=1e-5)
+    with pytest.raises(ValueError, match="does not fit"):
+        vector_csv(big, (4, 2, 1), 64)
 
 
 def test_fixed_length_rows_have_many_grids_and_one_length(default_model):
