@@ -53,29 +53,35 @@ def spp_vector(conv5: np.ndarray, levels: Sequence[int], mode: str = "max", rule
     return spatial_pyramid_pool(torch.from_numpy(conv5)[None], levels, mode, rule)[0].numpy()
 
 
+def vector_index(levels: Sequence[int], channels: int) -> np.ndarray:
+    """Where each entry of an SPP vector comes from, in the op's layout (level, then channel, then bins row by row).
+
+    Returns an int array [C * sum(n*n), 4] of (level, channel, bin_row, bin_col).
+    """
+    index = []
+    for n in check_levels(levels):
+        c, i, j = np.indices((channels, n, n)).reshape(3, -1)  # (3, C, n, n) -> (3, C*n*n)
+        index.append(np.stack([np.full_like(c, n), c, i, j], axis=1))
+    return np.concatenate(index)
+
+
+def _fitted_index(vector: np.ndarray, levels: Sequence[int], channels: int) -> np.ndarray:
+    index = vector_index(levels, channels)
+    if len(index) != len(vector):
+        raise ValueError(f"a vector of {len(vector)} numbers does not fit levels {tuple(levels)} x {channels} channels")
+    return index
+
+
 def vector_table(vector: np.ndarray, levels: Sequence[int], channels: int) -> list[tuple[int, int, int, int, float]]:
     """Rows (level, channel, bin_row, bin_col, value) for every entry of an SPP vector, in its order."""
-    rows, pos = [], 0
-    for n in check_levels(levels):
-        block = vector[pos : pos + channels * n * n].reshape(channels, n, n)  # (C*n*n,) -> (C, n, n)
-        for c in range(channels):
-            for i in range(n):
-                for j in range(n):
-                    rows.append((n, c, i, j, float(block[c, i, j])))
-        pos += channels * n * n
-    return rows
+    index = _fitted_index(vector, levels, channels)
+    return list(zip(*index.T.tolist(), vector.tolist(), strict=True))
 
 
 def vector_csv(vector: np.ndarray, levels: Sequence[int], channels: int) -> str:
-    """CSV text of ``vector_table`` with a header, for download (built from index arrays: pages build it per run)."""
-    index = []
-    for n in check_levels(levels):
-        c, i, j = np.indices((channels, n, n)).reshape(3, -1)  # (3, C, n, n) -> (3, C*n*n), the op's order
-        index.append(np.stack([np.full_like(c, n), c, i, j], axis=1))
-    table = np.concatenate(index)  # (C * sum(n*n), 4)
-    if len(table) != len(vector):
-        raise ValueError(f"a vector of {len(vector)} numbers does not fit levels {tuple(levels)} x {channels} channels")
-    rows = map("{},{},{},{},{},{:.6g}".format, range(len(vector)), *table.T.tolist(), vector.tolist())
+    """CSV text of ``vector_table`` with a header and a position column, for download (pages build it per run)."""
+    index = _fitted_index(vector, levels, channels)
+    rows = map("{},{},{},{},{},{:.6g}".format, range(len(vector)), *index.T.tolist(), vector.tolist())
     return "position,level,channel,bin_row,bin_col,value\n" + "\n".join(rows) + "\n"
 
 

@@ -32,6 +32,19 @@ def test_level_view_values_and_winners():
     assert np.isclose(avg.values[1, 1], fmap[b.rows[0] : b.rows[1], b.cols[0] : b.cols[1]].mean())
 
 
+def loop_table(vector: np.ndarray, levels, channels: int) -> list[tuple[int, int, int, int, float]]:
+    """Slow reference: walk the SPP layout level by level, channel by channel, bin by bin."""
+    rows, pos = [], 0
+    for n in levels:
+        block = vector[pos : pos + channels * n * n].reshape(channels, n, n)  # (C*n*n,) -> (C, n, n)
+        for c in range(channels):
+            for i in range(n):
+                for j in range(n):
+                    rows.append((n, c, i, j, float(block[c, i, j])))
+        pos += channels * n * n
+    return rows
+
+
 def test_vector_table_follows_the_op_layout():
     rng = np.random.default_rng(1)
     conv5 = rng.random((3, 5, 7)).astype(np.float32)
@@ -43,15 +56,17 @@ def test_vector_table_follows_the_op_layout():
     assert table[12][:4] == (1, 0, 0, 0) and table[12][4] == pytest.approx(conv5[0].max())
     csv = vector_csv(vec, (2, 1), 3).splitlines()
     assert csv[0] == "position,level,channel,bin_row,bin_col,value" and len(csv) == 16
-    # The vectorised CSV says, row by row, what the plain table says.
+    # The table and the CSV say, row by row, what the slow loop over the layout says.
     big = spp_vector(rng.random((64, 9, 13)).astype(np.float32), (6, 3, 2, 1))
     rows = [line.split(",") for line in vector_csv(big, (6, 3, 2, 1), 64).splitlines()[1:]]
-    ref = vector_table(big, (6, 3, 2, 1), 64)
+    ref = loop_table(big, (6, 3, 2, 1), 64)
+    assert vector_table(big, (6, 3, 2, 1), 64) == ref
     assert [tuple(map(int, r[1:5])) for r in rows] == [t[:4] for t in ref]
     assert [int(r[0]) for r in rows] == list(range(len(ref)))
     assert [float(r[5]) for r in rows] == pytest.approx([t[4] for t in ref], rel=1e-5)
-    with pytest.raises(ValueError, match="does not fit"):
-        vector_csv(big, (4, 2, 1), 64)
+    for wrong in (vector_csv, vector_table):
+        with pytest.raises(ValueError, match="does not fit"):
+            wrong(big, (4, 2, 1), 64)
 
 
 def test_fixed_length_rows_have_many_grids_and_one_length(default_model):
