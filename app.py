@@ -10,7 +10,8 @@ from pathlib import Path
 import streamlit as st
 
 import ui
-from spp_viz.plots import crop_warp_spp
+from spp_viz.images import ImageError
+from spp_viz.plots.views import crop_warp_spp
 
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
 
@@ -38,7 +39,7 @@ M = 36 + 9 + 4 + 1 = 50, and ZF-5's 256 channels give 256 x 50 = **12,800** numb
     if ctx.image_bytes is not None:
         try:
             img = ui.decode_image(ctx.image_bytes, ctx.image_name)
-        except ui.ImageError as e:
+        except ImageError as e:
             st.error(f"**This image cannot be used:** {e}")
         else:
             st.image(crop_warp_spp(img), caption=f"{ctx.image_name}: what each approach feeds the network")

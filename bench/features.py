@@ -25,7 +25,8 @@ from PIL import Image
 from spp_viz.features import compute_feature_maps
 from spp_viz.images import load_image, samples, to_tensor
 from spp_viz.models import load_model
-from spp_viz.plots import channel_grid, channel_heatmap, npy_bytes, overlay, png_bytes
+from spp_viz.plots.exports import npy_bytes, png_bytes
+from spp_viz.plots.maps import channel_grid, channel_heatmap, overlay
 
 SIZES = (224, 512, 1024)
 

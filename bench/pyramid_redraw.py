@@ -22,10 +22,12 @@ from features import image_bytes  # bench/features.py: the chelsea sample re-enc
 from spp_viz.features import compute_feature_maps
 from spp_viz.geometry import feature_geometry
 from spp_viz.images import load_image
-from spp_viz.levels import PRESETS, level_view, spp_vector, vector_csv
+from spp_viz.levels import PRESETS, level_view, spp_vector
 from spp_viz.models import load_model
-from spp_viz.plots import encode_image, level_on_image, level_on_map, npy_bytes, vector_strip
-from spp_viz.pyramid import paper_rule_check, paper_rule_failures
+from spp_viz.plots.base import encode_image
+from spp_viz.plots.exports import npy_bytes
+from spp_viz.plots.pyramid import level_on_image, level_on_map, vector_strip
+from spp_viz.pyramid import paper_rule_check, paper_rule_failures, vector_csv
 
 
 def redraw(model, fm, img, levels, mode: str, rule: str, channel: int) -> int:

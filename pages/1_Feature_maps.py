@@ -7,7 +7,8 @@ import streamlit as st
 
 import ui
 from spp_viz.features import FeatureMaps
-from spp_viz.plots import channel_grid, channel_heatmap, npy_bytes, overlay, png_bytes, predictions_bar, size_sweep
+from spp_viz.plots.exports import npy_bytes, png_bytes
+from spp_viz.plots.maps import channel_grid, channel_heatmap, overlay, predictions_bar, size_sweep
 
 
 def sizes_panel(fm: FeatureMaps, short_side: int) -> None:

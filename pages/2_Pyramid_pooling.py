@@ -9,7 +9,8 @@ import ui
 from spp_viz.features import FeatureMaps
 from spp_viz.geometry import FeatureGeometry, feature_geometry
 from spp_viz.levels import PRESETS, level_view, spp_vector
-from spp_viz.plots import encode_image, level_on_image, level_on_map, rule_coverage, vector_strip
+from spp_viz.plots.base import encode_image
+from spp_viz.plots.pyramid import level_on_image, level_on_map, rule_coverage, vector_strip
 from spp_viz.pyramid import num_bins, paper_rule_check, paper_rule_failures, parse_levels
 
 CUSTOM = "custom levels"
@@ -141,38 +142,20 @@ def fixed_length_panel(levels) -> None:
 def rule_panel(fm: FeatureMaps, levels) -> None:
     """Does the training rule work for this conv5 size? Where does it break up to 40?"""
     h5, w5, _ = fm.conv5_shape
-    checks = [(axis, c) for axis, size in (("height", h5), ("width", w5)) for c in paper_rule_check(size, levels)]
-    st.dataframe(
-        pd.DataFrame(
-            {
-                "axis": [a for a, _ in checks],
-                "a (cells)": [c.size for _, c in checks],
-                "level n": [c.n for _, c in checks],
-                "window ceil(a/n)": [c.window for _, c in checks],
-                "stride floor(a/n)": [c.stride for _, c in checks],
-                "windows": [c.count for _, c in checks],
-                "verdict": [c.problem or "ok" for _, c in checks],
-            }
-        ),
-        hide_index=True,
-    )
+    rows = [
+        {"axis": axis} | c.row()
+        for axis, size in (("height", h5), ("width", w5))
+        for c in paper_rule_check(size, levels)
+    ]
+    st.dataframe(pd.DataFrame(rows), hide_index=True)
     failures = paper_rule_failures(40, levels)
     st.markdown(
         f"**Map sizes up to 40 where the training rule breaks for {{{','.join(map(str, levels))}}}** "
         f"({len(failures)} of {40 * len(levels)} size-level pairs). The paper's notes list, for a <= 30, wrong "
         "counts at (5,3) (6,4) (7,4) (8,6) (9,6) (10,6) (11,4) (11,6) (15,6) ... and tails at a = 14."
     )
-    st.dataframe(
-        pd.DataFrame(
-            {
-                "a": [c.size for c in failures],
-                "n": [c.n for c in failures],
-                "what goes wrong": [c.problem for c in failures],
-            }
-        ),
-        hide_index=True,
-        height=220,
-    )
+    table = pd.DataFrame([{"a": c.size, "n": c.n, "what goes wrong": c.problem} for c in failures])
+    st.dataframe(table, hide_index=True, height=220)
     if failures:
         pick = st.selectbox(
             "Draw a broken case",

@@ -20,7 +20,8 @@ from spp_viz.features import FeatureMaps
 from spp_viz.geometry import FeatureGeometry, feature_geometry
 from spp_viz.images import samples
 from spp_viz.models import SPPNet
-from spp_viz.plots import boxes_on_image, encode_image, patch_grid, peaks_on_map
+from spp_viz.plots.activations import boxes_on_image, patch_grid, peaks_on_map
+from spp_viz.plots.base import encode_image
 
 AUTO_BUILD = 32  # galleries up to this size are indexed without asking; larger ones wait for the button
 SOURCES = ("Sample images", "Images uploaded in this session", "The gallery folder (sidebar)")

@@ -5,9 +5,19 @@ from __future__ import annotations
 import streamlit as st
 
 import ui
-from spp_viz.compare import MULTI_SCALES, VIEW_TITLES, Comparison, View, make_views, predictions_csv, scale_sweep
 from spp_viz.models import SPPNet
-from spp_viz.plots import predictions_bar, sweep_figure, view_picture
+from spp_viz.plots.maps import predictions_bar
+from spp_viz.plots.views import sweep_figure, view_picture
+from spp_viz.views import (
+    MULTI_SCALES,
+    VIEW_TITLES,
+    Comparison,
+    View,
+    candidate_classes,
+    make_views,
+    predictions_csv,
+    scale_sweep,
+)
 
 SWEEP_SIDES = tuple(range(128, 801, 64))
 
@@ -42,7 +52,7 @@ def views_panel(img, views: dict[str, View], comp: Comparison) -> None:
 
 def sweep_panel(model: SPPNet, img, comp: Comparison) -> None:
     """Probability of one class against the input size, for the three views."""
-    options = sorted({p.index for preds in comp.top5.values() for p in preds}, key=lambda i: -comp.probs["full"][i])
+    options = candidate_classes(comp)
     cls = st.selectbox(
         "Class", options, format_func=lambda i: model.class_names[i], key=f"sweep_class-{ui.image_key()}"
     )

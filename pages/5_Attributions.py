@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import time
-
 import streamlit as st
-import torch
 
 import ui
-from spp_viz.attribution import METHOD_TITLES, METHODS, estimate_seconds, level_contributions
-from spp_viz.compare import VIEW_TITLES, VIEWS, make_views
+from spp_viz.attribution import METHOD_TITLES, METHODS, NT_SAMPLES, estimate_views_seconds, level_contributions
 from spp_viz.images import to_tensor
 from spp_viz.models import SPPNet
-from spp_viz.plots import level_shares_bar, overlay, png_bytes, view_picture
+from spp_viz.plots.exports import png_bytes
+from spp_viz.plots.maps import overlay
+from spp_viz.plots.views import level_shares_bar, view_picture
+from spp_viz.views import VIEW_TITLES, VIEWS, candidate_classes, make_views
 
 SLOW_SECONDS = 5.0  # ask before running anything estimated to take longer
-
-
-def forward_seconds(model: SPPNet, picture) -> float:
-    """One timed forward pass at the picture's size, to estimate the slow methods."""
-    x = to_tensor(picture, model.device)
-    start = time.perf_counter()
-    with torch.inference_mode():
-        model(x)
-    return time.perf_counter() - start
 
 
 def method_panel(
@@ -33,10 +23,8 @@ def method_panel(
     run_key = ("attr_ok", ui.image_key(), method, target, noise_tunnel, short_side)
     if not st.session_state.get(run_key):
         # Estimated once per image, method and target (a timed forward pass, shared by the methods of this run).
-        biggest = views["full"].image
-        if "forward" not in timing:
-            timing["forward"] = forward_seconds(model, biggest)
-        estimate = 3 * estimate_seconds(method, timing["forward"], (biggest.height, biggest.width), noise_tunnel)
+        biggest = to_tensor(views["full"].image)
+        estimate = estimate_views_seconds(method, model, biggest, noise_tunnel, len(views), timing)
         if estimate > SLOW_SECONDS:
             st.warning(f"**{METHOD_TITLES[method]} is slow here:** about {estimate:.0f} s for the three views.")
             if not st.button(f"Run {METHOD_TITLES[method]}", key=f"run-{method}"):
@@ -68,8 +56,7 @@ def levels_panel(model: SPPNet, views, target: int) -> None:
             "untrained weights it shows the mechanism, not what a trained network learned)."
         )
         return
-    _, lock = ui.get_model(ui.context().model_name, ui.context().device, ui.context().weights)
-    shares = level_contributions(model, to_tensor(views["full"].image), target, lock=lock)
+    shares = level_contributions(model, to_tensor(views["full"].image), target, lock=ui.current_lock())
     st.plotly_chart(level_shares_bar(shares), width="stretch")
     st.caption(
         "Captum FeatureAblation over the SPP vector, one group per level: how much the target's logit falls when "
@@ -89,7 +76,7 @@ def main() -> None:
     img, _ = ui.current_image()
     short_side = 256
     comp = ui.cached_comparison(short_side)
-    options = sorted({p.index for preds in comp.top5.values() for p in preds}, key=lambda i: -comp.probs["full"][i])
+    options = candidate_classes(comp)
     target = st.selectbox(
         "Target class (default: the full image's top class)",
         options,
@@ -98,7 +85,9 @@ def main() -> None:
     )
     a, b = st.columns([3, 1])
     methods = a.multiselect("Methods", METHODS, default=["gradcam"], format_func=METHOD_TITLES.get, key="attr_methods")
-    noise_tunnel = b.checkbox("SmoothGrad (NoiseTunnel) for IG", key="attr_nt", help="4 noisy copies: 4x slower")
+    noise_tunnel = b.checkbox(
+        "SmoothGrad (NoiseTunnel) for IG", key="attr_nt", help=f"{NT_SAMPLES} noisy copies: {NT_SAMPLES}x slower"
+    )
     views = make_views(img, model.input_size, short_side)
     cols = st.columns(len(VIEWS))
     for col, name in zip(cols, VIEWS, strict=True):

@@ -7,7 +7,8 @@ import streamlit as st
 import ui
 from spp_viz.detection import PAPER_SCALES, PROPOSAL_MODES, ModeResult, agreement, detect, rcnn_mode, speedup
 from spp_viz.models import SPPNet
-from spp_viz.plots import detections_figure, encode_image, timing_figure
+from spp_viz.plots.base import encode_image
+from spp_viz.plots.detection import detections_figure, timing_figure
 
 PAPER = (
     "The paper's numbers (ZF-5 on a GPU, VOC 2007): conv features per image R-CNN 14.37 s, SPP-net 0.053 s at one "

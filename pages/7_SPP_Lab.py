@@ -7,11 +7,13 @@ from pathlib import Path
 import streamlit as st
 
 import ui
+from spp_viz import registry
 from spp_viz.levels import PRESETS
-from spp_viz.plots import training_curves
+from spp_viz.models import DEFAULT_MODEL, WeightsError
+from spp_viz.plots.lab import training_curves
 from spp_viz.pyramid import parse_levels
 from spp_viz.synthetic import CLASSES, make_split
-from spp_viz.train import REGIMES, TEST_VIEWS, EpochLog, LabConfig, fine_tune_folder, save_model, save_result, train
+from spp_viz.train import DATASETS, FINE_TUNE_SIDES, REGIMES, TEST_VIEWS, EpochLog, LabConfig, lab_epochs, run_lab
 
 REGIME_TITLES = {
     "crop": "no SPP, trained on crops",
@@ -26,12 +28,12 @@ def settings() -> tuple[str, LabConfig, str]:
     a, b = st.columns(2)
     dataset = a.radio(
         "Data",
-        ["synthetic", "folder"],
+        DATASETS,
         horizontal=True,
         key="lab_data",
         format_func={"synthetic": "built-in shapes", "folder": "an image folder (fine-tune)"}.get,
     )
-    regimes = REGIMES if dataset == "synthetic" else ("single-size", "multi-size")
+    regimes = REGIMES if dataset == "synthetic" else tuple(FINE_TUNE_SIDES)
     regime = b.selectbox(
         "Regime", regimes, index=regimes.index("multi-size"), format_func=REGIME_TITLES.get, key=f"lab_regime-{dataset}"
     )
@@ -55,14 +57,7 @@ def settings() -> tuple[str, LabConfig, str]:
         folder = st.text_input(
             "Image folder (one subfolder per class)", key="lab_folder", placeholder="/path/to/folder"
         ).strip()
-    config = LabConfig(
-        levels=levels,
-        regime=regime,
-        epochs=epochs,
-        train_count=train_count,
-        val_count=max(40, train_count // 4),
-        test_count=max(40, train_count // 2),
-    )
+    config = LabConfig.sized(train_count, levels=levels, regime=regime, epochs=epochs)
     return dataset, config, folder
 
 
@@ -70,42 +65,28 @@ def run_training(dataset: str, config: LabConfig, folder: str) -> None:
     bar = st.progress(0.0, text="Training ...")
     chart = st.empty()
     history: list[EpochLog] = []
+    total = lab_epochs(dataset, config)
 
     def progress(log: EpochLog) -> None:
         history.append(log)
         bar.progress(
-            log.epoch / config.epochs,
-            text=f"epoch {log.epoch} of {config.epochs}: loss {log.loss:.3f}, "
-            f"validation accuracy {log.val_accuracy:.0%}",
+            log.epoch / total,
+            text=f"epoch {log.epoch} of {total}: loss {log.loss:.3f}, validation accuracy {log.val_accuracy:.0%}",
         )
         chart.plotly_chart(training_curves(history), width="stretch", key=f"live-{log.epoch}")
 
-    ui.LAB_DIR.mkdir(parents=True, exist_ok=True)
-    if dataset == "synthetic":
-        result = train(config, progress=progress)
-        name = f"shapes-{config.regime}-{''.join(map(str, config.levels))}-e{config.epochs}-s{config.seed}"
-        path = save_result(result, ui.LAB_DIR / f"{name}.safetensors")
-    else:
-        try:
-            result = fine_tune_folder(
-                ui.context().model_name if ui.context().model_name in ui.ZOO else "efficientnet_lite0",
-                folder,
-                config.levels,
-                (224, 180) if config.regime == "multi-size" else (224,),
-                config.epochs * 5,
-                progress=progress,
-            )
-        except (ValueError, ui.WeightsError) as err:
-            bar.empty()
-            chart.empty()
-            st.error(f"**The folder cannot be used:** {err}")
-            return
-        name = f"{Path(folder).name}-{result.meta['base']}-{''.join(map(str, config.levels))}"
-        path = save_model(result.model, ui.LAB_DIR / f"{name}.safetensors", result.meta)
+    base = ui.context().model_name if registry.is_zoo(ui.context().model_name) else DEFAULT_MODEL
+    try:
+        path, result = run_lab(dataset, config, folder=folder, base=base, lab_dir=ui.LAB_DIR, progress=progress)
+    except (ValueError, WeightsError) as err:
+        bar.empty()
+        chart.empty()
+        st.error(f"**The folder cannot be used:** {err}")
+        return
     # The result panel draws the final curves: the live chart would show them a second time.
     bar.empty()
     chart.empty()
-    st.session_state["lab_last"] = (str(path), result.history, getattr(result, "test", {}), result.seconds)
+    st.session_state["lab_last"] = (str(path), result.history, result.test, result.seconds)
 
 
 def result_panel() -> None:

@@ -9,7 +9,7 @@ import streamlit as st
 
 import ui
 from spp_viz.images import SAMPLES_DIR
-from spp_viz.plots import accuracy_bars
+from spp_viz.plots.lab import accuracy_bars
 from spp_viz.train import TEST_VIEWS, LabConfig, paper_verdicts, run_experiments
 
 SHIPPED = SAMPLES_DIR.parent / "lab_results.json"  # made by: python -m spp_viz lab-experiments --out <this file>
@@ -78,7 +78,7 @@ def main() -> None:
     st.subheader("Run it here")
     epochs = st.slider("Epochs per network", 2, 24, LabConfig().epochs, key="exp_epochs")
     count = st.select_slider("Training images", [40, 200, 400, 800], 800, key="exp_count")
-    config = LabConfig(epochs=epochs, train_count=count, val_count=max(40, count // 4), test_count=max(40, count // 2))
+    config = LabConfig.sized(count, epochs=epochs)
     if st.button("Run the comparison", type="primary", key="exp_run") or st.session_state.get("exp_config") == config:
         st.session_state["exp_config"] = config
         results = comparison(config)

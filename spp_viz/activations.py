@@ -430,7 +430,9 @@ def top_patches(
             out.append((Image.new("RGB", (64, 64), (200, 200, 200)), caption + " (gone)"))
             continue
         hw = tuple(index.input_hw[i])
-        geom = geoms.setdefault(hw, feature_geometry(model, hw))
+        if hw not in geoms:  # not setdefault: it would compute the geometry on every call
+            geoms[hw] = feature_geometry(model, hw)
+        geom = geoms[hw]
         x0, y0, x1, y1 = patch_box(geom, y, x, kind)
         out.append((view.crop((round(x0), round(y0), round(x1), round(y1))), caption))
     return out

@@ -22,6 +22,11 @@ from torch import Tensor, nn
 from .models import SPPNet
 
 METHODS = ("gradcam", "integrated_gradients", "occlusion")
+IG_STEPS = 24  # Integrated Gradients' steps from the black image
+NT_SAMPLES = 4  # SmoothGrad's noisy copies (NoiseTunnel)
+NT_STDEV = 0.1
+OCCLUSION_MIN_STRIDE = 4
+OCCLUSION_BATCH = 16  # grey squares per forward pass
 METHOD_TITLES = {"gradcam": "GradCAM (conv5)", "integrated_gradients": "Integrated Gradients", "occlusion": "Occlusion"}
 _HOOK_DICTS = (
     "_forward_hooks",
@@ -93,29 +98,42 @@ def integrated_gradients(
     model: SPPNet,
     x: Tensor,
     target: int,
-    steps: int = 24,
+    steps: int = IG_STEPS,
     noise_tunnel: bool = False,
-    nt_samples: int = 4,
+    nt_samples: int = NT_SAMPLES,
     lock: threading.Lock | None = None,
 ) -> Attribution:
     """Integrated Gradients from a black image, summed over colour channels as |attribution|.
 
-    With ``noise_tunnel``, SmoothGrad over ``nt_samples`` noisy copies (stdev 0.1), which costs that many times more.
+    With ``noise_tunnel``, SmoothGrad over ``nt_samples`` noisy copies (stdev ``NT_STDEV``), which costs that many
+    times more.
     """
+    start = time.perf_counter()
+    attr = integrated_gradients_raw(model, x, target, steps, noise_tunnel, nt_samples, lock)
+    heat = attr[0].abs().sum(0).detach().cpu().numpy()
+    passes = steps * (nt_samples if noise_tunnel else 1)
+    return Attribution("integrated_gradients", heat, time.perf_counter() - start, passes)
+
+
+def integrated_gradients_raw(
+    model: SPPNet,
+    x: Tensor,
+    target: int,
+    steps: int = IG_STEPS,
+    noise_tunnel: bool = False,
+    nt_samples: int = NT_SAMPLES,
+    lock: threading.Lock | None = None,
+) -> Tensor:
+    """The signed attributions Tensor[1, 3, H, W]: without noise they add up to f(x) - f(black) for the target."""
     from captum.attr import IntegratedGradients, NoiseTunnel
 
-    start = time.perf_counter()
     x = _input(model, x)
     with _exclusive(model, lock), torch.enable_grad():
         ig = IntegratedGradients(model)
         kwargs = {"baselines": torch.zeros_like(x), "target": target, "n_steps": steps, "internal_batch_size": 8}
         if noise_tunnel:
-            attr = NoiseTunnel(ig).attribute(x, nt_type="smoothgrad", nt_samples=nt_samples, stdevs=0.1, **kwargs)
-        else:
-            attr = ig.attribute(x, **kwargs)
-    heat = attr[0].abs().sum(0).detach().cpu().numpy()
-    passes = steps * (nt_samples if noise_tunnel else 1)
-    return Attribution("integrated_gradients", heat, time.perf_counter() - start, passes)
+            return NoiseTunnel(ig).attribute(x, nt_type="smoothgrad", nt_samples=nt_samples, stdevs=NT_STDEV, **kwargs)
+        return ig.attribute(x, **kwargs)
 
 
 def occlusion(
@@ -130,8 +148,8 @@ def occlusion(
     start = time.perf_counter()
     x = _input(model, x)
     h, w = x.shape[-2:]
-    window = window or _occlusion_window((h, w))
-    stride = max(4, window // 2)
+    window = window or occlusion_window((h, w))
+    stride = occlusion_stride(window)
     with _exclusive(model, lock), torch.inference_mode():
         attr = Occlusion(model).attribute(
             x,
@@ -139,20 +157,25 @@ def occlusion(
             strides=(3, stride, stride),
             target=target,
             baselines=0.5,
-            perturbations_per_eval=16,
+            perturbations_per_eval=OCCLUSION_BATCH,
         )
-    passes = _occlusion_windows((h, w))
+    passes = occlusion_windows((h, w), window)
     return Attribution("occlusion", attr[0].sum(0).detach().cpu().numpy(), time.perf_counter() - start, passes)
 
 
-def _occlusion_window(hw: tuple[int, int]) -> int:
+def occlusion_window(hw: tuple[int, int]) -> int:
+    """The grey square's side for an input of hw pixels: about 1/7 of the shorter side, at least 8."""
     return max(8, min(hw) // 7)
 
 
-def _occlusion_windows(hw: tuple[int, int]) -> int:
+def occlusion_stride(window: int) -> int:
+    return max(OCCLUSION_MIN_STRIDE, window // 2)
+
+
+def occlusion_windows(hw: tuple[int, int], window: int | None = None) -> int:
     """How many grey squares Occlusion slides over an input of hw pixels (each costs a forward pass)."""
-    window = _occlusion_window(hw)
-    stride = max(4, window // 2)
+    window = window or occlusion_window(hw)
+    stride = occlusion_stride(window)
     return (max(hw[0] - window, 0) // stride + 1) * (max(hw[1] - window, 0) // stride + 1)
 
 
@@ -161,8 +184,37 @@ def estimate_seconds(method: str, forward_seconds: float, x_hw: tuple[int, int],
     if method == "gradcam":
         return 2 * forward_seconds
     if method == "integrated_gradients":
-        return 24 * (4 if noise_tunnel else 1) * 2.5 * forward_seconds  # forward + backward per step
-    return _occlusion_windows(x_hw) * forward_seconds * 0.6  # batched 16 at a time
+        return IG_STEPS * (NT_SAMPLES if noise_tunnel else 1) * 2.5 * forward_seconds  # forward + backward per step
+    return occlusion_windows(x_hw) * forward_seconds * 0.6  # batched OCCLUSION_BATCH at a time
+
+
+def forward_seconds(model: SPPNet, x: Tensor, repeats: int = 2) -> float:
+    """The time of one forward pass of x: Tensor[1, 3, H, W], the unit of the estimates.
+
+    The fastest of ``repeats`` passes: the first at a new size also pays for allocations, and on a busy server one
+    pass can be slowed by another session's work, which would overstate every estimate.
+    """
+    x = _input(model, x)
+    best = float("inf")
+    with torch.inference_mode():
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model(x)
+            best = min(best, time.perf_counter() - start)
+    return best
+
+
+def estimate_views_seconds(
+    method: str, model: SPPNet, x: Tensor, noise_tunnel: bool = False, views: int = 3, timing: dict | None = None
+) -> float:
+    """What ``method`` will cost on ``views`` pictures no larger than x, from one timed forward pass of x.
+
+    ``timing`` keeps that pass's time, so that several methods of one page run share it.
+    """
+    timing = {} if timing is None else timing
+    if "forward" not in timing:
+        timing["forward"] = forward_seconds(model, x)
+    return views * estimate_seconds(method, timing["forward"], tuple(x.shape[-2:]), noise_tunnel)
 
 
 def run(

@@ -9,10 +9,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from .detection import PROPOSAL_MODES
 from .devices import resolve_device
 from .features import compute_feature_maps
 from .images import SAMPLES_DIR, ImageError, load_image
-from .models import DEFAULT_MODEL, ZOO, WeightsError, load_model
+from .models import DEFAULT_MODEL, ZOO, WeightsError
+from .registry import LAB_PREFIX, load
+from .train import FINE_TUNE_EPOCHS_PER_EPOCH, FINE_TUNE_SIDES, REGIMES
 
 
 def _positive(text: str) -> int:
@@ -25,9 +28,24 @@ def _positive(text: str) -> int:
     return value
 
 
+def _model_name(text: str) -> str:
+    """A zoo name, or "lab:PATH" for a model saved by the Lab."""
+    if text in ZOO or text.startswith(LAB_PREFIX):
+        return text
+    raise argparse.ArgumentTypeError(f"unknown model {text!r}: choose one of {', '.join(ZOO)}, or lab:PATH")
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model", default=DEFAULT_MODEL, type=_model_name, help=f"{', '.join(ZOO)} or lab:PATH (default: %(default)s)"
+    )
+    p.add_argument("--weights", default=None, help="weights file (.pth or .safetensors) instead of the default")
+    p.add_argument("--device", default=None, help="auto, cuda, mps or cpu (default: best available)")
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     img = load_image(args.image)
-    model = load_model(args.model, device=args.device, weights=args.weights)
+    model = load(args.model, device=args.device, weights=args.weights)
     short_side = None if args.short_side == 0 else args.short_side
     fm = compute_feature_maps(model, img, short_side)
     h5, w5, c = fm.conv5_shape
@@ -67,7 +85,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
     items = folder_items(args.folder)
     if not items:
         raise ValueError(f"no image files in {args.folder}")
-    model = load_model(args.model, device=args.device, weights=args.weights)
+    model = load(args.model, device=args.device, weights=args.weights)
     start = time.perf_counter()
     with tqdm(total=len(items), unit="img", desc=f"indexing conv5 of {model.name}") as bar:
 
@@ -103,7 +121,7 @@ def _cmd_bench_detection(args: argparse.Namespace) -> int:
     from .detection import benchmark
 
     img = load_image(args.image)
-    model = load_model(args.model, device=args.device, weights=args.weights)
+    model = load(args.model, device=args.device, weights=args.weights)
     with tqdm(total=args.windows, unit="win", desc="R-CNN mode") as bar:
         r = benchmark(
             model,
@@ -144,30 +162,22 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .pyramid import parse_levels
-    from .train import LabConfig, fine_tune_folder, save_model, save_result, train
+    from .train import LabConfig, lab_epochs, run_lab
 
     levels = parse_levels(args.levels)
     config = LabConfig(levels=levels, regime=args.regime, epochs=args.epochs, seed=args.seed).validate()
-    with tqdm(total=args.epochs, unit="epoch", desc=f"training ({args.regime})") as bar:
+    dataset = "synthetic" if args.dataset == "synthetic" else "folder"
+    with tqdm(total=lab_epochs(dataset, config), unit="epoch", desc=f"training ({args.regime})") as bar:
 
         def progress(log) -> None:
             bar.update(1)
             bar.set_postfix(loss=f"{log.loss:.3f}", val=f"{log.val_accuracy:.1%}")
 
-        if args.dataset == "synthetic":
-            result = train(config, progress=progress)
-            path = save_result(result, args.out)
-        else:
-            if args.regime not in ("single-size", "multi-size"):
-                raise ValueError("fine-tuning on a folder takes --regime single-size or multi-size")
-            bar.total = args.epochs
-            sides = (224, 180) if args.regime == "multi-size" else (224,)
-            result = fine_tune_folder(
-                args.base, args.dataset, levels, sides, args.epochs, seed=args.seed, progress=progress
-            )
-            path = save_model(result.model, args.out, result.meta)
+        path, result = run_lab(dataset, config, folder=args.dataset, base=args.base, out=args.out, progress=progress)
     print(f"saved {path} ({result.seconds:.1f} s)")
-    for view, acc in getattr(result, "test", {}).items():
+    if result.history:
+        print(f"  validation accuracy (held-out images), last epoch: {result.history[-1].val_accuracy:.1%}")
+    for view, acc in result.test.items():
         print(f"  test accuracy, {view} view: {'n/a (no SPP)' if acc is None else f'{acc:.1%}'}")
     return 0
 
@@ -195,9 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("predict", help="top-5 classes of an image, with its input and conv5 sizes")
     p.add_argument("image", help="path of an image file")
-    p.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(ZOO), help="zoo model (default: %(default)s)")
-    p.add_argument("--weights", default=None, help="weights file (.pth or .safetensors) instead of the default")
-    p.add_argument("--device", default=None, help="auto, cuda, mps or cpu (default: best available)")
+    _add_model_args(p)
     p.add_argument(
         "--short-side",
         type=lambda t: 0 if t == "0" else _positive(t),
@@ -210,9 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("index", help="top-k conv5 activations per channel over a folder of images (cached)")
     p.add_argument("folder", help="folder of images (searched recursively)")
-    p.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(ZOO), help="zoo model (default: %(default)s)")
-    p.add_argument("--weights", default=None, help="weights file (.pth or .safetensors) instead of the default")
-    p.add_argument("--device", default=None, help="auto, cuda, mps or cpu (default: best available)")
+    _add_model_args(p)
     p.add_argument("--top-k", type=_positive, default=9, help="responses kept per channel (default %(default)s)")
     p.add_argument("--all-positions", action="store_true", help="allow several entries per image and channel")
     p.add_argument("--cache-dir", default=None, help="where indexes are stored (default ~/.cache/spp_viz/index)")
@@ -222,9 +228,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="synthetic", help="'synthetic' or a folder with one subfolder per class")
     p.add_argument("--levels", default="4,2,1", help="pyramid levels (default %(default)s)")
     p.add_argument(
-        "--regime", default="multi-size", choices=["crop", "warp", "single-size", "multi-size", "random-size"]
+        "--regime",
+        default="multi-size",
+        choices=REGIMES,
+        help=f"(folders: {' or '.join(FINE_TUNE_SIDES)}; default %(default)s)",
     )
-    p.add_argument("--epochs", type=_positive, default=12)
+    p.add_argument(
+        "--epochs",
+        type=_positive,
+        default=12,
+        help=f"(folders: {FINE_TUNE_EPOCHS_PER_EPOCH} passes over the cached vectors each)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--base", default=DEFAULT_MODEL, choices=sorted(ZOO), help="pretrained conv layers (folders)")
     p.add_argument("--out", required=True, help="where to save the model (.safetensors)")
@@ -240,10 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image", default=str(SAMPLES_DIR / "astronaut.jpg"), help="image (default: the astronaut sample)")
     p.add_argument("--windows", type=_positive, default=2000, help="windows (default %(default)s)")
     p.add_argument("--scale", type=_positive, default=688, help="SPP scale: shorter side (default %(default)s)")
-    p.add_argument("--proposals", default="fast", choices=["fast", "quality", "sliding"])
-    p.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(ZOO), help="zoo model (default: %(default)s)")
-    p.add_argument("--weights", default=None, help="weights file (.pth or .safetensors) instead of the default")
-    p.add_argument("--device", default=None, help="auto, cuda, mps or cpu (default: best available)")
+    p.add_argument("--proposals", default="fast", choices=PROPOSAL_MODES)
+    _add_model_args(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=_cmd_bench_detection)
     return parser

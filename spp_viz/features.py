@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,16 +9,7 @@ import torch
 from PIL import Image
 
 from .images import resize_short_side, to_tensor
-from .models import SPPNet
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """One class of a top-k list."""
-
-    index: int
-    name: str
-    prob: float
+from .models import Prediction, SPPNet, top_predictions
 
 
 @dataclass(frozen=True)
@@ -38,16 +28,6 @@ class FeatureMaps:
         """(H5, W5, C), the way the paper writes feature map sizes."""
         c, h, w = self.conv5.shape
         return h, w, c
-
-
-def top_predictions(logits: torch.Tensor, class_names: Sequence[str], k: int = 5) -> list[Prediction]:
-    """Top-k classes of logits Tensor[num_classes] (or Tensor[1, num_classes])."""
-    probs = logits.reshape(-1).float().softmax(0)
-    values, indices = probs.topk(min(k, probs.numel()))
-    return [
-        Prediction(int(i), class_names[int(i)], float(v))
-        for v, i in zip(values.tolist(), indices.tolist(), strict=False)
-    ]
 
 
 def prepare_input(model: SPPNet, img: Image.Image, short_side: int | None = 256) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Reading and checking input images, and the views the paper feeds its networks."""
+"""Reading and checking any image a student uploads (EXIF, modes, bombs, sizes), the shipped sample photos, tensors."""
 
 from __future__ import annotations
 
@@ -134,7 +134,7 @@ def to_tensor(img: Image.Image, device: torch.device | str | None = None) -> tor
 
 
 @dataclass(frozen=True)
-class Sample:
+class SamplePhoto:
     """A sample photo shipped in assets/samples, with what it shows and its licence."""
 
     file: str
@@ -148,7 +148,7 @@ class Sample:
         return SAMPLES_DIR / self.file
 
 
-def samples() -> list[Sample]:
+def samples() -> list[SamplePhoto]:
     """The sample images listed in assets/samples/samples.json."""
     entries = json.loads((SAMPLES_DIR / "samples.json").read_text())
-    return [Sample(**{**e, "classes": tuple(e["classes"])}) for e in entries]
+    return [SamplePhoto(**{**e, "classes": tuple(e["classes"])}) for e in entries]

@@ -12,7 +12,7 @@ from PIL import Image
 from .geometry import Bin, FeatureGeometry, level_bins
 from .images import resize_short_side, to_tensor
 from .models import SPPNet
-from .pyramid import bin_winners, check_levels, pool_level, spatial_pyramid_pool
+from .pyramid import bin_winners, pool_level, spatial_pyramid_pool
 
 PRESETS: dict[str, tuple[int, ...]] = {
     "{6,3,2,1}: 50 bins, the paper's ZF-5 pyramid": (6, 3, 2, 1),
@@ -51,38 +51,6 @@ def level_view(fmap: np.ndarray, geom: FeatureGeometry, n: int, mode: str = "max
 def spp_vector(conv5: np.ndarray, levels: Sequence[int], mode: str = "max", rule: str = "adaptive") -> np.ndarray:
     """The SPP vector of conv5: [C, H5, W5] -> [C * sum(n*n)], in the op's layout (level, channel, bin)."""
     return spatial_pyramid_pool(torch.from_numpy(conv5)[None], levels, mode, rule)[0].numpy()
-
-
-def vector_index(levels: Sequence[int], channels: int) -> np.ndarray:
-    """Where each entry of an SPP vector comes from, in the op's layout (level, then channel, then bins row by row).
-
-    Returns an int array [C * sum(n*n), 4] of (level, channel, bin_row, bin_col).
-    """
-    index = []
-    for n in check_levels(levels):
-        c, i, j = np.indices((channels, n, n)).reshape(3, -1)  # (3, C, n, n) -> (3, C*n*n)
-        index.append(np.stack([np.full_like(c, n), c, i, j], axis=1))
-    return np.concatenate(index)
-
-
-def _fitted_index(vector: np.ndarray, levels: Sequence[int], channels: int) -> np.ndarray:
-    index = vector_index(levels, channels)
-    if len(index) != len(vector):
-        raise ValueError(f"a vector of {len(vector)} numbers does not fit levels {tuple(levels)} x {channels} channels")
-    return index
-
-
-def vector_table(vector: np.ndarray, levels: Sequence[int], channels: int) -> list[tuple[int, int, int, int, float]]:
-    """Rows (level, channel, bin_row, bin_col, value) for every entry of an SPP vector, in its order."""
-    index = _fitted_index(vector, levels, channels)
-    return list(zip(*index.T.tolist(), vector.tolist(), strict=True))
-
-
-def vector_csv(vector: np.ndarray, levels: Sequence[int], channels: int) -> str:
-    """CSV text of ``vector_table`` with a header and a position column, for download (pages build it per run)."""
-    index = _fitted_index(vector, levels, channels)
-    rows = map("{},{},{},{},{},{:.6g}".format, range(len(vector)), *index.T.tolist(), vector.tolist())
-    return "position,level,channel,bin_row,bin_col,value\n" + "\n".join(rows) + "\n"
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -30,11 +30,11 @@ class WeightsError(RuntimeError):
     """Weights are missing, unreadable or belong to another architecture; the message says what to do."""
 
 
-def imagenet_classes() -> list[str]:
+def imagenet_classes() -> tuple[str, ...]:
     """The 1000 ImageNet class names, from torchvision's weight metadata (ships with torchvision, no download)."""
     from torchvision.models import AlexNet_Weights
 
-    return list(AlexNet_Weights.IMAGENET1K_V1.meta["categories"])
+    return tuple(AlexNet_Weights.IMAGENET1K_V1.meta["categories"])
 
 
 class Normalize(nn.Module):
@@ -54,6 +54,20 @@ class Normalize(nn.Module):
         )
 
 
+@dataclass(frozen=True)
+class NetSpec:
+    """What an SPPNet needs besides its layers: how to normalise its input, its geometry, its classes."""
+
+    name: str
+    stride: int  # total stride of conv5 in input pixels
+    channels: int  # conv5 channels
+    class_names: tuple[str, ...]
+    mean: tuple[float, ...] = IMAGENET_MEAN  # per-channel input normalisation, inputs in [0, 1]
+    std: tuple[float, ...] = IMAGENET_STD
+    input_size: int = 224  # the fixed training size of the original network
+    pretrained: bool = False  # False for random weights: the UI then says "untrained"
+
+
 class SPPNet(nn.Module):
     """A CNN whose pool5 is a spatial pyramid, so it takes images of any size.
 
@@ -68,32 +82,24 @@ class SPPNet(nn.Module):
         pretrained: False when the weights are random; the UI then says "untrained".
     """
 
-    def __init__(
-        self,
-        features: nn.Module,
-        spp: SpatialPyramidPool,
-        classifier: nn.Module,
-        *,
-        name: str,
-        mean: Sequence[float],
-        std: Sequence[float],
-        stride: int,
-        channels: int,
-        class_names: Sequence[str],
-        input_size: int = 224,
-        pretrained: bool = False,
-    ) -> None:
+    def __init__(self, features: nn.Module, spp: SpatialPyramidPool, classifier: nn.Module, spec: NetSpec) -> None:
         super().__init__()
-        self.normalize = Normalize(mean, std)
+        self.normalize = Normalize(spec.mean, spec.std)
         self.features = features
         self.spp = spp
         self.classifier = classifier
-        self.name = name
-        self.stride = stride
-        self.channels = channels
-        self.class_names = list(class_names)
-        self.input_size = input_size
-        self.pretrained = pretrained
+        self.spec = spec
+        self.name = spec.name
+        self.stride = spec.stride
+        self.channels = spec.channels
+        self.class_names = list(spec.class_names)
+        self.input_size = spec.input_size
+        self.pretrained = spec.pretrained
+
+    def with_head(self, spp: nn.Module, classifier: nn.Module, class_names: Sequence[str], name: str) -> SPPNet:
+        """A new pyramid and classifier on these conv layers (shared, not copied), with the same input handling."""
+        spec = replace(self.spec, name=name, class_names=tuple(class_names), pretrained=True)
+        return SPPNet(self.features, spp, classifier, spec)
 
     @property
     def spp_length(self) -> int:
@@ -119,6 +125,25 @@ class SPPNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One class of a top-k list."""
+
+    index: int
+    name: str
+    prob: float
+
+
+def top_predictions(logits: torch.Tensor, class_names: Sequence[str], k: int = 5) -> list[Prediction]:
+    """Top-k classes of logits Tensor[num_classes] (or Tensor[1, num_classes])."""
+    probs = logits.reshape(-1).float().softmax(0)
+    values, indices = probs.topk(min(k, probs.numel()))
+    return [
+        Prediction(int(i), class_names[int(i)], float(v))
+        for v, i in zip(values.tolist(), indices.tolist(), strict=False)
+    ]
 
 
 # ----------------------------------------------------------------------------- architectures
@@ -212,7 +237,7 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     return state
 
 
-def _load_into(module: nn.Module, state: dict[str, Tensor], what: str) -> None:
+def load_into(module: nn.Module, state: dict[str, Tensor], what: str) -> None:
     """load_state_dict with a message that says which architecture the file does not fit."""
     expected = module.state_dict()
     missing = [k for k in expected if k not in state]
@@ -299,26 +324,16 @@ class ZooEntry:
 
 def _build_efficientnet(weights: str | Path | None) -> SPPNet:
     features, classifier = _efficientnet_lite0()
-    model = SPPNet(
-        features,
-        # The trained head is global average pooling: a one-level pyramid (1,) with mode "avg".
-        SpatialPyramidPool((1,), mode="avg"),
-        classifier,
-        name="efficientnet_lite0",
-        # Measured on the sample images (see README): the TF-ported checkpoint expects inputs in [-1, 1].
-        mean=(0.5, 0.5, 0.5),
-        std=(0.5, 0.5, 0.5),
-        stride=32,
-        channels=1280,
-        class_names=imagenet_classes(),
-        pretrained=True,
-    )
+    # Measured on the sample images (see README): the TF-ported checkpoint expects inputs in [-1, 1].
+    spec = NetSpec("efficientnet_lite0", 32, 1280, imagenet_classes(), (0.5,) * 3, (0.5,) * 3, pretrained=True)
+    # The trained head is global average pooling: a one-level pyramid (1,) with mode "avg".
+    model = SPPNet(features, SpatialPyramidPool((1,), mode="avg"), classifier, spec)
     state = read_state_dict(weights if weights is not None else _efficientnet_checkpoint())
     target = nn.ModuleDict({"features": model.features, "classifier": model.classifier})
     if any(k.startswith("_conv_stem") for k in state):
         timm_state = _map_efficientnet_pytorch_keys(state, _timm_order(model))
         state = _timm_to_sppnet_keys(timm_state)
-    _load_into(target, state, "EfficientNet-Lite0")
+    load_into(target, state, "EfficientNet-Lite0")
     return model
 
 
@@ -337,21 +352,11 @@ def _timm_to_sppnet_keys(state: dict[str, Tensor]) -> dict[str, Tensor]:
 
 def _build_alexnet(weights: str | Path | None) -> SPPNet:
     features, classifier = _alexnet_parts()
-    model = SPPNet(
-        features,
-        # pool5 (3x3, stride 2) on the 13x13 conv5 of a 224 input equals adaptive 6x6 max pooling.
-        SpatialPyramidPool((6,), mode="max"),
-        classifier,
-        name="alexnet",
-        mean=IMAGENET_MEAN,
-        std=IMAGENET_STD,
-        stride=16,
-        channels=256,
-        class_names=imagenet_classes(),
-        pretrained=True,
-    )
+    spec = NetSpec("alexnet", 16, 256, imagenet_classes(), pretrained=True)
+    # pool5 (3x3, stride 2) on the 13x13 conv5 of a 224 input equals adaptive 6x6 max pooling.
+    model = SPPNet(features, SpatialPyramidPool((6,), mode="max"), classifier, spec)
     state = read_state_dict(weights) if weights is not None else _alexnet_state()
-    _load_into(model, state, "AlexNet")
+    load_into(model, state, "AlexNet")
     return model
 
 
@@ -359,20 +364,12 @@ def _build_zf5(weights: str | Path | None) -> SPPNet:
     # Seeded, so every session (and every test) sees the same untrained network.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        model = SPPNet(
-            zf5_features(),
-            SpatialPyramidPool(PAPER_LEVELS, mode="max"),
-            fc_classifier(256 * sum(n * n for n in PAPER_LEVELS), 1000),
-            name="zf5",
-            mean=IMAGENET_MEAN,
-            std=IMAGENET_STD,
-            stride=16,
-            channels=256,
-            class_names=imagenet_classes(),
-            pretrained=weights is not None,
-        )
+        features = zf5_features()  # built first: the seeded weights depend on the order
+        spp = SpatialPyramidPool(PAPER_LEVELS, mode="max")
+        spec = NetSpec("zf5", 16, 256, imagenet_classes(), pretrained=weights is not None)
+        model = SPPNet(features, spp, fc_classifier(spp.output_length(256), 1000), spec)
     if weights is not None:
-        _load_into(model, read_state_dict(weights), "ZF-5")
+        load_into(model, read_state_dict(weights), "ZF-5")
     return model
 
 
@@ -394,10 +391,10 @@ ZOO: dict[str, ZooEntry] = {
 def load_model(
     name: str = DEFAULT_MODEL, device: str | torch.device | None = None, weights: str | Path | None = None
 ) -> SPPNet:
-    """Build a zoo model in eval mode on a device.
+    """Build a zoo model in eval mode on a device (``spp_viz.registry.load`` also knows the Lab's models).
 
     Args:
-        name: a key of ``ZOO``, or "lab:PATH" for a model saved by the Lab (spp_viz.train).
+        name: a key of ``ZOO``.
         device: "cuda", "mps", "cpu", "auto" or None (see ``resolve_device``).
         weights: a .pth/.pt (loaded with ``weights_only=True``) or .safetensors file; None for the default source.
 
@@ -405,10 +402,6 @@ def load_model(
         ValueError: for an unknown name or device.
         WeightsError: when weights are missing, unreadable or of another architecture.
     """
-    if name.startswith("lab:"):
-        from .train import load_trained
-
-        return load_trained(name[4:], device=device)
     if name not in ZOO:
         raise ValueError(f"unknown model {name!r}: choose one of {', '.join(ZOO)}")
     dev = resolve_device(device)

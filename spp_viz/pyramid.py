@@ -1,4 +1,4 @@
-"""Spatial pyramid pooling: bin geometry and the SPP op (He et al. 2014, Sec. 2.3 and Appendix A).
+"""Spatial pyramid pooling: bin geometry, the SPP op and its output layout (He et al. 2014, Sec. 2.3, Appendix A).
 
 Two rules place the n x n bins of a pyramid level over a conv5 map of side ``a``:
 
@@ -15,6 +15,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -151,6 +152,17 @@ class RuleCheck:
             return f"last {self.tail} cell(s) never pooled"
         return ""
 
+    def row(self) -> dict[str, int | str]:
+        """One table row for a student: the map side, the level, the window and stride, what they give."""
+        return {
+            "a (cells)": self.size,
+            "level n": self.n,
+            "window ceil(a/n)": self.window,
+            "stride floor(a/n)": self.stride,
+            "windows": self.count,
+            "verdict": self.problem or "ok",
+        }
+
 
 def paper_rule_check(size: int, levels: Sequence[int] = PAPER_LEVELS) -> list[RuleCheck]:
     """For a map side ``size``, what the training rule gives for each level (see ``RuleCheck``)."""
@@ -258,3 +270,38 @@ def bin_winners(fmap: Tensor, n: int, rule: str = "adaptive") -> tuple[Tensor, T
         values, flat = F.max_pool2d(x, kernel, stride, return_indices=True)
     flat = flat[0, 0]  # (n, n) indices into the flattened H*W map
     return values[0, 0], flat // w, flat % w
+
+
+# ----------------------------------------------------------------------------- the vector's layout
+
+
+def vector_index(levels: Sequence[int], channels: int) -> np.ndarray:
+    """Where each entry of an SPP vector comes from, in the op's layout (level, then channel, then bins row by row).
+
+    Returns an int array [C * sum(n*n), 4] of (level, channel, bin_row, bin_col).
+    """
+    index = []
+    for n in check_levels(levels):
+        c, i, j = np.indices((channels, n, n)).reshape(3, -1)  # (3, C, n, n) -> (3, C*n*n)
+        index.append(np.stack([np.full_like(c, n), c, i, j], axis=1))
+    return np.concatenate(index)
+
+
+def _fitted_index(vector: np.ndarray, levels: Sequence[int], channels: int) -> np.ndarray:
+    index = vector_index(levels, channels)
+    if len(index) != len(vector):
+        raise ValueError(f"a vector of {len(vector)} numbers does not fit levels {tuple(levels)} x {channels} channels")
+    return index
+
+
+def vector_table(vector: np.ndarray, levels: Sequence[int], channels: int) -> list[tuple[int, int, int, int, float]]:
+    """Rows (level, channel, bin_row, bin_col, value) for every entry of an SPP vector, in its order."""
+    index = _fitted_index(vector, levels, channels)
+    return list(zip(*index.T.tolist(), vector.tolist(), strict=True))
+
+
+def vector_csv(vector: np.ndarray, levels: Sequence[int], channels: int) -> str:
+    """CSV text of ``vector_table`` with a header and a position column, for download (pages build it per run)."""
+    index = _fitted_index(vector, levels, channels)
+    rows = map("{},{},{},{},{},{:.6g}".format, range(len(vector)), *index.T.tolist(), vector.tolist())
+    return "position,level,channel,bin_row,bin_col,value\n" + "\n".join(rows) + "\n"

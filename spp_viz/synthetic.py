@@ -22,7 +22,9 @@ SPLITS = {"train": 0, "val": 1, "test": 2}
 
 
 @dataclass(frozen=True)
-class Sample:
+class LabelledImage:
+    """One image of a labelled set: the picture, its class index and the object's box."""
+
     image: Image.Image
     label: int
     box: tuple[int, int, int, int]  # the shape's bounding box (x0, y0, x1, y1), inside the image
@@ -62,7 +64,7 @@ def _position(rng: np.random.Generator, side: int, extent: int, long_axis: bool)
     return int(rng.integers(1, top))
 
 
-def make_sample(rng: np.random.Generator, label: int) -> Sample:
+def make_sample(rng: np.random.Generator, label: int) -> LabelledImage:
     w, h = SIZES[int(rng.integers(len(SIZES)))]
     top, bottom = rng.integers(40, 200, size=3), rng.integers(40, 200, size=3)
     ramp = np.linspace(0.0, 1.0, h)[:, None, None]
@@ -77,10 +79,10 @@ def make_sample(rng: np.random.Generator, label: int) -> Sample:
         draw.ellipse(box, fill=colour)
     else:
         draw.rectangle(box, fill=colour)
-    return Sample(img, label, box)
+    return LabelledImage(img, label, box)
 
 
-def make_split(split: str, count: int, seed: int = 0) -> list[Sample]:
+def make_split(split: str, count: int, seed: int = 0) -> list[LabelledImage]:
     """A balanced split (classes in turn), reproducible: the same seed and split give the same images."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")

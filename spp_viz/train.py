@@ -25,14 +25,22 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
-from .images import to_tensor
-from .models import SPPNet, WeightsError, _load_into, fc_classifier, load_model
+from .activations import folder_items, gallery_view
+from .devices import resolve_device
+from .images import ImageError, to_tensor
+from .models import DEFAULT_MODEL, NetSpec, SPPNet, WeightsError, fc_classifier, load_into, load_model
 from .pyramid import SpatialPyramidPool, check_levels
-from .synthetic import CLASSES, Sample, make_split
+from .synthetic import CLASSES, LabelledImage, make_split
+from .views import crop_view, warp_view
 
 REGIMES = ("crop", "warp", "single-size", "multi-size", "random-size")
 TEST_VIEWS = ("crop", "warp", "full")
 LAB_DIR_NAME = "lab"
+DATASETS = ("synthetic", "folder")  # the built-in shapes, or a folder of class subfolders to fine-tune on
+# Fine-tuning on a folder: the shorter sides a regime trains at (the paper's 224 and 180, switching every epoch).
+FINE_TUNE_SIDES = {"single-size": (224,), "multi-size": (224, 180)}
+FINE_TUNE_EPOCHS_PER_EPOCH = 5  # the head trains on cached vectors: an "epoch" of the Lab's slider is 5 passes
+FINE_TUNE_VAL_FRACTION = 0.2  # of each class's images, held out to measure validation accuracy
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,16 @@ class LabConfig:
     train_count: int = 800
     val_count: int = 200
     test_count: int = 400
+
+    @classmethod
+    def sized(cls, train_count: int, **changes) -> LabConfig:
+        """A config whose validation and test sets grow with the training set (a quarter and a half of it)."""
+        return cls(
+            train_count=train_count,
+            val_count=max(40, train_count // 4),
+            test_count=max(40, train_count // 2),
+            **changes,
+        )
 
     def validate(self) -> LabConfig:
         if self.regime not in REGIMES:
@@ -97,7 +115,8 @@ def lab_features(width: int) -> nn.Sequential:
     return nn.Sequential(layers)
 
 
-def build_lab_model(config: LabConfig, class_names: Sequence[str] = CLASSES):
+def build_lab_model(config: LabConfig, class_names: Sequence[str] = CLASSES) -> SPPNet:
+    """A small SPP-net (or, for the crop and warp regimes, a fixed-size network) as the config describes."""
     channels = 2 * config.width
     spp = SpatialPyramidPool(config.levels, "max") if config.uses_spp else FixedPool(config.size // 8)
     classifier = nn.Sequential(
@@ -108,39 +127,29 @@ def build_lab_model(config: LabConfig, class_names: Sequence[str] = CLASSES):
             fc7=nn.Linear(128, len(class_names)),
         )
     )
-    return SPPNet(
-        lab_features(config.width),
-        spp,
-        classifier,
-        name=f"lab-{config.regime}",
-        mean=(0.5,) * 3,
-        std=(0.5,) * 3,
-        stride=8,
-        channels=channels,
-        class_names=class_names,
-        input_size=config.size,
-        pretrained=True,
+    spec = NetSpec(
+        f"lab-{config.regime}", 8, channels, tuple(class_names), (0.5,) * 3, (0.5,) * 3, config.size, pretrained=True
     )
+    return SPPNet(lab_features(config.width), spp, classifier, spec)
 
 
 # ----------------------------------------------------------------------------- views and batches
 
 
 def view(img: Image.Image, kind: str, size: int, scale: float = 1.0) -> Image.Image:
-    """crop: the centre square, resized to size; warp: the whole image to size x size; full: the image x scale."""
+    """The paper's views at the Lab's size: crop (shorter side to size, centre square), warp (size x size), or the
+    full image scaled by ``scale``."""
     if kind == "crop":
-        side = min(img.size)
-        left, top = (img.width - side) // 2, (img.height - side) // 2
-        return img.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.BILINEAR)
+        return crop_view(img, size, short_side=size).image
     if kind == "warp":
-        return img.resize((size, size), Image.Resampling.BILINEAR)
+        return warp_view(img, size).image
     if scale == 1.0:
         return img
     return img.resize((max(8, round(img.width * scale)), max(8, round(img.height * scale))), Image.Resampling.BILINEAR)
 
 
 def batches(
-    samples: Sequence[Sample],
+    samples: Sequence[LabelledImage],
     kind: str,
     size: int,
     scale: float,
@@ -173,11 +182,12 @@ def epoch_scale(config: LabConfig, epoch: int, rng: np.random.Generator) -> floa
 
 
 def train_view(config: LabConfig) -> str:
+    """The view a regime trains on: crops, warps, or the full image."""
     return {"crop": "crop", "warp": "warp"}.get(config.regime, "full")
 
 
 @torch.no_grad()
-def evaluate(model, samples: Sequence[Sample], kind: str, size: int) -> float | None:
+def evaluate(model: SPPNet, samples: Sequence[LabelledImage], kind: str, size: int) -> float | None:
     """Accuracy on one test view; None when the model cannot take it (a fixed-size network on full images)."""
     model.eval()
     correct = 0
@@ -196,7 +206,7 @@ def evaluate(model, samples: Sequence[Sample], kind: str, size: int) -> float | 
 class EpochLog:
     epoch: int
     loss: float
-    val_accuracy: float
+    val_accuracy: float  # on held-out images, never the training images
     scale: float
     input_sizes: tuple[tuple[int, int], ...]  # the (H, W) sizes the network was fed this epoch
 
@@ -214,7 +224,7 @@ class TrainResult:
 def train(
     config: LabConfig,
     progress: Callable[[EpochLog], None] | None = None,
-    data: dict[str, list[Sample]] | None = None,
+    data: dict[str, list[LabelledImage]] | None = None,
 ) -> TrainResult:
     """Train one Lab model on the synthetic set and test it on every view. Same config and seed, same model."""
     config.validate()
@@ -253,7 +263,8 @@ def train(
     return result
 
 
-def synthetic_data(config: LabConfig) -> dict[str, list[Sample]]:
+def synthetic_data(config: LabConfig) -> dict[str, list[LabelledImage]]:
+    """The built-in shapes, split into train / val / test by the config's counts and seed."""
     counts = {"train": config.train_count, "val": config.val_count, "test": config.test_count}
     return {split: make_split(split, n, config.seed) for split, n in counts.items()}
 
@@ -332,7 +343,7 @@ def paper_verdicts(results: dict) -> list[str]:
 # ----------------------------------------------------------------------------- save and load
 
 
-def save_model(model, path: str | Path, meta: dict) -> Path:
+def save_model(model: SPPNet, path: str | Path, meta: dict) -> Path:
     """safetensors: the weights, and in the metadata the config and class names needed to rebuild the model."""
     from safetensors.torch import save_file
 
@@ -345,6 +356,7 @@ def save_model(model, path: str | Path, meta: dict) -> Path:
 
 
 def save_result(result: TrainResult, path: str | Path) -> Path:
+    """Save a model trained on the built-in shapes, with its config and test accuracy."""
     cfg = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(result.config).items()}
     return save_model(result.model, path, {"kind": "synthetic", "config": cfg, "test": result.test})
 
@@ -363,11 +375,9 @@ def read_meta(path: str | Path) -> dict:
     return json.loads(meta["spp_viz_lab"])
 
 
-def load_trained(path: str | Path, device: str | torch.device | None = None):
+def load_trained(path: str | Path, device: str | torch.device | None = None) -> SPPNet:
     """Rebuild a Lab model (synthetic, or fine-tuned on a folder) from its file, in eval mode."""
     from safetensors.torch import load_file
-
-    from .devices import resolve_device
 
     meta = read_meta(path)
     state = load_file(str(path))
@@ -380,7 +390,7 @@ def load_trained(path: str | Path, device: str | torch.device | None = None):
         spp = SpatialPyramidPool(tuple(meta["levels"]), "max")
         classifier = fc_classifier(spp.output_length(base.channels), len(meta["class_names"]), hidden=meta["hidden"])
         model = head_on(base, spp, classifier, meta["class_names"])
-    _load_into(model, state, "this Lab model")
+    load_into(model, state, "this Lab model")
     model.name = f"lab:{Path(path).stem}"
     return model.eval().requires_grad_(False).to(resolve_device(device))
 
@@ -396,21 +406,9 @@ def lab_models(folder: str | Path) -> list[Path]:
 # ----------------------------------------------------------------------------- fine-tuning on a folder
 
 
-def head_on(base, spp: SpatialPyramidPool, classifier: nn.Module, class_names: Sequence[str]):
+def head_on(base: SPPNet, spp: SpatialPyramidPool, classifier: nn.Module, class_names: Sequence[str]) -> SPPNet:
     """A new SPP head and classifier on a zoo model's (frozen) conv layers, with its normalisation and geometry."""
-    return SPPNet(
-        base.features,
-        spp,
-        classifier,
-        name=f"lab-{base.name}",
-        mean=base.normalize.mean.flatten(),
-        std=base.normalize.std.flatten(),
-        stride=base.stride,
-        channels=base.channels,
-        class_names=class_names,
-        input_size=base.input_size,
-        pretrained=True,
-    )
+    return base.with_head(spp, classifier, class_names, f"lab-{base.name}")
 
 
 def fine_tune_folder(
@@ -422,15 +420,14 @@ def fine_tune_folder(
     hidden: int = 256,
     seed: int = 0,
     progress: Callable[[EpochLog], None] | None = None,
-):
+) -> TrainResult:
     """Train an SPP head and classifier on the frozen conv layers of a pretrained zoo model, on an ImageFolder.
 
     Folder layout: one subfolder per class. conv features are computed once per image and size (shorter side in
     ``sides``; two sizes = multi-size training), pooled by the pyramid, and the classifier trains on those vectors.
+    ``FINE_TUNE_VAL_FRACTION`` of each class (at least one image, when the class has two) is held out: the
+    validation accuracy of each epoch is measured on those images only.
     """
-    from .activations import folder_items, gallery_view
-    from .images import ImageError
-
     start = time.perf_counter()
     root = Path(folder).expanduser()
     classes = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
@@ -453,23 +450,25 @@ def fine_tune_folder(
     if len(set(labels)) < 2:
         raise ValueError(f"{root}: fewer than two classes have readable images")
     y = torch.tensor(labels)
+    val = held_out(labels, FINE_TUNE_VAL_FRACTION, seed)
+    if not val.any():
+        raise ValueError(f"{root}: too few images to hold any out for validation (give a class at least two)")
     torch.manual_seed(seed)
     classifier = fc_classifier(spp.output_length(base.channels), len(classes), hidden=hidden, dropout=0.3)
     opt = torch.optim.Adam(classifier.parameters(), lr=1e-3)
-    result = TrainResult(
-        None, LabConfig(levels=tuple(levels), regime="multi-size" if len(sides) > 1 else "single-size")
-    )
+    regime = "multi-size" if len(sides) > 1 else "single-size"
+    result = TrainResult(None, LabConfig(levels=tuple(levels), regime=regime))
     for epoch in range(epochs):
         s = sides[epoch % len(sides)]
-        x = torch.stack(vectors[s])
+        x = torch.stack(vectors[s])  # (N, k*M)
         classifier.train()
-        loss = F.cross_entropy(classifier(x), y)
+        loss = F.cross_entropy(classifier(x[~val]), y[~val])
         opt.zero_grad()
         loss.backward()
         opt.step()
         classifier.eval()
         with torch.no_grad():
-            acc = float((classifier(x).argmax(1) == y).float().mean())
+            acc = float((classifier(x[val]).argmax(1) == y[val]).float().mean())
         log = EpochLog(epoch + 1, loss.item(), acc, s / sides[0], ((s, s),))
         result.history.append(log)
         if progress:
@@ -477,5 +476,82 @@ def fine_tune_folder(
     model = head_on(base, spp, classifier, classes).eval().requires_grad_(False)
     result.model = model
     result.seconds = time.perf_counter() - start
-    result.meta = {"kind": "folder", "base": base_name, "levels": list(levels), "hidden": hidden, "sides": list(sides)}
+    result.meta = {
+        "kind": "folder",
+        "base": base_name,
+        "levels": list(levels),
+        "hidden": hidden,
+        "sides": list(sides),
+        "train_images": int((~val).sum()),
+        "val_images": int(val.sum()),
+    }
     return result
+
+
+def held_out(labels: Sequence[int], fraction: float, seed: int) -> Tensor:
+    """A boolean mask choosing ``fraction`` of each class (rounded, at least one of a class of two or more)."""
+    rng = np.random.default_rng(seed)
+    labels_arr = np.asarray(labels)
+    mask = np.zeros(len(labels_arr), dtype=bool)
+    for c in np.unique(labels_arr):
+        idx = np.flatnonzero(labels_arr == c)
+        if len(idx) >= 2:
+            k = min(len(idx) - 1, max(1, round(fraction * len(idx))))
+            mask[rng.choice(idx, k, replace=False)] = True
+    return torch.from_numpy(mask)
+
+
+# ----------------------------------------------------------------------------- one entry for the page and the CLI
+
+
+def lab_file_name(dataset: str, config: LabConfig, folder: str | Path = "", base: str = DEFAULT_MODEL) -> str:
+    """How a trained model is named on disk: its data, regime or base, pyramid, epochs and seed."""
+    levels = "".join(map(str, config.levels))
+    if dataset == "synthetic":
+        return f"shapes-{config.regime}-{levels}-e{config.epochs}-s{config.seed}.safetensors"
+    return f"{Path(folder).name}-{base}-{levels}.safetensors"
+
+
+def lab_epochs(dataset: str, config: LabConfig) -> int:
+    """How many progress calls ``run_lab`` makes: the config's epochs, times 5 on a folder's cached vectors."""
+    return config.epochs * (FINE_TUNE_EPOCHS_PER_EPOCH if dataset == "folder" else 1)
+
+
+def run_lab(
+    dataset: str,
+    config: LabConfig,
+    *,
+    folder: str | Path = "",
+    base: str = DEFAULT_MODEL,
+    out: str | Path | None = None,
+    lab_dir: str | Path | None = None,
+    progress: Callable[[EpochLog], None] | None = None,
+) -> tuple[Path, TrainResult]:
+    """Train as the Lab page and ``python -m spp_viz train`` do, and save the model.
+
+    Args:
+        dataset: "synthetic" (the built-in shapes) or "folder" (fine-tune ``base``'s conv layers on ``folder``).
+        config: regime, pyramid, epochs, seed (and the set sizes, for the shapes).
+        out: the file to write; default ``lab_dir / lab_file_name(...)``.
+        progress: called after every epoch (``config.epochs`` for the shapes, ``FINE_TUNE_EPOCHS_PER_EPOCH`` times
+            as many for a folder).
+
+    Raises:
+        ValueError: for a bad config, or a folder that cannot be used.
+    """
+    config.validate()
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}: use one of {', '.join(DATASETS)}")
+    if out is None:
+        if lab_dir is None:
+            raise ValueError("give out or lab_dir")
+        out = Path(lab_dir) / lab_file_name(dataset, config, folder, base)
+    if dataset == "synthetic":
+        result = train(config, progress=progress)
+        return save_result(result, out), result
+    if config.regime not in FINE_TUNE_SIDES:
+        raise ValueError(f"fine-tuning on a folder takes the regimes {' or '.join(FINE_TUNE_SIDES)}")
+    sides = FINE_TUNE_SIDES[config.regime]
+    epochs = lab_epochs(dataset, config)
+    result = fine_tune_folder(base, folder, config.levels, sides, epochs, seed=config.seed, progress=progress)
+    return save_model(result.model, out, result.meta), result

@@ -13,7 +13,7 @@ from torch import nn
 
 from spp_viz import attribution as A
 from spp_viz.images import to_tensor
-from spp_viz.models import SPPNet, load_model
+from spp_viz.models import NetSpec, SPPNet, load_model
 from spp_viz.pyramid import SpatialPyramidPool
 
 
@@ -22,17 +22,7 @@ def tiny(levels=(1,), mode="avg", seed=0) -> SPPNet:
     features = nn.Sequential(OrderedDict(conv=nn.Conv2d(3, 2, 3, padding=1), relu=nn.ReLU()))
     spp = SpatialPyramidPool(levels, mode)
     classifier = nn.Linear(2 * sum(n * n for n in levels), 3)
-    model = SPPNet(
-        features,
-        spp,
-        classifier,
-        name="tiny",
-        mean=(0.0,) * 3,
-        std=(1.0,) * 3,
-        stride=1,
-        channels=2,
-        class_names=["a", "b", "c"],
-    )
+    model = SPPNet(features, spp, classifier, NetSpec("tiny", 1, 2, ("a", "b", "c"), (0.0,) * 3, (1.0,) * 3))
     return model.eval().requires_grad_(False)
 
 
@@ -119,3 +109,53 @@ def test_threads_sharing_one_model_get_the_results_of_one_session_alone(default_
     for i, expected in enumerate(alone):
         np.testing.assert_allclose(results[i], expected, rtol=1e-5, atol=1e-6)
     assert A.hook_count(default_model) == 0
+
+
+def test_integrated_gradients_are_complete():
+    """IG's axiom: the attributions add up to f(x) - f(baseline) for the target (here the black image)."""
+    model = tiny(levels=(2, 1), mode="max", seed=3)
+    x = torch.rand(1, 3, 12, 10, generator=torch.Generator().manual_seed(0))
+    target = 1
+    attr = A.integrated_gradients_raw(model, x, target, steps=300)
+    with torch.no_grad():
+        expected = float(model(x)[0, target] - model(torch.zeros_like(x))[0, target])
+    assert abs(expected) > 1e-3  # a case where the axiom says something
+    assert float(attr.sum()) == pytest.approx(expected, rel=0.02, abs=1e-4)
+    heat = A.integrated_gradients(model, x, target, steps=300).heatmap
+    np.testing.assert_allclose(heat, attr[0].abs().sum(0).numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_occlusion_equals_a_slow_loop():
+    """Each pixel's value: the target's mean drop over every grey square (all colours, value 0.5) covering it."""
+    model = tiny(levels=(2, 1), mode="max", seed=4)
+    x = torch.rand(1, 3, 16, 20, generator=torch.Generator().manual_seed(1))
+    target, window = 2, 8
+    stride = A.occlusion_stride(window)
+    got = A.occlusion(model, x, target, window=window).heatmap
+    drop_sum = torch.zeros(16, 20)
+    covered = torch.zeros(16, 20)
+    with torch.no_grad():
+        base = float(model(x)[0, target])
+        for top in range(0, 16 - window + 1, stride):
+            for left in range(0, 20 - window + 1, stride):
+                hidden = x.clone()
+                hidden[..., top : top + window, left : left + window] = 0.5
+                drop_sum[top : top + window, left : left + window] += base - float(model(hidden)[0, target])
+                covered[top : top + window, left : left + window] += 1
+    expected = 3 * torch.where(covered > 0, drop_sum / covered.clamp(min=1), 0.0)  # summed over the 3 colours
+    np.testing.assert_allclose(got, expected.numpy(), rtol=1e-4, atol=1e-5)
+    assert A.occlusion(model, x, target, window=window).passes == A.occlusion_windows((16, 20), window) == 3 * 4
+
+
+def test_cost_estimate_scales_with_views_and_reuses_one_timed_pass():
+    model = tiny()
+    x = torch.rand(1, 3, 32, 48)
+    timing: dict[str, float] = {}
+    one = A.estimate_views_seconds("occlusion", model, x, views=1, timing=timing)
+    assert set(timing) == {"forward"} and timing["forward"] > 0
+    timing["forward"] = 0.01  # a pass already timed is reused, not timed again
+    three = A.estimate_views_seconds("occlusion", model, x, views=3, timing=timing)
+    assert three == pytest.approx(3 * A.occlusion_windows((32, 48)) * 0.01 * 0.6)
+    assert one > 0
+    ig = A.estimate_views_seconds("integrated_gradients", model, x, noise_tunnel=True, views=1, timing=timing)
+    assert ig == pytest.approx(A.IG_STEPS * A.NT_SAMPLES * 2.5 * 0.01)

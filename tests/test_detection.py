@@ -27,7 +27,7 @@ from spp_viz.detection import (
 )
 from spp_viz.geometry import feature_geometry
 from spp_viz.images import resize_short_side, to_tensor
-from spp_viz.models import SPPNet, load_model
+from spp_viz.models import NetSpec, SPPNet, load_model
 from spp_viz.pyramid import SpatialPyramidPool, spatial_pyramid_pool
 
 BOXES = np.array(
@@ -42,17 +42,8 @@ def avg_pyramid_model() -> SPPNet:
             conv=nn.Conv2d(3, 4, 3, stride=2, padding=1), relu=nn.ReLU(), conv2=nn.Conv2d(4, 5, 3, stride=2, padding=1)
         )
     )
-    model = SPPNet(
-        features,
-        SpatialPyramidPool((3, 2, 1), "avg"),
-        nn.Linear(5 * 14, 6),
-        name="avgnet",
-        mean=(0.5,) * 3,
-        std=(0.5,) * 3,
-        stride=4,
-        channels=5,
-        class_names=list("abcdef"),
-    )
+    spec = NetSpec("avgnet", 4, 5, tuple("abcdef"), (0.5,) * 3, (0.5,) * 3)
+    model = SPPNet(features, SpatialPyramidPool((3, 2, 1), "avg"), nn.Linear(5 * 14, 6), spec)
     return model.eval().requires_grad_(False)
 
 

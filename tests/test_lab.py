@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from spp_viz import registry
 from spp_viz.images import to_tensor
-from spp_viz.models import load_model
 from spp_viz.synthetic import CLASSES, SIZES, make_split
 from spp_viz.train import LabConfig, evaluate, load_trained, read_meta, save_result, synthetic_data, train
 
@@ -68,12 +68,12 @@ def test_saved_model_loads_and_predicts_the_same(tmp_path):
     path = save_result(result, tmp_path / "m.safetensors")
     assert read_meta(path)["config"]["levels"] == [3, 1]
     loaded = load_trained(path)
-    via_zoo = load_model(f"lab:{path}")
+    via_registry = registry.load(f"lab:{path}")
     assert loaded.class_names == list(CLASSES) and loaded.spp.levels == (3, 1)
     x = to_tensor(make_split("test", 1)[0].image)
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), result.model(x))
-        torch.testing.assert_close(via_zoo(x), result.model(x))
+        torch.testing.assert_close(via_registry(x), result.model(x))
 
 
 def test_full_image_spp_beats_warp_on_held_out_data():
@@ -119,7 +119,11 @@ def test_paper_verdicts_read_the_numbers():
 
     shipped = json.loads((ROOT / "assets" / "lab_results.json").read_text())
     lines = paper_verdicts(shipped)
-    assert len(lines) == 4 and all("does not match" not in line and "no gain" not in line for line in lines)
+    full = {r["name"]: r["test"]["full"] for r in shipped["rows"]}
+    assert len(lines) == 4 and "does not match" not in lines[0] + lines[1]  # full-image SPP beats crop and warp
+    multi_gain = full["SPP {4,2,1} multi-size"] > full["SPP {4,2,1} single-size"]
+    fine_gain = full["SPP {6,3,2,1} multi-size"] > full["SPP {4,2,1} multi-size"]
+    assert ("does not match" not in lines[2]) == multi_gain and ("no gain" not in lines[3]) == fine_gain
 
     def rows(crop, warp, single, multi, fine):
         return [
@@ -133,3 +137,43 @@ def test_paper_verdicts_read_the_numbers():
     worse = paper_verdicts({"rows": rows(0.9, 0.9, 0.6, 0.5, 0.4), "config": {"test_count": 400}})
     assert [("does not match" in line or "no gain" in line) for line in worse] == [True, True, True, True]
     assert "0.25" in worse[2]  # one test image in 400
+
+
+def test_held_out_takes_a_share_of_every_class_and_never_a_whole_class():
+    from spp_viz.train import held_out
+
+    labels = [0] * 10 + [1] * 5 + [2] * 2 + [3]
+    mask = held_out(labels, 0.2, seed=0).numpy()
+    per_class = [int(mask[np.asarray(labels) == c].sum()) for c in range(4)]
+    assert per_class == [2, 1, 1, 0]  # 20% rounded, at least one, never all of a class (a single image stays)
+    assert (held_out(labels, 0.2, seed=0).numpy() == mask).all()  # the seed decides
+
+
+def test_fine_tune_validation_accuracy_is_measured_on_held_out_images(tmp_path, monkeypatch):
+    from spp_viz import train as lab
+
+    for label in ("circle", "square"):
+        (tmp_path / "data" / label).mkdir(parents=True)
+    for i, s in enumerate(make_split("train", 24, seed=6)):
+        if CLASSES[s.label] in ("circle", "square"):
+            s.image.save(tmp_path / "data" / CLASSES[s.label] / f"{i}.png")
+    seen = {}
+    real = lab.held_out
+
+    def spy(labels, fraction, seed):
+        seen["mask"] = real(labels, fraction, seed)
+        return seen["mask"]
+
+    monkeypatch.setattr(lab, "held_out", spy)
+    result = lab.fine_tune_folder("zf5", tmp_path / "data", levels=(1,), sides=(64,), epochs=2, hidden=8)
+    mask = seen["mask"]
+    assert result.meta["val_images"] == int(mask.sum()) >= 2
+    assert result.meta["train_images"] == int((~mask).sum())
+    # The last epoch's validation accuracy, recomputed with the saved model on the held-out images alone.
+    from spp_viz.activations import folder_items, gallery_view
+
+    items = [(c, it) for c, name in enumerate(("circle", "square")) for it in folder_items(tmp_path / "data" / name)]
+    held = [(c, it) for (c, it), m in zip(items, mask.tolist(), strict=True) if m]
+    with torch.no_grad():
+        right = sum(int(result.model(to_tensor(gallery_view(it.read(), it.name, 64))).argmax()) == c for c, it in held)
+    assert result.history[-1].val_accuracy == pytest.approx(right / len(held))

@@ -7,9 +7,9 @@ import pytest
 from badfiles import photo
 
 from spp_viz.geometry import feature_geometry
-from spp_viz.levels import PRESETS, fixed_length_rows, level_view, spp_vector, vector_csv, vector_table
+from spp_viz.levels import PRESETS, fixed_length_rows, level_view, spp_vector
 from spp_viz.models import load_model
-from spp_viz.pyramid import num_bins
+from spp_viz.pyramid import num_bins, vector_csv, vector_table
 
 
 def test_presets_are_the_papers():

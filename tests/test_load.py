@@ -107,6 +107,7 @@ async def journey(browser, url: str, image) -> dict:
 async def server_panel(browser, url: str) -> str:
     page = await browser.new_page()
     await page.goto(url, timeout=TIMEOUT_MS)
+    await idle(page)  # a click during the first run (which leaves Streamlit's legacy mode) can be dropped
     await page.locator("[data-testid='stSidebar']").get_by_text("Server", exact=True).click()
     await page.get_by_text("Model loads in this process").wait_for(timeout=TIMEOUT_MS)
     text = await page.locator("[data-testid='stSidebar']").inner_text()

@@ -6,7 +6,9 @@ import numpy as np
 import plotly.graph_objects as go
 from badfiles import photo
 
-from spp_viz.plots import channel_grid, channel_heatmap, crop_warp_spp, overlay, png_bytes, size_sweep
+from spp_viz.plots.exports import png_bytes
+from spp_viz.plots.maps import channel_grid, channel_heatmap, overlay, size_sweep
+from spp_viz.plots.views import crop_warp_spp
 
 
 def revalidate(fig: go.Figure) -> go.Figure:
@@ -60,7 +62,8 @@ def test_pyramid_figures_are_valid_and_small():
     from spp_viz.geometry import feature_geometry
     from spp_viz.levels import level_view, spp_vector
     from spp_viz.models import load_model
-    from spp_viz.plots import encode_image, level_on_image, level_on_map, rule_coverage, vector_strip
+    from spp_viz.plots.base import encode_image
+    from spp_viz.plots.pyramid import level_on_image, level_on_map, rule_coverage, vector_strip
 
     img = photo(300, 224)
     enc = encode_image(img)
@@ -85,7 +88,8 @@ def test_pyramid_figures_are_valid_and_small():
 
 def test_detection_figures():
     from spp_viz.detection import Detection
-    from spp_viz.plots import detections_figure, encode_image, timing_figure
+    from spp_viz.plots.base import encode_image
+    from spp_viz.plots.detection import detections_figure, timing_figure
 
     enc = encode_image(photo(200, 100))
     dets = [Detection((10, 10, 50, 60), 3, "x", 0.9), Detection((60, 10, 90, 40), 4, "y", 0.5)]
@@ -96,7 +100,7 @@ def test_detection_figures():
 
 
 def test_lab_figures():
-    from spp_viz.plots import accuracy_bars, training_curves
+    from spp_viz.plots.lab import accuracy_bars, training_curves
     from spp_viz.train import EpochLog
 
     history = [EpochLog(1, 1.2, 0.4, 1.0, ((64, 64),)), EpochLog(2, 0.8, 0.6, 0.8, ((51, 51),))]

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from badfiles import photo
 
-from spp_viz.compare import compare_views, crop_view, full_view, make_views, predictions_csv, scale_sweep, warp_view
 from spp_viz.images import load_image, samples
+from spp_viz.views import compare_views, crop_view, full_view, make_views, predictions_csv, scale_sweep, warp_view
 
 
 def test_crop_keeps_the_centre_and_loses_the_rest():

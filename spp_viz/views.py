@@ -13,9 +13,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .features import Prediction, top_predictions
 from .images import resize_short_side, to_tensor
-from .models import SPPNet
+from .models import Prediction, SPPNet, top_predictions
 
 VIEWS = ("crop", "warp", "full")
 VIEW_TITLES = {"crop": "Centre crop", "warp": "Warp", "full": "Full image (SPP)", "multi": "SPP, multi-scale"}
@@ -117,6 +116,12 @@ def compare_views(model: SPPNet, img: Image.Image, short_side: int = 256, multi_
     if multi_scale:
         probs["multi"] = multi_scale_probabilities(model, img)
     return Comparison(probs, {name: top_from_probs(p, model.class_names) for name, p in probs.items()})
+
+
+def candidate_classes(comparison: Comparison) -> list[int]:
+    """Every class in any view's top-5, most probable on the full image first: the choices a page offers."""
+    classes = {p.index for preds in comparison.top5.values() for p in preds}
+    return sorted(classes, key=lambda i: -comparison.probs["full"][i])
 
 
 def predictions_csv(comparison: Comparison) -> str:

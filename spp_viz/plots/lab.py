@@ -1,0 +1,49 @@
+"""The SPP Lab: training curves, and the comparison's accuracy per view."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ..train import EpochLog
+from ..views import VIEWS
+
+
+def training_curves(history: Sequence[EpochLog]) -> go.Figure:
+    """Training loss and validation accuracy per epoch (``train.EpochLog`` list), live during training."""
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    epochs = [h.epoch for h in history]
+    fig.add_trace(go.Scatter(x=epochs, y=[h.loss for h in history], name="training loss", mode="lines+markers"))
+    fig.add_trace(
+        go.Scatter(x=epochs, y=[h.val_accuracy for h in history], name="validation accuracy", mode="lines+markers"),
+        secondary_y=True,
+    )
+    fig.update_xaxes(title="epoch")
+    fig.update_yaxes(title="loss", secondary_y=False)
+    fig.update_yaxes(title="accuracy", range=[0, 1], tickformat=".0%", secondary_y=True)
+    fig.update_layout(height=320, margin={"t": 20, "b": 10}, legend={"orientation": "h"})
+    return fig
+
+
+def accuracy_bars(rows: Sequence[dict]) -> go.Figure:
+    """Test accuracy per view for each configuration of the Lab's comparison (rows of ``run_experiments``)."""
+    fig = go.Figure()
+    for v in VIEWS:
+        fig.add_trace(
+            go.Bar(
+                x=[r["name"] for r in rows],
+                y=[r["test"][v] for r in rows],
+                name=f"{v} view",
+                text=[None if r["test"][v] is None else f"{r['test'][v]:.0%}" for r in rows],
+            )
+        )
+    fig.update_layout(
+        barmode="group",
+        yaxis={"title": "test accuracy", "range": [0, 1], "tickformat": ".0%"},
+        height=380,
+        margin={"t": 20, "b": 10},
+        legend={"orientation": "h"},
+    )
+    return fig

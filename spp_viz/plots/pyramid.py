@@ -1,0 +1,180 @@
+"""The pyramid page: a level's bins over conv5 and over the image, the SPP vector as a strip, the training rule."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from ..geometry import FeatureGeometry
+from ..levels import LevelView
+from ..pyramid import paper_window
+from .base import BIN_COLOURS, COLORSCALE, EncodedImage, figure, hover_points, image_layout, pixel_rect
+
+
+def level_on_map(fmap: np.ndarray, view: LevelView, title: str, show_winners: bool = True) -> go.Figure:
+    """One channel's conv5 map with an n x n level's bins drawn on it; hover a bin's centre for its pooled value.
+
+    ``view`` is a ``levels.LevelView``. Cells are unit squares centred on integer (x, y).
+    """
+    shapes, hx, hy, text = [], [], [], []
+    for b in view.bins:
+        (r0, r1), (c0, c1) = b.rows, b.cols
+        shapes.append(pixel_rect((c0, r0, c1, r1), BIN_COLOURS[(b.row + b.col) % 2]))
+        hx.append((c0 + c1 - 1) / 2)
+        hy.append((r0 + r1 - 1) / 2)
+        text.append(
+            f"bin ({b.row}, {b.col}) of {view.n}x{view.n}<br>rows {r0}-{r1 - 1}, cols {c0}-{c1 - 1}"
+            f"<br>pooled: {view.values[b.row, b.col]:.3f}"
+        )
+    data = [
+        {
+            "type": "heatmap",
+            "z": fmap,
+            "colorscale": COLORSCALE,
+            "showscale": False,
+            "hovertemplate": "cell x %{x}, y %{y}<br>value %{z:.3f}<extra></extra>",
+        },
+        hover_points(hx, hy, text),
+    ]
+    if show_winners and view.winners is not None:
+        win = view.winners.reshape(-1, 2)
+        data.append(
+            {
+                "type": "scatter",
+                "x": win[:, 1],
+                "y": win[:, 0],
+                "mode": "markers",
+                "name": "winner",
+                "marker": {"symbol": "x", "size": 11, "color": "#ff4b4b", "line": {"width": 2, "color": "white"}},
+                "hovertemplate": "winning cell x %{x}, y %{y}<extra></extra>",
+                "showlegend": False,
+            }
+        )
+    layout = {
+        "title": {"text": title, "font": {"size": 13}},
+        "shapes": shapes,
+        "xaxis": {"constrain": "domain", "range": [-0.5, fmap.shape[1] - 0.5], "title": {"text": "conv5 x"}},
+        "yaxis": {"autorange": "reversed", "scaleanchor": "x", "constrain": "domain", "title": {"text": "conv5 y"}},
+        "height": 330,
+        "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
+    }
+    return figure(data, layout)
+
+
+def level_on_image(
+    img: EncodedImage, view: LevelView, title: str, region: str = "footprint", geom: FeatureGeometry | None = None
+) -> go.Figure:
+    """The image the network saw, with each bin's image region drawn and, given ``geom``, the winners' fields.
+
+    region: "footprint" (the area of the bin's conv5 cells; the bins tile the image) or "field" (the union of their
+    receptive fields: everything the bin's max could have looked at). Plotly centres pixel i on i, hence -0.5.
+    """
+    shapes, hx, hy, text = [], [], [], []
+    for b in view.bins:
+        x0, y0, x1, y1 = b.footprint if region == "footprint" else b.field
+        shapes.append(pixel_rect((x0, y0, x1, y1), BIN_COLOURS[(b.row + b.col) % 2]))
+        hx.append((x0 + x1) / 2 - 0.5)
+        hy.append((y0 + y1) / 2 - 0.5)
+        text.append(
+            f"bin ({b.row}, {b.col}) of {view.n}x{view.n}<br>pixels x {x0:.0f}-{x1:.0f}, "
+            f"y {y0:.0f}-{y1:.0f}<br>pooled: {view.values[b.row, b.col]:.3f}"
+        )
+    if geom is not None and view.winners is not None:
+        for r, c in view.winners.reshape(-1, 2):
+            x0, y0, x1, y1 = geom.cell_box(int(r), int(c))
+            shapes.append(pixel_rect((x0, y0, x1, y1), "#ffd500", width=1.5, dash="dot"))
+    data = [
+        {"type": "image", "source": img.uri, "hoverinfo": "skip"},
+        hover_points(hx, hy, text),
+    ]
+    layout = image_layout(img, shapes, [], height=330, title=title)
+    return figure(data, layout)
+
+
+def vector_strip(vector: np.ndarray, levels: Sequence[int], channels: int) -> go.Figure:
+    """The SPP vector as one strip, its levels marked: level n holds channels x n x n numbers."""
+    shapes, annotations, pos = [], [], 0
+    for i, n in enumerate(levels):
+        length = channels * n * n
+        # Short labels on three staggered rows: the coarse levels are narrow next to the finest one.
+        annotations.append(
+            {
+                "x": pos + length / 2,
+                "y": 0.55 + 0.3 * (i % 3),
+                "yanchor": "bottom",
+                "showarrow": False,
+                "text": f"{n}x{n}",
+                "font": {"size": 11},
+            }
+        )
+        if pos:
+            shapes.append(
+                {
+                    "type": "line",
+                    "x0": pos - 0.5,
+                    "x1": pos - 0.5,
+                    "y0": -0.5,
+                    "y1": 0.5,
+                    "line": {"color": "#ff4b4b", "width": 2},
+                }
+            )
+        pos += length
+    data = [
+        {
+            "type": "heatmap",
+            "z": vector[None, :],
+            "colorscale": COLORSCALE,
+            "showscale": True,
+            "hovertemplate": "position %{x}<br>value %{z:.3f}<extra></extra>",
+        }
+    ]
+    layout = {
+        "shapes": shapes,
+        "annotations": annotations,
+        "xaxis": {"title": {"text": f"position in the SPP vector (0 to {len(vector) - 1:,})"}},
+        "yaxis": {"visible": False, "range": [-0.5, 1.5]},
+        "height": 200,
+        "margin": {"l": 10, "r": 10, "t": 10, "b": 40},
+    }
+    return figure(data, layout)
+
+
+def rule_coverage(size: int, n: int) -> go.Figure:
+    """The training rule on a size x size map: how many windows cover each cell (0: never pooled), windows drawn."""
+    window, stride, count = paper_window(size, n)
+    cover = np.zeros(size, dtype=int)
+    starts = [i * stride for i in range(count)] if stride else []
+    for s in starts:
+        cover[s : s + window] += 1
+    grid = np.minimum.outer(cover, cover)  # a cell is pooled in 2D when both its row and column are
+    shapes = []
+    for i, sy in enumerate(starts):
+        for j, sx in enumerate(starts):
+            shapes.append(pixel_rect((sx, sy, sx + window, sy + window), BIN_COLOURS[(i + j) % 2]))
+    verdict = f"{count} windows instead of {n}" if count != n else "n windows"
+    tail = size - ((count - 1) * stride + window) if count else size
+    if count == n and tail:
+        verdict += f", last {tail} row(s)/column(s) never pooled"
+    title = f"a = {size}, n = {n}: window ceil(a/n) = {window}, stride floor(a/n) = {stride} -> {verdict}"
+    data = [
+        {
+            "type": "heatmap",
+            "z": grid,
+            "zmin": 0,
+            "zmax": max(2, int(grid.max())),
+            "colorscale": [[0, "#d62728"], [0.001, "#f4f4f4"], [1, "#1f77b4"]],
+            "showscale": False,
+            "hovertemplate": "cell x %{x}, y %{y}<br>covered by %{z} window(s) per axis<extra></extra>",
+        }
+    ]
+    layout = {
+        "title": {"text": title, "font": {"size": 13}},
+        "shapes": shapes,
+        "xaxis": {"constrain": "domain", "range": [-0.5, size - 0.5], "dtick": 1 if size <= 20 else 5},
+        "yaxis": {"autorange": "reversed", "scaleanchor": "x", "constrain": "domain"},
+        "height": 420,
+        "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
+    }
+    return figure(data, layout)

@@ -1,0 +1,97 @@
+"""The paper's three views drawn for a student: what a crop throws away, how a warp bends, the scale sweep."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import plotly.graph_objects as go
+from PIL import Image, ImageDraw
+
+from ..attribution import LevelShare
+from ..views import VIEW_TITLES, VIEWS, View, make_views
+
+
+def shade_outside(img: Image.Image, box: tuple[float, float, float, float]) -> Image.Image:
+    """The picture with everything outside ``box`` darkened and the box outlined: what a crop throws away."""
+    base = img.convert("RGB")
+    x0, y0, x1, y1 = (round(v) for v in box)
+    shaded = Image.blend(base, Image.new("RGB", base.size, (40, 40, 40)), 0.65)
+    shaded.paste(base.crop((x0, y0, x1, y1)), (x0, y0))
+    width = max(2, round(max(base.size) / 150))
+    ImageDraw.Draw(shaded).rectangle((x0, y0, x1 - 1, y1 - 1), outline=(255, 60, 60), width=width)
+    return shaded
+
+
+def bent_grid(img: Image.Image, size: tuple[int, int], cells: int = 6) -> Image.Image:
+    """Square grid drawn on the original, then resized with it: a warp turns the squares into rectangles."""
+    base = img.convert("RGB").copy()
+    draw = ImageDraw.Draw(base)
+    step = min(base.size) / cells
+    width = max(1, round(min(base.size) / 200))
+    for k in range(1, math.ceil(max(base.size) / step)):
+        draw.line([(k * step, 0), (k * step, base.height)], fill=(255, 255, 255), width=width)
+        draw.line([(0, k * step), (base.width, k * step)], fill=(255, 255, 255), width=width)
+    return base.resize(size, Image.Resampling.BILINEAR)
+
+
+def view_picture(view: View, original: Image.Image) -> Image.Image:
+    """How to show a view to a student: the crop's cut-away shaded, the warp's bent grid, the full image as is."""
+    if view.name == "crop":
+        return shade_outside(original, view.kept)
+    if view.name == "warp":
+        return bent_grid(original, view.image.size)
+    return view.image
+
+
+def crop_warp_spp(img: Image.Image, size: int = 224, short_side: int = 256, panel: int = 260) -> Image.Image:
+    """Three panels, for the Home page: the centre crop (cut-away part shaded), the warp, and the full image."""
+    views = make_views(img, size, short_side)
+    panels = [view_picture(views[name], img) for name in VIEWS]
+    labels = ["crop: the grey part is lost", "warp: the squares are squashed", "SPP: the whole image, as it is"]
+    canvas = Image.new("RGB", (panel * 3 + 40, panel + 30), "white")
+    draw = ImageDraw.Draw(canvas)
+    for i, (p, label) in enumerate(zip(panels, labels, strict=True)):
+        p = p.copy()
+        p.thumbnail((panel, panel))
+        x = 10 + i * (panel + 10)
+        canvas.paste(p, (x + (panel - p.width) // 2, (panel - p.height) // 2))
+        draw.text((x + 4, panel + 8), label, fill=(20, 20, 20))
+    return canvas
+
+
+def sweep_figure(sides: Sequence[int], sweep: dict[str, list[float]], class_name: str) -> go.Figure:
+    """Probability of one class against the input's shorter side, one line per view."""
+    fig = go.Figure()
+    for name, probs in sweep.items():
+        fig.add_trace(go.Scatter(x=list(sides), y=probs, mode="lines+markers", name=VIEW_TITLES[name]))
+    fig.update_layout(
+        title=f"p({class_name}) against input size",
+        xaxis_title="input shorter side (pixels)",
+        yaxis={"title": "probability", "range": [0, 1], "tickformat": ".0%"},
+        height=360,
+        margin={"t": 40, "b": 10},
+        legend={"orientation": "h"},
+    )
+    return fig
+
+
+def level_shares_bar(shares: Sequence[LevelShare]) -> go.Figure:
+    """How much each pyramid level carried the decision (``attribution.LevelShare`` list)."""
+    fig = go.Figure(
+        go.Bar(
+            x=[f"{s.level}x{s.level}" for s in shares],
+            y=[s.drop for s in shares],
+            text=[f"{s.share:.0%}" for s in shares],
+            textposition="auto",
+            hovertemplate="level %{x}<br>logit drop when zeroed: %{y:.3f}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title="Target logit lost when one level is zeroed",
+        xaxis_title="pyramid level",
+        yaxis_title="logit drop",
+        height=300,
+        margin={"t": 40, "b": 10},
+    )
+    return fig

@@ -1,0 +1,162 @@
+"""The project's layout, read with ast: the library's imports form a tree (no cycle, inside functions too, no
+streamlit), read bottom-up in the paper's order; pages only lay out; the README's map lists every module."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+LIB = ROOT / "spp_viz"
+# The issue's order, bottom-up: a module may import only modules listed before it (or modules outside this list,
+# which sit at the bottom: devices, images, synthetic).
+ORDER = [
+    "spp_viz.pyramid",
+    "spp_viz.geometry",
+    "spp_viz.models",
+    "spp_viz.views",
+    "spp_viz.features",
+    "spp_viz.levels",
+    "spp_viz.activations",
+    "spp_viz.attribution",
+    "spp_viz.detection",
+    "spp_viz.train",
+    "spp_viz.registry",
+    "spp_viz.plots",
+    "spp_viz.cli",
+    "spp_viz.__main__",
+]
+MAX_PAGE_FUNCTION_LINES = 40
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def library_modules() -> dict[str, Path]:
+    return {module_name(p): p for p in LIB.rglob("*.py")}
+
+
+def imports_of(path: Path, name: str, known: set[str]) -> set[str]:
+    """Every module this file imports, at the top or inside functions, resolved to absolute names."""
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            found.add(target)
+            # `from pkg import mod` imports the module pkg.mod when there is one.
+            found.update(f"{target}.{a.name}" for a in node.names if f"{target}.{a.name}" in known)
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    mods = library_modules()
+    known = set(mods)
+    return {name: imports_of(path, name, known) for name, path in mods.items()}
+
+
+def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
+    """A cycle among the library's modules, as a path that ends where it starts, or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(edges.get(node, ())):
+            if nxt not in edges:
+                continue
+            if state.get(nxt) == 1:
+                return path[path.index(nxt) :] + [nxt]
+            if state.get(nxt) is None and (cycle := visit(nxt)):
+                return cycle
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(edges):
+        if state.get(node) is None and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_cycle_finder_finds_a_cycle_and_accepts_a_tree():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
+
+
+def test_imports_inside_functions_are_seen(tmp_path):
+    f = tmp_path / "m.py"
+    f.write_text("def g():\n    from .other import x\n    import streamlit\n")
+    assert imports_of(f, "spp_viz.m", {"spp_viz.other"}) == {"spp_viz.other", "streamlit"}
+
+
+def test_library_import_graph_has_no_cycle():
+    assert find_cycle(graph()) is None
+
+
+def test_library_never_imports_streamlit():
+    offenders = {m for m, imps in graph().items() if any(i.split(".")[0] == "streamlit" for i in imps)}
+    assert not offenders
+
+
+def layer(module: str) -> int:
+    for i, name in enumerate(ORDER):
+        if module == name or module.startswith(name + "."):
+            return i
+    return -1  # the leaves: devices, images, synthetic, the package itself
+
+
+def test_library_reads_bottom_up_in_the_papers_order():
+    wrong = [
+        (m, i)
+        for m, imps in graph().items()
+        for i in imps
+        if i.startswith("spp_viz") and layer(i) > layer(m) and not m.startswith(i + ".")
+    ]
+    assert not wrong, wrong
+    assert all(m in library_modules() for m in ORDER)
+
+
+def page_files() -> list[Path]:
+    return sorted((ROOT / "pages").glob("*.py"))
+
+
+def test_there_are_pages():
+    assert len(page_files()) >= 8
+
+
+@pytest.mark.parametrize("page", page_files(), ids=lambda p: p.name)
+def test_pages_only_lay_out(page):
+    tree = ast.parse(page.read_text())
+    long = [
+        (n.name, n.end_lineno - n.lineno + 1)
+        for n in ast.walk(tree)
+        if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
+        and n.end_lineno - n.lineno + 1 > MAX_PAGE_FUNCTION_LINES
+    ]
+    assert not long, f"functions longer than {MAX_PAGE_FUNCTION_LINES} lines: {long}"
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert not any(m.split(".")[0] == "torch" for m in imported), "pages call the library, never torch"
+
+
+def test_readme_maps_every_library_module():
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Library and command line", 1)[1].split("\n## ", 1)[0]
+    missing = [
+        p.relative_to(ROOT).as_posix() for p in LIB.rglob("*.py") if p.relative_to(ROOT).as_posix() not in section
+    ]
+    missing = [m for m in missing if not m.endswith(("__main__.py", "__init__.py"))]
+    assert not missing, f"README's map lacks {missing}"

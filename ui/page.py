@@ -1,0 +1,48 @@
+"""What a page asks for first: the chosen model and image, or a clear message and a stop."""
+
+from __future__ import annotations
+
+import streamlit as st
+from PIL import Image
+
+from spp_viz import registry
+from spp_viz.images import ImageError
+from spp_viz.models import SPPNet, WeightsError
+
+from .cache import decode_image, get_model
+from .session import context
+
+NOTES = "the paper notes (He et al., arXiv 1406.4729)"
+
+
+def current_model() -> SPPNet:
+    """The chosen model, or an error box and a stop when it cannot be loaded."""
+    ctx = context()
+    try:
+        model, _ = get_model(ctx.model)
+    except (WeightsError, ValueError) as e:
+        st.error(f"**{registry.title(ctx.model_name)} could not be loaded.** {e}")
+        st.stop()
+    if not model.pretrained:
+        st.warning(
+            f"**{registry.title(ctx.model_name)}** has random weights: its conv5 maps and pyramid work, but its "
+            "predictions mean nothing. Give a weights file in the sidebar to use trained weights."
+        )
+    return model
+
+
+def current_image() -> tuple[Image.Image, bytes]:
+    """The chosen image (decoded, checked) and its bytes, or a message and a stop."""
+    ctx = context()
+    if ctx.image is None:
+        st.info("Upload a photo in the sidebar, or pick a sample, to begin.")
+        st.stop()
+    try:
+        img = decode_image(ctx.image.data, ctx.image.name)
+    except ImageError as e:
+        st.error(f"**This image cannot be used:** {e}")
+        st.stop()
+    if "downsized_from" in img.info:
+        w0, h0 = img.info["downsized_from"]
+        st.caption(f"{ctx.image_name} was shrunk from {w0} x {h0} to {img.width} x {img.height} pixels on reading.")
+    return img, ctx.image.data

@@ -1,0 +1,114 @@
+"""The shared sidebar (model, device, image, gallery folder) and the teacher's server panel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from spp_viz import registry
+from spp_viz.activations import DEFAULT_CACHE
+from spp_viz.attribution import hook_count
+from spp_viz.devices import available_devices, resolve_device
+from spp_viz.images import samples
+from spp_viz.models import DEFAULT_MODEL, ZOO
+from spp_viz.train import LAB_DIR_NAME
+
+from .cache import loaded_models
+from .session import Context, ImageChoice, ModelChoice, remember_upload
+
+MAX_UPLOAD_MB = 25  # keep equal to server.maxUploadSize in .streamlit/config.toml
+LAB_DIR = DEFAULT_CACHE.parent / LAB_DIR_NAME  # where the Lab saves models: every page can select them
+IMAGE_TYPES = ["jpg", "jpeg", "png", "gif", "webp", "bmp", "tif", "tiff"]
+
+
+def _model_box() -> ModelChoice:
+    st.header("Model")
+    options = registry.names(LAB_DIR)
+    name = st.selectbox(
+        "Network", options, format_func=registry.title, key="model_name", index=options.index(DEFAULT_MODEL)
+    )
+    weights = None
+    if registry.is_zoo(name):
+        st.caption(f"Weights: {ZOO[name].weights}.")
+        weights = (
+            st.text_input(
+                "Weights file (optional)",
+                key=f"weights_{name}",
+                placeholder="/path/to/weights.pth or .safetensors",
+                help="A checkpoint on the computer running the app, read with weights_only=True.",
+            ).strip()
+            or None
+        )
+    else:
+        st.caption("Trained in the SPP Lab; its class names come with it.")
+    choices = ["auto", *available_devices()]
+    wanted = st.selectbox("Device", choices, key="device", help="auto picks CUDA, then Apple MPS, then the CPU.")
+    device = str(resolve_device(wanted))
+    st.caption(f"Running on **{device}**.")
+    return ModelChoice(name, device, weights)
+
+
+def _image_box() -> ImageChoice | None:
+    st.header("Image")
+    source = st.radio("Source", ["Sample", "Upload"], horizontal=True, key="image_source")
+    if source == "Sample":
+        options = samples()
+        pick = st.selectbox("Sample photo", range(len(options)), format_func=lambda i: options[i].title, key="sample")
+        sample = options[pick]
+        st.caption(f"{sample.credit}; {sample.licence}.")
+        return ImageChoice(sample.file, sample.path.read_bytes())
+    up = st.file_uploader(
+        "Your photo",
+        type=IMAGE_TYPES,
+        key="upload",
+        help=f"JPEG, PNG, GIF, WebP, BMP or TIFF, at most {MAX_UPLOAD_MB} MB. "
+        "Large photos are shrunk to 2048 pixels on the longer side.",
+    )
+    st.caption(f"Up to {MAX_UPLOAD_MB} MB; the photo stays on the server that runs this app.")
+    if up is None:
+        return None
+    remember_upload(up.name, up.getvalue())
+    return ImageChoice(up.name, up.getvalue())
+
+
+def sidebar() -> Context:
+    """Draw the shared sidebar (model, device, image) and keep its choices in session state."""
+    with st.sidebar:
+        model = _model_box()
+        image = _image_box()
+        with st.expander("Gallery folder"):
+            folder = st.text_input(
+                "Folder of images on this computer",
+                key="gallery_folder",
+                placeholder="/path/to/photos",
+                help="Indexed on the Strongest activations page: the images that excite each conv5 filter most.",
+            ).strip()
+        server_panel()
+    ctx = Context(model, image, folder)
+    st.session_state["ctx"] = ctx
+    return ctx
+
+
+def rss_mb() -> float | None:
+    """This process's resident memory in MB (Linux), or None where /proc is missing."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def server_panel() -> None:
+    """For a teacher serving a class: what this server process holds, to check it stays healthy."""
+    with st.expander("Server"):
+        loads, models = loaded_models()
+        rss = rss_mb()
+        st.markdown(
+            f"- Model loads in this process: **{loads}** (each model loads once, then every session shares it)\n"
+            f"- Models held: **{len(models)}**; hooks on them now: **{sum(hook_count(m) for m in models)}** "
+            "(0 unless an attribution is running)\n"
+            + (f"- Memory in use (RSS): **{rss:.0f} MB**" if rss is not None else "- Memory in use: unknown here")
+        )
