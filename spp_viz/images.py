@@ -36,14 +36,14 @@ def _open(data: bytes | str | Path, name: str | None) -> tuple[Image.Image, str]
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
-    except (UnidentifiedImageError, Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
-        if isinstance(e, UnidentifiedImageError):
-            raise ImageError(
-                f"{label} is not an image that Pillow can read (JPEG, PNG, GIF, WebP, BMP, TIFF ...)"
-            ) from e
+    except UnidentifiedImageError as e:
+        raise ImageError(f"{label} is not an image that Pillow can read (JPEG, PNG, GIF, WebP, BMP, TIFF ...)") from e
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
         raise ImageError(
             f"{label} claims too many pixels to decode safely (the limit is {MAX_PIXELS // 1_000_000} MP)"
         ) from e
+    except Exception as e:  # a file cut inside its header fails in the format's parser: OSError, SyntaxError, ...
+        raise ImageError(f"{label} is damaged or truncated and cannot be decoded ({type(e).__name__}: {e})") from e
     return img, label
 
 
@@ -77,8 +77,10 @@ def load_image(
         img = _to_rgb(img)
     except ImageError:
         raise
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise ImageError(f"{label} is damaged or truncated and cannot be decoded ({e})") from e
+    except Image.DecompressionBombError as e:
+        raise ImageError(f"{label} decodes to too many pixels (the limit is {MAX_PIXELS // 1_000_000} MP)") from e
+    except Exception as e:  # Pillow's decoders fail on damaged data in many ways; each means "cannot be used"
+        raise ImageError(f"{label} is damaged or truncated and cannot be decoded ({type(e).__name__}: {e})") from e
     if max(img.size) > max_side:
         scale = max_side / max(img.size)
         new = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))

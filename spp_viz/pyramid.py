@@ -68,6 +68,12 @@ def parse_levels(text: str) -> tuple[int, ...]:
         levels = [int(part) for part in cleaned.split(",") if part != ""]
     except ValueError as e:
         raise ValueError(f"could not read pyramid levels from {text!r}: write whole numbers like 6,3,2,1") from e
+    repeated = sorted({n for n in levels if levels.count(n) > 1})
+    if repeated:
+        raise ValueError(
+            f"level {repeated[0]} appears more than once: each level is a different grid, and a repeated one would "
+            "only copy the same numbers into the vector again"
+        )
     return check_levels(levels)
 
 

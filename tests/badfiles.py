@@ -38,6 +38,13 @@ def photo(w: int = 320, h: int = 240, seed: int = 0) -> Image.Image:
     return Image.fromarray(small).resize((w, h), Image.Resampling.BICUBIC)
 
 
+def exif_rotated_exif() -> Image.Exif:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 CW to display
+    exif[0x010E] = "a description long enough to put the cut inside the header " * 12
+    return exif
+
+
 def exif_rotated_jpeg() -> bytes:
     """A 300 x 200 JPEG whose EXIF says "rotate 90": it must come out 200 x 300."""
     exif = Image.Exif()
@@ -58,6 +65,8 @@ def corpus() -> dict[str, bytes]:
     return {
         "empty!": b"",
         "truncated_jpeg!": jpeg[: len(jpeg) // 3],
+        # Cut inside the header (EXIF makes the header long): Pillow's open itself fails, with a bare OSError.
+        "truncated_header_jpeg!": save(photo(), "JPEG", quality=90, exif=exif_rotated_exif())[:600],
         "truncated_png!": png[: len(png) // 3],
         "text_named_jpg!": b"this is a text file, not a photo\n" * 10,
         "png_claims_100000x100000!": png_header_claiming(100_000, 100_000),
