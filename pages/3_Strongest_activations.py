@@ -7,9 +7,7 @@ import streamlit as st
 import ui
 from spp_viz.activations import (
     INDEX_SHORT_SIDE,
-    BuildReport,
     GalleryItem,
-    build_index,
     default_patch_kind,
     folder_items,
     patch_box,
@@ -72,6 +70,24 @@ def image_panel(fm: FeatureMaps, geom: FeatureGeometry, enc, kind: str) -> None:
         channel_row(fm, geom, enc, int(channel), count, kind, key=f"top-{channel}")
 
 
+def gallery_sources() -> list[str]:
+    """Which images make the gallery; this session's uploads can grow here, several photos at once."""
+    offered = SOURCES if ui.server_paths() else SOURCES[:2]  # a folder on the server only where the teacher allows
+    sources = st.multiselect("Gallery", offered, default=[SOURCES[0]], key="act_sources")
+    if SOURCES[1] in sources:
+        ui.add_gallery_uploads(
+            st.file_uploader(
+                "Add photos to this session's gallery",
+                type=ui.IMAGE_TYPES,
+                accept_multiple_files=True,
+                key="act_gallery_upload",
+                help=f"They stay in your session (the last {ui.MAX_REMEMBERED_UPLOADS}, at most "
+                f"{ui.MAX_SESSION_UPLOAD_MB} MB together).",
+            )
+        )
+    return sources
+
+
 def gallery_items(sources: list[str], folder: str) -> list[GalleryItem]:
     items = []
     if SOURCES[0] in sources:
@@ -89,21 +105,9 @@ def gallery_items(sources: list[str], folder: str) -> list[GalleryItem]:
     return items
 
 
-def build_with_progress(model: SPPNet, items: list[GalleryItem]) -> BuildReport:
-    bar = st.progress(0.0, text=f"Indexing conv5 of {len(items)} images ...")
-
-    def progress(done: int, total: int) -> None:
-        bar.progress(done / max(total, 1), text=f"Indexing conv5: {done} of {total} images")
-
-    report = build_index(model, items, progress=progress)
-    bar.empty()
-    return report
-
-
 def gallery_panel(model: SPPNet, channel: int, fm224: FeatureMaps, kind: str) -> None:
     """The top-9 patches of a channel over a gallery, and where this image would rank."""
-    sources = st.multiselect("Gallery", SOURCES, default=[SOURCES[0]], key="act_sources")
-    items = gallery_items(sources, ui.context().gallery_folder)
+    items = gallery_items(gallery_sources(), ui.context().gallery_folder)
     if not items:
         st.info("Choose at least one gallery source with images.")
         return
@@ -113,7 +117,7 @@ def gallery_panel(model: SPPNet, channel: int, fm224: FeatureMaps, kind: str) ->
         st.write(f"{len(items)} images: indexing runs each through the network once, then the index is stored.")
         if not st.button("Build the index", key="act_build"):
             return
-    report = build_with_progress(model, items)
+    report = ui.heavy.gallery_index(model, items)
     built.add(key)
     index = report.index
     how = "read from the cache" if report.from_cache else f"built now ({report.computed} run, {report.reused} reused)"

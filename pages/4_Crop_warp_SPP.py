@@ -16,7 +16,6 @@ from spp_viz.views import (
     candidate_classes,
     make_views,
     predictions_csv,
-    scale_sweep,
 )
 
 SWEEP_SIDES = tuple(range(128, 801, 64))
@@ -61,11 +60,7 @@ def sweep_panel(model: SPPNet, img, comp: Comparison) -> None:
         st.caption(f"{len(SWEEP_SIDES) * 3} forward passes, the largest at shorter side {SWEEP_SIDES[-1]}.")
         if not st.button("Run the scale sweep", key="sweep_run"):
             return
-        bar = st.progress(0.0, text="Scale sweep ...")
-        st.session_state[key] = scale_sweep(
-            model, img, cls, SWEEP_SIDES, progress=lambda d, t: bar.progress(d / t, text=f"Scale sweep: {d} of {t}")
-        )
-        bar.empty()
+        st.session_state[key] = ui.heavy.scale_sweep(cls, SWEEP_SIDES)
     st.plotly_chart(sweep_figure(SWEEP_SIDES, st.session_state[key], model.class_names[cls]), width="stretch")
     st.caption(
         "At shorter side s: the crop is the centre 224 x 224 of the image resized to s (so it sees less of the "

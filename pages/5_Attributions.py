@@ -30,7 +30,10 @@ def method_panel(
             if not st.button(f"Run {METHOD_TITLES[method]}", key=f"run-{method}"):
                 return
         st.session_state[run_key] = True
-    results = ui.cached_attributions(method, target, noise_tunnel, short_side)
+    if method == "gradcam":  # one forward and one backward: light, never queued
+        results = ui.cached_attributions(method, target, noise_tunnel, short_side)
+    else:
+        results = ui.heavy.attributions(method, target, noise_tunnel, short_side)
     cols = st.columns(len(VIEWS))
     for col, name in zip(cols, VIEWS, strict=True):
         with col:
@@ -56,7 +59,7 @@ def levels_panel(model: SPPNet, views, target: int) -> None:
             "untrained weights it shows the mechanism, not what a trained network learned)."
         )
         return
-    shares = level_contributions(model, to_tensor(views["full"].image), target, lock=ui.current_lock())
+    shares = level_contributions(model, to_tensor(views["full"].image), target)
     st.plotly_chart(level_shares_bar(shares), width="stretch")
     st.caption(
         "Captum FeatureAblation over the SPP vector, one group per level: how much the target's logit falls when "

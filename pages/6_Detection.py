@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 import ui
-from spp_viz.detection import PAPER_SCALES, PROPOSAL_MODES, ModeResult, agreement, detect, rcnn_mode, speedup
+from spp_viz.detection import PAPER_SCALES, PROPOSAL_MODES, ModeResult, agreement, detect, speedup
 from spp_viz.models import SPPNet
 from spp_viz.plots.base import encode_image
 from spp_viz.plots.detection import detections_figure, timing_figure
@@ -76,12 +76,7 @@ def timing_panel(model: SPPNet, img, spp: ModeResult) -> None:
         if not st.button(f"Run R-CNN mode on {n} windows", key="det_rcnn_run"):
             st.info(PAPER)
             return
-        bar = st.progress(0.0, text="R-CNN mode ...")
-        rc = rcnn_mode(
-            model, img, spp.boxes[:n], progress=lambda d, t: bar.progress(d / t, text=f"R-CNN mode: {d} of {t} windows")
-        )
-        bar.empty()
-        st.session_state["det_rcnn"] = (key, rc)
+        st.session_state["det_rcnn"] = (key, ui.heavy.rcnn(spp.boxes[:n]))
     rc = st.session_state["det_rcnn"][1]
     ratio = speedup(rc.timing, n, spp.timing, n_all)
     st.plotly_chart(timing_figure({"R-CNN": vars(ratio.rcnn), "SPP-net": vars(ratio.spp)}), width="stretch")

@@ -13,8 +13,9 @@ from spp_viz.models import DEFAULT_MODEL, WeightsError
 from spp_viz.plots.lab import training_curves
 from spp_viz.pyramid import parse_levels
 from spp_viz.synthetic import CLASSES, make_split
-from spp_viz.train import DATASETS, FINE_TUNE_SIDES, REGIMES, TEST_VIEWS, EpochLog, LabConfig, lab_epochs, run_lab
+from spp_viz.train import DATASETS, FINE_TUNE_SIDES, REGIMES, TEST_VIEWS, ZIP_MAX_UNPACKED_MB, EpochLog, LabConfig
 
+ZIP_MAX_MB = 100
 REGIME_TITLES = {
     "crop": "no SPP, trained on crops",
     "warp": "no SPP, trained on warps",
@@ -24,7 +25,7 @@ REGIME_TITLES = {
 }
 
 
-def settings() -> tuple[str, LabConfig, str]:
+def settings() -> tuple[str, LabConfig, tuple[str | dict, str]]:
     a, b = st.columns(2)
     dataset = a.radio(
         "Data",
@@ -52,40 +53,57 @@ def settings() -> tuple[str, LabConfig, str]:
     train_count = e.select_slider(
         "Training images", [40, 200, 400, 800, 1600], 800, key="lab_count", disabled=dataset != "synthetic"
     )
-    folder = ""
-    if dataset == "folder":
-        folder = st.text_input(
-            "Image folder (one subfolder per class)", key="lab_folder", placeholder="/path/to/folder"
-        ).strip()
+    source = folder_source() if dataset == "folder" else ("", "")
     config = LabConfig.sized(train_count, levels=levels, regime=regime, epochs=epochs)
-    return dataset, config, folder
+    return dataset, config, source
 
 
-def run_training(dataset: str, config: LabConfig, folder: str) -> None:
-    bar = st.progress(0.0, text="Training ...")
+def folder_source() -> tuple[str | dict, str]:
+    """Your images to fine-tune on: a .zip of class folders (in your session only) or, where the teacher allows it,
+    a folder on the server. Returns (the source, its name); a message and a stop when nothing usable is given."""
+    archive = st.file_uploader(
+        "Your images: a .zip with one folder per class",
+        type=["zip"],
+        key="lab_zip",
+        max_upload_size=ZIP_MAX_MB,
+        help=f"At most {ZIP_MAX_MB} MB, unpacking to at most {ZIP_MAX_UNPACKED_MB} MB; it is read in your session "
+        "and never written to the server's disk.",
+    )
+    if archive is not None:
+        try:
+            classes, skipped = ui.cached_class_zip(archive.getvalue())
+        except ValueError as err:
+            st.error(f"**This archive cannot be used:** {err}")
+            st.stop()
+        st.caption(", ".join(f"{name}: {len(items)} files" for name, items in sorted(classes.items())))
+        if skipped:
+            with st.expander(f"{len(skipped)} file(s) skipped"):
+                st.write("\n".join(f"- **{name}**: {why}" for name, why in skipped))
+        return classes, archive.name
+    if ui.server_paths():
+        folder = st.text_input("or an image folder on this computer (one subfolder per class)", key="lab_folder")
+        if folder.strip():
+            return folder.strip(), folder.strip()
+    st.info("Upload a .zip of your images, one folder per class, to fine-tune on them.")
+    st.stop()
+
+
+def run_training(dataset: str, config: LabConfig, source: tuple[str | dict, str]) -> None:
     chart = st.empty()
-    history: list[EpochLog] = []
-    total = lab_epochs(dataset, config)
 
-    def progress(log: EpochLog) -> None:
-        history.append(log)
-        bar.progress(
-            log.epoch / total,
-            text=f"epoch {log.epoch} of {total}: loss {log.loss:.3f}, validation accuracy {log.val_accuracy:.0%}",
-        )
-        chart.plotly_chart(training_curves(history), width="stretch", key=f"live-{log.epoch}")
+    def draw(history: list[EpochLog]) -> None:
+        chart.plotly_chart(training_curves(history), width="stretch", key=f"live-{len(history)}")
 
     base = ui.context().model_name if registry.is_zoo(ui.context().model_name) else DEFAULT_MODEL
     try:
-        path, result = run_lab(dataset, config, folder=folder, base=base, lab_dir=ui.LAB_DIR, progress=progress)
+        path, result = ui.heavy.lab_training(
+            dataset, config, source=source, base=base, lab_dir=ui.LAB_DIR, on_update=draw
+        )
     except (ValueError, WeightsError) as err:
-        bar.empty()
-        chart.empty()
         st.error(f"**The folder cannot be used:** {err}")
         return
-    # The result panel draws the final curves: the live chart would show them a second time.
-    bar.empty()
-    chart.empty()
+    finally:
+        chart.empty()  # the result panel draws the final curves: the live chart would show them a second time
     st.session_state["lab_last"] = (str(path), result.history, result.test, result.seconds)
 
 
@@ -127,14 +145,14 @@ def main() -> None:
     with st.expander("What the built-in images look like"):
         samples = make_split("train", 8, seed=0)
         st.image([s.image for s in samples], caption=[CLASSES[s.label] for s in samples])
-    dataset, config, folder = settings()
+    dataset, config, source = settings()
     if st.session_state.get("lab_stop"):
         st.info("Training stopped; nothing was saved. Press Train to start again.")
     if st.button("Train", type="primary", key="lab_train"):
         # Clicking Stop starts a new run of this page, which ends the training run at its next progress update.
         stop = st.empty()
         stop.button("Stop training", key="lab_stop")
-        run_training(dataset, config, folder)
+        run_training(dataset, config, source)
         stop.empty()
     if "lab_last" in st.session_state:
         result_panel()

@@ -10,7 +10,7 @@ import streamlit as st
 import ui
 from spp_viz.images import SAMPLES_DIR
 from spp_viz.plots.lab import accuracy_bars
-from spp_viz.train import TEST_VIEWS, LabConfig, paper_verdicts, run_experiments
+from spp_viz.train import TEST_VIEWS, LabConfig, paper_verdicts
 
 SHIPPED = SAMPLES_DIR.parent / "lab_results.json"  # made by: python -m spp_viz lab-experiments --out <this file>
 PAPER_ROWS = [
@@ -21,15 +21,6 @@ PAPER_ROWS = [
     ("Full image vs 224 crop (VOC 2007 classification mAP)", "78.39 vs 76.45"),
     ("Caltech101: full image vs warped", "91.44 vs 89.91"),
 ]
-
-
-@st.cache_data(show_spinner=False)
-def comparison(config: LabConfig) -> dict:
-    """Cached per configuration for the server's life, so a class can look again at once."""
-    bar = st.progress(0.0, text="Training five networks ...")
-    result = run_experiments(config, progress=lambda i, n, name: bar.progress(i / n, text=f"{i + 1} of {n}: {name}"))
-    bar.empty()
-    return result
 
 
 def table(results: dict) -> pd.DataFrame:
@@ -81,7 +72,7 @@ def main() -> None:
     config = LabConfig.sized(count, epochs=epochs)
     if st.button("Run the comparison", type="primary", key="exp_run") or st.session_state.get("exp_config") == config:
         st.session_state["exp_config"] = config
-        results = comparison(config)
+        results = ui.heavy.lab_comparison(config)
         show(results, f"Run here: {results['seconds']:.0f} s of training.")
 
 

@@ -1,17 +1,18 @@
 """Captum attributions on SPPNet: GradCAM on conv5, Integrated Gradients (optionally smoothed), Occlusion, and how
 much each pyramid level carried a decision.
 
-Captum registers hooks on the model. The app shares one cached model between all sessions, so every method here
-runs under the caller's lock and inside ``hook_guard``, which removes in ``finally`` any hook left on any module,
-also when the method raises.
+The app shares one cached model between all sessions, so nothing here may change it or leave a hook on it, and
+nothing may hold a lock while another session waits. GradCAM takes conv5 from the model's own forward and the
+gradient from autograd (no hook); Integrated Gradients, SmoothGrad, Occlusion and FeatureAblation only run the
+model forward (and backward to the input). ``hook_guard`` stays around each method as a safety net: it removes in
+``finally`` any hook a method might leave, also when the method raises.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,12 +60,6 @@ def hook_guard(model: nn.Module) -> Iterator[None]:
                     del hooks[key]
 
 
-@contextmanager
-def _exclusive(model: nn.Module, lock: threading.Lock | None) -> Iterator[None]:
-    with lock if lock is not None else nullcontext(), hook_guard(model):
-        yield
-
-
 @dataclass(frozen=True)
 class Attribution:
     """A heatmap over the input picture and what it cost."""
@@ -79,19 +74,25 @@ def _input(model: SPPNet, x: Tensor) -> Tensor:
     return x.to(model.device, torch.float32)
 
 
-def gradcam(model: SPPNet, x: Tensor, target: int, lock: threading.Lock | None = None) -> Attribution:
-    """LayerGradCam on conv5, upsampled (bilinear) to the input, negative evidence clipped to 0.
+def gradcam(model: SPPNet, x: Tensor, target: int) -> Attribution:
+    """GradCAM on conv5, upsampled (bilinear) to the input, negative evidence clipped to 0.
 
-    x: Tensor[1, 3, H, W] in [0, 1].
+    Captum's LayerGradCam method without its hook: conv5 comes from the model's own ``forward_features`` and the
+    gradient of the target's logit with respect to it from autograd through ``forward_head``. Nothing is registered
+    on the shared model, so no lock is needed. x: Tensor[1, 3, H, W] in [0, 1].
     """
-    from captum.attr import LayerAttribution, LayerGradCam
-
     start = time.perf_counter()
     x = _input(model, x)
-    with _exclusive(model, lock), torch.enable_grad():
-        cam = LayerGradCam(model, model.features).attribute(x, target=target)
-        cam = LayerAttribution.interpolate(F.relu(cam), tuple(x.shape[-2:]), interpolate_mode="bilinear")
-    return Attribution("gradcam", cam[0, 0].detach().cpu().numpy(), time.perf_counter() - start, 2)
+    with torch.no_grad():
+        conv5 = model.forward_features(x)  # Tensor[1, C, H5, W5]; the conv layers need no graph
+    with torch.enable_grad():
+        conv5 = conv5.detach().requires_grad_(True)
+        logit = model.forward_head(conv5)[0, target]
+        (grad,) = torch.autograd.grad(logit, conv5)
+    alpha = grad.mean(dim=(2, 3), keepdim=True)  # (1, C, 1, 1): each channel's weight
+    cam = F.relu((alpha * conv5.detach()).sum(dim=1, keepdim=True))  # (1, 1, H5, W5)
+    cam = F.interpolate(cam, size=tuple(x.shape[-2:]), mode="bilinear")  # as Captum's LayerAttribution.interpolate
+    return Attribution("gradcam", cam[0, 0].cpu().numpy(), time.perf_counter() - start, 2)
 
 
 def integrated_gradients(
@@ -101,7 +102,6 @@ def integrated_gradients(
     steps: int = IG_STEPS,
     noise_tunnel: bool = False,
     nt_samples: int = NT_SAMPLES,
-    lock: threading.Lock | None = None,
 ) -> Attribution:
     """Integrated Gradients from a black image, summed over colour channels as |attribution|.
 
@@ -109,7 +109,7 @@ def integrated_gradients(
     times more.
     """
     start = time.perf_counter()
-    attr = integrated_gradients_raw(model, x, target, steps, noise_tunnel, nt_samples, lock)
+    attr = integrated_gradients_raw(model, x, target, steps, noise_tunnel, nt_samples)
     heat = attr[0].abs().sum(0).detach().cpu().numpy()
     passes = steps * (nt_samples if noise_tunnel else 1)
     return Attribution("integrated_gradients", heat, time.perf_counter() - start, passes)
@@ -122,13 +122,12 @@ def integrated_gradients_raw(
     steps: int = IG_STEPS,
     noise_tunnel: bool = False,
     nt_samples: int = NT_SAMPLES,
-    lock: threading.Lock | None = None,
 ) -> Tensor:
     """The signed attributions Tensor[1, 3, H, W]: without noise they add up to f(x) - f(black) for the target."""
     from captum.attr import IntegratedGradients, NoiseTunnel
 
     x = _input(model, x)
-    with _exclusive(model, lock), torch.enable_grad():
+    with hook_guard(model), torch.enable_grad():
         ig = IntegratedGradients(model)
         kwargs = {"baselines": torch.zeros_like(x), "target": target, "n_steps": steps, "internal_batch_size": 8}
         if noise_tunnel:
@@ -136,9 +135,7 @@ def integrated_gradients_raw(
         return ig.attribute(x, **kwargs)
 
 
-def occlusion(
-    model: SPPNet, x: Tensor, target: int, window: int | None = None, lock: threading.Lock | None = None
-) -> Attribution:
+def occlusion(model: SPPNet, x: Tensor, target: int, window: int | None = None) -> Attribution:
     """Occlusion: how much the target's score drops when a grey square hides each part (window ~ 1/7 of the image).
 
     Captum averages the drop over every window that covers a pixel.
@@ -150,7 +147,7 @@ def occlusion(
     h, w = x.shape[-2:]
     window = window or occlusion_window((h, w))
     stride = occlusion_stride(window)
-    with _exclusive(model, lock), torch.inference_mode():
+    with hook_guard(model), torch.inference_mode():
         attr = Occlusion(model).attribute(
             x,
             sliding_window_shapes=(3, window, window),
@@ -217,16 +214,14 @@ def estimate_views_seconds(
     return views * estimate_seconds(method, timing["forward"], tuple(x.shape[-2:]), noise_tunnel)
 
 
-def run(
-    method: str, model: SPPNet, x: Tensor, target: int, lock: threading.Lock | None = None, noise_tunnel: bool = False
-) -> Attribution:
+def run(method: str, model: SPPNet, x: Tensor, target: int, noise_tunnel: bool = False) -> Attribution:
     """One selector over the methods."""
     if method == "gradcam":
-        return gradcam(model, x, target, lock=lock)
+        return gradcam(model, x, target)
     if method == "integrated_gradients":
-        return integrated_gradients(model, x, target, noise_tunnel=noise_tunnel, lock=lock)
+        return integrated_gradients(model, x, target, noise_tunnel=noise_tunnel)
     if method == "occlusion":
-        return occlusion(model, x, target, lock=lock)
+        return occlusion(model, x, target)
     raise ValueError(f"unknown attribution method {method!r}: use one of {', '.join(METHODS)}")
 
 
@@ -239,7 +234,7 @@ class LevelShare:
     share: float  # drop / sum of positive drops (0 when no level helps)
 
 
-def level_contributions(model: SPPNet, x: Tensor, target: int, lock: threading.Lock | None = None) -> list[LevelShare]:
+def level_contributions(model: SPPNet, x: Tensor, target: int) -> list[LevelShare]:
     """FeatureAblation over the SPP vector, one group per pyramid level: the target logit's drop when a level is
     zeroed. Meaningful for classifiers that read several levels (ZF-5, models trained in the Lab)."""
     from captum.attr import FeatureAblation
@@ -248,7 +243,7 @@ def level_contributions(model: SPPNet, x: Tensor, target: int, lock: threading.L
     channels, levels = model.channels, model.spp.levels
     # One mask id per level, repeated over that level's C*n*n positions in the SPP layout.
     mask = torch.cat([torch.full((channels * n * n,), i) for i, n in enumerate(levels)])[None].to(model.device)
-    with _exclusive(model, lock), torch.inference_mode():
+    with hook_guard(model), torch.inference_mode():
         vec = model.spp(model.forward_features(x))
         drops = FeatureAblation(model.classifier).attribute(vec, target=target, feature_mask=mask, baselines=0.0)
     per_level = [float(drops[0, mask[0] == i][0]) for i in range(len(levels))]

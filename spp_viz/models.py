@@ -7,10 +7,11 @@ itself, so attributions and plots work in pixel space.
 
 from __future__ import annotations
 
+import io
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -210,30 +211,46 @@ def fc_classifier(in_features: int, num_classes: int, hidden: int = 4096, dropou
 # ----------------------------------------------------------------------------- weights
 
 
-def read_state_dict(path: str | Path) -> dict[str, Tensor]:
-    """Read tensors from a .safetensors file or a torch checkpoint, never unpickling code.
+@dataclass(frozen=True)
+class UploadedWeights:
+    """A weights file that arrived as bytes (a student's upload): never written to the server's disk."""
+
+    name: str  # the file's name: its suffix says the format
+    data: bytes = field(repr=False)
+
+
+Weights = str | Path | UploadedWeights | None
+
+
+def read_state_dict(path: str | Path | UploadedWeights) -> dict[str, Tensor]:
+    """Read tensors from a .safetensors file or a torch checkpoint (a path, or uploaded bytes), never unpickling code.
 
     Raises:
         WeightsError: if the file is missing or is not a readable checkpoint.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"weights file not found: {path}")
+    if isinstance(path, UploadedWeights):
+        label, suffix, data = path.name, Path(path.name).suffix.lower(), path.data
+    else:
+        path = Path(path)
+        if not path.is_file():
+            raise WeightsError(f"weights file not found: {path}")
+        label, suffix, data = path.name, path.suffix.lower(), None
     try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+        if suffix == ".safetensors":
+            from safetensors.torch import load, load_file
 
-            state = load_file(str(path))
+            state = load(data) if data is not None else load_file(str(path))
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            source = io.BytesIO(data) if data is not None else path
+            state = torch.load(source, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt files raise many kinds of errors; all mean "unreadable"
-        raise WeightsError(f"could not read weights from {path.name}: {type(e).__name__}: {e}") from e
+        raise WeightsError(f"could not read weights from {label}: {type(e).__name__}: {e}") from e
     # Training scripts often wrap the tensors: {"state_dict": {...}} or {"model": {...}}.
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise WeightsError(f"{path.name} holds no state dict of tensors")
+        raise WeightsError(f"{label} holds no state dict of tensors")
     return state
 
 
@@ -319,10 +336,10 @@ class ZooEntry:
     name: str
     title: str
     weights: str  # where the weights come from, for the UI
-    build: Callable[[str | Path | None], SPPNet]
+    build: Callable[[Weights], SPPNet]
 
 
-def _build_efficientnet(weights: str | Path | None) -> SPPNet:
+def _build_efficientnet(weights: Weights) -> SPPNet:
     features, classifier = _efficientnet_lite0()
     # Measured on the sample images (see README): the TF-ported checkpoint expects inputs in [-1, 1].
     spec = NetSpec("efficientnet_lite0", 32, 1280, imagenet_classes(), (0.5,) * 3, (0.5,) * 3, pretrained=True)
@@ -350,7 +367,7 @@ def _timm_to_sppnet_keys(state: dict[str, Tensor]) -> dict[str, Tensor]:
     return {(k if k.startswith("classifier.") else f"features.{k}"): v for k, v in state.items()}
 
 
-def _build_alexnet(weights: str | Path | None) -> SPPNet:
+def _build_alexnet(weights: Weights) -> SPPNet:
     features, classifier = _alexnet_parts()
     spec = NetSpec("alexnet", 16, 256, imagenet_classes(), pretrained=True)
     # pool5 (3x3, stride 2) on the 13x13 conv5 of a 224 input equals adaptive 6x6 max pooling.
@@ -360,7 +377,7 @@ def _build_alexnet(weights: str | Path | None) -> SPPNet:
     return model
 
 
-def _build_zf5(weights: str | Path | None) -> SPPNet:
+def _build_zf5(weights: Weights) -> SPPNet:
     # Seeded, so every session (and every test) sees the same untrained network.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
@@ -388,15 +405,14 @@ ZOO: dict[str, ZooEntry] = {
 }
 
 
-def load_model(
-    name: str = DEFAULT_MODEL, device: str | torch.device | None = None, weights: str | Path | None = None
-) -> SPPNet:
+def load_model(name: str = DEFAULT_MODEL, device: str | torch.device | None = None, weights: Weights = None) -> SPPNet:
     """Build a zoo model in eval mode on a device (``spp_viz.registry.load`` also knows the Lab's models).
 
     Args:
         name: a key of ``ZOO``.
         device: "cuda", "mps", "cpu", "auto" or None (see ``resolve_device``).
-        weights: a .pth/.pt (loaded with ``weights_only=True``) or .safetensors file; None for the default source.
+        weights: a .pth/.pt (loaded with ``weights_only=True``) or .safetensors file, as a path or as uploaded bytes
+            (``UploadedWeights``); None for the default source.
 
     Raises:
         ValueError: for an unknown name or device.

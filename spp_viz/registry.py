@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from .models import DEFAULT_MODEL, ZOO, SPPNet, load_model
+from .models import DEFAULT_MODEL, ZOO, SPPNet, Weights, load_model
 from .train import lab_models, load_trained
 
 LAB_PREFIX = "lab:"
@@ -23,7 +23,7 @@ def is_zoo(name: str) -> bool:
     return name in ZOO
 
 
-def load(name: str, device: str | torch.device | None = None, weights: str | Path | None = None) -> SPPNet:
+def load(name: str, device: str | torch.device | None = None, weights: Weights = None) -> SPPNet:
     """Build any model by name, in eval mode on a device.
 
     Raises:

@@ -12,12 +12,15 @@ cannot take it).
 
 from __future__ import annotations
 
+import io
 import json
 import time
+import zipfile
+import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import torch
@@ -25,7 +28,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
-from .activations import folder_items, gallery_view
+from .activations import IMAGE_SUFFIXES, GalleryItem, folder_items, gallery_view
 from .devices import resolve_device
 from .images import ImageError, to_tensor
 from .models import DEFAULT_MODEL, NetSpec, SPPNet, WeightsError, fc_classifier, load_into, load_model
@@ -219,6 +222,7 @@ class TrainResult:
     seconds: float = 0.0
     test: dict[str, float | None] = field(default_factory=dict)
     meta: dict = field(default_factory=dict)  # what save_model needs to rebuild a fine-tuned model
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why) that could not be used
 
 
 def train(
@@ -413,7 +417,7 @@ def head_on(base: SPPNet, spp: SpatialPyramidPool, classifier: nn.Module, class_
 
 def fine_tune_folder(
     base_name: str,
-    folder: str | Path,
+    folder: str | Path | dict[str, list[GalleryItem]],
     levels: Sequence[int] = (4, 2, 1),
     sides: Sequence[int] = (224,),
     epochs: int = 30,
@@ -423,25 +427,29 @@ def fine_tune_folder(
 ) -> TrainResult:
     """Train an SPP head and classifier on the frozen conv layers of a pretrained zoo model, on an ImageFolder.
 
-    Folder layout: one subfolder per class. conv features are computed once per image and size (shorter side in
+    Folder layout: one subfolder per class (or the images of each class, as ``read_class_zip`` gives them).
+    conv features are computed once per image and size (shorter side in
     ``sides``; two sizes = multi-size training), pooled by the pyramid, and the classifier trains on those vectors.
     ``FINE_TUNE_VAL_FRACTION`` of each class (at least one image, when the class has two) is held out: the
     validation accuracy of each epoch is measured on those images only.
     """
     start = time.perf_counter()
-    root = Path(folder).expanduser()
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    by_class = class_folders(folder) if not isinstance(folder, dict) else folder
+    root = "the archive" if isinstance(folder, dict) else Path(folder).expanduser()
+    classes = sorted(by_class)
     if len(classes) < 2:
         raise ValueError(f"{root} needs at least two class subfolders of images")
     base = load_model(base_name)
     spp = SpatialPyramidPool(check_levels(levels), "max")
     vectors: dict[int, list[Tensor]] = {s: [] for s in sides}
     labels = []
+    skipped: list[tuple[str, str]] = []
     for label, name in enumerate(classes):
-        for item in folder_items(root / name):
+        for item in by_class[name]:
             try:
                 views = [gallery_view(item.read(), item.name, s) for s in sides]
-            except ImageError:
+            except ImageError as e:
+                skipped.append((f"{name}/{item.name}", str(e)))
                 continue
             with torch.inference_mode():  # once per image and size: the expensive part
                 for s, v in zip(sides, views, strict=True):
@@ -476,6 +484,7 @@ def fine_tune_folder(
     model = head_on(base, spp, classifier, classes).eval().requires_grad_(False)
     result.model = model
     result.seconds = time.perf_counter() - start
+    result.skipped = skipped
     result.meta = {
         "kind": "folder",
         "base": base_name,
@@ -486,6 +495,77 @@ def fine_tune_folder(
         "val_images": int(val.sum()),
     }
     return result
+
+
+def class_folders(folder: str | Path) -> dict[str, list[GalleryItem]]:
+    """A folder's class subfolders and the image files in each (searched recursively)."""
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        return {}
+    return {p.name: folder_items(p) for p in sorted(root.iterdir()) if p.is_dir()}
+
+
+ZIP_MAX_UNPACKED_MB = 400
+ZIP_MAX_FILES = 5000
+
+
+def read_class_zip(
+    data: bytes, max_unpacked_mb: int = ZIP_MAX_UNPACKED_MB, max_files: int = ZIP_MAX_FILES
+) -> tuple[dict[str, list[GalleryItem]], list[tuple[str, str]]]:
+    """A .zip of class folders (``cat/1.jpg``, ``dog/2.png``; one enclosing folder is fine), read in memory.
+
+    Returns the images of each class and the files skipped, with why (not an image, not in a class folder).
+
+    Raises:
+        ValueError: for a file that is not a zip, one that unpacks to more than ``max_unpacked_mb`` or holds more
+            than ``max_files`` files, and one with a path that leaves the archive (``../``, absolute, a drive).
+    """
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        infos = [i for i in archive.infolist() if not i.is_dir()]
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        raise ValueError(f"this file is not a readable .zip archive ({e})") from e
+    if len(infos) > max_files:
+        raise ValueError(f"the archive holds {len(infos)} files; the limit is {max_files}")
+    cap = max_unpacked_mb * 1024 * 1024
+    if sum(i.file_size for i in infos) > cap:
+        raise ValueError(f"the archive unpacks to more than {max_unpacked_mb} MB, the limit")
+    for info in infos:
+        parts = PurePosixPath(info.filename.replace("\\", "/")).parts
+        if info.filename.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
+            raise ValueError(f"{info.filename} points outside the archive: refused")
+    paths = [PurePosixPath(i.filename).parts for i in infos]
+    # One folder around everything (zip of "photos/" holding "cat/", "dog/"): look inside it.
+    visible = [p for p in paths if not _hidden(p)]
+    strip = 1 if len({p[0] for p in visible}) == 1 and any(len(p) >= 3 for p in visible) else 0
+    classes: dict[str, list[GalleryItem]] = {}
+    skipped: list[tuple[str, str]] = []
+    used = 0
+    for info, parts in zip(infos, paths, strict=True):
+        if _hidden(parts):
+            continue
+        rel = parts[strip:]
+        if PurePosixPath(info.filename).suffix.lower() not in IMAGE_SUFFIXES:
+            skipped.append((info.filename, "not an image file"))
+        elif len(rel) < 2:
+            skipped.append((info.filename, "not inside a class folder"))
+        else:
+            try:
+                with archive.open(info) as f:
+                    blob = f.read(cap - used + 1)  # the sizes in the directory can lie: count what really comes out
+            except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError, zlib.error) as e:
+                skipped.append((info.filename, f"cannot be unpacked ({type(e).__name__}: {e})"))
+                continue
+            used += len(blob)
+            if used > cap:
+                raise ValueError(f"the archive unpacks to more than {max_unpacked_mb} MB, the limit")
+            classes.setdefault(rel[0], []).append(GalleryItem("/".join(rel[1:]), data=blob))
+    return classes, skipped
+
+
+def _hidden(parts: tuple[str, ...]) -> bool:
+    """macOS resource forks and dot files: archive tools add them; nobody means them as images."""
+    return any(p == "__MACOSX" or p.startswith(".") for p in parts)
 
 
 def held_out(labels: Sequence[int], fraction: float, seed: int) -> Tensor:
@@ -504,12 +584,14 @@ def held_out(labels: Sequence[int], fraction: float, seed: int) -> Tensor:
 # ----------------------------------------------------------------------------- one entry for the page and the CLI
 
 
-def lab_file_name(dataset: str, config: LabConfig, folder: str | Path = "", base: str = DEFAULT_MODEL) -> str:
-    """How a trained model is named on disk: its data, regime or base, pyramid, epochs and seed."""
+def lab_file_name(dataset: str, config: LabConfig, source: str, base: str = DEFAULT_MODEL) -> str:
+    """How a trained model is named on disk: its data (``source``: a folder's or archive's name), regime or base,
+    pyramid, epochs and seed."""
     levels = "".join(map(str, config.levels))
     if dataset == "synthetic":
         return f"shapes-{config.regime}-{levels}-e{config.epochs}-s{config.seed}.safetensors"
-    return f"{Path(folder).name}-{base}-{levels}.safetensors"
+    stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in Path(source).stem) or "images"
+    return f"{stem}-{base}-{levels}.safetensors"
 
 
 def lab_epochs(dataset: str, config: LabConfig) -> int:
@@ -521,7 +603,8 @@ def run_lab(
     dataset: str,
     config: LabConfig,
     *,
-    folder: str | Path = "",
+    folder: str | Path | dict[str, list[GalleryItem]] = "",
+    source_name: str = "",
     base: str = DEFAULT_MODEL,
     out: str | Path | None = None,
     lab_dir: str | Path | None = None,
@@ -530,7 +613,8 @@ def run_lab(
     """Train as the Lab page and ``python -m spp_viz train`` do, and save the model.
 
     Args:
-        dataset: "synthetic" (the built-in shapes) or "folder" (fine-tune ``base``'s conv layers on ``folder``).
+        dataset: "synthetic" (the built-in shapes) or "folder" (fine-tune ``base``'s conv layers on ``folder``: a
+            path, or the classes of an uploaded archive from ``read_class_zip``, then named by ``source_name``).
         config: regime, pyramid, epochs, seed (and the set sizes, for the shapes).
         out: the file to write; default ``lab_dir / lab_file_name(...)``.
         progress: called after every epoch (``config.epochs`` for the shapes, ``FINE_TUNE_EPOCHS_PER_EPOCH`` times
@@ -545,7 +629,8 @@ def run_lab(
     if out is None:
         if lab_dir is None:
             raise ValueError("give out or lab_dir")
-        out = Path(lab_dir) / lab_file_name(dataset, config, folder, base)
+        name = source_name or (str(folder) if not isinstance(folder, dict) else "archive")
+        out = Path(lab_dir) / lab_file_name(dataset, config, name, base)
     if dataset == "synthetic":
         result = train(config, progress=progress)
         return save_result(result, out), result

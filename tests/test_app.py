@@ -32,7 +32,6 @@ def start(model_name: str | None = None) -> AppTest:
 
 
 def upload(at: AppTest, name: str, data: bytes) -> AppTest:
-    at.radio(key="image_source").set_value("Upload").run()
     at.file_uploader(key="upload").upload(name, data, "image/jpeg").run()
     return at
 
@@ -208,7 +207,8 @@ def test_activations_page_with_sample_gallery():
     assert any("channel 5" in m.value for m in at.markdown)
 
 
-def test_activations_page_gallery_from_uploads_and_folder(tmp_path):
+def test_activations_page_gallery_from_uploads_and_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPP_VIZ_SERVER_PATHS", "1")
     from badfiles import photo, save
 
     for i in range(3):
@@ -225,7 +225,8 @@ def test_activations_page_gallery_from_uploads_and_folder(tmp_path):
     assert any("1 file(s) skipped" in e.label for e in at.expander)
 
 
-def test_activations_page_missing_folder_is_explained(tmp_path):
+def test_activations_page_missing_folder_is_explained(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPP_VIZ_SERVER_PATHS", "1")
     at = start()
     at.text_input(key="gallery_folder").set_value(str(tmp_path / "nope")).run()
     at.switch_page(ACTIVATIONS).run()

@@ -88,7 +88,6 @@ def test_no_hook_remains_after_runs_and_after_a_failure():
 
 
 def test_threads_sharing_one_model_get_the_results_of_one_session_alone(default_model):
-    lock = threading.Lock()
     images = [to_tensor(photo(160 + 16 * i, 128, seed=i)) for i in range(6)]
     alone = [A.gradcam(default_model, x, 281 + i).heatmap for i, x in enumerate(images)]
     results: dict[int, np.ndarray] = {}
@@ -96,7 +95,7 @@ def test_threads_sharing_one_model_get_the_results_of_one_session_alone(default_
 
     def work(i: int) -> None:
         try:
-            results[i] = A.run("gradcam", default_model, images[i], 281 + i, lock=lock).heatmap
+            results[i] = A.run("gradcam", default_model, images[i], 281 + i).heatmap
         except Exception as e:  # collected: a thread's exception would otherwise vanish
             errors.append(e)
 
@@ -159,3 +158,18 @@ def test_cost_estimate_scales_with_views_and_reuses_one_timed_pass():
     assert one > 0
     ig = A.estimate_views_seconds("integrated_gradients", model, x, noise_tunnel=True, views=1, timing=timing)
     assert ig == pytest.approx(A.IG_STEPS * A.NT_SAMPLES * 2.5 * 0.01)
+
+
+def test_gradcam_equals_captums_layer_gradcam_and_leaves_no_hook():
+    """The hook-free GradCAM against Captum's LayerGradCam (which hooks conv5) as the independent reference."""
+    from captum.attr import LayerAttribution, LayerGradCam
+
+    model = load_model("zf5", device="cpu")
+    x = to_tensor(photo(112, 96))
+    ours = A.gradcam(model, x, 7).heatmap
+    assert A.hook_count(model) == 0
+    with torch.enable_grad():
+        cam = LayerGradCam(model, model.features).attribute(x, target=7)
+    ref = LayerAttribution.interpolate(torch.relu(cam), (96, 112), interpolate_mode="bilinear")[0, 0]
+    assert ours.max() > 0
+    np.testing.assert_allclose(ours, ref.detach().numpy(), rtol=1e-4, atol=1e-6 * float(ours.max()))

@@ -78,9 +78,8 @@ def test_feature_maps_page_with_upload(server, page):
             f"streamlit run app.py -> feature-maps page rendered with the default model: {seconds:.1f} s\n"
         )
         print(f"cold start: {seconds:.1f} s")
-    # The shared sidebar is there on a page too: switch to upload and send a photo through the real widget.
-    page.locator("[data-testid='stSidebar']").get_by_text("Upload", exact=True).click()
-    page.locator("[data-testid='stSidebar'] input[type='file']").set_input_files(str(SAMPLES / "coffee.jpg"))
+    # The shared sidebar is there on a page too: send a photo through the real widget, shown at once.
+    page.locator(".st-key-upload input[type='file']").set_input_files(str(SAMPLES / "coffee.jpg"))
     # coffee.jpg is 600 x 400: shorter side 256 gives 256 x 384, and conv5 at stride 32 is 8 x 12.
     wait_text(page, "8 x 12 x 1280")
     wait_text(page, "256 x 384", exact=True)
@@ -98,13 +97,12 @@ def test_feature_maps_page_with_upload(server, page):
 
 def test_first_click_on_a_fresh_servers_home_page_counts(browser):
     # A server's first session starts in Streamlit's legacy pages/ mode; its first click on a sidebar widget was
-    # lost (the radio stayed on "Sample") until app.py left that mode at once (ui.leave_legacy_pages_mode).
+    # lost (the photo never arrived) until app.py left that mode at once (ui.leave_legacy_pages_mode).
     with streamlit_server() as url:
         page = browser.new_page()
         page.goto(url, timeout=120_000)
         wait_text(page, "what each approach feeds the network")
-        page.locator("[data-testid='stSidebar']").get_by_text("Upload", exact=True).click()
-        page.locator("[data-testid='stSidebar'] input[type='file']").set_input_files(str(SAMPLES / "coffee.jpg"))
+        page.locator(".st-key-upload input[type='file']").set_input_files(str(SAMPLES / "coffee.jpg"))
         wait_text(page, "coffee.jpg: what each approach feeds the network")
         assert_no_exception(page)
         page.close()
@@ -115,8 +113,7 @@ def test_bad_upload_in_browser_shows_message(server, page, tmp_path):
     bad.write_text("not a photo")
     page.goto(f"{server}/Feature_maps", timeout=120_000)
     wait_text(page, "conv5 (H x W x C)")
-    page.locator("[data-testid='stSidebar']").get_by_text("Upload", exact=True).click()
-    page.locator("[data-testid='stSidebar'] input[type='file']").set_input_files(str(bad))
+    page.locator(".st-key-upload input[type='file']").set_input_files(str(bad))
     wait_text(page, "This image cannot be used")
     assert_no_exception(page)
 
@@ -206,3 +203,45 @@ def test_lab_pages(server, page):
     wait_text(page, "The paper's numbers")
     assert_no_exception(page)
     save_screenshot(page, "lab_experiments")
+
+
+def test_gradcam_does_not_wait_for_another_sessions_slow_attributions(server, browser):
+    """Two students: one runs Occlusion and SmoothGrad (heavy, queued), the other GradCAM (light). GradCAM arrives
+    while the first student's run is still going: no method holds the shared model for a whole run any more."""
+    a = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    b = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    idle = "[data-testid='stApp'][data-test-script-state='notRunning']"
+    running = "[data-testid='stApp'][data-test-script-state='running']"
+    try:
+        a.goto(f"{server}/Attributions", timeout=120_000)
+        wait_text(a, "Which pyramid level carried the decision")
+        a.locator(idle).wait_for(timeout=180_000)
+        a.get_by_text("SmoothGrad (NoiseTunnel) for IG").click()
+        a.locator(idle).wait_for(timeout=180_000)
+        for method in ("Occlusion", "Integrated Gradients"):
+            a.locator("[data-testid='stMultiSelect']").first.click()
+            a.keyboard.type(method)
+            a.keyboard.press("Enter")
+            a.wait_for_timeout(500)
+            a.locator(idle).wait_for(timeout=180_000)
+        a.keyboard.press("Escape")
+        for label in ("Run Occlusion", "Run Integrated Gradients"):
+            button = a.get_by_role("button", name=label)
+            if button.count():  # asked first: the estimate says it is slow
+                button.click()
+                a.wait_for_timeout(300)
+        a.locator(running).wait_for(timeout=60_000)
+        start = time.monotonic()
+        b.goto(f"{server}/Attributions", timeout=120_000)
+        wait_text(b, "s, 2 passes")
+        seconds = time.monotonic() - start
+        still_running = a.locator(running).count() == 1
+        print(f"GradCAM in the second session: {seconds:.1f} s; the first session still running: {still_running}")
+        assert still_running, "the heavy run ended first: this test could not show that GradCAM did not wait"
+        assert_no_exception(b)
+        a.locator(idle).wait_for(timeout=600_000)
+        assert "Full image (SPP):" in a.inner_text("body") and a.get_by_text("passes").count() >= 9
+        assert_no_exception(a)
+    finally:
+        a.context.close()
+        b.context.close()

@@ -24,7 +24,6 @@ def rss_mb() -> float:
 def new_session() -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
     at.run()
-    at.radio(key="image_source").set_value("Upload").run()
     return at
 
 

@@ -7,14 +7,18 @@ arguments, and the ``cached_*`` helpers fill it in from this session's sidebar.
 
 from __future__ import annotations
 
+import collections
 import threading
 import weakref
+from collections.abc import Hashable
+from typing import Any
 
 import numpy as np
 import streamlit as st
 from PIL import Image
 
 from spp_viz import registry
+from spp_viz.activations import GalleryItem
 from spp_viz.attribution import Attribution
 from spp_viz.attribution import run as run_attribution
 from spp_viz.detection import ModeResult, spp_detect
@@ -24,9 +28,10 @@ from spp_viz.levels import SizeRow, fixed_length_rows
 from spp_viz.models import SPPNet
 from spp_viz.plots.exports import npy_bytes
 from spp_viz.pyramid import vector_csv
+from spp_viz.train import read_class_zip
 from spp_viz.views import Comparison, compare_views, make_views
 
-from .session import ModelChoice, Subject, context
+from .session import UPLOAD_PREFIX, ModelChoice, Subject, context, session_weights
 
 # What this server process has loaded, for the sidebar's server panel: a count of loads (each model should load
 # once per process) and weak references to the models still cached (to count hooks left on them).
@@ -36,13 +41,17 @@ _LOADS_LOCK = threading.Lock()
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model (once per server) ...")
-def get_model(choice: ModelChoice) -> tuple[SPPNet, threading.Lock]:
-    """One model per choice, shared by every session; the lock guards hook-based tools."""
-    model = registry.load(choice.name, device=choice.device, weights=choice.weights)
+def get_model(choice: ModelChoice) -> SPPNet:
+    """One model per choice, shared by every session (read only: nothing may change it or hook it)."""
+    weights = choice.weights
+    if weights is not None and weights.startswith(UPLOAD_PREFIX):
+        # Only the digest is hashed as the key; the bytes come from this session, never from the server's disk.
+        weights = session_weights(weights)
+    model = registry.load(choice.name, device=choice.device, weights=weights)
     with _LOADS_LOCK:
         _LOADS["count"] += 1
         _LOADED.add(model)
-    return model, threading.Lock()
+    return model
 
 
 def loaded_models() -> tuple[int, list[SPPNet]]:
@@ -57,29 +66,28 @@ def decode_image(data: bytes, name: str | None = None) -> Image.Image:
     return load_image(data, name=name)
 
 
-def _model_and_image(subject: Subject) -> tuple[SPPNet, threading.Lock, Image.Image]:
-    model, lock = get_model(subject.model)
-    return model, lock, decode_image(subject.image.data, subject.image.name)
+def _model_and_image(subject: Subject) -> tuple[SPPNet, Image.Image]:
+    return get_model(subject.model), decode_image(subject.image.data, subject.image.name)
 
 
 @st.cache_data(max_entries=32, show_spinner="Running the network ...")
 def feature_maps(subject: Subject, short_side: int | None) -> FeatureMaps:
     """conv5, ranking and predictions for one image at one size."""
-    model, _, img = _model_and_image(subject)
+    model, img = _model_and_image(subject)
     return compute_feature_maps(model, img, short_side)
 
 
 @st.cache_data(max_entries=32, show_spinner="Running the conv layers at several sizes ...")
 def fixed_length(subject: Subject, levels: tuple[int, ...]) -> list[SizeRow]:
     """conv5 grids and SPP lengths of one image at several sizes."""
-    model, _, img = _model_and_image(subject)
+    model, img = _model_and_image(subject)
     return fixed_length_rows(model, img, levels)
 
 
 @st.cache_data(max_entries=32, show_spinner="Running the three views ...")
 def comparison(subject: Subject, short_side: int, multi: bool) -> Comparison:
     """Crop / warp / full-image predictions of one image."""
-    model, _, img = _model_and_image(subject)
+    model, img = _model_and_image(subject)
     return compare_views(model, img, short_side, multi)
 
 
@@ -87,11 +95,11 @@ def comparison(subject: Subject, short_side: int, multi: bool) -> Comparison:
 def attributions(
     subject: Subject, short_side: int, method: str, target: int, noise_tunnel: bool
 ) -> dict[str, Attribution]:
-    """One attribution method on the three views; Captum runs under the shared model's lock."""
-    model, lock, img = _model_and_image(subject)
+    """One attribution method on the three views; none holds a lock, none leaves a hook on the shared model."""
+    model, img = _model_and_image(subject)
     views = make_views(img, model.input_size, short_side)
     return {
-        view: run_attribution(method, model, to_tensor(v.image), target, lock=lock, noise_tunnel=noise_tunnel)
+        view: run_attribution(method, model, to_tensor(v.image), target, noise_tunnel=noise_tunnel)
         for view, v in views.items()
     }
 
@@ -99,8 +107,14 @@ def attributions(
 @st.cache_data(max_entries=16, show_spinner="Proposals and one conv pass ...")
 def spp_detection(subject: Subject, mode: str, windows: int, scales: tuple[int, ...]) -> ModeResult:
     """spp_detect (timed proposals, then SPP-net mode)."""
-    model, _, img = _model_and_image(subject)
+    model, img = _model_and_image(subject)
     return spp_detect(model, img, mode, windows, scales)
+
+
+@st.cache_data(max_entries=2, ttl=600, show_spinner="Reading the archive ...")
+def cached_class_zip(data: bytes) -> tuple[dict[str, list[GalleryItem]], list[tuple[str, str]]]:
+    """read_class_zip, cached on the archive's bytes (each rerun of the Lab page would read it again)."""
+    return read_class_zip(data)
 
 
 # Download buttons get bytes, not callables. A callable's file is made on the click and belongs to no session, so
@@ -138,6 +152,32 @@ def cached_fixed_length(levels: tuple[int, ...]) -> list[SizeRow]:
     return fixed_length(context().subject, tuple(levels))
 
 
-def current_lock() -> threading.Lock:
-    """The shared model's lock, for the hook-based tools a page runs itself."""
-    return get_model(context().model)[1]
+# Results of heavy jobs (ui.jobs), which run on worker threads where st.cache_data cannot record them.
+
+
+class SharedResults:
+    """Results of heavy jobs that any session may reuse (keyed by what they depend on), the oldest dropped first."""
+
+    def __init__(self, max_entries: int = 48) -> None:
+        self._items: collections.OrderedDict[Hashable, Any] = collections.OrderedDict()
+        self._lock = threading.Lock()
+        self.max_entries = max_entries
+
+    def get(self, key: Hashable) -> Any | None:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        return None
+
+    def put(self, key: Hashable, value: Any) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.max_entries:
+                self._items.popitem(last=False)
+
+
+@st.cache_resource(show_spinner=False)
+def shared_results() -> SharedResults:
+    return SharedResults()

@@ -19,7 +19,7 @@ def current_model() -> SPPNet:
     """The chosen model, or an error box and a stop when it cannot be loaded."""
     ctx = context()
     try:
-        model, _ = get_model(ctx.model)
+        model = get_model(ctx.model)
     except (WeightsError, ValueError) as e:
         st.error(f"**{registry.title(ctx.model_name)} could not be loaded.** {e}")
         st.stop()

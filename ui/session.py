@@ -11,7 +11,10 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
+from spp_viz.models import UploadedWeights, WeightsError
+
 MAX_REMEMBERED_UPLOADS = 20
+MAX_SESSION_UPLOAD_MB = 100  # all the photos one session keeps, together: 30 students stay within a few GB
 
 
 @dataclass(frozen=True)
@@ -20,7 +23,7 @@ class ModelChoice:
 
     name: str
     device: str  # resolved: "cpu", "cuda", ...
-    weights: str | None = None
+    weights: str | None = None  # a path on the server, or "upload:SHA1:FILE" for this session's upload
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,7 @@ class Context:
     """What the sidebar chose, for every page of this run."""
 
     model: ModelChoice
-    image: ImageChoice | None  # None until a photo is chosen
+    image: ImageChoice | None  # a sample until a photo is uploaded
     gallery_folder: str  # for the strongest-activations page; "" when none
 
     @property
@@ -116,11 +119,42 @@ def image_key() -> str:
 
 
 def remember_upload(name: str, data: bytes) -> None:
-    """Keep this session's uploads (the last 20) for the gallery of the strongest-activations page."""
+    """Keep this session's uploads for the gallery of the strongest-activations page: the latest, within
+    ``MAX_REMEMBERED_UPLOADS`` photos and ``MAX_SESSION_UPLOAD_MB`` together (the oldest go first)."""
     uploads: dict[str, tuple[str, bytes]] = st.session_state.setdefault("uploads", {})
-    uploads[hashlib.sha1(data).hexdigest()] = (name, data)
-    while len(uploads) > MAX_REMEMBERED_UPLOADS:
+    digest = hashlib.sha1(data).hexdigest()
+    uploads.pop(digest, None)  # an upload seen again becomes the newest
+    uploads[digest] = (name, data)
+    cap = MAX_SESSION_UPLOAD_MB * 1024 * 1024
+    while len(uploads) > 1 and (
+        len(uploads) > MAX_REMEMBERED_UPLOADS or sum(len(d) for _, d in uploads.values()) > cap
+    ):
         uploads.pop(next(iter(uploads)))
+
+
+def add_gallery_uploads(files) -> None:
+    """Photos uploaded for the gallery (a list of UploadedFile, or None)."""
+    for f in files or []:
+        remember_upload(f.name, f.getvalue())
+
+
+UPLOAD_PREFIX = "upload:"
+
+
+def remember_weights(weights: UploadedWeights) -> str:
+    """Keep an uploaded weights file in this session (only the latest); returns how a ModelChoice names it."""
+    digest = hashlib.sha1(weights.data).hexdigest()
+    st.session_state["weights_upload"] = (digest, weights)
+    return f"{UPLOAD_PREFIX}{digest}:{weights.name}"
+
+
+def session_weights(name: str) -> UploadedWeights:
+    """The uploaded weights a ModelChoice names ("upload:SHA1:FILE"), from this session."""
+    digest = name[len(UPLOAD_PREFIX) :].split(":", 1)[0]
+    held = st.session_state.get("weights_upload")
+    if held is None or held[0] != digest:
+        raise WeightsError("the uploaded weights file is no longer in this session: upload it again")
+    return held[1]
 
 
 def session_uploads() -> dict[str, tuple[str, bytes]]:

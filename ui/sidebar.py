@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import streamlit as st
@@ -11,15 +12,50 @@ from spp_viz.activations import DEFAULT_CACHE
 from spp_viz.attribution import hook_count
 from spp_viz.devices import available_devices, resolve_device
 from spp_viz.images import samples
-from spp_viz.models import DEFAULT_MODEL, ZOO
+from spp_viz.models import DEFAULT_MODEL, ZOO, UploadedWeights
 from spp_viz.train import LAB_DIR_NAME
 
 from .cache import loaded_models
-from .session import Context, ImageChoice, ModelChoice, remember_upload
+from .session import Context, ImageChoice, ModelChoice, remember_upload, remember_weights
 
 MAX_UPLOAD_MB = 25  # keep equal to server.maxUploadSize in .streamlit/config.toml
+WEIGHTS_MAX_MB = 250  # AlexNet's checkpoint is 233 MB
+SERVER_PATHS_ENV = "SPP_VIZ_SERVER_PATHS"
 LAB_DIR = DEFAULT_CACHE.parent / LAB_DIR_NAME  # where the Lab saves models: every page can select them
 IMAGE_TYPES = ["jpg", "jpeg", "png", "gif", "webp", "bmp", "tif", "tiff"]
+
+
+def server_paths() -> bool:
+    """Whether students may name files and folders on the server's disk (``SPP_VIZ_SERVER_PATHS=1``).
+
+    Off by default: on a shared server those paths are the teacher's. Not decided by the client's address, since
+    behind a reverse proxy every client looks local.
+    """
+    return os.environ.get(SERVER_PATHS_ENV, "").strip() == "1"
+
+
+def _weights_box(name: str) -> str | None:
+    """A zoo model's optional weights: an upload (kept in this session only) or, where allowed, a server path."""
+    st.caption(f"Weights: {ZOO[name].weights}.")
+    with st.expander("Your own weights (optional)"):
+        up = st.file_uploader(
+            "Weights file (.safetensors, .pth)",
+            type=["safetensors", "pth", "pt"],
+            key=f"weights_upload_{name}",
+            max_upload_size=WEIGHTS_MAX_MB,
+            help=f"At most {WEIGHTS_MAX_MB} MB, read with weights_only=True; it stays in your session.",
+        )
+        if up is not None:
+            return remember_weights(UploadedWeights(up.name, up.getvalue()))
+        if server_paths():
+            path = st.text_input(
+                "or a weights file on this computer",
+                key=f"weights_{name}",
+                placeholder="/path/to/weights.pth or .safetensors",
+                help="A checkpoint on the computer running the app (allowed by SPP_VIZ_SERVER_PATHS=1).",
+            ).strip()
+            return path or None
+    return None
 
 
 def _model_box() -> ModelChoice:
@@ -28,19 +64,10 @@ def _model_box() -> ModelChoice:
     name = st.selectbox(
         "Network", options, format_func=registry.title, key="model_name", index=options.index(DEFAULT_MODEL)
     )
-    weights = None
     if registry.is_zoo(name):
-        st.caption(f"Weights: {ZOO[name].weights}.")
-        weights = (
-            st.text_input(
-                "Weights file (optional)",
-                key=f"weights_{name}",
-                placeholder="/path/to/weights.pth or .safetensors",
-                help="A checkpoint on the computer running the app, read with weights_only=True.",
-            ).strip()
-            or None
-        )
+        weights = _weights_box(name)
     else:
+        weights = None
         st.caption("Trained in the SPP Lab; its class names come with it.")
     choices = ["auto", *available_devices()]
     wanted = st.selectbox("Device", choices, key="device", help="auto picks CUDA, then Apple MPS, then the CPU.")
@@ -49,15 +76,8 @@ def _model_box() -> ModelChoice:
     return ModelChoice(name, device, weights)
 
 
-def _image_box() -> ImageChoice | None:
+def _image_box() -> ImageChoice:
     st.header("Image")
-    source = st.radio("Source", ["Sample", "Upload"], horizontal=True, key="image_source")
-    if source == "Sample":
-        options = samples()
-        pick = st.selectbox("Sample photo", range(len(options)), format_func=lambda i: options[i].title, key="sample")
-        sample = options[pick]
-        st.caption(f"{sample.credit}; {sample.licence}.")
-        return ImageChoice(sample.file, sample.path.read_bytes())
     up = st.file_uploader(
         "Your photo",
         type=IMAGE_TYPES,
@@ -65,11 +85,20 @@ def _image_box() -> ImageChoice | None:
         help=f"JPEG, PNG, GIF, WebP, BMP or TIFF, at most {MAX_UPLOAD_MB} MB. "
         "Large photos are shrunk to 2048 pixels on the longer side.",
     )
-    st.caption(f"Up to {MAX_UPLOAD_MB} MB; the photo stays on the server that runs this app.")
-    if up is None:
-        return None
-    remember_upload(up.name, up.getvalue())
-    return ImageChoice(up.name, up.getvalue())
+    options = samples()
+    pick = st.selectbox(
+        "Sample photo (used while nothing is uploaded)",
+        range(len(options)),
+        format_func=lambda i: options[i].title,
+        key="sample",
+    )
+    if up is not None:
+        remember_upload(up.name, up.getvalue())
+        st.caption(f"In use: **{up.name}**, your upload (it stays in your session). Remove it to use the sample.")
+        return ImageChoice(up.name, up.getvalue())
+    sample = options[pick]
+    st.caption(f"In use: **{sample.title}**, a sample ({sample.credit}; {sample.licence}).")
+    return ImageChoice(sample.file, sample.path.read_bytes())
 
 
 def sidebar() -> Context:
@@ -77,13 +106,15 @@ def sidebar() -> Context:
     with st.sidebar:
         model = _model_box()
         image = _image_box()
-        with st.expander("Gallery folder"):
-            folder = st.text_input(
-                "Folder of images on this computer",
-                key="gallery_folder",
-                placeholder="/path/to/photos",
-                help="Indexed on the Strongest activations page: the images that excite each conv5 filter most.",
-            ).strip()
+        folder = ""
+        if server_paths():
+            with st.expander("Gallery folder"):
+                folder = st.text_input(
+                    "Folder of images on this computer",
+                    key="gallery_folder",
+                    placeholder="/path/to/photos",
+                    help="Indexed on the Strongest activations page: the images that excite each conv5 filter most.",
+                ).strip()
         server_panel()
     ctx = Context(model, image, folder)
     st.session_state["ctx"] = ctx

@@ -1,0 +1,111 @@
+"""The pages' heavy computations, each through the server's queue (ui.jobs) with its progress reported there."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from spp_viz.activations import BuildReport, GalleryItem, build_index
+from spp_viz.attribution import METHOD_TITLES, Attribution
+from spp_viz.attribution import run as run_attribution
+from spp_viz.detection import ModeResult, rcnn_mode
+from spp_viz.images import to_tensor
+from spp_viz.models import SPPNet
+from spp_viz.train import EpochLog, LabConfig, TrainResult, lab_epochs, run_experiments, run_lab
+from spp_viz.views import make_views
+from spp_viz.views import scale_sweep as sweep_views
+
+from .cache import decode_image, get_model
+from .jobs import Job, run_heavy
+from .session import context
+
+
+def _model_and_image():
+    subject = context().subject
+    return subject, get_model(subject.model), decode_image(subject.image.data, subject.image.name)
+
+
+def attributions(method: str, target: int, noise_tunnel: bool, short_side: int = 256) -> dict[str, Attribution]:
+    """A slow attribution method (Integrated Gradients, SmoothGrad, Occlusion) on the three views."""
+    subject, model, img = _model_and_image()
+    views = make_views(img, model.input_size, short_side)
+    title = METHOD_TITLES[method] + (" + SmoothGrad" if noise_tunnel and method == "integrated_gradients" else "")
+
+    def work(job: Job) -> dict[str, Attribution]:
+        out = {}
+        for k, (name, view) in enumerate(views.items()):
+            job.report(k / len(views), f"{title}: view {k + 1} of {len(views)}")
+            out[name] = run_attribution(method, model, to_tensor(view.image), target, noise_tunnel=noise_tunnel)
+        return out
+
+    key = ("attributions", subject.model, subject.image.digest, short_side, method, target, noise_tunnel)
+    return run_heavy(title, work, key=key)
+
+
+def scale_sweep(class_index: int, sides: Sequence[int]) -> dict[str, list[float]]:
+    """The probability of one class against the input size, for the three views."""
+    subject, model, img = _model_and_image()
+
+    def work(job: Job) -> dict[str, list[float]]:
+        return sweep_views(
+            model, img, class_index, sides, progress=lambda d, t: job.report(d / t, f"Scale sweep: {d} of {t} sizes")
+        )
+
+    return run_heavy("Scale sweep", work, key=("sweep", subject.model, subject.image.digest, class_index, tuple(sides)))
+
+
+def rcnn(boxes: np.ndarray) -> ModeResult:
+    """R-CNN mode on these windows of the current image (timed on a worker, one heavy job at a time per worker)."""
+    subject, model, img = _model_and_image()
+
+    def work(job: Job) -> ModeResult:
+        return rcnn_mode(model, img, boxes, progress=lambda d, t: job.report(d / t, f"R-CNN mode: {d} of {t} windows"))
+
+    key = ("rcnn", subject.model, subject.image.digest, boxes.tobytes())
+    return run_heavy("R-CNN mode", work, key=key)
+
+
+def gallery_index(model: SPPNet, items: list[GalleryItem]) -> BuildReport:
+    """The gallery's activation index (stored on disk by the library, so a second build only reads it)."""
+
+    def work(job: Job) -> BuildReport:
+        return build_index(
+            model, items, progress=lambda d, t: job.report(d / max(t, 1), f"Indexing conv5: {d} of {t} images")
+        )
+
+    return run_heavy("Index build", work)
+
+
+def lab_training(
+    dataset: str,
+    config: LabConfig,
+    *,
+    source: tuple[str | dict, str],
+    base: str,
+    lab_dir: Path,
+    on_update: Callable[[list[EpochLog]], None],
+) -> tuple[Path, TrainResult]:
+    """Train in the Lab on ``source`` (a folder or an archive's classes, and its name); ``on_update`` gets the epochs
+    so far (for the live chart), in the page's own run."""
+    total = lab_epochs(dataset, config)
+
+    def work(job: Job) -> tuple[Path, TrainResult]:
+        def progress(log: EpochLog) -> None:
+            text = f"epoch {log.epoch} of {total}: loss {log.loss:.3f}, validation accuracy {log.val_accuracy:.0%}"
+            job.report(log.epoch / total, text, log)
+
+        folder, name = source
+        return run_lab(dataset, config, folder=folder, source_name=name, base=base, lab_dir=lab_dir, progress=progress)
+
+    return run_heavy("Lab training", work, on_update=on_update)
+
+
+def lab_comparison(config: LabConfig) -> dict:
+    """The Lab's five networks on the same data; kept for every session per configuration."""
+
+    def work(job: Job) -> dict:
+        return run_experiments(config, progress=lambda i, n, name: job.report(i / n, f"{min(i + 1, n)} of {n}: {name}"))
+
+    return run_heavy("Lab comparison", work, key=("lab-comparison", config))
