@@ -35,3 +35,14 @@ def default_model():
 @pytest.fixture
 def chelsea_bytes() -> bytes:
     return (SAMPLES / "chelsea.jpg").read_bytes()
+
+
+@pytest.fixture
+def fresh_streamlit_caches():
+    """AppTest shares Streamlit's caches across tests in one process: each test starts from empty ones."""
+    import streamlit as st
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()

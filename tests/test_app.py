@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from badfiles import corpus
 from conftest import ROOT, SAMPLES
 from streamlit.testing.v1 import AppTest
@@ -14,12 +13,7 @@ PAGES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "pages").glob("[0-9]*.p
 TIMEOUT = 300
 
 
-@pytest.fixture(autouse=True)
-def clear_caches():
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
+pytestmark = pytest.mark.usefixtures("fresh_streamlit_caches")
 
 
 def start(model_name: str | None = None) -> AppTest:

@@ -8,7 +8,6 @@ import sys
 import zipfile
 
 import pytest
-import streamlit as st
 import torch
 from badfiles import photo, save
 from conftest import ROOT
@@ -24,12 +23,7 @@ TIMEOUT = 300
 PATH_BOXES = {"weights_efficientnet_lite0", "gallery_folder"}
 
 
-@pytest.fixture(autouse=True)
-def clear_caches():
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
+pytestmark = pytest.mark.usefixtures("fresh_streamlit_caches")
 
 
 def make_zip(entries: dict[str, bytes]) -> bytes:
