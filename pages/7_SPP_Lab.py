@@ -32,7 +32,7 @@ def settings() -> tuple[str, LabConfig, tuple[str | dict, str]]:
         DATASETS,
         horizontal=True,
         key="lab_data",
-        format_func={"synthetic": "built-in shapes", "folder": "an image folder (fine-tune)"}.get,
+        format_func={"synthetic": "built-in shapes", "folder": "your images (fine-tune)"}.get,
     )
     regimes = REGIMES if dataset == "synthetic" else tuple(FINE_TUNE_SIDES)
     regime = b.selectbox(
