@@ -507,6 +507,7 @@ def class_folders(folder: str | Path) -> dict[str, list[GalleryItem]]:
 
 ZIP_MAX_UNPACKED_MB = 400
 ZIP_MAX_FILES = 5000
+ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)  # what zipfile unpacks
 
 
 def read_class_zip(
@@ -549,11 +550,15 @@ def read_class_zip(
             skipped.append((info.filename, "not an image file"))
         elif len(rel) < 2:
             skipped.append((info.filename, "not inside a class folder"))
+        elif info.flag_bits & 0x1:
+            skipped.append((info.filename, "encrypted: needs a password"))
+        elif info.compress_type not in ZIP_METHODS:
+            skipped.append((info.filename, f"packed with compression method {info.compress_type}, not one zip reads"))
         else:
             try:
                 with archive.open(info) as f:
                     blob = f.read(cap - used + 1)  # the sizes in the directory can lie: count what really comes out
-            except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError, zlib.error) as e:
+            except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
                 skipped.append((info.filename, f"cannot be unpacked ({type(e).__name__}: {e})"))
                 continue
             used += len(blob)

@@ -87,6 +87,18 @@ def test_zip_whose_directory_lies_about_sizes_is_caught():
     assert sum(len(i.read()) for items in classes.values() for i in items) <= 2 * 1024 * 1024
 
 
+def test_zip_members_zipfile_cannot_unpack_are_skipped_and_listed():
+    data = bytearray(make_zip({"cat/1.png": png(1), "dog/2.png": png(2), "dog/3.png": png(3)}))
+    # Mark dog/3.png (the last entry) as packed with an unknown method (99), in its local and central headers.
+    local = data.rfind(b"PK\x03\x04")
+    central = data.rfind(b"PK\x01\x02")
+    data[local + 8 : local + 10] = (99).to_bytes(2, "little")
+    data[central + 10 : central + 12] = (99).to_bytes(2, "little")
+    classes, skipped = read_class_zip(bytes(data))
+    assert sorted(classes) == ["cat", "dog"] and [i.name for i in classes["dog"]] == ["2.png"]
+    assert skipped == [("dog/3.png", "packed with compression method 99, not one zip reads")]
+
+
 def test_uploaded_weights_load_like_the_file(tmp_path):
     from safetensors.torch import save as st_save
 
