@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 chromium_or_skip()
 
-# CI runs 8 sessions (6.3 minutes in one run here); SPP_VIZ_LOAD_SESSIONS=30 is the class-sized run (28 minutes in one run).
+# CI runs 8 sessions (6.3 minutes in one run here); SPP_VIZ_LOAD_SESSIONS=30 is the class-sized run (28 minutes).
 SESSIONS = int(os.environ.get("SPP_VIZ_LOAD_SESSIONS", "8"))
 EXTRA_UPLOADS = 4  # photos each session uploads before the one it works on
 TIMEOUT_MS = 900_000  # the sessions share 2 CPU cores: one page can wait minutes for its turn
