@@ -200,6 +200,60 @@ def _cmd_lab_experiments(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_detection_lab(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .detection_lab import DetectorConfig, FeatureCache, detection_backbone, load_data, run_detection_lab
+
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    scales = tuple(_positive(s) for s in args.scales.split(","))
+    train, test = load_data(args.data, args.train_split, args.test_split, args.max_images)
+    config = DetectorConfig(windows=args.windows, scales=scales).validate()
+    backbone = detection_backbone(load(args.backbone, device=args.device, weights=args.weights), config.levels)
+    cache = FeatureCache(args.cache_dir) if args.cache_dir else FeatureCache()
+    with tqdm(total=100, unit="%", desc="detection lab", file=sys.stderr) as bar:
+
+        def progress(fraction: float, text: str) -> None:
+            bar.set_description(text)
+            bar.update(round(100 * fraction) - bar.n)
+
+        report = run_detection_lab(backbone, train, test, modes, config, cache, progress)
+    result = report.json()
+    saved = []
+    if args.out:
+        out = Path(args.out)
+        for name, mode in report.modes.items():
+            saved.append(str(mode.detector.save(out.with_name(f"{out.stem}-{name}{out.suffix or '.safetensors'}"))))
+        result["saved"] = saved
+    if not args.json:
+        print(
+            f"{report.data}: {report.train_images} training and {report.test_images} test images, classes "
+            f"{', '.join(report.classes)}; {report.backbone}, pyramid {list(config.levels)}, {config.windows} windows"
+        )
+        print(f"{'mode':<8} {'mAP':>7} {'no bbox reg':>12} {'95% interval':>16} {'features s/img':>15}")
+        for name, m in result["modes"].items():
+            lo, hi = m["map_95_interval"]
+            print(
+                f"{name:<8} {m['map']:>7.1%} {m['map_no_bbox_reg']:>12.1%} {f'{lo:.1%} - {hi:.1%}':>16} "
+                f"{m['feature_seconds_per_image']:>15.3f}"
+            )
+        if "feature_speedup" in result:
+            d = result["spp_minus_rcnn_map"]
+            print(
+                f"SPP-net features {result['feature_speedup']:.1f}x faster than R-CNN on the same windows; "
+                f"mAP SPP - R-CNN {100 * d['value']:+.1f} points (95% interval {100 * d['low']:+.1f} to "
+                f"{100 * d['high']:+.1f})"
+            )
+        for path in saved:
+            print(f"saved {path}")
+        for name, why in report.skipped:
+            print(f"skipped {name}: {why}")
+        print(f"{report.seconds:.1f} s in all")
+    else:
+        print(json.dumps(result, default=float))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m spp_viz", description="SPP-net Explorer from the command line.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -248,6 +302,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=_positive, default=12)
     p.add_argument("--out", default=None, help="write the results as JSON (e.g. assets/lab_results.json)")
     p.set_defaults(func=_cmd_lab_experiments)
+
+    p = sub.add_parser("detection-lab", help="train and test the paper's detector (SVMs, box regression, mAP)")
+    p.add_argument("--data", default="synthetic", help="'synthetic' (built-in scenes) or a VOC-format folder")
+    p.add_argument("--backbone", default=DEFAULT_MODEL, type=_model_name, help="zoo name or lab:PATH")
+    p.add_argument("--weights", default=None, help="weights file for the backbone instead of the default")
+    p.add_argument("--device", default=None, help="auto, cuda, mps or cpu (default: best available)")
+    p.add_argument("--modes", default="spp,rcnn", help="comma-separated: spp, spp-5 (five scales), rcnn")
+    p.add_argument("--scales", default="688", help="SPP-net scales, e.g. 688 or 480,576,688,864,1200")
+    p.add_argument("--train-split", default="trainval", help="VOC split to train on (default %(default)s)")
+    p.add_argument("--test-split", default="test", help="VOC split to test on (default %(default)s)")
+    p.add_argument("--max-images", type=_positive, default=None, help="at most N images per split")
+    p.add_argument("--windows", type=_positive, default=150, help="selective-search windows per image")
+    p.add_argument("--cache-dir", default=None, help="window features cache (default ~/.cache/spp_viz/detection)")
+    p.add_argument("--out", default=None, help="save each mode's detector as OUT-MODE.safetensors")
+    p.add_argument("--json", action="store_true", help="print one JSON object last on stdout")
+    p.set_defaults(func=_cmd_detection_lab)
 
     bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="bench", required=True)
     p = bench.add_parser("detection", help="time R-CNN and SPP-net modes on the same image and windows")

@@ -172,9 +172,18 @@ RCNN_BATCH = 16
 
 
 def rcnn_mode(
-    model: SPPNet, img: Image.Image, boxes: np.ndarray, batch_size: int = RCNN_BATCH, progress: Progress = None
+    model: SPPNet,
+    img: Image.Image,
+    boxes: np.ndarray,
+    batch_size: int = RCNN_BATCH,
+    progress: Progress = None,
+    classify: bool = True,
 ) -> ModeResult:
-    """R-CNN: warp every window to the training size and run the whole network on each, batched."""
+    """R-CNN: warp every window to the training size and run the whole network on each, batched.
+
+    With ``classify=False`` only the pooled features are computed (logits are Tensor[N, 0]): a detector's SVMs read
+    them instead of the classifier.
+    """
     dev = model.device
     timing = Timing()
     image = to_tensor(img, dev)
@@ -188,7 +197,7 @@ def rcnn_mode(
             conv5 = model.forward_features(crops)
             t2 = _now(dev)
             vec = model.spp(conv5)
-            logits.append(model.classifier(vec))
+            logits.append(model.classifier(vec) if classify else vec[:, :0])
             feats.append(vec)
             t3 = _now(dev)
             timing.warp += t1 - t0
@@ -196,7 +205,7 @@ def rcnn_mode(
             timing.head += t3 - t2
             if progress:
                 progress(min(start + batch_size, len(boxes)), len(boxes))
-    empty = torch.zeros(0, len(model.class_names), device=dev)
+    empty = torch.zeros(0, len(model.class_names) if classify else 0, device=dev)
     return ModeResult(
         "rcnn",
         boxes,
@@ -247,13 +256,21 @@ def pool_windows(model: SPPNet, conv5: torch.Tensor, cells: torch.Tensor) -> tor
 
 
 def spp_mode(
-    model: SPPNet, img: Image.Image, boxes: np.ndarray, scales: Sequence[int] = (688,), progress: Progress = None
+    model: SPPNet,
+    img: Image.Image,
+    boxes: np.ndarray,
+    scales: Sequence[int] = (688,),
+    progress: Progress = None,
+    classify: bool = True,
 ) -> ModeResult:
-    """SPP-net: conv layers once per scale on the whole image, then the pyramid over each window's conv5 cells."""
+    """SPP-net: conv layers once per scale on the whole image, then the pyramid over each window's conv5 cells.
+
+    With ``classify=False`` only the pooled features are computed (logits are Tensor[N, 0]).
+    """
     dev = model.device
     timing = Timing()
     chosen = assign_scales(boxes, img.size, scales) if len(scales) > 1 else np.full(len(boxes), scales[0])
-    logits = torch.zeros(len(boxes), len(model.class_names), device=dev)
+    logits = torch.zeros(len(boxes), len(model.class_names) if classify else 0, device=dev)
     feats = torch.zeros(len(boxes), model.spp_length, device=dev)
     with torch.inference_mode():
         for k, s in enumerate(scales):
@@ -273,7 +290,8 @@ def spp_mode(
             vec = pool_windows(model, conv5, cells)
             idx = torch.as_tensor(rows, device=dev)
             feats[idx] = vec
-            logits[idx] = model.classifier(vec)
+            if classify:
+                logits[idx] = model.classifier(vec)
             t2 = _now(dev)
             timing.warp += t0 - t_prep
             timing.conv += t1 - t0

@@ -11,7 +11,7 @@ from conftest import ROOT
 
 LIB = ROOT / "spp_viz"
 # The order, bottom-up: a module may import only modules listed before it (or modules outside this list,
-# which sit at the bottom: devices, images, synthetic).
+# which sit at the bottom: devices, images, synthetic, detection_data, detection_eval).
 ORDER = [
     "spp_viz.pyramid",
     "spp_viz.geometry",
@@ -22,6 +22,8 @@ ORDER = [
     "spp_viz.activations",
     "spp_viz.attribution",
     "spp_viz.detection",
+    "spp_viz.detector",
+    "spp_viz.detection_lab",
     "spp_viz.train",
     "spp_viz.registry",
     "spp_viz.plots",
@@ -115,7 +117,7 @@ def layer(module: str) -> int:
     for i, name in enumerate(ORDER):
         if module == name or module.startswith(name + "."):
             return i
-    return -1  # the leaves: devices, images, synthetic, the package itself
+    return -1  # the leaves: devices, images, synthetic, detection data and evaluation, the package itself
 
 
 def test_library_reads_bottom_up_in_the_papers_order():

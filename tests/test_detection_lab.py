@@ -1,0 +1,194 @@
+"""The detection pipeline end to end: backbone, disk cache (resume), training, testing, saving, the CLI, and a
+VOC-format folder of real photos."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import ROOT
+
+from spp_viz import detection_lab
+from spp_viz.detection_data import paste_objects, read_voc, synthetic_scenes, write_voc
+from spp_viz.detection_lab import (
+    DetectorConfig,
+    FeatureCache,
+    detection_backbone,
+    evaluate_detector,
+    fingerprint,
+    load_detector,
+    misses_and_false_positives,
+    run_detection_lab,
+    train_detector,
+)
+from spp_viz.models import load_model
+
+IMAGENET = ROOT.parent / "shared" / "imagenet-sample"
+TINY = DetectorConfig(windows=40)
+
+
+@pytest.fixture(scope="module")
+def backbone(default_model):
+    return detection_backbone(default_model)
+
+
+def test_backbone_is_the_stride_16_stage_shared_and_unchanged(default_model, backbone):
+    before = {k: v.clone() for k, v in default_model.state_dict().items()}
+    assert backbone.stride == 16 and backbone.channels == 112 and backbone.name.endswith("blocks[:5]")
+    assert backbone.spp.levels == (4, 2, 1) and backbone.spp_length == 112 * 21
+    # Shared layers (no copy), the model itself untouched and without hooks.
+    assert backbone.features.conv_stem is default_model.features.conv_stem
+    assert all(torch.equal(v, before[k]) for k, v in default_model.state_dict().items())
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in default_model.modules())
+    zf5 = load_model("zf5")
+    assert detection_backbone(zf5).features is zf5.features  # conv5 is already at stride 16
+
+
+def test_features_are_cached_and_an_interrupted_run_resumes(backbone, tmp_path, monkeypatch):
+    data = synthetic_scenes("train", 4, seed=5)
+    calls = []
+    real = detection_lab.spp_mode
+    monkeypatch.setattr(detection_lab, "spp_mode", lambda *a, **k: calls.append(1) or real(*a, **k))
+
+    def stop_at_third(fraction, text):
+        if "training image 3" in text:
+            raise KeyboardInterrupt
+
+    cache = FeatureCache(tmp_path / "cache")
+    with pytest.raises(KeyboardInterrupt):
+        train_detector(backbone, data, "spp", (320,), TINY, cache, progress=stop_at_third)
+    assert len(calls) == 2
+    detector = train_detector(backbone, data, "spp", (320,), TINY, FeatureCache(tmp_path / "cache"))
+    assert len(calls) == 4  # only the two images not done before
+    again = train_detector(backbone, data, "spp", (320,), TINY, FeatureCache(tmp_path / "cache"))
+    assert len(calls) == 4  # a second run only trains
+    assert torch.equal(again.svms.weight, detector.svms.weight)
+    stored = list((tmp_path / "cache").glob("*.feats.npy"))
+    assert stored and all(np.load(p, mmap_mode="r").dtype == np.float16 for p in stored)
+
+
+def test_saved_detector_scores_the_same(backbone, tmp_path):
+    data = synthetic_scenes("train", 3, seed=6)
+    cache = FeatureCache(None)
+    detector = train_detector(backbone, data, "spp", (320,), TINY, cache)
+    path = detector.save(tmp_path / "det.safetensors")
+    for back in (load_detector(path), load_detector(path.read_bytes())):
+        assert back.classes == detector.classes and back.config == detector.config
+        wf = detection_lab.window_features(
+            backbone, fingerprint(backbone), data.images[0], "spp", (320,), TINY, cache, with_gt=False
+        )
+        assert np.allclose(back.scores(wf.features), detector.scores(wf.features), atol=1e-5)
+        a = back.detect(wf.boxes, wf.features, data.images[0].size)
+        b = detector.detect(wf.boxes, wf.features, data.images[0].size)
+        assert all(np.allclose(x[0], y[0], atol=1e-3) for x, y in zip(a, b, strict=True))
+    with pytest.raises(ValueError, match="no detector"):
+        from safetensors.torch import save_file
+
+        save_file({"x": torch.zeros(1)}, str(tmp_path / "other.safetensors"))
+        load_detector(tmp_path / "other.safetensors")
+    with pytest.raises(ValueError, match="not a readable"):
+        load_detector(b"garbage")
+    other = detection_backbone(load_model("zf5"))
+    with pytest.raises(ValueError, match="trained on the features of"):
+        evaluate_detector(detector, other, data, cache)
+
+
+def test_pipeline_on_scenes_finds_objects(backbone):
+    train, test = synthetic_scenes("train", 8, seed=0), synthetic_scenes("test", 5, seed=0)
+    report = run_detection_lab(backbone, train, test, ("spp", "rcnn"), DetectorConfig(windows=60), FeatureCache(None))
+    out = report.json()
+    assert set(out) >= {"data", "classes", "train_images", "test_images", "modes"}
+    assert out["train_images"] == 8 and out["test_images"] == 5
+    for name in ("spp", "rcnn"):
+        m = out["modes"][name]
+        assert set(m) >= {"map", "map_no_bbox_reg", "ap", "feature_seconds_per_image"}
+        assert set(m["ap"]) == set(train.classes)
+        assert m["map"] > 0.3  # chance is far below: most windows hold no object
+    spp = report.modes["spp"]
+    shown, missed = misses_and_false_positives(spp.detections[0], test.images[0])
+    assert all(d[2] > 0 for d in shown)
+    assert len(missed) <= len(test.images[0].boxes)
+
+
+@pytest.mark.skipif(not IMAGENET.is_dir(), reason="../shared/imagenet-sample is not beside this clone")
+def test_pipeline_on_a_voc_folder_of_real_photos(tmp_path, backbone):
+    """Real ImageNet photos as backgrounds, shapes pasted on them, written and read as VOC, detected."""
+    from PIL import Image
+
+    photos = sorted(IMAGENET.glob("*.JPEG"))[:14]
+    sets = {}
+    for split, chosen in (("trainval", photos[:8]), ("test", photos[8:])):
+        items = []
+        for k, path in enumerate(chosen):
+            rng = np.random.default_rng([7, k, len(split)])
+            background = Image.open(path).convert("RGB").resize((320, 240))
+            img, boxes, labels = paste_objects(background, rng, num_classes=3)
+            items.append((f"{split}_{k}", img, boxes, labels))
+        sets[split] = items
+    root = tmp_path / "voc"
+    write_voc(root, {s: _as_set(items) for s, items in sets.items()})
+    train = read_voc(root, "trainval")
+    test = read_voc(root, "test", classes=train.classes)
+    assert train.skipped == [] and len(train) == 8 and len(test) == 6
+    report = run_detection_lab(backbone, train, test, ("spp",), DetectorConfig(windows=60), FeatureCache(None))
+    assert report.modes["spp"].map > 0.2
+
+
+def _as_set(items):
+    from spp_viz.detection_data import SCENE_CLASSES, DetectionImage, DetectionSet
+
+    return DetectionSet(
+        "photos",
+        SCENE_CLASSES[:3],
+        [
+            DetectionImage(
+                name, boxes, labels, np.zeros(len(labels), bool), img.size, _load=lambda i=img: i, _bytes=img.tobytes
+            )
+            for name, img, boxes, labels in items
+        ],
+    )
+
+
+def test_cli_detection_lab_json(tmp_path, capsys):
+    from spp_viz.cli import main
+
+    out = tmp_path / "det.safetensors"
+    code = main(
+        [
+            "detection-lab",
+            "--data",
+            "synthetic",
+            "--max-images",
+            "4",
+            "--windows",
+            "30",
+            "--scales",
+            "320",
+            "--out",
+            str(out),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--json",
+        ]
+    )
+    assert code == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(result) >= {"data", "classes", "train_images", "test_images", "modes"}
+    assert set(result["modes"]) == {"spp", "rcnn"}
+    for mode in result["modes"].values():
+        assert set(mode) >= {"map", "map_no_bbox_reg", "ap", "feature_seconds_per_image"}
+    assert result["train_images"] == 4 and result["test_images"] == 4
+    for path in result["saved"]:
+        assert load_detector(Path(path)).classes == tuple(result["classes"])
+
+
+def test_cli_detection_lab_errors(tmp_path, capsys):
+    from spp_viz.cli import main
+
+    assert main(["detection-lab", "--data", str(tmp_path), "--max-images", "2"]) == 2
+    assert "not a VOC-format folder" in capsys.readouterr().err
+    assert main(["detection-lab", "--modes", "spp,fast", "--max-images", "2"]) == 2
+    assert "unknown mode" in capsys.readouterr().err
