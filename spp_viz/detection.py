@@ -349,6 +349,24 @@ def detect(
     ]
 
 
+def parts_of_larger(detections: Sequence[Detection], inside: float = 0.9) -> list[tuple[Detection, Detection]]:
+    """(part, whole) pairs among detections: a window lying (``inside`` of its area) within a larger detection of
+    the same class. Many such pairs mean the scores do not tell an object from its parts."""
+    pairs = []
+    for part in detections:
+        px0, py0, px1, py1 = part.box
+        area = max((px1 - px0) * (py1 - py0), 1e-9)
+        for whole in detections:
+            wx0, wy0, wx1, wy1 = whole.box
+            if whole is part or whole.label != part.label or (wx1 - wx0) * (wy1 - wy0) <= area:
+                continue
+            overlap = max(0.0, min(px1, wx1) - max(px0, wx0)) * max(0.0, min(py1, wy1) - max(py0, wy0))
+            if overlap >= inside * area:
+                pairs.append((part, whole))
+                break
+    return pairs
+
+
 @dataclass(frozen=True)
 class Agreement:
     windows: int

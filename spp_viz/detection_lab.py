@@ -182,7 +182,8 @@ class WindowFeatures:
     gt_rows: int
 
 
-def _proposals(item: DetectionImage, config: DetectorConfig, cache: FeatureCache) -> np.ndarray:
+def cached_proposals(item: DetectionImage, config: DetectorConfig, cache: FeatureCache) -> np.ndarray:
+    """The image's proposal windows [N, 4] (shared by both modes), computed once and kept in the cache."""
     key = FeatureCache.key(kind="proposals", image=item.digest(), mode=config.proposals, windows=config.windows)
     if (hit := cache.get(key)) is not None:
         return hit[1]
@@ -217,7 +218,7 @@ def window_features(
     if (hit := cache.get(key)) is not None:
         meta, boxes, feats = hit
         return WindowFeatures(boxes, feats, meta["seconds"], meta["gt_rows"])
-    windows = _proposals(item, config, cache)
+    windows = cached_proposals(item, config, cache)
     gt_rows = len(item.boxes) if with_gt else 0
     boxes = np.concatenate([item.boxes, windows]).astype(np.float32) if with_gt else windows
     img = item.image()
@@ -275,7 +276,13 @@ class Detector:
 
     def save(self, path: str | Path) -> Path:
         """A .safetensors file: the SVMs' and regressors' tensors, everything else in its metadata."""
-        from safetensors.torch import save_file
+        path = Path(path)
+        path.write_bytes(self.to_bytes())
+        return path
+
+    def to_bytes(self) -> bytes:
+        """The .safetensors file's bytes (for a download)."""
+        from safetensors.torch import save
 
         tensors = {"svm.weight": self.svms.weight.contiguous(), "svm.bias": self.svms.bias.contiguous()}
         for c, reg in self.regressors.items():
@@ -293,9 +300,7 @@ class Detector:
             "svm": {"lam": self.svms.lam, "positive_weight": self.svms.positive_weight},
             "meta": self.meta,
         }
-        path = Path(path)
-        save_file(tensors, str(path), metadata={"spp_viz_detector": json.dumps(meta)})
-        return path
+        return save(tensors, metadata={"spp_viz_detector": json.dumps(meta)})
 
 
 def load_detector(source: str | Path | bytes) -> Detector:

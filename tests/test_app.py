@@ -306,6 +306,34 @@ def test_detection_page_sliding_windows_and_bad_settings():
     assert any("at least one scale" in e.value for e in at.error)
 
 
+def test_detection_page_trains_tests_and_reloads_a_detector():
+    at = start().switch_page(DETECTION).run()
+    at.number_input(key="det_windows").set_value(30).run()
+    at.number_input(key="det_train_n").set_value(4).run()
+    at.number_input(key="det_test_n").set_value(2).run()
+    at.number_input(key="det_lab_windows").set_value(20).run()
+    at.selectbox(key="det_lab_scale").set_value(480).run()
+    no_exception(at)
+    at.button(key="det_train").click().run()
+    no_exception(at)
+    table = at.dataframe[-1].value
+    assert list(table["mode"]) == ["spp", "rcnn"]
+    assert list(table["paper mAP"]) == ["58.0", "58.5"]
+    text = " ".join(m.value for m in at.markdown)
+    assert "box regression:" in text and "SPP-net against R-CNN:" in text
+    charts = [c.proto.spec for c in at.get("plotly_chart")]
+    assert any("recall" in c and "precision" in c for c in charts)
+    assert any("test_0000" in c.value and "objects (dashed)" in c.value for c in at.caption)
+    # The detector saved from this run, uploaded again, gives the same mAP on the same test images.
+    report = at.session_state["det_lab"][2]
+    at.file_uploader(key="det_up").upload("det.safetensors", report.modes["spp"].detector.to_bytes(), "x").run()
+    no_exception(at)
+    assert any(f"mAP {report.modes['spp'].map:.1%}" in s.value for s in at.success)
+    at.file_uploader(key="det_up").upload("bad.safetensors", b"not a detector", "x").run()
+    no_exception(at)
+    assert any("cannot be used here" in e.value for e in at.error)
+
+
 LAB = "pages/7_SPP_Lab.py"
 EXPERIMENTS = "pages/8_Lab_experiments.py"
 

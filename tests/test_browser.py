@@ -161,6 +161,19 @@ def test_detection_page(server, page):
     page.get_by_text("Run R-CNN mode on").click()
     wait_text(page, "conv speed-up")
     assert_no_exception(page)
+    # Step 2: a small detector, trained and tested in both modes, with its precision-recall curves.
+    for label, value in (("Training images", "4"), ("Test images", "2"), ("Windows per image", "20")):
+        box = page.get_by_label(label, exact=True)
+        box.fill(value)
+        box.press("Enter")
+        page.locator("[data-testid='stApp'][data-test-script-state='notRunning']").wait_for(timeout=180_000)
+    page.get_by_role("button", name="Train and test").click()
+    wait_text(page, "Precision-recall curves of", timeout=600)
+    wait_text(page, "SPP-net against R-CNN:")
+    chart = page.locator("[data-testid='stPlotlyChart']").filter(has_text="precision")
+    chart.first.wait_for(timeout=60_000)
+    assert "recall" in chart.first.inner_text()
+    assert_no_exception(page)
     save_screenshot(page, "detection")
 
 

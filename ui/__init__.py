@@ -14,6 +14,7 @@ from .cache import (
     cached_fixed_length,
     cached_spp_detection,
     decode_image,
+    detection_sets,
     get_model,
     vector_files,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "current_image",
     "current_model",
     "decode_image",
+    "detection_sets",
     "get_model",
     "image_key",
     "leave_legacy_pages_mode",

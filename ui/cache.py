@@ -22,6 +22,8 @@ from spp_viz.activations import GalleryItem
 from spp_viz.attribution import Attribution
 from spp_viz.attribution import run as run_attribution
 from spp_viz.detection import ModeResult, spp_detect
+from spp_viz.detection_data import DetectionSet, synthetic_scenes
+from spp_viz.detection_lab import load_data
 from spp_viz.features import FeatureMaps, compute_feature_maps
 from spp_viz.images import load_image, to_tensor
 from spp_viz.levels import SizeRow, fixed_length_rows
@@ -109,6 +111,16 @@ def spp_detection(subject: Subject, mode: str, windows: int, scales: tuple[int, 
     """spp_detect (timed proposals, then SPP-net mode)."""
     model, img = _model_and_image(subject)
     return spp_detect(model, img, mode, windows, scales)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Reading the detection data ...")
+def detection_sets(data: str, counts: tuple[int, int]) -> tuple[DetectionSet, DetectionSet]:
+    """(training, test) sets: the built-in scenes (counts = their sizes) or a VOC folder (the teacher's, with server
+    paths). Read only by every session; images are drawn or read when used."""
+    if data == "synthetic":
+        return synthetic_scenes("train", counts[0]), synthetic_scenes("test", counts[1])
+    train, test = load_data(data, max_images=max(counts))
+    return train.limit(counts[0]), test.limit(counts[1])
 
 
 @st.cache_data(max_entries=2, ttl=600, show_spinner="Reading the archive ...")

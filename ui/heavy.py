@@ -11,13 +11,23 @@ from spp_viz.activations import BuildReport, GalleryItem, build_index
 from spp_viz.attribution import METHOD_TITLES, Attribution
 from spp_viz.attribution import run as run_attribution
 from spp_viz.detection import ModeResult, rcnn_mode
+from spp_viz.detection_lab import (
+    DetectorConfig,
+    FeatureCache,
+    LabReport,
+    ModeReport,
+    detection_backbone,
+    evaluate_detector,
+    load_detector,
+    run_detection_lab,
+)
 from spp_viz.images import to_tensor
 from spp_viz.models import SPPNet
 from spp_viz.train import EpochLog, LabConfig, TrainResult, lab_epochs, run_experiments, run_lab
 from spp_viz.views import make_views
 from spp_viz.views import scale_sweep as sweep_views
 
-from .cache import decode_image, get_model
+from .cache import decode_image, detection_sets, get_model
 from .jobs import Job, run_heavy
 from .session import context
 
@@ -109,3 +119,29 @@ def lab_comparison(config: LabConfig) -> dict:
         return run_experiments(config, progress=lambda i, n, name: job.report(i / n, f"{min(i + 1, n)} of {n}: {name}"))
 
     return run_heavy("Lab comparison", work, key=("lab-comparison", config))
+
+
+def detection_lab(data: str, counts: tuple[int, int], modes: tuple[str, ...], config: DetectorConfig) -> LabReport:
+    """Train and test the paper's detector in each mode, on this session's backbone (the sidebar's model, cut at
+    stride 16). Window features go to the server's disk cache, so a second run of the same data only trains."""
+    choice = context().subject.model
+    train, test = detection_sets(data, counts)
+
+    def work(job: Job) -> LabReport:
+        backbone = detection_backbone(get_model(choice), config.levels)
+        return run_detection_lab(backbone, train, test, modes, config, FeatureCache(), lambda f, t: job.report(f, t))
+
+    return run_heavy("Detector training", work, key=("detection-lab", choice, data, counts, modes, config))
+
+
+def detection_test(data: bytes, source: str, counts: tuple[int, int]) -> ModeReport:
+    """A saved detector (a file's bytes) on the test set; ValueError when it does not fit this backbone or data."""
+    detector = load_detector(data)
+    choice = context().subject.model
+    _, test = detection_sets(source, counts)
+
+    def work(job: Job) -> ModeReport:
+        backbone = detection_backbone(get_model(choice), detector.config.levels)
+        return evaluate_detector(detector, backbone, test, FeatureCache(), lambda f, t: job.report(f, t))
+
+    return run_heavy("Detector test", work)

@@ -62,3 +62,60 @@ def timing_figure(stages: dict[str, dict[str, float]]) -> go.Figure:
         legend={"orientation": "h"},
     )
     return fig
+
+
+CORRECT, MISSED = "#2ca02c", "#d4a900"  # green: a detection that found an object; dark yellow: an object not found
+
+
+def pr_figure(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], title: str) -> go.Figure:
+    """Precision against recall, one line per mode ({mode: (recall, precision, AP)}), detections by falling score."""
+    fig = go.Figure()
+    for k, (name, (recall, precision, ap)) in enumerate(curves.items()):
+        fig.add_trace(
+            go.Scatter(
+                x=np.concatenate([[0.0], recall]),
+                y=np.concatenate([[1.0], precision]),
+                mode="lines",
+                line={"shape": "hv", "color": PALETTE[k % len(PALETTE)]},
+                name=f"{name} (AP {ap:.1%})",
+                hovertemplate="recall %{x:.2f}, precision %{y:.2f}<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        title={"text": title, "font": {"size": 13}},
+        xaxis={"title": "recall", "range": [0, 1.02]},
+        yaxis={"title": "precision", "range": [0, 1.02]},
+        height=330,
+        margin={"t": 40, "b": 10},
+        legend={"orientation": "h", "y": -0.25},
+    )
+    return fig
+
+
+def marked_figure(
+    img: EncodedImage,
+    shown: Sequence[tuple[int, np.ndarray, float, bool]],
+    ground_truth: np.ndarray,
+    missed: np.ndarray,
+    classes: Sequence[str],
+) -> go.Figure:
+    """A test image: ground truth dashed, detections labelled with class and score (correct ones green, false
+    positives red with an x), and the objects no detection found marked "missed" (yellow)."""
+    shapes, labels = [], []
+
+    def label(x: float, y: float, text: str, colour: str) -> None:
+        labels.append(
+            {"x": x - 0.5, "y": y - 0.5, "text": text, "showarrow": False, "xanchor": "left", "yanchor": "bottom",
+             "bgcolor": colour, "font": {"color": "white", "size": 11}}
+        )  # fmt: skip
+
+    for box in ground_truth:
+        shapes.append(pixel_rect(tuple(box), "white", width=2, dash="dash"))
+    for box in missed:
+        shapes.append(pixel_rect(tuple(box), MISSED, width=3, dash="dash"))
+        label(box[0], box[3] + 14, "missed", MISSED)
+    for c, box, score, correct in shown:
+        colour = CORRECT if correct else PALETTE[0]
+        shapes.append(pixel_rect(tuple(box), colour, width=3))
+        label(box[0], box[1], f"{classes[c]} {score:+.2f}" + ("" if correct else " x false"), colour)
+    return figure([{"type": "image", "source": img.uri, "hoverinfo": "skip"}], image_layout(img, shapes, labels, 420))
