@@ -1,6 +1,6 @@
 """Run every benchmark in one go and write bench/results.md: the machine, a table of the ratios, each full output.
 
-Run: python bench/run_all.py [--skip-slow]   (about 10 minutes on the 2-core CPU; --skip-slow leaves out the
+Run: python bench/run_all.py [--skip-slow]   (about 20 minutes on the 2-core CPU; --skip-slow leaves out the
 attribution and detection benchmarks, which take most of it)
 """
 
@@ -59,6 +59,15 @@ BENCHES = [
             ("conv speed-up (x)", r"conv speed-up:\s+(\d+\.\d+)x", ">= 300"),
             ("conv + pooling/fc speed-up (x)", r"conv \+ pooling/fc speed-up:\s+(\d+\.\d+)x", ">= 200"),
             ("R-CNN / bare forward throughput", r"throughput ratio (\d+\.\d+)", ">= 0.9"),
+        ],
+        True,
+    ),
+    (
+        "detection lab: SVMs, box regression, mAP",
+        [sys.executable, str(HERE / "detection_lab.py")],
+        [
+            ("detection-lab at its defaults (s)", r"defaults, empty cache: (\d+) s", "<= 300"),
+            ("feature speed-up, 2,000 windows (x)", r"windows: SPP-net .* per image: (\d+)x", ">= 50"),
         ],
         True,
     ),

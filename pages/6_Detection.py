@@ -1,4 +1,5 @@
-"""Detection: SPP-net's one conv pass against R-CNN's conv pass per window, both timed."""
+"""Detection: SPP-net's one conv pass against R-CNN's conv pass per window, both timed; then the paper's detector
+(SVMs, hard negatives, box regression), trained on labelled boxes and measured in both modes."""
 
 from __future__ import annotations
 
@@ -43,7 +44,6 @@ def controls(n_max: int = 5000) -> tuple[str, int, tuple[int, ...]]:
     )
     if not scales:
         st.error("Choose at least one scale.")
-        st.stop()
     return mode, windows, tuple(sorted(scales))
 
 
@@ -301,11 +301,13 @@ def classifier_step() -> None:
     model = ui.current_model()
     img, _ = ui.current_image()
     mode, windows, scales = controls()
+    if not scales:
+        return  # step 2 below still runs
     try:
         spp = ui.cached_spp_detection(mode, windows, scales)
     except ValueError as e:
         st.error(f"**These settings cannot be used:** {e}")
-        st.stop()
+        return
     if len(spp.boxes) == 0:
         st.warning("No usable window was found in this image.")
         return

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .detection import PROPOSAL_MODES
+from .detection_lab import DetectorConfig
 from .devices import resolve_device
 from .features import compute_feature_maps
 from .images import SAMPLES_DIR, ImageError, load_image
@@ -313,7 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-split", default="trainval", help="VOC split to train on (default %(default)s)")
     p.add_argument("--test-split", default="test", help="VOC split to test on (default %(default)s)")
     p.add_argument("--max-images", type=_positive, default=None, help="at most N images per split")
-    p.add_argument("--windows", type=_positive, default=150, help="selective-search windows per image")
+    p.add_argument(
+        "--windows", type=_positive, default=DetectorConfig.windows, help="selective-search windows per image"
+    )
     p.add_argument("--cache-dir", default=None, help="window features cache (default ~/.cache/spp_viz/detection)")
     p.add_argument("--out", default=None, help="save each mode's detector as OUT-MODE.safetensors")
     p.add_argument("--json", action="store_true", help="print one JSON object last on stdout")

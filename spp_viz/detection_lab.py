@@ -48,7 +48,9 @@ from .pyramid import SpatialPyramidPool, check_levels
 DEFAULT_CACHE = Path(os.environ.get("SPP_VIZ_CACHE", Path.home() / ".cache" / "spp_viz")) / "detection"
 DETECTION_STRIDE = 16  # the paper's conv5 stride; the backbone is cut at its last stage with this stride
 MODES = ("spp", "rcnn")
-SCENES = {"train": 40, "test": 30}  # the built-in scenes' default split sizes (the 5-minute budget, see the README)
+# The built-in scenes' default split sizes and windows: both modes, R-CNN included, in under 5 minutes on a 2-core CPU.
+# Measured there: 40 + 30 scenes with 150 windows took 475 s, R-CNN's per-window passes most of it (README, Speed).
+SCENES = {"train": 30, "test": 20}
 
 Progress = Callable[[float, str], None] | None
 
@@ -58,7 +60,7 @@ class DetectorConfig:
     """Settings of one detection run (defaults: the built-in scenes on a 2-core CPU in a few minutes)."""
 
     levels: tuple[int, ...] = (4, 2, 1)  # the pyramid over the stride-16 map; {6,3,2,1} on 112 channels adds little
-    windows: int = 150  # selective-search windows per image (the paper: about 2,000; R-CNN's cost grows with it)
+    windows: int = 100  # selective-search windows per image (the paper: about 2,000; R-CNN's cost grows with it)
     proposals: str = "fast"  # selective search "fast", "quality", or "sliding" windows
     scales: tuple[int, ...] = (688,)  # SPP-net: shorter side of the conv pass; several = the closest-to-224 rule
     svm_lambda: float = 1e-3  # L2 strength of the SVMs, relative to their mean squared hinge loss
@@ -156,6 +158,12 @@ class FeatureCache:
         except (OSError, ValueError):  # a damaged entry is computed again
             return None
 
+    def features(self, key: str) -> np.ndarray:
+        """One entry's features, read whole into memory (and dropped by the caller after use)."""
+        if self.root is None:
+            return self._memory[key][2]
+        return np.load(self.root / f"{key}.feats.npy")
+
     def put(self, key: str, meta: dict, boxes: np.ndarray, feats: np.ndarray) -> None:
         if self.root is None:
             self._memory[key] = (meta, boxes, feats)
@@ -177,9 +185,10 @@ class WindowFeatures:
     """One image's windows and their pooled features (float16), with the seconds the features took."""
 
     boxes: np.ndarray  # [N, 4]; with ground truth, its K boxes come first
-    features: np.ndarray  # [N, D] float16
+    features: np.ndarray  # [N, D] float16 (memory-mapped when read from the disk cache)
     seconds: float  # input preparation + conv + pooling, proposals excluded (the paper's feature time)
     gt_rows: int
+    key: str  # where the cache keeps them
 
 
 def cached_proposals(item: DetectionImage, config: DetectorConfig, cache: FeatureCache) -> np.ndarray:
@@ -217,7 +226,7 @@ def window_features(
     )
     if (hit := cache.get(key)) is not None:
         meta, boxes, feats = hit
-        return WindowFeatures(boxes, feats, meta["seconds"], meta["gt_rows"])
+        return WindowFeatures(boxes, feats, meta["seconds"], meta["gt_rows"], key)
     windows = cached_proposals(item, config, cache)
     gt_rows = len(item.boxes) if with_gt else 0
     boxes = np.concatenate([item.boxes, windows]).astype(np.float32) if with_gt else windows
@@ -228,7 +237,7 @@ def window_features(
         result = rcnn_mode(backbone, img, boxes, classify=False)
     feats = result.features.float().cpu().numpy().astype(np.float16)  # half the disk and memory; SVMs read float32
     cache.put(key, {"seconds": result.timing.run, "gt_rows": gt_rows}, boxes, feats)
-    return WindowFeatures(boxes, feats, result.timing.run, gt_rows)
+    return WindowFeatures(boxes, feats, result.timing.run, gt_rows, key)
 
 
 # ----------------------------------------------------------------------------- the detector
@@ -259,12 +268,12 @@ class Detector:
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per class: (boxes [k, 4], scores [k]) after box regression (when asked), clipping and class-wise NMS."""
         scores = self.scores(feats)
+        x = np.asarray(feats, dtype=np.float32) * self.feature_scale if regress else None
         w, h = image_size
         out = []
         for c in range(len(self.classes)):
             b = boxes
-            if regress and c in self.regressors:
-                x = np.asarray(feats, dtype=np.float32) * self.feature_scale
+            if x is not None and c in self.regressors:
                 b = decode_boxes(boxes, self.regressors[c].predict(x))
             b = np.stack([b[:, 0].clip(0, w), b[:, 1].clip(0, h), b[:, 2].clip(0, w), b[:, 3].clip(0, h)], axis=1)
             valid = (b[:, 2] - b[:, 0] >= 1) & (b[:, 3] - b[:, 1] >= 1)
@@ -367,7 +376,8 @@ class _Pool:
             self.labels[row] = np.where(label != 0, label, self.labels[row])
         else:
             self.rows[(image, window)] = len(self.feats)
-            self.feats.append(np.asarray(feat, dtype=np.float16))
+            # A copy: a row of a memory-mapped file would keep the file (and a descriptor) open for the whole run.
+            self.feats.append(np.array(feat, dtype=np.float16))
             self.labels.append(label.astype(np.int8))
 
     def has(self, image: int, window: int, c: int) -> bool:
@@ -395,11 +405,27 @@ class _Pool:
 
 @dataclass
 class _Image:
-    """What training keeps of an image between passes (its features stay in the cache)."""
+    """What training keeps of an image between passes: its windows' labels, never its features (those stay in the
+    cache and are read again per image, so memory does not grow with the data)."""
 
-    item: DetectionImage
+    key: str  # the cache key of its features
     labels: np.ndarray  # [N, C] int8
-    windows: WindowFeatures
+
+
+@dataclass
+class _Reservoir:
+    """At most ``size`` regression pairs of one class, a uniform sample of all seen (reservoir sampling)."""
+
+    size: int
+    seen: int = 0
+    items: list[tuple[int, np.ndarray, np.ndarray]] = field(default_factory=list)  # (image, float16 feature, target)
+
+    def add(self, rng: np.random.Generator, item: tuple[int, np.ndarray, np.ndarray]) -> None:
+        self.seen += 1
+        if len(self.items) < self.size:
+            self.items.append(item)
+        elif (j := int(rng.integers(self.seen))) < self.size:
+            self.items[j] = item
 
 
 def _report(progress: Progress, fraction: float, text: str) -> None:
@@ -418,7 +444,10 @@ def train_detector(
 ) -> Detector:
     """Features of every training image, SVMs with hard negative mining, then box regression.
 
-    Progress goes 0 -> 1 over: features (the first half), mining, regression.
+    One pass computes (or reads) each image's features and keeps what training needs of them: the positives and a
+    random start of negatives, the regression pairs (a bounded sample), and a sample for the feature scale. Mining
+    then reads each image's features again from the cache. Progress goes 0 -> 1 over features (the first half),
+    mining, regression.
     """
     config.validate()
     cache = cache if cache is not None else FeatureCache()
@@ -426,27 +455,33 @@ def train_detector(
     num_classes = len(data.classes)
     rng = np.random.default_rng(config.seed)
     images: list[_Image] = []
+    pool = _Pool()
+    pairs = [_Reservoir(config.max_regression_pairs) for _ in range(num_classes)]
+    norms: list[float] = []
     start = time.perf_counter()
     for i, item in enumerate(data.images):
         _report(progress, 0.5 * i / len(data), f"{mode}: features of training image {i + 1} of {len(data)}")
         wf = window_features(backbone, print_, item, mode, scales, config, cache, with_gt=True)
+        feats = np.asarray(wf.features)
         labels = assign_labels(wf.boxes, item.boxes, item.labels, item.difficult, num_classes, wf.gt_rows)
-        images.append(_Image(item, labels, wf))
-    feature_seconds = time.perf_counter() - start
-    # R-CNN's feature scaling: one factor for all features, so their mean L2 norm is feature_norm.
-    sample = np.concatenate([np.asarray(im.windows.features[:50], dtype=np.float32) for im in images[:20]])
-    scale = config.feature_norm / max(float(np.linalg.norm(sample, axis=1).mean()), 1e-6)
-
-    pool = _Pool()
-    for i, im in enumerate(images):
+        images.append(_Image(wf.key, labels))
+        if i < 20:  # R-CNN's feature scaling: one factor, so the mean L2 norm becomes feature_norm
+            norms += np.linalg.norm(feats[:50].astype(np.float32), axis=1).tolist()
         for c in range(num_classes):
-            pos = np.nonzero(im.labels[:, c] == 1)[0]
-            neg = np.nonzero(im.labels[:, c] == -1)[0]
+            pos = np.nonzero(labels[:, c] == 1)[0]
+            neg = np.nonzero(labels[:, c] == -1)[0]
             neg = rng.choice(neg, size=min(len(neg), config.initial_negatives), replace=False) if len(neg) else neg
             for r in np.concatenate([pos, neg]):
                 label = np.zeros(num_classes, np.int8)
-                label[c] = im.labels[r, c]
-                pool.add(i, int(r), im.windows.features[r], label)
+                label[c] = labels[r, c]
+                pool.add(i, int(r), feats[r], label)
+        # Box regression learns from the proposals (not the ground-truth boxes themselves) near a box.
+        rows, classes, targets = regression_pairs(wf.boxes[wf.gt_rows :], item.boxes, item.labels)
+        for r, c, t in zip(rows, classes, targets, strict=True):
+            pairs[int(c)].add(rng, (i, np.array(feats[wf.gt_rows + r], dtype=np.float16), t))  # a copy, as above
+    feature_seconds = time.perf_counter() - start
+    scale = config.feature_norm / max(float(np.mean(norms)), 1e-6)
+
     svms = LinearSVMs(config.svm_lambda, config.positive_weight).fit(*pool.tensors(scale))
     mined = 0
     for round_ in range(config.mining_rounds):
@@ -457,15 +492,14 @@ def train_detector(
                 0.5 + 0.35 * (round_ + i / len(images)) / config.mining_rounds,
                 f"{mode}: hard negatives, image {i + 1} of {len(images)}",
             )
-            scores = svms.decision_function(
-                torch.from_numpy(np.asarray(im.windows.features, dtype=np.float32)) * scale
-            ).numpy()
+            feats = cache.features(im.key)
+            scores = svms.decision_function(torch.from_numpy(feats.astype(np.float32)) * scale).numpy()
             for c in range(num_classes):
                 for r in hard_negatives(scores[:, c], im.labels[:, c]):
                     if not pool.has(i, int(r), c):
                         label = np.zeros(num_classes, np.int8)
                         label[c] = -1
-                        pool.add(i, int(r), im.windows.features[r], label)
+                        pool.add(i, int(r), feats[r], label)
                         added += 1
             if added >= config.retrain_every:
                 mined += added
@@ -477,7 +511,7 @@ def train_detector(
         pool.evict(svms.decision_function(pool.tensors(scale)[0]).numpy())
 
     _report(progress, 0.9, f"{mode}: box regression")
-    regressors, lambdas = _fit_regressors(images, num_classes, scale, config, rng)
+    regressors, lambdas = _fit_regressors([p.items for p in pairs], scale, config)
     return Detector(
         data.classes,
         mode,
@@ -493,6 +527,7 @@ def train_detector(
             "train_images": len(data),
             "hard_negatives_added": mined,
             "pool_size": len(pool.feats),
+            "regression_pairs": [p.seen for p in pairs],
             "ridge_errors": lambdas,
             "feature_seconds_train": feature_seconds,
         },
@@ -500,39 +535,28 @@ def train_detector(
 
 
 def _fit_regressors(
-    images: list[_Image], num_classes: int, scale: float, config: DetectorConfig, rng: np.random.Generator
+    pairs: list[list[tuple[int, np.ndarray, np.ndarray]]], scale: float, config: DetectorConfig
 ) -> tuple[dict[int, RidgeRegressor], dict[str, float]]:
     """One ridge regressor per class; lambda chosen on every fifth training image held out, then refit on all."""
-    pairs: dict[int, list[tuple[int, np.ndarray, np.ndarray]]] = {c: [] for c in range(num_classes)}
-    for i, im in enumerate(images):
-        proposals_only = slice(im.windows.gt_rows, None)  # the windows, not the ground-truth boxes themselves
-        boxes = im.windows.boxes[proposals_only]
-        rows, classes, targets = regression_pairs(boxes, im.item.boxes, im.item.labels)
-        feats = np.asarray(im.windows.features[proposals_only], dtype=np.float32)
-        for r, c, t in zip(rows, classes, targets, strict=True):
-            pairs[int(c)].append((i, feats[r] * scale, t))
-    for c in pairs:
-        if len(pairs[c]) > config.max_regression_pairs:
-            pick = rng.choice(len(pairs[c]), config.max_regression_pairs, replace=False)
-            pairs[c] = [pairs[c][int(k)] for k in sorted(pick)]
     errors = dict.fromkeys(config.ridge_lambdas, 0.0)
     counted = 0
-    for items in pairs.values():
-        held = np.asarray([i % 5 == 4 for i, _, _ in items])
+    for items in pairs:
+        held = np.asarray([i % 5 == 4 for i, _, _ in items], dtype=bool)
         if held.sum() < 2 or (~held).sum() < 2:
             continue
-        x, y = np.stack([p[1] for p in items]), np.stack([p[2] for p in items])
+        x = np.stack([p[1] for p in items]).astype(np.float32) * scale
+        y = np.stack([p[2] for p in items])
         _, errs = choose_ridge_lambda(x[~held], y[~held], x[held], y[held], config.ridge_lambdas)
         for lam, e in errs.items():
             errors[lam] += e * held.sum()
         counted += int(held.sum())
     best = min(errors, key=errors.get) if counted else max(config.ridge_lambdas[:4])
     regressors = {}
-    for c, items in pairs.items():
+    for c, items in enumerate(pairs):
         if len(items) >= 2:
-            x, y = np.stack([p[1] for p in items]), np.stack([p[2] for p in items])
-            regressors[c] = RidgeRegressor(best).fit(x, y)
-    return regressors, {str(k): (v / counted if counted else float("nan")) for k, v in errors.items()}
+            x = np.stack([p[1] for p in items]).astype(np.float32) * scale
+            regressors[c] = RidgeRegressor(best).fit(x, np.stack([p[2] for p in items]))
+    return regressors, {str(k): float(v / counted) if counted else float("nan") for k, v in errors.items()}
 
 
 # ----------------------------------------------------------------------------- testing

@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -64,7 +63,9 @@ def streamlit_server(timeout: float = 120) -> Iterator[str]:
         "false",
     ]
     # A file, not a pipe: nobody reads a pipe while tests run, and a full one would block the server's logging.
-    with tempfile.TemporaryFile(mode="w+") as log:
+    # Kept in test-artifacts/ (CI keeps that folder), so a failure can be read against what the server logged.
+    ARTIFACTS.mkdir(exist_ok=True)
+    with open(ARTIFACTS / f"server-{port}.log", "w+") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
         try:
             deadline = time.monotonic() + timeout

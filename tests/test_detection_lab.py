@@ -113,6 +113,34 @@ def test_pipeline_on_scenes_finds_objects(backbone):
     assert len(missed) <= len(test.images[0].boxes)
 
 
+def test_a_lab_network_is_a_backbone_too(tmp_path):
+    """A Lab network (untrained here: only the plumbing is under test) keeps all its conv layers and its stride."""
+    from dataclasses import asdict
+
+    from spp_viz.train import LabConfig, build_lab_model, load_trained, save_model
+
+    meta = {"kind": "synthetic", "config": asdict(LabConfig())}
+    path = save_model(build_lab_model(LabConfig()), tmp_path / "lab.safetensors", meta)
+    lab = load_trained(path)
+    bb = detection_backbone(lab)
+    assert bb.features is lab.features and bb.stride == lab.stride and bb.channels == lab.channels
+    train, test = synthetic_scenes("train", 2, seed=3), synthetic_scenes("test", 1, seed=3)
+    report = run_detection_lab(bb, train, test, ("spp", "rcnn"), DetectorConfig(windows=15, scales=(240,)))
+    assert set(report.modes) == {"spp", "rcnn"}
+
+
+def test_five_scale_row_pools_each_window_at_its_scale(backbone):
+    from spp_viz.detection import PAPER_SCALES
+
+    train, test = synthetic_scenes("train", 2, seed=9), synthetic_scenes("test", 1, seed=9)
+    report = run_detection_lab(backbone, train, test, ("spp-5",), DetectorConfig(windows=15), FeatureCache(None))
+    row = report.modes["spp-5"]
+    assert row.scales == PAPER_SCALES and row.detector.scales == PAPER_SCALES
+    assert 0.0 <= row.map <= 1.0 and row.feature_seconds_per_image > 0
+    with pytest.raises(ValueError, match="unknown mode"):
+        detection_lab.mode_specs(["spp-3"], (688,))
+
+
 @pytest.mark.skipif(not IMAGENET.is_dir(), reason="../shared/imagenet-sample is not beside this clone")
 def test_pipeline_on_a_voc_folder_of_real_photos(tmp_path, backbone):
     """Real ImageNet photos as backgrounds, shapes pasted on them, written and read as VOC, detected."""
@@ -183,6 +211,12 @@ def test_cli_detection_lab_json(tmp_path, capsys):
     assert result["train_images"] == 4 and result["test_images"] == 4
     for path in result["saved"]:
         assert load_detector(Path(path)).classes == tuple(result["classes"])
+    # The same run as a table: its features come from the cache now, so only training runs again.
+    args = ["detection-lab", "--max-images", "4", "--windows", "30", "--scales", "320", "--cache-dir"]
+    assert main([*args, str(tmp_path / "cache")]) == 0
+    table = capsys.readouterr().out
+    assert "mAP" in table and "no bbox reg" in table and "faster than R-CNN on the same windows" in table
+    assert f"{result['modes']['spp']['map']:.1%}" in table
 
 
 def test_cli_detection_lab_errors(tmp_path, capsys):

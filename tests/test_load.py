@@ -54,7 +54,7 @@ async def idle(page) -> None:
     await page.locator("[data-testid='stApp'][data-test-script-state='notRunning']").wait_for(timeout=TIMEOUT_MS)
 
 
-async def visit(page, link: str, ready: str, image=None) -> None:
+async def visit(page, link: str, ready: str, image=None, sockets: list | None = None) -> None:
     """Follow a page link in the sidebar (the session stays the same) and wait for the page's result; with image,
     check that the sidebar still says that photo is in use (a lost upload would fall back to a sample)."""
     await page.locator("[data-testid='stSidebarNav']").get_by_role("link", name=link).click()
@@ -62,7 +62,10 @@ async def visit(page, link: str, ready: str, image=None) -> None:
     await idle(page)
     if image is not None:
         sidebar = await page.locator("[data-testid='stSidebar']").inner_text()
-        assert f"In use: {image.name}" in sidebar, f"{link}: the sidebar no longer uses {image.name}:\n{sidebar}"
+        assert f"In use: {image.name}" in sidebar, (
+            f"{link}: the sidebar no longer uses {image.name} ({len(sockets or [])} websocket connection(s) opened "
+            f"by this page so far):\n{sidebar}"
+        )
 
 
 async def attributions(page) -> bool:
@@ -111,12 +114,12 @@ async def journey(browser, url: str, image, extras: list) -> dict:
             await upload(page, other)
         await page.get_by_text(f"{image.name}: what each approach").first.wait_for(timeout=TIMEOUT_MS)
         out = {}
-        await visit(page, "Feature maps", "(rank 1 of 1280)", image)
+        await visit(page, "Feature maps", "(rank 1 of 1280)", image, sockets)
         out["conv5.npy"] = await download(page, "Download all of conv5", sockets)
-        await visit(page, "Pyramid pooling", "Download the vector (.npy)", image)
+        await visit(page, "Pyramid pooling", "Download the vector (.npy)", image, sockets)
         out["spp_vector.npy"] = await download(page, "Download the vector (.npy)", sockets)
         await visit(page, "Strongest activations", "strongest responses in the gallery")
-        await visit(page, "Crop warp SPP", "Download the predictions (CSV)", image)
+        await visit(page, "Crop warp SPP", "Download the predictions (CSV)", image, sockets)
         out["predictions.csv"] = await download(page, "Download the predictions (CSV)", sockets)
         out["asked"] = await attributions(page)
         out["gradcam.png"] = await download(page, "PNG", sockets)
