@@ -125,10 +125,11 @@ def detection_lab(data: str, counts: tuple[int, int], modes: tuple[str, ...], co
     """Train and test the paper's detector in each mode, on this session's backbone (the sidebar's model, cut at
     stride 16). Window features go to the server's disk cache, so a second run of the same data only trains."""
     choice = context().subject.model
+    model = get_model(choice)  # here, in the page's run: a worker thread has no Streamlit context for the cache
     train, test = detection_sets(data, counts)
 
     def work(job: Job) -> LabReport:
-        backbone = detection_backbone(get_model(choice), config.levels)
+        backbone = detection_backbone(model, config.levels)
         return run_detection_lab(backbone, train, test, modes, config, FeatureCache(), lambda f, t: job.report(f, t))
 
     return run_heavy("Detector training", work, key=("detection-lab", choice, data, counts, modes, config))
@@ -137,11 +138,11 @@ def detection_lab(data: str, counts: tuple[int, int], modes: tuple[str, ...], co
 def detection_test(data: bytes, source: str, counts: tuple[int, int]) -> ModeReport:
     """A saved detector (a file's bytes) on the test set; ValueError when it does not fit this backbone or data."""
     detector = load_detector(data)
-    choice = context().subject.model
+    model = get_model(context().subject.model)
     _, test = detection_sets(source, counts)
 
     def work(job: Job) -> ModeReport:
-        backbone = detection_backbone(get_model(choice), detector.config.levels)
+        backbone = detection_backbone(model, detector.config.levels)
         return evaluate_detector(detector, backbone, test, FeatureCache(), lambda f, t: job.report(f, t))
 
     return run_heavy("Detector test", work)
