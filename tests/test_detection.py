@@ -195,3 +195,15 @@ def test_hot_loops_make_no_host_copies_on_cuda():
             torch.cuda.set_sync_debug_mode(0)
     assert spp_logits.device.type == rcnn_logits.device.type == "cuda"
     assert spp_logits.shape == (len(boxes), len(model.class_names))
+
+
+def test_parts_of_larger_windows_by_hand():
+    from spp_viz.detection import Detection, parts_of_larger
+
+    whole = Detection((0, 0, 100, 100), 1, "elephant", 0.9)
+    part = Detection((10, 10, 50, 50), 1, "elephant", 0.99)  # inside the whole
+    half_out = Detection((80, 80, 140, 140), 1, "elephant", 0.5)  # a quarter inside: not a part
+    other_class = Detection((20, 20, 40, 40), 2, "tusker", 0.8)  # inside, but another class
+    pairs = parts_of_larger([whole, part, half_out, other_class])
+    assert pairs == [(part, whole)]
+    assert parts_of_larger([]) == []
