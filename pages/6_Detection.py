@@ -10,7 +10,7 @@ import streamlit as st
 
 import ui
 from spp_viz.detection import PAPER_SCALES, PROPOSAL_MODES, ModeResult, agreement, detect, parts_of_larger, speedup
-from spp_viz.detection_eval import bootstrap_map, compare_sentence
+from spp_viz.detection_eval import compare_sentence, margin_verdict
 from spp_viz.detection_lab import SCENES, DetectorConfig, LabReport, misses_and_false_positives
 from spp_viz.models import SPPNet
 from spp_viz.plots.base import encode_image
@@ -158,7 +158,7 @@ def table_panel(report: LabReport) -> None:
     rcnn = report.modes.get("rcnn")
     rows = []
     for name, m in report.modes.items():
-        band = m.interval(500)
+        band = m.interval
         speed = rcnn.feature_seconds_per_image / m.feature_seconds_per_image if rcnn else None
         rows.append(
             {
@@ -187,11 +187,9 @@ def findings(report: LabReport) -> list[str]:
     """What the numbers say, each with its uncertainty."""
     out = []
     for name, m in report.modes.items():
-        gain = bootstrap_map(m.per_class, m.per_class_raw, samples=500)
-        out.append(f"**{name}, box regression:** " + compare_sentence("with it", "without it", gain))
-    if "spp" in report.modes and "rcnn" in report.modes:
+        out.append(f"**{name}, box regression:** " + compare_sentence("with it", "without it", m.regression_gain))
+    if (diff := report.spp_minus_rcnn) is not None:
         spp, rcnn = report.modes["spp"], report.modes["rcnn"]
-        diff = bootstrap_map(spp.per_class, rcnn.per_class, samples=500)
         t_spp, t_rcnn = spp.feature_seconds_per_image, rcnn.feature_seconds_per_image
         out.append(
             "**SPP-net against R-CNN:** " + compare_sentence("SPP-net", "R-CNN", diff) + " " + paper_claim(diff)
@@ -201,13 +199,15 @@ def findings(report: LabReport) -> list[str]:
     return out
 
 
+CLAIM = {  # the paper's claim, SPP-net within 2 mAP points of R-CNN (58.0 or 59.2 against 58.5), by margin_verdict
+    "holds": "The paper's claim, SPP-net within 2 mAP points of R-CNN, holds here: the interval lies above -2.",
+    "fails": "Unlike the paper, SPP-net falls more than 2 mAP points behind R-CNN here: the interval is below -2.",
+    "unclear": "These data cannot tell if SPP-net stays within 2 points of R-CNN, as in the paper (interval spans -2).",
+}
+
+
 def paper_claim(diff) -> str:
-    """The paper's claim (SPP-net within 2 points of R-CNN: 58.0 or 59.2 against 58.5), judged by the interval."""
-    if diff.low > -0.02:
-        return "The paper's claim, SPP-net within 2 mAP points of R-CNN, holds here: the interval lies above -2."
-    if diff.high < -0.02:
-        return "Unlike the paper, SPP-net falls more than 2 mAP points behind R-CNN here: the interval is below -2."
-    return "These data cannot tell if SPP-net stays within 2 points of R-CNN as in the paper (the interval spans -2)."
+    return CLAIM[margin_verdict(diff, 0.02)]
 
 
 def curves_panel(report: LabReport) -> None:
@@ -284,7 +284,7 @@ def saved_panel(source: str, counts: tuple[int, int]) -> None:
     except ValueError as err:
         st.error(f"**{upload.name} cannot be used here:** {err}")
         return
-    band = m.interval(500)
+    band = m.interval
     st.success(
         f"{upload.name} ({m.mode}, trained on {m.detector.meta.get('data', '?')}): mAP {m.map:.1%} "
         f"(95% interval {band.low:.1%} - {band.high:.1%}), {m.map_no_bbox_reg:.1%} without box regression."

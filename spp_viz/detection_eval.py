@@ -179,3 +179,13 @@ def compare_sentence(name_a: str, name_b: str, diff: Interval, unit: str = "mAP 
         better, worse = (name_a, name_b) if d > 0 else (name_b, name_a)
         return f"{better} scores {abs(d):.1f} {unit} above {worse} (95% interval of {name_a} - {name_b}: {band})."
     return f"No clear difference between {name_a} and {name_b}: {d:+.1f} {unit}, 95% interval {band} includes 0."
+
+
+def margin_verdict(diff: Interval, margin: float) -> str:
+    """Whether a difference a - b stays above -margin: "holds" when the whole 95% interval does, "fails" when the
+    whole interval lies below it, "unclear" when it spans -margin (the paper's claim: SPP-net within 2 points)."""
+    if diff.low > -margin:
+        return "holds"
+    if diff.high < -margin:
+        return "fails"
+    return "unclear"
