@@ -50,18 +50,20 @@ M = 36 + 9 + 4 + 1 = 50, and ZF-5's 256 channels give 256 x 50 = **12,800** numb
   grows with the image while the SPP output keeps its length.
 - **Pyramid pooling**: the pyramid's bins drawn on a conv5 channel and on your photo, level by level; which cell
   won each bin; the whole output vector (k x M) and its download; the same photo at many sizes giving one length;
-  and where the paper's training rule for bins breaks.
+  where the paper's training rule for bins breaks; and the bag-of-words test: shuffle your photo's tiles and
+  measure which levels notice.
 - **Strongest activations**: the paper's Figure 2 on your photo: the channels that respond most, with arrows at
   their peaks and the cells' boxes on the image; and over a gallery (samples, your uploads, a folder), the nine
   image patches that excite a channel most, with where your photo would rank.
 - **Crop, warp or SPP**: the paper's argument in one screen: what a crop loses, what a warp bends, and what each
-  view predicts, with a scale sweep.
+  view predicts, with a scale sweep; then the three views measured over 500 ImageNet photos, with intervals.
 - **Attributions**: what each view's prediction rests on (GradCAM, Integrated Gradients, Occlusion), and how much
   each pyramid level carried it.
 - **Detection**: SPP-net's one conv pass with per-window pyramid pooling against R-CNN's network pass per window,
-  both timed, with the paper's numbers beside them.
-- **SPP Lab** and **Lab experiments**: train small SPP-nets yourself, and reproduce the paper's comparisons
-  (crop, warp, single- and multi-size SPP) in numbers you produced.
+  both timed, with the paper's numbers beside them; and the paper's detector (SVMs, box regression, mAP) trained
+  and tested in both modes.
+- **SPP Lab** and **Lab experiments**: train small SPP-nets yourself, and run the paper's comparisons (crop, warp,
+  single- and multi-size SPP) over several seeds, with verdicts that say when a difference is within the noise.
 
 Pick a model and a photo in the sidebar; every page uses them. Numbers quoted as the paper's come from
 the paper itself, never from this app.

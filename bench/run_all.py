@@ -44,6 +44,12 @@ BENCHES = [
         False,
     ),
     (
+        "views bench throughput",
+        [sys.executable, str(HERE / "views.py")],
+        [("views bench / bare forward throughput", r"ratio (\d+\.\d+)", ">= 0.8")],
+        False,
+    ),
+    (
         "attribution cost",
         [sys.executable, str(HERE / "attribution.py"), "--repeats", "3"],
         [

@@ -34,21 +34,22 @@ def predictions_panel(fm: FeatureMaps) -> None:
     st.plotly_chart(predictions_bar(fm.top5, "Top-5 classes (full image)"), width="stretch")
 
 
-def grid_panel(fm: FeatureMaps) -> None:
+def grid_panel(fm: FeatureMaps, maps: np.ndarray) -> None:
     """A grid of conv5 channels, strongest first or by number."""
     c = fm.conv5.shape[0]
     left, right = st.columns(2)
     count = left.select_slider("Channels shown", options=[8, 16, 32, 64], value=16)
     order = right.radio("Order", ["strongest response first", "channel number"], horizontal=True)
     channels = fm.ranking[:count] if order.startswith("strongest") else np.arange(min(count, c))
-    st.plotly_chart(channel_grid(fm.conv5, channels, values=fm.channel_max), width="stretch")
+    st.plotly_chart(channel_grid(maps, channels, values=maps.max(axis=(1, 2))), width="stretch")
     st.caption(
         f"{len(channels)} of {c} conv5 channels, one colour scale for all. Each map is one filter's response at "
-        "every position: conv5 filters fire on parts (eyes, wheels, text) wherever they are in the image."
+        "every position. The paper finds conv5 filters that fire on parts (a wheel, a face, text) wherever they are "
+        "in the image (its Figure 2; see the Strongest activations page)."
     )
 
 
-def channel_panel(fm: FeatureMaps, img) -> None:
+def channel_panel(fm: FeatureMaps, maps: np.ndarray, which: str, img) -> None:
     """One channel large, and stretched over the image."""
     c = fm.conv5.shape[0]
     channel = int(
@@ -58,12 +59,12 @@ def channel_panel(fm: FeatureMaps, img) -> None:
     left, right = st.columns(2)
     left.plotly_chart(
         channel_heatmap(
-            fm.conv5[channel], f"channel {channel}: max {fm.channel_max[channel]:.3f} (rank {rank} of {c})"
+            maps[channel], f"channel {channel} ({which}): max {maps[channel].max():.3f} (rank {rank} of {c})"
         ),
         width="stretch",
     )
     alpha = right.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05)
-    blended = overlay(img.resize((fm.input_hw[1], fm.input_hw[0])), fm.conv5[channel], alpha)
+    blended = overlay(img.resize((fm.input_hw[1], fm.input_hw[0])), maps[channel], alpha)
     right.image(blended, caption=f"channel {channel} stretched over the input ({fm.input_hw[1]} x {fm.input_hw[0]})")
     d1, d2 = st.columns(2)
     # Bytes, not callables: see ui.vector_files for why.
@@ -71,9 +72,9 @@ def channel_panel(fm: FeatureMaps, img) -> None:
         "Download this overlay (PNG)", png_bytes(blended), f"conv5_channel{channel}.png", "image/png", on_click="ignore"
     )
     d2.download_button(
-        "Download all of conv5 (.npy, C x H x W)",
-        npy_bytes(fm.conv5),
-        "conv5.npy",
+        f"Download all of conv5, {which} (.npy, C x H x W)",
+        npy_bytes(maps),
+        "conv5.npy" if which == "conv5" else f"conv5_{which.replace(' ', '_')}.npy",
         "application/octet-stream",
         on_click="ignore",
     )
@@ -105,9 +106,10 @@ def main() -> None:
     sizes_panel(fm, short_side)
     predictions_panel(fm)
     st.subheader("conv5 channels")
-    grid_panel(fm)
+    maps, which = ui.response_maps(fm, key="fm_clipped")
+    grid_panel(fm, maps)
     st.subheader("One channel")
-    channel_panel(fm, img)
+    channel_panel(fm, maps, which, img)
 
 
 main()

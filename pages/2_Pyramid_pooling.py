@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import streamlit as st
 
 import ui
+from spp_viz.bag_of_words import SHUFFLE_SHORT_SIDE, SHUFFLE_TILES, bench_findings
 from spp_viz.features import FeatureMaps
 from spp_viz.geometry import FeatureGeometry, feature_geometry
+from spp_viz.images import SAMPLES_DIR
 from spp_viz.levels import PRESETS, level_view, spp_vector
 from spp_viz.plots.base import encode_image
-from spp_viz.plots.pyramid import level_on_image, level_on_map, rule_coverage, vector_strip
+from spp_viz.plots.maps import predictions_bar
+from spp_viz.plots.pyramid import (
+    level_on_image,
+    level_on_map,
+    rule_coverage,
+    shuffle_curves,
+    shuffle_levels,
+    vector_strip,
+)
 from spp_viz.pyramid import num_bins, paper_rule_check, paper_rule_failures, parse_levels
 
 CUSTOM = "custom levels"
+# Made by: python -m spp_viz bench shuffle ../shared/imagenet-sample --json > assets/bag_of_words.json
+SHIPPED_SHUFFLE = SAMPLES_DIR.parent / "bag_of_words.json"
 
 
 def controls() -> tuple[tuple[int, ...], str, str]:
@@ -167,6 +181,42 @@ def rule_panel(fm: FeatureMaps, levels) -> None:
         st.caption("Red cells are never pooled; rectangles are the windows the training rule produces.")
 
 
+def shuffle_panel() -> None:
+    """The bag-of-words test: shuffle the photo's tiles, compare each level's vector and the top-5."""
+    st.markdown(
+        "The paper likens SPP to spatial-pyramid **bag-of-words** (see " + ui.NOTES + "): the 1x1 level is a bag of "
+        "conv5 *visual words* that ignores where each one is; the finer levels add the layout. The claim tested "
+        "here: **position is ignored by the coarse level and kept by the fine ones.** Cut the photo into k x k "
+        "tiles and shuffle them: the words mostly stay, the layout breaks."
+    )
+    a, b = st.columns(2)
+    k = a.select_slider("Tiles per side (k)", SHUFFLE_TILES, 4, key="bow_k")
+    seed = int(b.number_input("Shuffle seed", 0, 9999, 0, key="bow_seed"))
+    result = ui.cached_shuffle(k, seed)
+    left, right = st.columns(2)
+    left.image(result.original, caption=f"original, shorter side {SHUFFLE_SHORT_SIDE}")
+    right.image(result.shuffled, caption=f"{k}x{k} tiles shuffled (seed {seed})")
+    st.plotly_chart(shuffle_levels(result.cosines, k), width="stretch")
+    st.markdown("**" + result.sentence() + "**")
+    left, right = st.columns(2)
+    left.plotly_chart(predictions_bar(result.top5_original, "Top-5, original"), width="stretch", key="bow-top5-a")
+    right.plotly_chart(predictions_bar(result.top5_shuffled, "Top-5, shuffled"), width="stretch", key="bow-top5-b")
+    st.caption(
+        "Levels are max-pooled over the clipped conv5 (what the pyramid pools), whatever the network's own head; "
+        "the top-5 is the network's own prediction."
+    )
+    if SHIPPED_SHUFFLE.is_file():
+        shipped = json.loads(SHIPPED_SHUFFLE.read_text())
+        st.markdown(f"**Over {shipped['n']} ImageNet photos** ({shipped['model']}, shipped with the app):")
+        st.plotly_chart(shuffle_curves(shipped), width="stretch")
+        for line in bench_findings(shipped):
+            st.markdown("- " + line)
+        st.caption(
+            f"Whiskers: 2 standard errors over the photos. {shipped['seconds']:.0f} s on a 2-core CPU; reproduce "
+            "with `python -m spp_viz bench shuffle ../shared/imagenet-sample`."
+        )
+
+
 def main() -> None:
     st.title("Pyramid pooling")
     st.markdown(
@@ -201,6 +251,8 @@ def main() -> None:
     fixed_length_panel(levels)
     st.subheader("Rule inspector: where the training rule breaks")
     rule_panel(fm, levels)
+    st.subheader("Position: the bag-of-words test")
+    shuffle_panel()
 
 
 main()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import streamlit as st
 
 import ui
@@ -28,12 +29,16 @@ SOURCES = ("Sample images", "Images uploaded in this session", "The gallery fold
 KIND_LABELS = {"field": "the receptive field", "context": "3 strides around the cell"}
 
 
-def channel_row(fm: FeatureMaps, geom: FeatureGeometry, enc, channel: int, count: int, kind: str, key: str) -> None:
-    """One channel: its map with arrows at the strongest responses, and their boxes on the image."""
-    found = peaks(fm.conv5[channel], count)
+def channel_row(
+    fm: FeatureMaps, drawn: np.ndarray, geom: FeatureGeometry, enc, channel: int, count: int, kind: str, key: str
+) -> None:
+    """One channel: its map (``drawn``: before or after the clip) with arrows at the strongest responses, and their
+    boxes on the image."""
+    # Peaks on the responses before any clip: after ReLU6 the strongest cells are ties at 6.0, arbitrary to pick.
+    found = peaks(fm.responses[channel], count)
     left, right = st.columns(2)
-    title = f"channel {channel}: max {fm.channel_max[channel]:.2f}"
-    left.plotly_chart(peaks_on_map(fm.conv5[channel], found, title), width="stretch", key=f"{key}-map")
+    title = f"channel {channel}: max {fm.channel_max[channel]:.2f}" + (f" (before {fm.clip})" if fm.clip else "")
+    left.plotly_chart(peaks_on_map(drawn[channel], found, title), width="stretch", key=f"{key}-map")
     boxes = [patch_box(geom, r, c, kind) for r, c, _ in found]
     right.plotly_chart(
         boxes_on_image(enc, boxes, f"the arrows' cells: {KIND_LABELS[kind]}"), width="stretch", key=f"{key}-image"
@@ -61,13 +66,13 @@ def box_kind(geom: FeatureGeometry) -> str:
     return kind
 
 
-def image_panel(fm: FeatureMaps, geom: FeatureGeometry, enc, kind: str) -> None:
+def image_panel(fm: FeatureMaps, drawn: np.ndarray, geom: FeatureGeometry, enc, kind: str) -> None:
     """The channels that respond most to this image."""
     a, b = st.columns(2)
     shown = a.slider("Channels", 1, 8, 4, key="act_channels")
     count = b.slider("Arrows per map", 1, 5, 3, key="act_arrows")
     for channel in fm.ranking[:shown]:
-        channel_row(fm, geom, enc, int(channel), count, kind, key=f"top-{channel}")
+        channel_row(fm, drawn, geom, enc, int(channel), count, kind, key=f"top-{channel}")
 
 
 def gallery_sources() -> list[str]:
@@ -121,7 +126,8 @@ def gallery_panel(model: SPPNet, channel: int, fm224: FeatureMaps, kind: str) ->
     built.add(key)
     index = report.index
     how = "read from the cache" if report.from_cache else f"built now ({report.computed} run, {report.reused} reused)"
-    st.caption(f"Index of {len(index.hashes)} images at shorter side {index.short_side}, {how}.")
+    clip = f" Responses before {model.clip}, so the strongest ones are not ties at its ceiling." if model.clip else ""
+    st.caption(f"Index of {len(index.hashes)} images at shorter side {index.short_side}, {how}.{clip}")
     if report.skipped:
         with st.expander(f"{len(report.skipped)} file(s) skipped: they could not be read as images"):
             for name, reason in report.skipped:
@@ -153,13 +159,14 @@ def main() -> None:
     geom = feature_geometry(model, fm.input_hw)
     kind = box_kind(geom)
     st.subheader("The channels that respond most to your image")
-    image_panel(fm, geom, enc, kind)
+    drawn, _ = ui.response_maps(fm, key="act_clipped")
+    image_panel(fm, drawn, geom, enc, kind)
     st.subheader("Any channel")
     c = fm.conv5.shape[0]
     channel = int(
         st.number_input(f"Channel (0 to {c - 1})", 0, c - 1, int(fm.ranking[0]), key=f"act_channel-{ui.image_key()}")
     )
-    channel_row(fm, geom, enc, channel, 3, kind, key="picked")
+    channel_row(fm, drawn, geom, enc, channel, 3, kind, key="picked")
     st.subheader(f"What excites channel {channel} most, over a gallery")
     gallery_panel(model, channel, ui.cached_feature_maps(INDEX_SHORT_SIDE), kind)
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
+import pandas as pd
 import streamlit as st
 
 import ui
+from spp_viz.activations import folder_items
+from spp_viz.images import SAMPLES_DIR
 from spp_viz.models import SPPNet
 from spp_viz.plots.maps import predictions_bar
-from spp_viz.plots.views import sweep_figure, view_picture
+from spp_viz.plots.views import sweep_figure, view_differences, view_picture
+from spp_viz.view_accuracy import LabelReader, findings, labelled_items, table_rows
 from spp_viz.views import (
     MULTI_SCALES,
     VIEW_TITLES,
@@ -19,6 +25,8 @@ from spp_viz.views import (
 )
 
 SWEEP_SIDES = tuple(range(128, 801, 64))
+# Made by: python -m spp_viz bench views ../shared/imagenet-sample --multi --json > assets/view_accuracy.json
+SHIPPED = SAMPLES_DIR.parent / "view_accuracy.json"
 
 
 def describe(view: View) -> str:
@@ -39,7 +47,8 @@ def views_panel(img, views: dict[str, View], comp: Comparison) -> None:
                 st.image(view_picture(views[name], img), caption=describe(views[name]))
             else:
                 st.caption(
-                    f"softmax averaged over full-image views at shorter sides {', '.join(map(str, MULTI_SCALES))}"
+                    f"softmax averaged over full-image views at shorter sides {', '.join(map(str, MULTI_SCALES))} "
+                    "(the paper's test scales; it also averages 18 crops per scale, not done here)"
                 )
             st.plotly_chart(predictions_bar(comp.top5[name]), width="stretch", key=f"top5-{name}")
     top1 = {name: comp.top5[name][0].name for name in comp.top5}
@@ -71,6 +80,75 @@ def sweep_panel(model: SPPNet, img, comp: Comparison) -> None:
     )
 
 
+def results_panel(result: dict, where: str, key: str) -> None:
+    """A views bench result: the table, the differences from the crop with their intervals, and what they say."""
+    st.dataframe(pd.DataFrame(table_rows(result)), hide_index=True)
+    st.plotly_chart(view_differences(result), width="stretch", key=f"{key}-diff")
+    for line in findings(result, where):
+        st.markdown("- " + line)
+    st.download_button(
+        "Download these results (JSON)",
+        json.dumps(result, indent=2),
+        f"{key}.json",
+        "application/json",
+        key=f"{key}-download",
+        on_click="ignore",
+    )
+
+
+def shipped_panel() -> None:
+    """The run over 500 ImageNet photos shipped with the app."""
+    if SHIPPED.is_file():
+        shipped = json.loads(SHIPPED.read_text())
+        st.caption(
+            f"Shipped with the app: {shipped['model']}, {shipped['n']} ImageNet photos (one for each even class "
+            f"index, the public imagenet-sample-images set), shorter side {shipped['short_side']}, "
+            f"{shipped['seconds']:.0f} s on a 2-core CPU. The paper's numbers (VOC 2007 and Caltech101, ZF-5 "
+            "trained with SPP) are quoted above. Reproduce with `python -m spp_viz bench views "
+            "../shared/imagenet-sample --multi --json`."
+        )
+        results_panel(shipped, "ImageNet photos", "view_accuracy")
+
+
+def folder_panel(model: SPPNet, short_side: int, multi: bool) -> None:
+    """The same measurement on the sidebar's gallery folder (where the teacher allows server paths)."""
+    folder = ui.context().gallery_folder
+    if not ui.server_paths():
+        return
+    st.markdown("**Your own photos.** The same measurement on the sidebar's gallery folder.")
+    if not folder:
+        st.info("Name a folder in the sidebar (Gallery folder) to measure the views on it.")
+        return
+    try:
+        items = folder_items(folder)
+    except ValueError as e:
+        st.error(f"**The gallery folder cannot be used:** {e}")
+        return
+    keep, _, unlabeled = labelled_items(items, LabelReader.for_model(model))
+    megabytes = sum(i.path.stat().st_size for i in items if i.path) / 1e6
+    st.write(
+        f"{folder}: {len(items)} image files ({megabytes:.1f} MB), {len(keep)} with a label read from the name "
+        f"(each runs {3 + (len(MULTI_SCALES) if multi else 0)} forward passes)."
+    )
+    if unlabeled:
+        with st.expander(f"{len(unlabeled)} file(s) without a readable label: left out"):
+            st.write("\n".join(f"- **{n}**: {why}" for n, why in unlabeled[:200]))
+    if not keep:
+        st.warning(
+            "No file here has a label: name files with a WordNet id (n01440764_1.JPEG), a class index and id "
+            "(000_n01440764_tench.JPEG), or put them in folders named by class."
+        )
+        return
+    run = (folder, short_side, multi)
+    if st.button("Measure the views on this folder", key="cw_folder_run") or st.session_state.get("cw_folder") == run:
+        st.session_state["cw_folder"] = run
+        result = ui.heavy.views_bench(model, keep, short_side, multi)
+        if result["skipped"]:
+            st.warning(f"{len(result['skipped'])} file(s) could not be read and were left out.")
+        if result["n"]:
+            results_panel(result, "of your photos", "view_accuracy_folder")
+
+
 def main() -> None:
     st.title("Crop, warp or SPP")
     st.markdown(
@@ -91,7 +169,11 @@ def main() -> None:
         key="cw_side",
         help="The paper's full-image view uses 256. The crop is taken from this size too.",
     )
-    multi = b.checkbox("Also the paper's multi-scale test (SPP at 5 sizes, averaged)", key="cw_multi")
+    multi = b.checkbox(
+        f"Also full images at the paper's {len(MULTI_SCALES)} test scales, averaged",
+        key="cw_multi",
+        help="The paper's multi-view test also adds 18 crops and flips per scale; this averages full images only.",
+    )
     comp = ui.cached_comparison(short_side, multi)
     views = make_views(img, model.input_size, short_side)
     views_panel(img, views, comp)
@@ -100,6 +182,9 @@ def main() -> None:
     )
     st.subheader("Scale sweep")
     sweep_panel(model, img, comp)
+    st.subheader("Over many photos")
+    shipped_panel()
+    folder_panel(model, short_side, multi)
 
 
 main()

@@ -63,7 +63,8 @@ def levels_panel(model: SPPNet, views, target: int) -> None:
     st.plotly_chart(level_shares_bar(shares), width="stretch")
     st.caption(
         "Captum FeatureAblation over the SPP vector, one group per level: how much the target's logit falls when "
-        "that level's numbers are set to zero. Fine levels keep where things are; the 1x1 level only what."
+        "that level's numbers are set to zero. Fine levels keep where things are, the 1x1 level only what: the "
+        "Pyramid page's bag-of-words test measures that."
     )
 
 

@@ -10,7 +10,7 @@ import streamlit as st
 import ui
 from spp_viz.images import SAMPLES_DIR
 from spp_viz.plots.lab import accuracy_bars
-from spp_viz.train import TEST_VIEWS, LabConfig, paper_verdicts
+from spp_viz.train import EXPERIMENT_EPOCHS, EXPERIMENT_SEEDS, TEST_VIEWS, LabConfig, paper_verdicts
 
 SHIPPED = SAMPLES_DIR.parent / "lab_results.json"  # made by: python -m spp_viz lab-experiments --out <this file>
 PAPER_ROWS = [
@@ -23,10 +23,18 @@ PAPER_ROWS = [
 ]
 
 
+def cell(row: dict, view: str) -> str:
+    """ "mean ± sd" over seeds, or "n/a" with the reason."""
+    if row["test"][view] is None:
+        return "n/a: " + row["not_applicable"].get(view, "not measured")
+    std = row["std"][view]
+    return f"{100 * row['test'][view]:.1f}" + ("" if std is None else f" ± {100 * std:.1f}") + "%"
+
+
 def table(results: dict) -> pd.DataFrame:
     return pd.DataFrame(
         [
-            {"configuration": r["name"], **{f"{v} view": r["test"][v] for v in TEST_VIEWS}, "train s": r["seconds"]}
+            {"configuration": r["name"], **{f"{v} view": cell(r, v) for v in TEST_VIEWS}, "train s": r["seconds"]}
             for r in results["rows"]
         ]
     )
@@ -36,17 +44,19 @@ def show(results: dict, source: str) -> None:
     st.caption(source)
     left, right = st.columns([3, 2])
     with left:
-        st.dataframe(
-            table(results).style.format(
-                {f"{v} view": lambda x: "n/a" if x is None or x != x else f"{x:.1%}" for v in TEST_VIEWS}
-                | {"train s": "{:.1f}"}
-            ),
-            hide_index=True,
+        st.dataframe(table(results).style.format({"train s": "{:.1f}"}), hide_index=True)
+        st.caption(
+            f"Test accuracy, mean ± standard deviation over {len(results['seeds'])} seed(s) "
+            f"({results['config']['test_count']} test images each); hover a bar for each seed's number."
         )
         st.plotly_chart(accuracy_bars(results["rows"]), width="stretch")
     with right:
         st.markdown("**The paper's numbers** (He et al.; see " + ui.NOTES + ")")
         st.dataframe(pd.DataFrame(PAPER_ROWS, columns=["result", "value"]), hide_index=True)
+    st.markdown(
+        "A verdict says **matches the paper** only when the mean difference over seeds (each seed trains both "
+        "networks on the same data) exceeds twice its standard error."
+    )
     for line in paper_verdicts(results):
         st.markdown("- " + line)
 
@@ -62,18 +72,22 @@ def main() -> None:
         shipped = json.loads(SHIPPED.read_text())
         show(
             shipped,
-            f"Results shipped with the app: {shipped['seconds']:.0f} s of training on a 2-core CPU "
+            f"Results shipped with the app: {len(shipped['rows']) * len(shipped['seeds'])} networks, "
+            f"{shipped['config']['epochs']} epochs each, {shipped['seconds']:.0f} s of training on a 2-core CPU "
             f"({shipped['torch_threads']} torch threads). Reproduce with `python -m spp_viz lab-experiments "
             "--out assets/lab_results.json`.",
         )
     st.subheader("Run it here")
-    epochs = st.slider("Epochs per network", 2, 24, LabConfig().epochs, key="exp_epochs")
-    count = st.select_slider("Training images", [40, 200, 400, 800], 800, key="exp_count")
+    a, b, c = st.columns(3)
+    epochs = a.slider("Epochs per network", 2, 24, EXPERIMENT_EPOCHS, key="exp_epochs")
+    count = b.select_slider("Training images", [40, 200, 400, 800], 800, key="exp_count")
+    seeds = tuple(range(c.slider("Seeds", 1, 5, len(EXPERIMENT_SEEDS), key="exp_seeds")))
     config = LabConfig.sized(count, epochs=epochs)
-    if st.button("Run the comparison", type="primary", key="exp_run") or st.session_state.get("exp_config") == config:
-        st.session_state["exp_config"] = config
-        results = ui.heavy.lab_comparison(config)
-        show(results, f"Run here: {results['seconds']:.0f} s of training.")
+    run = (config, seeds)
+    if st.button("Run the comparison", type="primary", key="exp_run") or st.session_state.get("exp_config") == run:
+        st.session_state["exp_config"] = run
+        results = ui.heavy.lab_comparison(config, seeds)
+        show(results, f"Run here: {results['seconds']:.0f} s of training, {len(seeds) * 5} networks.")
 
 
 main()

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -27,6 +28,7 @@ from .models import SPPNet
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
 INDEX_SHORT_SIDE = 224  # gallery images are seen at the training scale, as in the paper's Figure 2
+T = TypeVar("T")
 DEFAULT_CACHE = Path(os.environ.get("SPP_VIZ_CACHE", Path.home() / ".cache" / "spp_viz")) / "index"
 
 
@@ -217,11 +219,20 @@ def gallery_view(data: bytes, name: str, short_side: int = INDEX_SHORT_SIDE) -> 
     return resize_short_side(load_image(data, name=name), short_side)
 
 
-def _decoded(items: Sequence[GalleryItem], hashes: Sequence[str], short_side: int, ahead: int = 4) -> Iterator:
-    """(item, hash, view or ImageError) in order, decoding up to ``ahead`` images in a thread while the network runs.
+def prefetched(work: Callable[[int], T], count: int, ahead: int = 4) -> Iterator[tuple[int, T]]:
+    """(i, work(i)) for i in 0..count-1, in order, with up to ``ahead`` calls done early in one thread while the
+    caller runs the network. Bounded, so a folder of thousands of photos is never decoded into memory at once."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        queue = deque(pool.submit(work, i) for i in range(min(ahead, count)))
+        for i in range(count):
+            result = queue.popleft().result()
+            if i + ahead < count:
+                queue.append(pool.submit(work, i + ahead))
+            yield i, result
 
-    Bounded, so a folder of thousands of photos is never decoded into memory at once.
-    """
+
+def _decoded(items: Sequence[GalleryItem], hashes: Sequence[str], short_side: int, ahead: int = 4) -> Iterator:
+    """(item, hash, view or ImageError) in order, decoding up to ``ahead`` images in a thread while the network runs."""
 
     def work(i: int) -> Image.Image | ImageError:
         try:
@@ -229,13 +240,8 @@ def _decoded(items: Sequence[GalleryItem], hashes: Sequence[str], short_side: in
         except ImageError as e:
             return e
 
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        queue = deque(pool.submit(work, i) for i in range(min(ahead, len(items))))
-        for i in range(len(items)):
-            result = queue.popleft().result()
-            if i + ahead < len(items):
-                queue.append(pool.submit(work, i + ahead))
-            yield items[i], hashes[i], result
+    for i, result in prefetched(work, len(items), ahead):
+        yield items[i], hashes[i], result
 
 
 @dataclass(frozen=True)
@@ -251,7 +257,9 @@ class BuildReport:
 
 
 def _settings_key(model: SPPNet, top_k: int, one_per_image: bool, short_side: int) -> str:
-    return f"{model.name}-k{top_k}-{'one' if one_per_image else 'all'}-s{short_side}"
+    # "-pre": indexed before the clip; indexes built from clipped maps (older caches) are never reused.
+    clip = f"-pre{model.clip}" if model.clip else ""
+    return f"{model.name}-k{top_k}-{'one' if one_per_image else 'all'}-s{short_side}{clip}"
 
 
 def _set_hash(hashes: Sequence[str]) -> str:
@@ -339,7 +347,8 @@ def build_index(
         nonlocal finished, since_checkpoint, computed
         x = torch.cat([to_tensor(v, model.device) for _, _, v in batch])  # same H x W within a bucket
         with torch.inference_mode():
-            conv5 = model.forward_features(x)
+            # Before a final clip (ReLU6): after it, the top responses of nearly every channel tie at 6.0.
+            _, conv5 = model.forward_responses(x)
         first = len(index.hashes)
         for item, h, v in batch:
             index.hashes.append(h)
@@ -376,6 +385,16 @@ def build_index(
         if partial_path is not None and partial_path.exists():
             partial_path.unlink()
     return BuildReport(index, final_path, False, reused, computed, [(n, r) for _, n, r in index.skipped])
+
+
+def tied_channels(index: ActivationIndex, decimals: int = 3) -> int:
+    """How many channels have two equal values (to ``decimals`` places) among their stored top-k: ties make the
+    shown patches an arbitrary pick (ReLU6's clipped maps tie at 6.0 almost everywhere)."""
+    tied = 0
+    for c in range(index.channels):
+        values = np.round(index.values[c][index.image[c] >= 0], decimals)
+        tied += len(np.unique(values)) < len(values)
+    return tied
 
 
 def image_bytes_of(index: ActivationIndex, i: int, extra: dict[str, bytes] | None = None) -> bytes | None:

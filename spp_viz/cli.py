@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from .bag_of_words import SHUFFLE_TILES
 from .detection import PROPOSAL_MODES
 from .detection_lab import DetectorConfig
 from .devices import resolve_device
@@ -16,7 +17,7 @@ from .features import compute_feature_maps
 from .images import SAMPLES_DIR, ImageError, load_image
 from .models import DEFAULT_MODEL, ZOO, WeightsError
 from .registry import LAB_PREFIX, load
-from .train import FINE_TUNE_EPOCHS_PER_EPOCH, FINE_TUNE_SIDES, REGIMES
+from .train import EXPERIMENT_EPOCHS, EXPERIMENT_SEEDS, FINE_TUNE_EPOCHS_PER_EPOCH, FINE_TUNE_SIDES, REGIMES
 
 
 def _positive(text: str) -> int:
@@ -81,7 +82,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_index(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .activations import DEFAULT_CACHE, build_index, folder_items
+    from .activations import DEFAULT_CACHE, build_index, folder_items, tied_channels
 
     items = folder_items(args.folder)
     if not items:
@@ -108,6 +109,12 @@ def _cmd_index(args: argparse.Namespace) -> int:
     print(
         f"{len(index.hashes)} images indexed ({how}) in {seconds:.1f} s: top {index.top_k} of {index.channels} "
         f"conv5 channels -> {report.path}"
+    )
+    tied = tied_channels(index)
+    where = f"before {model.clip}" if model.clip else "conv5"
+    print(
+        f"responses {where}: {tied} of {index.channels} channels ({tied / index.channels:.1%}) have a tie "
+        f"(equal to 3 decimals) within their top {index.top_k}"
     )
     if report.skipped:
         print(f"{len(report.skipped)} file(s) skipped:")
@@ -159,6 +166,94 @@ def _cmd_bench_detection(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_views(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .activations import folder_items
+    from .view_accuracy import findings, view_accuracy
+
+    items = folder_items(args.folder)
+    if args.limit:
+        items = items[: args.limit]
+    if not items:
+        raise ValueError(f"no image files in {args.folder}")
+    model = load(args.model, device=args.device, weights=args.weights)
+    with tqdm(total=len(items), unit="img", desc=f"views of {model.name}", file=sys.stderr) as bar:
+        report = view_accuracy(
+            model, items, args.short_side, args.multi, progress=lambda done, total: bar.update(done - bar.n)
+        )
+    if not report.n:
+        raise ValueError(f"none of the {len(items)} files in {args.folder} has a readable label and image")
+    result = report.json()
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"{args.folder}: {report.n} labelled photos, {model.name} on {model.device}, shorter side {args.short_side}")
+    print(f"{'view':<10} {'top-1':>7} {'top-5':>7}   vs crop, top-1 (95% interval; McNemar p)")
+    for v, acc in result["views"].items():
+        line = f"{v:<10} {acc['top1']:>7.1%} {acc['top5']:>7.1%}"
+        if v in result["paired"]:
+            d = result["paired"][v]["top1"]
+            line += (
+                f"   {100 * d['diff']:+.1f} points ({100 * d['low']:+.1f} to {100 * d['high']:+.1f}; "
+                f"p = {d['mcnemar_p']:.2g})"
+            )
+        print(line)
+    for sentence in findings(result, "photos"):
+        print("- " + sentence)
+    for what, rows in (("without a label", report.unlabeled), ("unreadable", report.skipped)):
+        if rows:
+            print(f"{len(rows)} file(s) {what}, left out:")
+            for name, why in rows:
+                print(f"  {name}: {why}")
+    print(f"{report.seconds:.1f} s ({result['images_per_second']} photos/s)")
+    return 0
+
+
+def _cmd_bench_shuffle(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .activations import folder_items
+    from .bag_of_words import bench_findings, shuffle_bench
+    from .view_accuracy import LabelReader
+
+    ks = tuple(_positive(k) for k in args.tiles.split(","))
+    items = folder_items(args.folder)[: args.limit]
+    if not items:
+        raise ValueError(f"no image files in {args.folder}")
+    model = load(args.model, device=args.device, weights=args.weights)
+    reader = LabelReader.for_model(model)
+    with tqdm(total=len(items), unit="img", desc="shuffle test", file=sys.stderr) as bar:
+        bench = shuffle_bench(
+            model,
+            items,
+            ks,
+            args.seed,
+            labels=lambda name: reader.read(name)[0],
+            progress=lambda done, total: bar.update(done - bar.n),
+        )
+    if not bench.names:
+        raise ValueError(f"none of the {len(items)} files in {args.folder} could be read")
+    result = bench.json()
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    levels = result["levels"]
+    print(f"{args.folder}: {result['n']} photos, {model.name}, shorter side {result['short_side']}, seed {args.seed}")
+    print(f"{'tiles':<6} {'top-1 kept':>10} {'accuracy':>16} " + " ".join(f"{f'cos {n}x{n}':>9}" for n in levels))
+    for r in result["rows"]:
+        acc = r.get("accuracy")
+        acc_text = f"{acc['original']['mean']:.0%} -> {acc['shuffled']['mean']:.0%}" if acc else "no labels"
+        cos = " ".join(f"{r['cosine'][str(n)]['mean']:>9.2f}" for n in levels)
+        print(f"{r['k']}x{r['k']:<4} {r['top1_unchanged']['mean']:>10.0%} {acc_text:>16} {cos}")
+    for line in bench_findings(result):
+        print("- " + line)
+    for name, why in bench.skipped:
+        print(f"skipped {name}: {why}")
+    print(f"{result['seconds']:.1f} s")
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -186,14 +281,23 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_lab_experiments(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .train import EXPERIMENTS, LabConfig, run_experiments
+    from .train import EXPERIMENTS, LabConfig, paper_verdicts, run_experiments
 
-    with tqdm(total=len(EXPERIMENTS), unit="net", desc="the paper's comparison") as bar:
-        results = run_experiments(LabConfig(epochs=args.epochs), progress=lambda i, n, name: bar.update(i - bar.n))
-    print(f"{'configuration':<28} {'crop':>7} {'warp':>7} {'full':>7}")
+    seeds = list(range(args.seeds))
+    with tqdm(total=len(EXPERIMENTS) * len(seeds), unit="net", desc="the paper's comparison") as bar:
+        results = run_experiments(
+            LabConfig(epochs=args.epochs), seeds, progress=lambda i, n, name: bar.update(i - bar.n)
+        )
+    print(f"{'configuration':<28} " + " ".join(f"{v:>13}" for v in ("crop", "warp", "full")))
     for r in results["rows"]:
-        cells = ["   n/a" if r["test"][v] is None else f"{r['test'][v]:6.1%}" for v in ("crop", "warp", "full")]
-        print(f"{r['name']:<28} " + " ".join(f"{c:>7}" for c in cells))
+        cells = []
+        for v in ("crop", "warp", "full"):
+            mean, std = r["test"][v], r["std"][v]
+            cells.append("n/a" if mean is None else f"{mean:.1%}" + ("" if std is None else f" ± {100 * std:.1f}"))
+        print(f"{r['name']:<28} " + " ".join(f"{c:>13}" for c in cells))
+    print(f"mean ± standard deviation over seeds {seeds}; n/a: a network without SPP cannot take a whole image")
+    for line in paper_verdicts(results):
+        print("- " + line.replace("**", ""))
     print(f"{results['seconds']:.1f} s in all ({results['torch_threads']} torch threads)")
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
@@ -299,8 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="where to save the model (.safetensors)")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("lab-experiments", help="the paper's comparison on the built-in shapes (about 2 minutes)")
-    p.add_argument("--epochs", type=_positive, default=12)
+    p = sub.add_parser("lab-experiments", help="the paper's comparison on the built-in shapes, over several seeds")
+    p.add_argument("--epochs", type=_positive, default=EXPERIMENT_EPOCHS, help="per network (default %(default)s)")
+    p.add_argument("--seeds", type=_positive, default=len(EXPERIMENT_SEEDS), help="seeds 0..N-1 (default %(default)s)")
     p.add_argument("--out", default=None, help="write the results as JSON (e.g. assets/lab_results.json)")
     p.set_defaults(func=_cmd_lab_experiments)
 
@@ -331,6 +436,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=_cmd_bench_detection)
+
+    p = bench.add_parser("views", help="top-1 / top-5 of crop, warp and full-image views over a folder of photos")
+    p.add_argument("folder", help="labelled photos: a WordNet id or class index in the name, or class folders")
+    _add_model_args(p)
+    p.add_argument("--short-side", type=_positive, default=256, help="full view's shorter side (default 256)")
+    p.add_argument("--multi", action="store_true", help="also full images averaged over the paper's test scales")
+    p.add_argument("--limit", type=_positive, default=None, help="only the first N files")
+    p.add_argument("--json", action="store_true", help="print one JSON object last on stdout")
+    p.set_defaults(func=_cmd_bench_views)
+
+    p = bench.add_parser("shuffle", help="the bag-of-words test: shuffle k x k tiles, compare pyramid levels")
+    p.add_argument("folder", help="photos (labels, where their names carry them, add accuracy)")
+    _add_model_args(p)
+    p.add_argument("--tiles", default=",".join(map(str, SHUFFLE_TILES)), help="k values (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="photo i is shuffled with seed + i (default 0)")
+    p.add_argument("--limit", type=_positive, default=None, help="only the first N files")
+    p.add_argument("--json", action="store_true", help="print one JSON object last on stdout")
+    p.set_defaults(func=_cmd_bench_shuffle)
     return parser
 
 

@@ -124,8 +124,64 @@ class SPPNet(nn.Module):
         conv5 = self.forward_features(x)
         return self.forward_head(conv5), conv5
 
+    @property
+    def clip(self) -> str | None:
+        """The name of conv5's last activation when it clips ("ReLU6"), else None (a plain ReLU never saturates)."""
+        found = _final_clip(self.features)
+        return type(found[1]).__name__ if found else None
+
+    @property
+    def clip_range(self) -> tuple[float, float] | None:
+        """(floor, ceiling) of the final clip ((0.0, 6.0) for ReLU6), or None."""
+        found = _final_clip(self.features)
+        return (float(found[1].min_val), float(found[1].max_val)) if found else None
+
+    @property
+    def clip_ceiling(self) -> float | None:
+        """The value the final clip caps conv5 at (6.0 for ReLU6), or None."""
+        found = self.clip_range
+        return found[1] if found else None
+
+    def forward_responses(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """RGB Tensor[N, 3, H, W] -> (conv5, responses), both Tensor[N, C, H5, W5].
+
+        ``responses`` is conv5 before a final clipping activation (ReLU6 clips at 6, so many channels tie at exactly
+        6.0 and their maxima cannot be ranked); for networks without one it is conv5 itself. Hook-free: the last
+        layer is applied here, without changing the (shared) model.
+        """
+        found = _final_clip(self.features)
+        if found is None:
+            conv5 = self.forward_features(x)
+            return conv5, conv5
+        last, clip = found
+        h = self.normalize(x)
+        for layer in list(self.features.children())[:-1]:
+            h = layer(h)
+        # timm's BatchNormAct2d is batch norm, dropout, then the clip; otherwise the clip is a layer of its own.
+        pre = last.drop(nn.BatchNorm2d.forward(last, h)) if isinstance(last, nn.BatchNorm2d) else h
+        # Not clip(pre): timm's ReLU6 is in-place and would overwrite the responses.
+        return pre.clamp(clip.min_val, clip.max_val), pre
+
+    def forward_with_responses(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """One pass that returns (logits, conv5, responses); see ``forward_responses``."""
+        conv5, responses = self.forward_responses(x)
+        return self.forward_head(conv5), conv5, responses
+
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
+
+
+def _final_clip(features: nn.Module) -> tuple[nn.Module, nn.Hardtanh] | None:
+    """(last layer, its clipping activation) when conv5 ends in ReLU6 / hardtanh, alone or fused into a timm
+    BatchNormAct2d; None otherwise."""
+    children = list(features.children()) if isinstance(features, nn.Sequential) else []
+    if not children:
+        return None
+    last = children[-1]
+    act = getattr(last, "act", None) if isinstance(last, nn.BatchNorm2d) else last
+    if isinstance(act, nn.Hardtanh) and (last is act or isinstance(getattr(last, "drop", None), nn.Module)):
+        return last, act
+    return None
 
 
 @dataclass(frozen=True)

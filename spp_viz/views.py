@@ -18,7 +18,8 @@ from .models import Prediction, SPPNet, top_predictions
 
 VIEWS = ("crop", "warp", "full")
 VIEW_TITLES = {"crop": "Centre crop", "warp": "Warp", "full": "Full image (SPP)", "multi": "SPP, multi-scale"}
-MULTI_SCALES = (224, 256, 320, 392, 480)
+# The paper's multi-view test scales (notes, Testing views); it adds 18 crops per scale, we take full images only.
+MULTI_SCALES = (224, 256, 300, 360, 448, 560)
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,8 @@ def probabilities(model: SPPNet, view_img: Image.Image) -> np.ndarray:
 
 
 def multi_scale_probabilities(model: SPPNet, img: Image.Image, sides: Sequence[int] = MULTI_SCALES) -> np.ndarray:
-    """The paper's multi-scale testing, full-image views only: softmax averaged over shorter sides ``sides``."""
+    """The paper's test scales, full-image views only (the paper adds 18 crops per scale): softmax averaged over
+    shorter sides ``sides``."""
     return np.mean([probabilities(model, resize_short_side(img, s)) for s in sides], axis=0)
 
 

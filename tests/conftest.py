@@ -46,3 +46,22 @@ def fresh_streamlit_caches():
     st.cache_resource.clear()
     yield
     st.cache_data.clear()
+
+
+IMAGENET_SAMPLE = ROOT.parent / "shared" / "imagenet-sample"
+
+
+@pytest.fixture(scope="session")
+def shared_sample() -> Path:
+    """../shared/imagenet-sample (500 real ImageNet photos); tests that need it skip in a user's fresh clone."""
+    if not IMAGENET_SAMPLE.is_dir():
+        pytest.skip("../shared/imagenet-sample is not beside this clone")
+    return IMAGENET_SAMPLE
+
+
+@pytest.fixture(scope="session")
+def zf5_model():
+    """ZF-5 with its seeded (untrained) weights: small and quick, for tests that compare code paths."""
+    from spp_viz.models import load_model
+
+    return load_model("zf5")

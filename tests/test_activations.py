@@ -151,3 +151,43 @@ def test_top_patches_are_field_crops_and_gone_images_say_so(zf5, gallery, tmp_pa
     assert default_patch_kind(feature_geometry(default_model, (224, 224))) == "context"  # 851-pixel field
     with pytest.raises(ValueError, match="patch kind"):
         patch_box(feature_geometry(zf5, (224, 224)), 0, 0, "everything")
+
+
+def test_tied_channels_counts_equal_values_within_a_channels_top_k():
+    from spp_viz.activations import tied_channels
+
+    index = ActivationIndex(
+        "m",
+        3,
+        True,
+        224,
+        ["a", "b", "c"],
+        ["a", "b", "c"],
+        ["", "", ""],
+        [(224, 224)] * 3,
+        values=np.array([[6.0, 6.0, 5.0], [6.0, 5.9996, 5.0], [6.0, 5.9, -np.inf]], np.float32),
+        image=np.array([[0, 1, 2], [0, 1, 2], [0, 1, -1]], np.int32),
+        ys=np.zeros((3, 3), np.int32),
+        xs=np.zeros((3, 3), np.int32),
+    )
+    assert tied_channels(index) == 2  # 6.0 = 6.0; 6.0 = 5.9996 rounded; the empty slot of channel 2 is no tie
+    assert tied_channels(index, decimals=4) == 1
+
+
+def test_the_index_ranks_responses_before_relu6(default_model, tmp_path):
+    """EfficientNet-Lite0's ReLU6 makes most top responses 6.0; the index stores the batch-norm output instead."""
+    from conftest import SAMPLES
+
+    from spp_viz.activations import tied_channels
+
+    items = folder_items(SAMPLES)
+    report = build_index(default_model, items, cache_dir=None)
+    assert report.index.values.max() > 6.5  # not clipped
+    clipped = {}
+    for item in items:
+        with torch.inference_mode():
+            clipped[item.name] = default_model.forward_features(to_tensor(gallery_view(item.read(), item.name)))
+    top1_clipped = torch.stack([c[0].amax(dim=(1, 2)) for c in clipped.values()]).amax(0)
+    assert int((top1_clipped == 6.0).sum()) > 100  # the problem the index avoids
+    assert tied_channels(report.index) <= 0.05 * report.index.channels
+    np.testing.assert_allclose(np.clip(report.index.values[:, 0], 0, 6), top1_clipped.numpy(), rtol=1e-5, atol=1e-5)

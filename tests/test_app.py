@@ -84,7 +84,7 @@ def test_feature_maps_sizes_for_sample():
     # Pick a channel by number.
     at.number_input[0].set_value(7).run()
     no_exception(at)
-    assert any("channel 7: max" in chart.proto.spec for chart in at.get("plotly_chart"))
+    assert any("channel 7 (before ReLU6): max" in chart.proto.spec for chart in at.get("plotly_chart"))
 
 
 def test_feature_maps_with_upload_shows_its_size():
@@ -236,16 +236,80 @@ ATTRIBUTIONS = "pages/5_Attributions.py"
 def test_crop_warp_page_views_agreement_multiscale_and_sweep():
     at = start().switch_page(CROPWARP).run()
     no_exception(at)
-    assert len(at.get("image")) == 3 and len(at.get("plotly_chart")) == 3
+    assert len(at.get("image")) == 3 and len(at.get("plotly_chart")) == 3 + 1  # three top-5s, the shipped bench
     assert any("keeps 51% of the image" in c for c in image_captions(at))  # what the crop keeps
     assert at.success or at.warning  # agreement is stated either way
     at.checkbox(key="cw_multi").check().run()
     no_exception(at)
-    assert len(at.get("plotly_chart")) == 4  # the multi-scale column
+    assert len(at.get("plotly_chart")) == 4 + 1  # the multi-scale column
     at.button(key="sweep_run").click().run()
     no_exception(at)
     assert any("against input size" in c.proto.spec for c in at.get("plotly_chart"))
     assert any(d.proto.label == "Download the predictions (CSV)" for d in at.get("download_button"))
+
+
+def test_crop_warp_page_shows_the_shipped_views_bench():
+    import json
+
+    shipped = json.loads((ROOT / "assets" / "view_accuracy.json").read_text())
+    at = start().switch_page(CROPWARP).run()
+    no_exception(at)
+    table = next(d.value for d in at.dataframe if "view" in d.value.columns)
+    assert list(table["view"]) == ["Centre crop", "Warp", "Full image (SPP)", "SPP, multi-scale"]
+    assert list(table["top-1"]) == [f"{shipped['views'][v]['top1']:.1%}" for v in ("crop", "warp", "full", "multi")]
+    text = " ".join(m.value for m in at.markdown)
+    assert f"Over {shipped['n']} ImageNet photos this network's top-1 accuracy is" in text
+    assert "McNemar p" in text and any("imagenet-sample" in c.value for c in at.caption)
+    assert any(d.proto.label == "Download these results (JSON)" for d in at.get("download_button"))
+
+
+def test_crop_warp_page_measures_the_gallery_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPP_VIZ_SERVER_PATHS", "1")
+    from badfiles import photo, save
+
+    (tmp_path / "tench").mkdir()
+    for i in range(3):
+        (tmp_path / "tench" / f"p{i}.png").write_bytes(save(photo(240, 200, seed=i), "PNG"))
+    (tmp_path / "n01443537_7.png").write_bytes(save(photo(200, 240, seed=7), "PNG"))  # goldfish, by WordNet id
+    (tmp_path / "holiday.png").write_bytes(save(photo(200, 200, seed=8), "PNG"))  # no label
+    at = start()
+    at.text_input(key="gallery_folder").set_value(str(tmp_path)).run()
+    at.switch_page(CROPWARP).run()
+    no_exception(at)
+    assert any("5 image files" in m.value and "4 with a label" in m.value for m in at.markdown)
+    assert any("1 file(s) without a readable label" in e.label for e in at.expander)
+    at.button(key="cw_folder_run").click().run()
+    no_exception(at)
+    assert any("Over 4 of your photos" in m.value for m in at.markdown)
+    tables = [d.value for d in at.dataframe if "view" in d.value.columns]
+    assert len(tables) == 2  # the shipped run and this folder's
+
+
+def test_feature_maps_before_and_after_relu6():
+    at = start().switch_page("pages/1_Feature_maps.py").run()
+    no_exception(at)
+    assert any("before ReLU6" in c.value for c in at.caption)
+    assert any("(before ReLU6)" in c.proto.spec for c in at.get("plotly_chart"))
+    at.toggle(key="fm_clipped").set_value(True).run()
+    no_exception(at)
+    assert any("values stop at 6" in c.value for c in at.caption)
+    assert any("(after ReLU6): max 6.000" in c.proto.spec for c in at.get("plotly_chart"))
+
+
+def test_pyramid_page_bag_of_words_test():
+    import json
+
+    at = start().switch_page("pages/2_Pyramid_pooling.py").run()
+    no_exception(at)
+    text = " ".join(m.value for m in at.markdown)
+    assert "position is ignored by the coarse level and kept by the fine ones" in text
+    assert "With 4x4 tiles shuffled, the 1x1 level" in text
+    shipped = json.loads((ROOT / "assets" / "bag_of_words.json").read_text())
+    assert f"Over {shipped['n']} ImageNet photos" in text and "2x2 tiles: mean cosine" in text
+    at.select_slider(key="bow_k").set_value(8).run()
+    no_exception(at)
+    assert "With 8x8 tiles shuffled" in " ".join(m.value for m in at.markdown)
+    assert any("8x8 tiles shuffled (seed 0)" in c for c in image_captions(at))
 
 
 def test_attributions_page_gradcam_levels_and_slow_warning():
@@ -374,9 +438,17 @@ def test_lab_experiments_page_shows_shipped_results_and_runs_a_small_comparison(
     assert len(at.dataframe) >= 2  # our results and the paper's
     at.slider(key="exp_epochs").set_value(2).run()
     at.select_slider(key="exp_count").set_value(40).run()
+    at.slider(key="exp_seeds").set_value(2).run()
     at.button(key="exp_run").click().run()
     no_exception(at)
-    assert any("Run here:" in c.value for c in at.caption)
+    assert any("Run here:" in c.value and "10 networks" in c.value for c in at.caption)
+    ours = [d.value for d in at.dataframe if "configuration" in d.value.columns]
+    assert len(ours) == 2  # the shipped comparison and this run
+    cells = list(ours[1]["full view"])
+    assert cells[0].startswith("n/a: no SPP") and all(" ± " in c for c in cells[2:])
+    assert any("over 2 seed(s)" in c.value for c in at.caption)
+    verdicts = [m.value for m in at.markdown if m.value.startswith("- ")]
+    assert len(verdicts) >= 8 and all("over 2 seeds" in v for v in verdicts[-4:])
 
 
 @pytest.mark.parametrize("page", PAGES)

@@ -90,7 +90,7 @@ def test_feature_maps_page_with_upload(server, page):
     channel.fill("7")
     channel.press("Enter")
     wait_text(page, "channel 7 stretched over the input (384 x 256)")
-    wait_text(page, "channel 7: max")
+    wait_text(page, "channel 7 (before ReLU6): max")
     assert_no_exception(page)
     save_screenshot(page, "feature_maps")
 
@@ -131,10 +131,20 @@ def test_pyramid_page_shows_output_length(server, page):
     save_screenshot(page, "pyramid_pooling")
 
 
+def test_pyramid_page_bag_of_words(server, page):
+    page.goto(f"{server}/Pyramid_pooling", timeout=120_000)
+    wait_text(page, "Position: the bag-of-words test")
+    wait_text(page, "With 4x4 tiles shuffled")
+    wait_text(page, "ImageNet photos")
+    wait_text(page, "4x4 tiles shuffled (seed 0)")  # the shuffled picture's caption
+    assert_no_exception(page)
+
+
 def test_activations_page_shows_patches(server, page):
     page.goto(f"{server}/Strongest_activations", timeout=120_000)
     wait_text(page, "Index of 4 images")
     wait_text(page, "would rank")
+    wait_text(page, "Maps before ReLU6")  # ranked and drawn before the clip
     assert_no_exception(page)
     save_screenshot(page, "strongest_activations")
 
@@ -143,6 +153,11 @@ def test_crop_warp_page(server, page):
     page.goto(f"{server}/Crop_warp_SPP", timeout=120_000)
     wait_text(page, "keeps everything, but stretches width")
     page.get_by_text("All views agree").or_(page.get_by_text("The views disagree")).wait_for(timeout=60_000)
+    wait_text(page, "Over many photos")
+    wait_text(page, "ImageNet photos this network's top-1 accuracy is")
+    # The shipped table (a canvas grid: its cells are not DOM text) and the plot of each view minus the crop.
+    page.locator("[data-testid='stDataFrame']").first.wait_for(timeout=60_000)
+    page.get_by_text("accuracy minus the crop's (points)").first.wait_for(timeout=60_000)  # the plot's axis title
     assert_no_exception(page)
     save_screenshot(page, "crop_warp_spp")
 
@@ -214,6 +229,14 @@ def test_lab_pages(server, page):
     page.goto(f"{server}/Lab_experiments", timeout=120_000)
     wait_text(page, "Results shipped with the app")
     wait_text(page, "The paper's numbers")
+    wait_text(page, "mean ± standard deviation over 3 seed(s)")
+    assert page.get_by_text("standard error").count() >= 4  # a verdict per claim, from the seeds
+    # Hover a bar: each seed's number shows.
+    bar = page.locator("[data-testid='stPlotlyChart'] .bars path").first
+    bar.scroll_into_view_if_needed()
+    box = bar.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)  # plotly's drag layer is on top
+    wait_text(page, "seed 0:", timeout=30)
     assert_no_exception(page)
     save_screenshot(page, "lab_experiments")
 

@@ -88,3 +88,50 @@ def test_bench_detection_command_json():
     result = json.loads(out.stdout)
     assert result["windows"] == 24 and result["conv_ratio"] > 0 and result["end_to_end_ratio"] > 0
     assert set(result["rcnn"]) == {"proposals", "warp", "conv", "head", "total"}
+
+
+def _labelled_folder(root):
+    """Two ImageNet-named photos, one without a label, one broken."""
+    from badfiles import photo, save
+
+    root.mkdir()
+    (root / "000_n01440764_tench.png").write_bytes(save(photo(160, 120, seed=1), "PNG"))
+    (root / "n01443537_5.png").write_bytes(save(photo(120, 160, seed=2), "PNG"))
+    (root / "holiday.png").write_bytes(save(photo(100, 100, seed=3), "PNG"))
+    (root / "002_n01484850_shark.jpg").write_text("not a photo")
+    return root
+
+
+def test_bench_views_command_json_and_text(tmp_path):
+    folder = _labelled_folder(tmp_path / "photos")
+    out = run("bench", "views", str(folder), "--model", "zf5", "--short-side", "96", "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])  # one JSON object, last on stdout
+    assert result["n"] == 2 and set(result["views"]) == {"crop", "warp", "full"}
+    assert set(result["views"]["crop"]) == {"top1", "top5"} and set(result["paired"]) == {"warp", "full"}
+    assert [u[0] for u in result["unlabeled"]] == ["holiday.png"]
+    assert [s[0] for s in result["skipped"]] == ["002_n01484850_shark.jpg"]
+    text = run("bench", "views", str(folder), "--model", "zf5", "--short-side", "96", "--multi", "--limit", "3")
+    assert text.returncode == 0, text.stderr
+    assert "multi" in text.stdout and "1 file(s) without a label" in text.stdout and "holiday.png" in text.stdout
+    empty = run("bench", "views", str(tmp_path / "nope"))
+    assert empty.returncode == 2 and "no folder" in empty.stderr
+
+
+def test_bench_shuffle_command(tmp_path):
+    folder = _labelled_folder(tmp_path / "photos")
+    out = run("bench", "shuffle", str(folder), "--model", "zf5", "--tiles", "2,4", "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["n"] == 3 and [r["k"] for r in result["rows"]] == [2, 4] and result["labelled"] == 2
+    assert [s[0] for s in result["skipped"]] == ["002_n01484850_shark.jpg"]
+    text = run("bench", "shuffle", str(folder), "--model", "zf5", "--tiles", "2")
+    assert text.returncode == 0 and "cos 1x1" in text.stdout and "2x2 tiles: mean cosine" in text.stdout
+
+
+def test_lab_experiments_command_with_seeds(tmp_path):
+    out = run("lab-experiments", "--epochs", "1", "--seeds", "2", "--out", str(tmp_path / "r.json"))
+    assert out.returncode == 0, out.stderr
+    assert "mean ± standard deviation over seeds [0, 1]" in out.stdout and "over 2 seeds" in out.stdout
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert saved["seeds"] == [0, 1] and saved["config"]["epochs"] == 1

@@ -11,7 +11,7 @@ from conftest import ROOT
 
 LIB = ROOT / "spp_viz"
 # The order, bottom-up: a module may import only modules listed before it (or modules outside this list,
-# which sit at the bottom: devices, images, synthetic, detection_data, detection_eval).
+# which sit at the bottom: devices, images, synthetic, detection_data, detection_eval, stats).
 ORDER = [
     "spp_viz.pyramid",
     "spp_viz.geometry",
@@ -20,6 +20,8 @@ ORDER = [
     "spp_viz.features",
     "spp_viz.levels",
     "spp_viz.activations",
+    "spp_viz.view_accuracy",
+    "spp_viz.bag_of_words",
     "spp_viz.attribution",
     "spp_viz.detection",
     "spp_viz.detector",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torchvision
@@ -166,3 +167,55 @@ def test_channel_ranking_strongest_first_ties_by_mean(default_model):
     tied = maxes[:-1] == maxes[1:]
     assert np.all(means[:-1][tied] >= means[1:][tied] - 1e-6)
     assert sorted(fm.ranking.tolist()) == list(range(1280))
+
+
+def test_responses_before_relu6_are_the_batch_norm_output_and_leave_the_model_unchanged(default_model):
+    import torch.nn.functional as F
+    from conftest import SAMPLES
+
+    from spp_viz.images import resize_short_side
+
+    model = default_model
+    assert model.clip == "ReLU6" and model.clip_ceiling == 6.0
+    x = to_tensor(resize_short_side(load_image(SAMPLES / "chelsea.jpg"), 256))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.inference_mode():
+        conv5, responses = model.forward_responses(x)
+        # Independently: every conv layer but the last, then batch norm by the functional form with bn2's numbers.
+        h = model.normalize(x)
+        for name, layer in model.features.named_children():
+            if name != "bn2":
+                h = layer(h)
+        bn = model.features.bn2
+        ref = F.batch_norm(h, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
+        torch.testing.assert_close(responses, ref)
+        torch.testing.assert_close(conv5, model.forward_features(x))  # the clipped map is still what SPP pools
+        assert torch.equal(conv5, responses.clamp(0, 6)) and responses.max() > 6
+        logits, _, _ = model.forward_with_responses(x)
+        torch.testing.assert_close(logits, model(x))
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+    fm = compute_feature_maps(model, load_image(SAMPLES / "chelsea.jpg"))
+    top10 = fm.channel_max[fm.ranking[:10]]
+    assert len(set(np.round(top10, 3))) == 10  # distinct: no ties at 6.00
+    assert (np.diff(top10) <= 0).all() and fm.saturated_channels > 10  # after the clip, many would tie
+
+
+def test_networks_without_a_clip_are_unchanged(tmp_path):
+    from conftest import SAMPLES
+
+    from spp_viz.images import resize_short_side
+
+    path = tmp_path / "alexnet.pth"
+    torch.save(torchvision.models.alexnet(weights=None).state_dict(), path)
+    img = load_image(SAMPLES / "chelsea.jpg")
+    for model in (load_model("zf5", device="cpu"), load_model("alexnet", device="cpu", weights=path)):
+        assert model.clip is None and model.clip_ceiling is None
+        x = to_tensor(resize_short_side(img, 256))
+        with torch.inference_mode():
+            conv5, responses = model.forward_responses(x)
+            assert responses is conv5
+            torch.testing.assert_close(conv5, model.forward_features(x))
+        fm = compute_feature_maps(model, img)
+        assert fm.responses is fm.conv5 and fm.saturated_channels == 0
+        np.testing.assert_array_equal(fm.channel_max, fm.conv5.max(axis=(1, 2)))

@@ -109,3 +109,14 @@ def test_lab_figures():
     rows = [{"name": "a", "test": {"crop": 0.5, "warp": 0.6, "full": None}}]
     bars = revalidate(accuracy_bars(rows))
     assert [t.name for t in bars.data] == ["crop view", "warp view", "full view"] and bars.data[2].text == (None,)
+    seeded = [
+        {
+            "name": "a",
+            "test": {"crop": 0.5, "warp": 0.6, "full": None},
+            "std": {"crop": 0.1, "warp": 0.0, "full": None},
+            "per_seed": {"crop": [0.4, 0.6], "warp": [0.6, 0.6], "full": None},
+        }
+    ]
+    bars = revalidate(accuracy_bars(seeded))
+    assert list(bars.data[0].error_y.array) == [0.1] and bars.data[0].error_y.visible
+    assert bars.data[0].customdata[0] == "seed 0: 40.0%<br>seed 1: 60.0%" and bars.data[2].customdata[0] == "n/a"

@@ -12,13 +12,14 @@ from .cache import (
     cached_comparison,
     cached_feature_maps,
     cached_fixed_length,
+    cached_shuffle,
     cached_spp_detection,
     decode_image,
     detection_sets,
     get_model,
     vector_files,
 )
-from .page import NOTES, current_image, current_model
+from .page import NOTES, current_image, current_model, response_maps
 from .session import (
     MAX_REMEMBERED_UPLOADS,
     MAX_SESSION_UPLOAD_MB,
@@ -48,6 +49,7 @@ __all__ = [
     "cached_comparison",
     "cached_feature_maps",
     "cached_fixed_length",
+    "cached_shuffle",
     "cached_spp_detection",
     "context",
     "current_image",
@@ -57,6 +59,7 @@ __all__ = [
     "get_model",
     "image_key",
     "leave_legacy_pages_mode",
+    "response_maps",
     "session_uploads",
     "sidebar",
     "vector_files",

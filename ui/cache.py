@@ -21,6 +21,7 @@ from spp_viz import registry
 from spp_viz.activations import GalleryItem
 from spp_viz.attribution import Attribution
 from spp_viz.attribution import run as run_attribution
+from spp_viz.bag_of_words import ShuffleResult, shuffle_test
 from spp_viz.detection import ModeResult, spp_detect
 from spp_viz.detection_data import DetectionSet, synthetic_scenes
 from spp_viz.detection_lab import load_data
@@ -93,6 +94,13 @@ def comparison(subject: Subject, short_side: int, multi: bool) -> Comparison:
     return compare_views(model, img, short_side, multi)
 
 
+@st.cache_data(max_entries=32, show_spinner="Shuffling the tiles and running both pictures ...")
+def shuffle(subject: Subject, k: int, seed: int) -> ShuffleResult:
+    """The bag-of-words shuffle test on one image: two forward passes."""
+    model, img = _model_and_image(subject)
+    return shuffle_test(model, img, k, seed)
+
+
 @st.cache_data(max_entries=48, show_spinner=False)
 def attributions(
     subject: Subject, short_side: int, method: str, target: int, noise_tunnel: bool
@@ -150,6 +158,10 @@ def cached_feature_maps(short_side: int | None) -> FeatureMaps:
 
 def cached_comparison(short_side: int = 256, multi: bool = False) -> Comparison:
     return comparison(context().subject, short_side, multi)
+
+
+def cached_shuffle(k: int, seed: int) -> ShuffleResult:
+    return shuffle(context().subject, k, seed)
 
 
 def cached_attributions(method: str, target: int, noise_tunnel: bool, short_side: int = 256) -> dict[str, Attribution]:

@@ -24,6 +24,7 @@ from spp_viz.detection_lab import (
 from spp_viz.images import to_tensor
 from spp_viz.models import SPPNet
 from spp_viz.train import EpochLog, LabConfig, TrainResult, lab_epochs, run_experiments, run_lab
+from spp_viz.view_accuracy import view_accuracy
 from spp_viz.views import make_views
 from spp_viz.views import scale_sweep as sweep_views
 
@@ -88,6 +89,33 @@ def gallery_index(model: SPPNet, items: list[GalleryItem]) -> BuildReport:
     return run_heavy("Index build", work)
 
 
+def views_bench(model: SPPNet, items: list[GalleryItem], short_side: int, multi: bool) -> dict:
+    """Crop, warp and full-image accuracy over a folder of labelled photos (``ViewsReport.json()``); kept for every
+    session per model, files (name, size, time) and settings."""
+
+    def work(job: Job) -> dict:
+        report = view_accuracy(
+            model,
+            items,
+            short_side,
+            multi,
+            progress=lambda d, t: job.report(d / max(t, 1), f"Views: {d} of {t} photos"),
+        )
+        return report.json()
+
+    stamp = tuple((i.name, *_stat(i.path)) for i in items)
+    return run_heavy("Views over a folder", work, key=("views-bench", context().model, stamp, short_side, multi))
+
+
+def _stat(path: Path | None) -> tuple[int, float]:
+    """(size, modification time) of a file, so a changed folder is measured again."""
+    try:
+        st = path.stat() if path else None
+    except OSError:
+        st = None
+    return (st.st_size, st.st_mtime) if st else (0, 0.0)
+
+
 def lab_training(
     dataset: str,
     config: LabConfig,
@@ -112,13 +140,15 @@ def lab_training(
     return run_heavy("Lab training", work, on_update=on_update)
 
 
-def lab_comparison(config: LabConfig) -> dict:
-    """The Lab's five networks on the same data; kept for every session per configuration."""
+def lab_comparison(config: LabConfig, seeds: tuple[int, ...]) -> dict:
+    """The Lab's five networks on the same data, once per seed; kept for every session per configuration."""
 
     def work(job: Job) -> dict:
-        return run_experiments(config, progress=lambda i, n, name: job.report(i / n, f"{min(i + 1, n)} of {n}: {name}"))
+        return run_experiments(
+            config, seeds, progress=lambda i, n, name: job.report(i / n, f"{min(i + 1, n)} of {n}: {name}")
+        )
 
-    return run_heavy("Lab comparison", work, key=("lab-comparison", config))
+    return run_heavy("Lab comparison", work, key=("lab-comparison", config, seeds))
 
 
 def detection_lab(data: str, counts: tuple[int, int], modes: tuple[str, ...], config: DetectorConfig) -> LabReport:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import streamlit as st
 from PIL import Image
 
 from spp_viz import registry
+from spp_viz.features import FeatureMaps
 from spp_viz.images import ImageError
 from spp_viz.models import SPPNet, WeightsError
 
@@ -46,3 +48,23 @@ def current_image() -> tuple[Image.Image, bytes]:
         w0, h0 = img.info["downsized_from"]
         st.caption(f"{ctx.image_name} was shrunk from {w0} x {h0} to {img.width} x {img.height} pixels on reading.")
     return img, ctx.image.data
+
+
+def response_maps(fm: FeatureMaps, key: str) -> tuple[np.ndarray, str]:
+    """The maps a page draws and their name: before a final clip (the default, and what channels are ranked and
+    peaks placed on), or, by a toggle, the clipped map that the pyramid pools."""
+    if fm.clip is None:
+        return fm.conv5, "conv5"
+    ceiling = f"{fm.clip_ceiling:g}"
+    if st.toggle(f"Show the clipped map (after {fm.clip}: what the pyramid pools)", key=key):
+        st.caption(
+            f"After {fm.clip}, values stop at {ceiling}: on this image {fm.saturated_channels} of "
+            f"{fm.conv5.shape[0]} channels reach {ceiling} somewhere, so their strongest cells tie."
+        )
+        return fm.conv5, f"after {fm.clip}"
+    st.caption(
+        f"Maps **before {fm.clip}** (the batch-norm output): the ranking, the maxima and the arrows use these, "
+        f"because after the clip {fm.saturated_channels} of this image's {fm.conv5.shape[0]} channels tie at "
+        f"{ceiling}. The pyramid pools the clipped map (the toggle shows it)."
+    )
+    return fm.responses, f"before {fm.clip}"

@@ -28,15 +28,26 @@ def training_curves(history: Sequence[EpochLog]) -> go.Figure:
 
 
 def accuracy_bars(rows: Sequence[dict]) -> go.Figure:
-    """Test accuracy per view for each configuration of the Lab's comparison (rows of ``run_experiments``)."""
+    """Test accuracy per view for each configuration of the Lab's comparison (rows of ``run_experiments``): the
+    mean over seeds, the standard deviation as an error bar, each seed's number on hover."""
     fig = go.Figure()
     for v in VIEWS:
+        means = [r["test"][v] for r in rows]
+        stds = [r.get("std", {}).get(v) for r in rows]
+        seeds = [r.get("per_seed", {}).get(v) for r in rows]
+        hover = [
+            "n/a" if m is None else "<br>".join(f"seed {i}: {x:.1%}" for i, x in enumerate(s or [m]))
+            for m, s in zip(means, seeds, strict=True)
+        ]
         fig.add_trace(
             go.Bar(
                 x=[r["name"] for r in rows],
-                y=[r["test"][v] for r in rows],
+                y=means,
                 name=f"{v} view",
-                text=[None if r["test"][v] is None else f"{r['test'][v]:.0%}" for r in rows],
+                text=[None if m is None else f"{m:.0%}" for m in means],
+                error_y={"type": "data", "array": [s or 0 for s in stds], "visible": any(s for s in stds)},
+                customdata=hover,
+                hovertemplate=f"%{{x}}, {v} view: mean %{{y:.1%}}<br>%{{customdata}}<extra></extra>",
             )
         )
     fig.update_layout(

@@ -178,3 +178,66 @@ def rule_coverage(size: int, n: int) -> go.Figure:
         "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
     }
     return figure(data, layout)
+
+
+def shuffle_levels(cosines: dict[int, float], k: int) -> go.Figure:
+    """One photo's shuffle test: each pyramid level's cosine between the original and the shuffled picture."""
+    levels = sorted(cosines)
+    fig = go.Figure(
+        go.Bar(
+            x=[f"{n}x{n}" for n in levels],
+            y=[cosines[n] for n in levels],
+            text=[f"{cosines[n]:.2f}" for n in levels],
+            hovertemplate="%{x} level: cosine %{y:.3f}<extra></extra>",
+            marker_color=BIN_COLOURS[0],
+        )
+    )
+    fig.update_layout(
+        xaxis={"title": "pyramid level"},
+        yaxis={"title": f"cosine, original vs {k}x{k} shuffled", "range": [0, 1.05]},
+        height=300,
+        margin={"t": 20, "b": 10},
+    )
+    return fig
+
+
+def shuffle_curves(result: dict) -> go.Figure:
+    """The shuffle test over a folder (``ShuffleBench.json()``): each level's mean cosine against the number of
+    tiles per side (whiskers: 2 standard errors), and how often the top-1 class survives."""
+    from plotly.subplots import make_subplots
+
+    ks = [r["k"] for r in result["rows"]]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("level vectors: mean cosine", "top-1 class unchanged"))
+    for n in result["levels"]:
+        stats = [r["cosine"][str(n)] for r in result["rows"]]
+        fig.add_trace(
+            go.Scatter(
+                x=ks,
+                y=[s["mean"] for s in stats],
+                error_y={"type": "data", "array": [2 * s["se"] for s in stats]},
+                mode="lines+markers",
+                name=f"{n}x{n} level",
+                hovertemplate=f"{n}x{n} level, %{{x}}x%{{x}} tiles: mean cosine %{{y:.3f}}<extra></extra>",
+            ),
+            row=1,
+            col=1,
+        )
+    kept = [r["top1_unchanged"] for r in result["rows"]]
+    fig.add_trace(
+        go.Scatter(
+            x=ks,
+            y=[s["mean"] for s in kept],
+            error_y={"type": "data", "array": [2 * s["se"] for s in kept]},
+            mode="lines+markers",
+            name="top-1 unchanged",
+            line={"color": "#444"},
+            hovertemplate="%{x}x%{x} tiles: top-1 unchanged in %{y:.0%}<extra></extra>",
+        ),
+        row=1,
+        col=2,
+    )
+    fig.update_xaxes(title="tiles per side (k)", tickvals=ks)
+    fig.update_yaxes(range=[0, 1.05])
+    fig.update_yaxes(tickformat=".0%", row=1, col=2)
+    fig.update_layout(height=340, margin={"t": 40, "b": 10}, legend={"orientation": "h"})
+    return fig

@@ -95,3 +95,37 @@ def level_shares_bar(shares: Sequence[LevelShare]) -> go.Figure:
         margin={"t": 40, "b": 10},
     )
     return fig
+
+
+def view_differences(result: dict) -> go.Figure:
+    """Each view's accuracy minus the centre crop's on the same photos, with its 95% bootstrap interval (a
+    ``ViewsReport.json()``): a bar whose whisker crosses zero is no clear difference."""
+    fig = go.Figure()
+    views = list(result["paired"])
+    for key, label in (("top1", "top-1"), ("top5", "top-5")):
+        ds = [result["paired"][v][key] for v in views]
+        fig.add_trace(
+            go.Bar(
+                x=[VIEW_TITLES[v] for v in views],
+                y=[100 * d["diff"] for d in ds],
+                name=label,
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [100 * (d["high"] - d["diff"]) for d in ds],
+                    "arrayminus": [100 * (d["diff"] - d["low"]) for d in ds],
+                },
+                customdata=[[100 * d["low"], 100 * d["high"], d["mcnemar_p"]] for d in ds],
+                hovertemplate=f"%{{x}}, {label}: %{{y:+.1f}} points vs crop<br>95% interval %{{customdata[0]:+.1f}} "
+                "to %{customdata[1]:+.1f}<br>McNemar p = %{customdata[2]:.2g}<extra></extra>",
+            )
+        )
+    fig.add_hline(y=0, line_color="#888")
+    fig.update_layout(
+        barmode="group",
+        yaxis={"title": "accuracy minus the crop's (points)"},
+        height=320,
+        margin={"t": 20, "b": 10},
+        legend={"orientation": "h"},
+    )
+    return fig

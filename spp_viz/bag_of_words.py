@@ -1,0 +1,251 @@
+"""The bag-of-words analogy, measured: shuffle a photo's tiles and see which pyramid levels notice.
+
+The paper (see the notes) likens SPP to spatial-pyramid bag-of-words: the 1 x 1 level is a bag of conv5 "visual
+words" that ignores where each one is, and the finer levels add the layout. Cutting the photo into k x k tiles and
+shuffling them keeps most words and breaks the layout, so the 1 x 1 level should change little and the fine levels
+a lot. ``shuffle_test`` measures it on one photo, ``shuffle_bench`` over a folder.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+from .activations import GalleryItem
+from .images import ImageError, load_image, resize_short_side, to_tensor
+from .models import Prediction, SPPNet, top_predictions
+from .pyramid import spatial_pyramid_pool
+
+SHUFFLE_TILES = (2, 3, 4, 6, 8)  # k: the photo is cut into k x k tiles
+SHUFFLE_LEVELS = (1, 2, 4, 6)  # pyramid levels compared, max pooling over the clipped conv5 (what SPP pools)
+SHUFFLE_SHORT_SIDE = 256  # the paper's full-image view
+
+
+def tile_grid(img: Image.Image, k: int) -> Image.Image:
+    """The image cut to a multiple of k pixels each way (at most k - 1 pixels dropped at the right and bottom), so
+    that its k x k tiles are of equal size."""
+    if k < 1 or k > min(img.size):
+        raise ValueError(f"tiles per side must be between 1 and {min(img.size)}, got {k}")
+    return img.crop((0, 0, img.width - img.width % k, img.height - img.height % k))
+
+
+def shuffle_tiles(img: Image.Image, k: int, seed: int = 0) -> tuple[Image.Image, Image.Image, np.ndarray]:
+    """(original cut to the grid, shuffled, permutation): tile ``perm[j]`` of the original goes to place j.
+
+    Tiles are numbered row by row. For k >= 2 the permutation is never the identity (redrawn with the same
+    generator), so the shuffled image always differs; k = 1 gives the image back.
+    """
+    base = tile_grid(img, k)
+    tw, th = base.width // k, base.height // k
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(k * k)
+    while k > 1 and (perm == np.arange(k * k)).all():
+        perm = rng.permutation(k * k)
+    out = Image.new(base.mode, base.size)
+    for j, src in enumerate(perm):
+        sr, sc = divmod(int(src), k)
+        dr, dc = divmod(j, k)
+        out.paste(base.crop((sc * tw, sr * th, (sc + 1) * tw, (sr + 1) * th)), (dc * tw, dr * th))
+    return base, out, perm
+
+
+def level_vectors(model: SPPNet, img: Image.Image, levels: Sequence[int] = SHUFFLE_LEVELS) -> tuple[dict, Tensor]:
+    """One forward pass: ({n: Tensor[C * n * n]} max-pooled levels of the clipped conv5, logits Tensor[classes])."""
+    with torch.inference_mode():
+        logits, conv5 = model.forward_with_features(to_tensor(img, model.device))
+        vecs = {n: spatial_pyramid_pool(conv5, (n,), "max")[0].float().cpu() for n in levels}
+    return vecs, logits[0].float().cpu()
+
+
+def cosine(a: Tensor, b: Tensor) -> float:
+    """Cosine similarity of two vectors (1.0 for two zero vectors: nothing changed)."""
+    na, nb = float(a.norm()), float(b.norm())
+    if na == 0 and nb == 0:
+        return 1.0
+    if na == 0 or nb == 0:
+        return 0.0
+    return float(torch.dot(a.double(), b.double()) / (na * nb))
+
+
+@dataclass(frozen=True)
+class ShuffleResult:
+    """The shuffle test on one photo."""
+
+    k: int
+    seed: int
+    original: Image.Image  # what the network saw: shorter side SHUFFLE_SHORT_SIDE, cut to the grid
+    shuffled: Image.Image
+    cosines: dict[int, float]  # level n -> cosine between the two photos' n x n level vectors
+    top5_original: list[Prediction]
+    top5_shuffled: list[Prediction]
+
+    @property
+    def same_top1(self) -> bool:
+        return self.top5_original[0].index == self.top5_shuffled[0].index
+
+    def sentence(self) -> str:
+        """What the numbers say, in words computed from them."""
+        coarse, fine = min(self.cosines), max(self.cosines)
+        words = []
+        for n in (coarse, fine):
+            c = self.cosines[n]
+            how = "barely changed" if c >= 0.9 else "changed somewhat" if c >= 0.7 else "changed a lot"
+            words.append(f"the {n}x{n} level {how} (cosine {c:.2f})")
+        top = self.top5_original[0].name
+        pred = (
+            f"the prediction stayed ({top})"
+            if self.same_top1
+            else f"the prediction changed ({top} -> {self.top5_shuffled[0].name})"
+        )
+        return f"With {self.k}x{self.k} tiles shuffled, {words[0]}, {words[1]}, and {pred}."
+
+
+def shuffle_test(
+    model: SPPNet,
+    img: Image.Image,
+    k: int,
+    seed: int = 0,
+    levels: Sequence[int] = SHUFFLE_LEVELS,
+    short_side: int = SHUFFLE_SHORT_SIDE,
+) -> ShuffleResult:
+    """Shuffle the photo's k x k tiles (at shorter side ``short_side``) and compare each pyramid level and the top-5."""
+    original, shuffled, _ = shuffle_tiles(resize_short_side(img, short_side), k, seed)
+    (va, la), (vb, lb) = level_vectors(model, original, levels), level_vectors(model, shuffled, levels)
+    return ShuffleResult(
+        k,
+        seed,
+        original,
+        shuffled,
+        {n: cosine(va[n], vb[n]) for n in levels},
+        top_predictions(la, model.class_names),
+        top_predictions(lb, model.class_names),
+    )
+
+
+@dataclass
+class ShuffleBench:
+    """The shuffle test over a folder: per k, each level's cosines and whether top-1 survived, per photo."""
+
+    model: str
+    seed: int
+    ks: tuple[int, ...]
+    levels: tuple[int, ...]
+    names: list[str] = field(default_factory=list)
+    cosines: dict[int, dict[int, list[float]]] = field(default_factory=dict)  # k -> level -> [N]
+    same_top1: dict[int, list[bool]] = field(default_factory=dict)  # k -> [N]
+    correct: dict[int, list[bool]] = field(default_factory=dict)  # k (0: the original) -> [N], labelled photos
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def json(self) -> dict:
+        def mean_se(values: Sequence[float]) -> dict[str, float]:
+            arr = np.asarray(values, dtype=np.float64)
+            se = float(arr.std(ddof=1) / np.sqrt(len(arr))) if len(arr) > 1 else float("nan")
+            return {"mean": float(arr.mean()), "se": se}
+
+        rows = []
+        for k in self.ks:
+            lo, hi = min(self.levels), max(self.levels)
+            gap = np.asarray(self.cosines[k][lo]) - np.asarray(self.cosines[k][hi])  # [N], paired by photo
+            row = {
+                "k": k,
+                "top1_unchanged": mean_se(self.same_top1[k]),
+                "cosine": {str(n): mean_se(self.cosines[k][n]) for n in self.levels},
+                "coarse_minus_fine": mean_se(gap),
+            }
+            if self.correct.get(k):
+                row["accuracy"] = {"original": mean_se(self.correct[0]), "shuffled": mean_se(self.correct[k])}
+            rows.append(row)
+        return {
+            "n": len(self.names),
+            "model": self.model,
+            "seed": self.seed,
+            "short_side": SHUFFLE_SHORT_SIDE,
+            "levels": list(self.levels),
+            "rows": rows,
+            "labelled": len(self.correct.get(0, [])),
+            "skipped": [list(s) for s in self.skipped],
+            "seconds": round(self.seconds, 1),
+        }
+
+
+def shuffle_bench(
+    model: SPPNet,
+    items: Sequence[GalleryItem],
+    ks: Sequence[int] = SHUFFLE_TILES,
+    seed: int = 0,
+    levels: Sequence[int] = SHUFFLE_LEVELS,
+    labels: Callable[[str], int | None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ShuffleBench:
+    """``shuffle_test`` for every photo and every k (photo i shuffled with seed ``seed + i``), one forward pass per
+    picture; ``labels`` (a file name -> class index or None) adds accuracy before and after the shuffle."""
+    start = time.perf_counter()
+    bench = ShuffleBench(model.name, seed, tuple(ks), tuple(levels))
+    bench.cosines = {k: {n: [] for n in levels} for k in ks}
+    bench.same_top1 = {k: [] for k in ks}
+    labelled = {k: [] for k in (0, *ks)}
+    for i, item in enumerate(items):
+        try:
+            img = resize_short_side(load_image(item.read(), name=item.name), SHUFFLE_SHORT_SIDE)
+        except ImageError as e:
+            bench.skipped.append((item.name, str(e)))
+        else:
+            label = labels(item.name) if labels else None
+            bench.names.append(item.name)
+            # One grid that every k divides (at most lcm - 1 pixels dropped), so the original runs once.
+            original = tile_grid(img, math.lcm(*ks))
+            va, la = level_vectors(model, original, levels)
+            if label is not None:
+                labelled[0].append(int(la.argmax()) == label)
+            for k in ks:
+                _, shuffled, _ = shuffle_tiles(original, k, seed + i)
+                vb, lb = level_vectors(model, shuffled, levels)
+                for n in levels:
+                    bench.cosines[k][n].append(cosine(va[n], vb[n]))
+                bench.same_top1[k].append(int(la.argmax()) == int(lb.argmax()))
+                if label is not None:
+                    labelled[k].append(int(lb.argmax()) == label)
+        if progress:
+            progress(i + 1, len(items))
+    bench.correct = labelled if labelled[0] else {}
+    bench.seconds = time.perf_counter() - start
+    return bench
+
+
+def bench_findings(result: dict) -> list[str]:
+    """Sentences computed from a ``ShuffleBench.json()``: which level keeps its vector as the tiles get smaller, and
+    how often the prediction survives."""
+    levels = result["levels"]
+    coarse, fine = str(min(levels)), str(max(levels))
+    out = []
+    for row in (result["rows"][0], result["rows"][-1]):
+        k, cos = row["k"], row["cosine"]
+        kept = row["top1_unchanged"]["mean"]
+        acc = row.get("accuracy")
+        accuracy = (
+            f"; accuracy {acc['original']['mean']:.0%} -> {acc['shuffled']['mean']:.0%}" if acc is not None else ""
+        )
+        out.append(
+            f"{k}x{k} tiles: mean cosine {cos[coarse]['mean']:.2f} at the {coarse}x{coarse} level against "
+            f"{cos[fine]['mean']:.2f} at {fine}x{fine}; the top-1 class survives in {kept:.0%} of the photos{accuracy}."
+        )
+    # Clear only when, at every k, the paired gap (coarse minus fine cosine, per photo) exceeds twice its error.
+    if all(r["coarse_minus_fine"]["mean"] > 2 * r["coarse_minus_fine"]["se"] for r in result["rows"]):
+        out.append(
+            f"At every tile size the {coarse}x{coarse} level changes less than the {fine}x{fine} level: position is "
+            "largely ignored by the coarse level and kept by the fine ones, as the bag-of-words reading says."
+        )
+    else:
+        out.append(
+            f"The {coarse}x{coarse} level does not change clearly less than the {fine}x{fine} level at every tile "
+            "size here, so these photos do not show the bag-of-words reading cleanly."
+        )
+    return out
