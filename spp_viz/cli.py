@@ -166,18 +166,22 @@ def _cmd_bench_detection(args: argparse.Namespace) -> int:
     return 0
 
 
+def _folder_and_model(args: argparse.Namespace):
+    """The folder's image files (the first --limit of them) and the model, for the folder benches."""
+    from .activations import folder_items
+
+    items = folder_items(args.folder)[: args.limit]
+    if not items:
+        raise ValueError(f"no image files in {args.folder}")
+    return items, load(args.model, device=args.device, weights=args.weights)
+
+
 def _cmd_bench_views(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .activations import folder_items
     from .view_accuracy import findings, view_accuracy
 
-    items = folder_items(args.folder)
-    if args.limit:
-        items = items[: args.limit]
-    if not items:
-        raise ValueError(f"no image files in {args.folder}")
-    model = load(args.model, device=args.device, weights=args.weights)
+    items, model = _folder_and_model(args)
     with tqdm(total=len(items), unit="img", desc=f"views of {model.name}", file=sys.stderr) as bar:
         report = view_accuracy(
             model, items, args.short_side, args.multi, progress=lambda done, total: bar.update(done - bar.n)
@@ -213,15 +217,11 @@ def _cmd_bench_views(args: argparse.Namespace) -> int:
 def _cmd_bench_shuffle(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .activations import folder_items
     from .bag_of_words import bench_findings, shuffle_bench
     from .view_accuracy import LabelReader
 
     ks = tuple(_positive(k) for k in args.tiles.split(","))
-    items = folder_items(args.folder)[: args.limit]
-    if not items:
-        raise ValueError(f"no image files in {args.folder}")
-    model = load(args.model, device=args.device, weights=args.weights)
+    items, model = _folder_and_model(args)
     reader = LabelReader.for_model(model)
     with tqdm(total=len(items), unit="img", desc="shuffle test", file=sys.stderr) as bar:
         bench = shuffle_bench(

@@ -7,6 +7,7 @@ read from ImageNet-style names (``read_label``), never guessed.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -38,6 +39,7 @@ VIEW_WORDS = {
 # ----------------------------------------------------------------------------- labels
 
 
+@functools.cache  # read once: the Crop/warp/SPP page asks on every rerun of its folder panel
 def imagenet_wnids() -> tuple[str, ...]:
     """The 1000 ImageNet-1k WordNet ids in class-index order (shipped with timm, no download)."""
     from timm.data import ImageNetInfo

@@ -110,10 +110,10 @@ def views_bench(model: SPPNet, items: list[GalleryItem], short_side: int, multi:
 def _stat(path: Path | None) -> tuple[int, float]:
     """(size, modification time) of a file, so a changed folder is measured again."""
     try:
-        st = path.stat() if path else None
+        info = path.stat() if path else None
     except OSError:
-        st = None
-    return (st.st_size, st.st_mtime) if st else (0, 0.0)
+        info = None
+    return (info.st_size, info.st_mtime) if info else (0, 0.0)
 
 
 def lab_training(
