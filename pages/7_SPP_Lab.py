@@ -135,6 +135,9 @@ def result_panel() -> None:
 
 
 def main() -> None:
+    # First, before any widget: a deep link as a fresh server's first request leaves Streamlit's legacy pages/
+    # mode here; left later (in training), that rerun dropped the Train click (see ui.context).
+    ui.context()
     st.title("SPP Lab: train your own")
     st.markdown(
         "Train a small SPP-net on shapes where a crop loses objects near the border and a warp changes the shapes "

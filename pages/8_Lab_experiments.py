@@ -62,6 +62,9 @@ def show(results: dict, source: str) -> None:
 
 
 def main() -> None:
+    # First, before any widget: a deep link as a fresh server's first request leaves Streamlit's legacy pages/
+    # mode here; left later (on the SPP Lab page, in training), its rerun dropped the Train click.
+    ui.context()
     st.title("SPP Lab: the paper's comparisons")
     st.markdown(
         "Five networks, the same data, the same number of epochs: no SPP fed by crops, no SPP fed by warps, SPP "
