@@ -12,14 +12,13 @@ Run: python bench/activation_index.py [--images N] [--model NAME]
 from __future__ import annotations
 
 import argparse
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
+from throughput import batched_seconds, report_ratio
 
 from spp_viz.activations import INDEX_SHORT_SIDE, build_index, folder_items, gallery_view
 from spp_viz.images import load_image, samples, to_tensor
@@ -43,15 +42,7 @@ def make_gallery(folder: Path, count: int) -> None:
 
 def bare_passes(model, folder: Path, batch_size: int = 8) -> float:
     views = [gallery_view(p.read_bytes(), p.name, INDEX_SHORT_SIDE) for p in sorted(folder.glob("*.jpg"))]
-    buckets: dict[tuple[int, int], list[torch.Tensor]] = {}
-    for v in views:
-        buckets.setdefault(v.size, []).append(to_tensor(v, model.device))
-    batches = [torch.cat(ts[i : i + batch_size]) for ts in buckets.values() for i in range(0, len(ts), batch_size)]
-    start = time.perf_counter()
-    with torch.inference_mode():
-        for x in batches:
-            model.forward_features(x)
-    return time.perf_counter() - start
+    return batched_seconds((to_tensor(v, model.device) for v in views), batch_size, model.forward_features)
 
 
 def main() -> None:
@@ -74,14 +65,14 @@ def main() -> None:
             bare_times.append(bare_passes(model, folder))
     n = args.images
     index_s, bare_s = min(index_times), min(bare_times)
-    print(
-        f"activation index vs bare forward ({args.model}; {platform.machine()}, {torch.get_num_threads()} torch "
-        f"threads, {model.device}; {n} images at shorter side {INDEX_SHORT_SIDE}; best of {args.rounds})"
+    report_ratio(
+        f"activation index vs bare forward ({args.model}",
+        f"{model.device}; {n} images at shorter side {INDEX_SHORT_SIDE}; best of {args.rounds}",
+        "images",
+        n,
+        ("index build", index_s, "from JPEG files"),
+        bare_s,
     )
-    print(f"  index build: {n / index_s:6.1f} images/s  ({index_s:.2f} s, from JPEG files)")
-    print(f"  bare passes: {n / bare_s:6.1f} images/s  ({bare_s:.2f} s, tensors ready)")
-    ratio = bare_s / index_s
-    print(f"  ratio {ratio:.2f}  (goal >= 0.8: {'met' if ratio >= 0.8 else 'MISSED'})")
 
 
 if __name__ == "__main__":

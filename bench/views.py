@@ -14,12 +14,11 @@ Run: python bench/views.py [--images N] [--multi] [--model NAME] [--rounds R]
 from __future__ import annotations
 
 import argparse
-import platform
 import tempfile
 import time
 from pathlib import Path
 
-import torch
+from throughput import batched_seconds, report_ratio
 
 from spp_viz.activations import GalleryItem, folder_items
 from spp_viz.images import load_image
@@ -31,17 +30,13 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "imagenet-sample"
 
 def bare_passes(model, items: list[GalleryItem], short_side: int, multi: bool, batch_size: int = 16) -> float:
     """Seconds of forward passes alone over the bench's views, grouped by size as the bench groups them."""
-    buckets: dict[tuple[int, int], list[torch.Tensor]] = {}
-    for item in items:
-        fixed, full, *scales = prepare_views(load_image(item.read()), model.input_size, short_side, multi)
-        for x in (fixed[:1], fixed[1:], full, *scales):
-            buckets.setdefault(tuple(x.shape[-2:]), []).append(x)
-    batches = [torch.cat(ts[i : i + batch_size]) for ts in buckets.values() for i in range(0, len(ts), batch_size)]
-    start = time.perf_counter()
-    with torch.inference_mode():
-        for x in batches:
-            model(x).softmax(1)
-    return time.perf_counter() - start
+
+    def views():
+        for item in items:
+            fixed, full, *scales = prepare_views(load_image(item.read()), model.input_size, short_side, multi)
+            yield from (fixed[:1], fixed[1:], full, *scales)
+
+    return batched_seconds(views(), batch_size, lambda x: model(x).softmax(1))
 
 
 def photos(count: int, tmp: Path) -> tuple[list[GalleryItem], str]:
@@ -77,14 +72,14 @@ def main() -> None:
     n = len(items)
     bench_s, bare_s = min(bench_times), min(bare_times)
     views = "crop, warp, full" + (" and 6 multi-scale" if args.multi else "")
-    print(
-        f"views bench vs bare forward ({args.model}; {platform.machine()}, {torch.get_num_threads()} torch threads, "
-        f"{model.device}; {n} photos from {where}; {views} views; best of {args.rounds})"
+    report_ratio(
+        f"views bench vs bare forward ({args.model}",
+        f"{model.device}; {n} photos from {where}; {views} views; best of {args.rounds}",
+        "photos",
+        n,
+        ("views bench", bench_s, "from JPEG files"),
+        bare_s,
     )
-    print(f"  views bench: {n / bench_s:6.2f} photos/s  ({bench_s:.2f} s, from JPEG files)")
-    print(f"  bare passes: {n / bare_s:6.2f} photos/s  ({bare_s:.2f} s, tensors ready)")
-    ratio = bare_s / bench_s
-    print(f"  ratio {ratio:.2f}  (goal >= 0.8: {'met' if ratio >= 0.8 else 'MISSED'})")
 
 
 if __name__ == "__main__":

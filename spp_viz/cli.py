@@ -6,7 +6,8 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from .bag_of_words import SHUFFLE_TILES
@@ -18,6 +19,22 @@ from .images import SAMPLES_DIR, ImageError, load_image
 from .models import DEFAULT_MODEL, ZOO, WeightsError
 from .registry import LAB_PREFIX, load
 from .train import EXPERIMENT_EPOCHS, EXPERIMENT_SEEDS, FINE_TUNE_EPOCHS_PER_EPOCH, FINE_TUNE_SIDES, REGIMES
+
+
+@contextmanager
+def _progress_bar(total: int, unit: str, desc: str) -> Iterator[Callable[..., None]]:
+    """A progress bar on stderr (stdout stays for results and --json) and the callback the library's long runs take:
+    ``progress(done, total, ...)`` moves the bar to ``done`` of ``total``."""
+    from tqdm import tqdm
+
+    with tqdm(total=total, unit=unit, desc=desc, file=sys.stderr) as bar:
+
+        def progress(done: int, total: int | None = None, *_) -> None:
+            if total is not None:
+                bar.total = total
+            bar.update(done - bar.n)
+
+        yield progress
 
 
 def _positive(text: str) -> int:
@@ -80,7 +97,6 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
 
     from .activations import DEFAULT_CACHE, build_index, folder_items, tied_channels
 
@@ -89,12 +105,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
         raise ValueError(f"no image files in {args.folder}")
     model = load(args.model, device=args.device, weights=args.weights)
     start = time.perf_counter()
-    with tqdm(total=len(items), unit="img", desc=f"indexing conv5 of {model.name}") as bar:
-
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
+    with _progress_bar(len(items), "img", f"indexing conv5 of {model.name}") as progress:
         report = build_index(
             model,
             items,
@@ -124,21 +135,13 @@ def _cmd_index(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench_detection(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
 
     from .detection import benchmark
 
     img = load_image(args.image)
     model = load(args.model, device=args.device, weights=args.weights)
-    with tqdm(total=args.windows, unit="win", desc="R-CNN mode") as bar:
-        r = benchmark(
-            model,
-            img,
-            args.windows,
-            (args.scale,),
-            args.proposals,
-            progress=lambda done, total: bar.update(done - bar.n),
-        )
+    with _progress_bar(args.windows, "win", "R-CNN mode") as progress:
+        r = benchmark(model, img, args.windows, (args.scale,), args.proposals, progress=progress)
     if args.json:
         print(json.dumps(r, indent=2))
         return 0
@@ -177,15 +180,12 @@ def _folder_and_model(args: argparse.Namespace):
 
 
 def _cmd_bench_views(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
 
     from .view_accuracy import findings, view_accuracy
 
     items, model = _folder_and_model(args)
-    with tqdm(total=len(items), unit="img", desc=f"views of {model.name}", file=sys.stderr) as bar:
-        report = view_accuracy(
-            model, items, args.short_side, args.multi, progress=lambda done, total: bar.update(done - bar.n)
-        )
+    with _progress_bar(len(items), "img", f"views of {model.name}") as progress:
+        report = view_accuracy(model, items, args.short_side, args.multi, progress=progress)
     if not report.n:
         raise ValueError(f"none of the {len(items)} files in {args.folder} has a readable label and image")
     result = report.json()
@@ -215,7 +215,6 @@ def _cmd_bench_views(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench_shuffle(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
 
     from .bag_of_words import bench_findings, shuffle_bench
     from .view_accuracy import LabelReader
@@ -223,15 +222,8 @@ def _cmd_bench_shuffle(args: argparse.Namespace) -> int:
     ks = tuple(_positive(k) for k in args.tiles.split(","))
     items, model = _folder_and_model(args)
     reader = LabelReader.for_model(model)
-    with tqdm(total=len(items), unit="img", desc="shuffle test", file=sys.stderr) as bar:
-        bench = shuffle_bench(
-            model,
-            items,
-            ks,
-            args.seed,
-            labels=lambda name: reader.read(name)[0],
-            progress=lambda done, total: bar.update(done - bar.n),
-        )
+    with _progress_bar(len(items), "img", "shuffle test") as progress:
+        bench = shuffle_bench(model, items, ks, args.seed, labels=lambda name: reader.read(name)[0], progress=progress)
     if not bench.names:
         raise ValueError(f"none of the {len(items)} files in {args.folder} could be read")
     result = bench.json()
@@ -279,15 +271,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_lab_experiments(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
 
     from .train import EXPERIMENTS, LabConfig, paper_verdicts, run_experiments
 
     seeds = list(range(args.seeds))
-    with tqdm(total=len(EXPERIMENTS) * len(seeds), unit="net", desc="the paper's comparison") as bar:
-        results = run_experiments(
-            LabConfig(epochs=args.epochs), seeds, progress=lambda i, n, name: bar.update(i - bar.n)
-        )
+    with _progress_bar(len(EXPERIMENTS) * len(seeds), "net", "the paper's comparison") as progress:
+        results = run_experiments(LabConfig(epochs=args.epochs), seeds, progress=progress)
     print(f"{'configuration':<28} " + " ".join(f"{v:>13}" for v in ("crop", "warp", "full")))
     for r in results["rows"]:
         cells = []

@@ -120,3 +120,25 @@ def test_lab_figures():
     bars = revalidate(accuracy_bars(seeded))
     assert list(bars.data[0].error_y.array) == [0.1] and bars.data[0].error_y.visible
     assert bars.data[0].customdata[0] == "seed 0: 40.0%<br>seed 1: 60.0%" and bars.data[2].customdata[0] == "n/a"
+
+
+def test_shuffle_curves_plot_each_levels_means_with_two_standard_error_whiskers():
+    from spp_viz.plots.pyramid import shuffle_curves
+
+    rows = [
+        {
+            "k": k,
+            "top1_unchanged": {"mean": kept, "se": 0.01 * k},
+            "cosine": {"1": {"mean": 0.9 - 0.01 * k, "se": 0.001}, "6": {"mean": 0.5 - 0.01 * k, "se": 0.002 * k}},
+        }
+        for k, kept in ((2, 0.8), (4, 0.5), (8, 0.1))
+    ]
+    fig = revalidate(shuffle_curves({"levels": [1, 6], "rows": rows}))
+    assert [t.name for t in fig.data] == ["1x1 level", "6x6 level", "top-1 unchanged"]
+    for trace in fig.data:
+        assert list(trace.x) == [2, 4, 8]
+    np.testing.assert_allclose(fig.data[0].y, [0.88, 0.86, 0.82])
+    np.testing.assert_allclose(fig.data[1].error_y.array, [0.008, 0.016, 0.032])  # 2 x se
+    np.testing.assert_allclose(fig.data[2].y, [0.8, 0.5, 0.1])
+    np.testing.assert_allclose(fig.data[2].error_y.array, [0.04, 0.08, 0.16])
+    assert fig.data[2].xaxis == "x2" and fig.data[0].xaxis == "x"  # kept on its own panel

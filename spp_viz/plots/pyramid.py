@@ -208,34 +208,26 @@ def shuffle_curves(result: dict) -> go.Figure:
 
     ks = [r["k"] for r in result["rows"]]
     fig = make_subplots(rows=1, cols=2, subplot_titles=("level vectors: mean cosine", "top-1 class unchanged"))
+
+    def mean_trace(stats: list[dict], name: str, hover: str, **style) -> go.Scatter:
+        """One line over k: each point a mean, its whisker 2 standard errors."""
+        return go.Scatter(
+            x=ks,
+            y=[s["mean"] for s in stats],
+            error_y={"type": "data", "array": [2 * s["se"] for s in stats]},
+            mode="lines+markers",
+            name=name,
+            hovertemplate=hover + "<extra></extra>",
+            **style,
+        )
+
     for n in result["levels"]:
         stats = [r["cosine"][str(n)] for r in result["rows"]]
-        fig.add_trace(
-            go.Scatter(
-                x=ks,
-                y=[s["mean"] for s in stats],
-                error_y={"type": "data", "array": [2 * s["se"] for s in stats]},
-                mode="lines+markers",
-                name=f"{n}x{n} level",
-                hovertemplate=f"{n}x{n} level, %{{x}}x%{{x}} tiles: mean cosine %{{y:.3f}}<extra></extra>",
-            ),
-            row=1,
-            col=1,
-        )
+        hover = f"{n}x{n} level, %{{x}}x%{{x}} tiles: mean cosine %{{y:.3f}}"
+        fig.add_trace(mean_trace(stats, f"{n}x{n} level", hover), row=1, col=1)
     kept = [r["top1_unchanged"] for r in result["rows"]]
-    fig.add_trace(
-        go.Scatter(
-            x=ks,
-            y=[s["mean"] for s in kept],
-            error_y={"type": "data", "array": [2 * s["se"] for s in kept]},
-            mode="lines+markers",
-            name="top-1 unchanged",
-            line={"color": "#444"},
-            hovertemplate="%{x}x%{x} tiles: top-1 unchanged in %{y:.0%}<extra></extra>",
-        ),
-        row=1,
-        col=2,
-    )
+    hover = "%{x}x%{x} tiles: top-1 unchanged in %{y:.0%}"
+    fig.add_trace(mean_trace(kept, "top-1 unchanged", hover, line={"color": "#444"}), row=1, col=2)
     fig.update_xaxes(title="tiles per side (k)", tickvals=ks)
     fig.update_yaxes(range=[0, 1.05])
     fig.update_yaxes(tickformat=".0%", row=1, col=2)
