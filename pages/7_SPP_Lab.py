@@ -135,8 +135,8 @@ def result_panel() -> None:
 
 
 def main() -> None:
-    # First, before any widget: a deep link as a fresh server's first request leaves Streamlit's legacy pages/
-    # mode here; left later (in training), that rerun dropped the Train click (see ui.context).
+    # Before any widget: a deep link as a fresh server's first request runs this page in Streamlit's legacy pages/
+    # mode, and ui.context() leaves that mode with a rerun. Left later, in a button's run, the rerun dropped the click.
     ui.context()
     st.title("SPP Lab: train your own")
     st.markdown(

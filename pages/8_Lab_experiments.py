@@ -62,8 +62,8 @@ def show(results: dict, source: str) -> None:
 
 
 def main() -> None:
-    # First, before any widget: a deep link as a fresh server's first request leaves Streamlit's legacy pages/
-    # mode here; left later (on the SPP Lab page, in training), its rerun dropped the Train click.
+    # Before any widget: a deep link as a fresh server's first request runs this page in Streamlit's legacy pages/
+    # mode, and ui.context() leaves that mode with a rerun. Left later, in a button's run, the rerun dropped the click.
     ui.context()
     st.title("SPP Lab: the paper's comparisons")
     st.markdown(

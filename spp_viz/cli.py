@@ -97,7 +97,6 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
-
     from .activations import DEFAULT_CACHE, build_index, folder_items, tied_channels
 
     items = folder_items(args.folder)
@@ -135,7 +134,6 @@ def _cmd_index(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench_detection(args: argparse.Namespace) -> int:
-
     from .detection import benchmark
 
     img = load_image(args.image)
@@ -180,7 +178,6 @@ def _folder_and_model(args: argparse.Namespace):
 
 
 def _cmd_bench_views(args: argparse.Namespace) -> int:
-
     from .view_accuracy import findings, view_accuracy
 
     items, model = _folder_and_model(args)
@@ -215,7 +212,6 @@ def _cmd_bench_views(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench_shuffle(args: argparse.Namespace) -> int:
-
     from .bag_of_words import bench_findings, shuffle_bench
     from .view_accuracy import LabelReader
 
@@ -271,7 +267,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_lab_experiments(args: argparse.Namespace) -> int:
-
     from .train import EXPERIMENTS, LabConfig, paper_verdicts, run_experiments
 
     seeds = list(range(args.seeds))
