@@ -10,7 +10,14 @@ import streamlit as st
 import ui
 from spp_viz.images import SAMPLES_DIR
 from spp_viz.plots.lab import accuracy_bars
-from spp_viz.train import EXPERIMENT_EPOCHS, EXPERIMENT_SEEDS, TEST_VIEWS, LabConfig, paper_verdicts
+from spp_viz.train import (
+    EXPERIMENT_EPOCHS,
+    EXPERIMENT_SEEDS,
+    TEST_VIEWS,
+    LabConfig,
+    accuracy_cell,
+    paper_verdicts,
+)
 
 SHIPPED = SAMPLES_DIR.parent / "lab_results.json"  # made by: python -m spp_viz lab-experiments --out <this file>
 PAPER_ROWS = [
@@ -23,18 +30,14 @@ PAPER_ROWS = [
 ]
 
 
-def cell(row: dict, view: str) -> str:
-    """ "mean ± sd" over seeds, or "n/a" with the reason."""
-    if row["test"][view] is None:
-        return "n/a: " + row["not_applicable"].get(view, "not measured")
-    std = row["std"][view]
-    return f"{100 * row['test'][view]:.1f}" + ("" if std is None else f" ± {100 * std:.1f}") + "%"
-
-
 def table(results: dict) -> pd.DataFrame:
     return pd.DataFrame(
         [
-            {"configuration": r["name"], **{f"{v} view": cell(r, v) for v in TEST_VIEWS}, "train s": r["seconds"]}
+            {
+                "configuration": r["name"],
+                **{f"{v} view": accuracy_cell(r, v) for v in TEST_VIEWS},
+                "train s": r["seconds"],
+            }
             for r in results["rows"]
         ]
     )

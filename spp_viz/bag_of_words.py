@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from . import stats
 from .activations import GalleryItem
 from .images import ImageError, load_image, resize_short_side, to_tensor
 from .models import Prediction, SPPNet, top_predictions
@@ -146,13 +147,12 @@ class ShuffleBench:
 
     def json(self) -> dict:
         def mean_se(values: Sequence[float]) -> dict[str, float]:
-            arr = np.asarray(values, dtype=np.float64)
-            se = float(arr.std(ddof=1) / np.sqrt(len(arr))) if len(arr) > 1 else float("nan")
-            return {"mean": float(arr.mean()), "se": se}
+            mean, se = stats.mean_se(values)
+            return {"mean": mean, "se": se}
 
+        lo, hi = min(self.levels), max(self.levels)
         rows = []
         for k in self.ks:
-            lo, hi = min(self.levels), max(self.levels)
             gap = np.asarray(self.cosines[k][lo]) - np.asarray(self.cosines[k][hi])  # [N], paired by photo
             row = {
                 "k": k,

@@ -267,17 +267,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_lab_experiments(args: argparse.Namespace) -> int:
-    from .train import EXPERIMENTS, LabConfig, paper_verdicts, run_experiments
+    from .train import EXPERIMENTS, TEST_VIEWS, LabConfig, accuracy_cell, paper_verdicts, run_experiments
 
     seeds = list(range(args.seeds))
     with _progress_bar(len(EXPERIMENTS) * len(seeds), "net", "the paper's comparison") as progress:
         results = run_experiments(LabConfig(epochs=args.epochs), seeds, progress=progress)
-    print(f"{'configuration':<28} " + " ".join(f"{v:>13}" for v in ("crop", "warp", "full")))
+    print(f"{'configuration':<28} " + " ".join(f"{v:>13}" for v in TEST_VIEWS))
     for r in results["rows"]:
-        cells = []
-        for v in ("crop", "warp", "full"):
-            mean, std = r["test"][v], r["std"][v]
-            cells.append("n/a" if mean is None else f"{mean:.1%}" + ("" if std is None else f" ± {100 * std:.1f}"))
+        cells = ["n/a" if r["test"][v] is None else accuracy_cell(r, v) for v in TEST_VIEWS]  # the reason: below
         print(f"{r['name']:<28} " + " ".join(f"{c:>13}" for c in cells))
     print(f"mean ± standard deviation over seeds {seeds}; n/a: a network without SPP cannot take a whole image")
     for line in paper_verdicts(results):

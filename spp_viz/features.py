@@ -47,7 +47,7 @@ class FeatureMaps:
     @property
     def conv5_shape(self) -> tuple[int, int, int]:
         """(H5, W5, C), the way the paper writes feature map sizes."""
-        c, h, w = self.conv5.shape
+        c, h, w = self.responses.shape  # the clip keeps the shape: no need to derive conv5
         return h, w, c
 
     @property
@@ -55,7 +55,8 @@ class FeatureMaps:
         """How many channels reach the clip's ceiling somewhere (0 when nothing clips)."""
         if self.clip_ceiling is None:
             return 0
-        return int((self.conv5.max(axis=(1, 2)) >= self.clip_ceiling).sum())
+        # A channel's clipped maximum reaches the ceiling exactly when its maximum before the clip does.
+        return int((self.channel_max >= self.clip_ceiling).sum())
 
 
 def prepare_input(model: SPPNet, img: Image.Image, short_side: int | None = 256) -> torch.Tensor:

@@ -52,6 +52,15 @@ def mcnemar(a: Sequence[bool], b: Sequence[bool]) -> McNemar:
     return McNemar(only_a, only_b, min(1.0, 2 * tail))
 
 
+def mean_se(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and its standard error (sample standard deviation / sqrt(n)); the error is nan for a single value."""
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim != 1 or len(arr) == 0:
+        raise ValueError(f"need a non-empty list of numbers, got shape {arr.shape}")
+    se = float(arr.std(ddof=1) / math.sqrt(len(arr))) if len(arr) > 1 else float("nan")
+    return float(arr.mean()), se
+
+
 @dataclass(frozen=True)
 class SeedVerdict:
     """A paired comparison over training seeds: mean of a - b per seed, and its standard error."""
@@ -82,6 +91,4 @@ def seed_verdict(a: Sequence[float], b: Sequence[float]) -> SeedVerdict:
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
         raise ValueError(f"need one result per seed for both, got {a.shape} and {b.shape}")
-    d = a - b
-    se = float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else float("nan")
-    return SeedVerdict(float(d.mean()), se, len(d))
+    return SeedVerdict(*mean_se(a - b), len(a))

@@ -401,14 +401,18 @@ def paper_verdicts(results: dict) -> list[str]:
             else f"{100 * v.diff:+.1f} points from one seed, which gives no error bar"
         )
         out.append(
-            f"{what} ({_pct(rows[name_a], view_a)} against {_pct(rows[name_b], view_b)}; {spread}): "
+            f"{what} ({accuracy_cell(rows[name_a], view_a)} against {accuracy_cell(rows[name_b], view_b)}; {spread}): "
             f"**{verdict}** (the paper: {paper})."
         )
     return out
 
 
-def _pct(row: dict, view: str) -> str:
+def accuracy_cell(row: dict, view: str) -> str:
+    """A row of ``run_experiments`` at one view as the page, the CLI and the verdicts show it: "86.0 ± 1.0%" (mean
+    ± standard deviation over seeds; the mean alone for one seed), or "n/a: " and why the network cannot take it."""
     mean, std = row["test"][view], row["std"][view]
+    if mean is None:
+        return "n/a: " + row["not_applicable"].get(view, "not measured")
     return f"{100 * mean:.1f}" + ("" if std is None else f" ± {100 * std:.1f}") + "%"
 
 

@@ -360,11 +360,6 @@ def view_accuracy(
 
 # ----------------------------------------------------------------------------- what the numbers say
 
-PAPER_VIEWS = (
-    ("full", "VOC 2007 classification, SPP-net (ZF-5): full image 78.39 mAP against 224 crop 76.45"),
-    ("warp", "Caltech101, SPP-net (ZF-5): full image 91.44% against warped 89.91%"),
-)
-
 
 def _verdict(d: dict, other: str) -> str:
     """A paired difference in words: clear only when its 95% interval excludes zero."""

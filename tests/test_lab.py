@@ -163,6 +163,19 @@ def test_paper_verdicts_follow_the_seeds():
     assert all("**no clear difference on these data**" in line for line in mixed[:3]), mixed
 
 
+def test_accuracy_cell_shows_mean_and_spread_or_why_a_view_does_not_exist():
+    from spp_viz.train import accuracy_cell
+
+    row = {
+        "test": {"crop": 0.86, "warp": 0.5, "full": None},
+        "std": {"crop": 0.01, "warp": None, "full": None},
+        "not_applicable": {"full": "no SPP: fixed size only"},
+    }
+    assert accuracy_cell(row, "crop") == "86.0 ± 1.0%"
+    assert accuracy_cell(row, "warp") == "50.0%"  # one seed: no spread to show
+    assert accuracy_cell(row, "full") == "n/a: no SPP: fixed size only"
+
+
 def test_shipped_comparison_has_several_seeds_and_reasons_for_missing_cells():
     import json
 

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from spp_viz.activations import GalleryItem, folder_items
-from spp_viz.stats import mcnemar, paired_bootstrap
+from spp_viz.stats import mcnemar, mean_se, paired_bootstrap
 from spp_viz.view_accuracy import LabelReader, findings, imagenet_wnids, view_accuracy
 
 NAMES = ("tench", "goldfish", "great white shark", "crane", "crane", "maillot")
@@ -172,3 +172,12 @@ def test_findings_say_no_clear_difference_when_the_interval_spans_zero():
     assert "does not show clearly" in lines[2]
     result["paired"]["full"]["top1"] |= {"diff": 0.05, "low": 0.02, "high": 0.08}
     assert "beats the centre crop by 5.0 points" in findings(result)[1] and "direction the paper" in findings(result)[2]
+
+
+def test_mean_se_by_hand():
+    # 1, 2, 3, 4: mean 2.5, sample sd sqrt(5/3) = 1.2910, standard error 1.2910 / 2 = 0.6455.
+    mean, se = mean_se([1, 2, 3, 4])
+    assert mean == 2.5 and se == pytest.approx(math.sqrt(5 / 3) / 2)
+    assert math.isnan(mean_se([0.7])[1])  # one value: no spread
+    with pytest.raises(ValueError, match="non-empty"):
+        mean_se([])
