@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 
 import pytest
 from conftest import SAMPLES
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+from playwright.sync_api import expect
 from streamlit_server import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, chromium_or_skip, streamlit_server
 
 pytestmark = pytest.mark.browser
@@ -179,8 +182,12 @@ def test_detection_page(server, page):
     # Step 2: a small detector, trained and tested in both modes, with its precision-recall curves.
     for label, value in (("Training images", "4"), ("Test images", "2"), ("Windows per image", "20")):
         box = page.get_by_label(label, exact=True)
+        # While a rerun redraws the form, the old input can still stand beside the new one (seen on a full run).
+        expect(box).to_have_count(1, timeout=180_000)
         box.fill(value)
         box.press("Enter")
+        with contextlib.suppress(PlaywrightTimeoutError):  # the rerun this starts; a quick one may be over already
+            page.locator("[data-testid='stApp'][data-test-script-state='running']").wait_for(timeout=5_000)
         page.locator("[data-testid='stApp'][data-test-script-state='notRunning']").wait_for(timeout=180_000)
     page.get_by_role("button", name="Train and test").click()
     wait_text(page, "Precision-recall curves of", timeout=600)
