@@ -20,7 +20,8 @@ import numpy as np
 from PIL import Image
 from throughput import batched_seconds, report_ratio
 
-from spp_viz.activations import INDEX_SHORT_SIDE, build_index, folder_items, gallery_view
+from spp_viz.explain.activation_index import build_index
+from spp_viz.gallery import INDEX_SHORT_SIDE, folder_items, gallery_view
 from spp_viz.images import load_image, samples, to_tensor
 from spp_viz.models import load_model
 

@@ -13,7 +13,9 @@ import argparse
 import time
 from pathlib import Path
 
-from spp_viz.activations import build_index, folder_items, tied_channels
+from spp_viz.explain.activation_index import build_index
+from spp_viz.explain.activations import tied_channels
+from spp_viz.gallery import folder_items
 from spp_viz.models import SPPNet, load_model
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "imagenet-sample"

@@ -18,7 +18,7 @@ import time
 import torch
 from features import image_bytes  # bench/features.py
 
-from spp_viz import attribution as A
+from spp_viz.explain import attribution as A
 from spp_viz.images import load_image, resize_short_side, to_tensor
 from spp_viz.models import load_model
 

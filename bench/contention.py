@@ -22,9 +22,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from badfiles import photo  # noqa: E402
 
-from spp_viz import attribution as A  # noqa: E402
+from spp_viz.explain import attribution as A  # noqa: E402
 from spp_viz.images import resize_short_side, to_tensor  # noqa: E402
-from spp_viz.models import load_model  # noqa: E402
+from spp_viz.models import load_model
 
 
 def gradcam_seconds(model, x, repeats: int, lock: threading.Lock | None = None) -> list[float]:

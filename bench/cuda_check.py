@@ -13,7 +13,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from spp_viz.detection import rcnn_mode, sliding_windows, spp_mode
+from spp_viz.detection.proposals import sliding_windows
+from spp_viz.detection.windows import rcnn_mode, spp_mode
 from spp_viz.models import load_model
 from spp_viz.pyramid import spatial_pyramid_pool
 

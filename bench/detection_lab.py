@@ -23,16 +23,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from spp_viz.detection import proposals, rcnn_mode, sliding_windows, spp_mode
-from spp_viz.detection_data import synthetic_scenes
-from spp_viz.detection_lab import (
-    SCENES,
-    DetectorConfig,
-    FeatureCache,
-    detection_backbone,
-    load_data,
-    run_detection_lab,
-)
+from spp_viz.detection.compare import compare_detectors
+from spp_viz.detection.data import SCENES, load_data, synthetic_scenes
+from spp_viz.detection.detector import DetectorConfig
+from spp_viz.detection.features import FeatureCache, detection_backbone
+from spp_viz.detection.proposals import proposals, sliding_windows
+from spp_viz.detection.windows import rcnn_mode, spp_mode
 from spp_viz.images import load_image
 from spp_viz.models import load_model
 
@@ -42,7 +38,7 @@ def full_run(backbone, modes: list[str]) -> dict:
     train, test = load_data("synthetic")
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as cache:
-        report = run_detection_lab(backbone, train, test, modes, config, FeatureCache(cache))
+        report = compare_detectors(backbone, train, test, modes, config, FeatureCache(cache))
     out = report.json()
     out["wall_seconds"] = time.perf_counter() - start
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KB

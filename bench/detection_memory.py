@@ -14,8 +14,10 @@ import tempfile
 
 CHILD = """
 import resource, sys, json
-from spp_viz.detection_data import synthetic_scenes
-from spp_viz.detection_lab import DetectorConfig, FeatureCache, detection_backbone, train_detector
+from spp_viz.detection.data import synthetic_scenes
+from spp_viz.detection.detector import DetectorConfig
+from spp_viz.detection.features import FeatureCache, detection_backbone
+from spp_viz.detection.train import train_detector
 from spp_viz.models import load_model
 count, windows, cache = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 backbone = detection_backbone(load_model())

@@ -22,7 +22,7 @@ import time
 import torch
 from PIL import Image
 
-from spp_viz.features import compute_feature_maps
+from spp_viz.explain.feature_maps import compute_feature_maps
 from spp_viz.images import load_image, samples, to_tensor
 from spp_viz.models import load_model
 from spp_viz.plots.exports import npy_bytes, png_bytes

@@ -19,10 +19,10 @@ import time
 import torch
 from features import image_bytes  # bench/features.py: the chelsea sample re-encoded at a given long side
 
-from spp_viz.features import compute_feature_maps
+from spp_viz.explain.feature_maps import compute_feature_maps
+from spp_viz.explain.level_views import PRESETS, level_view, spp_vector
 from spp_viz.geometry import feature_geometry
 from spp_viz.images import load_image
-from spp_viz.levels import PRESETS, level_view, spp_vector
 from spp_viz.models import load_model
 from spp_viz.plots.base import encode_image
 from spp_viz.plots.exports import npy_bytes

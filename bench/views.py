@@ -20,10 +20,11 @@ from pathlib import Path
 
 from throughput import batched_seconds, report_ratio
 
-from spp_viz.activations import GalleryItem, folder_items
+from spp_viz.explain.labels import LabelReader, labelled_items
+from spp_viz.explain.view_accuracy import prepare_views, view_accuracy
+from spp_viz.gallery import GalleryItem, folder_items
 from spp_viz.images import load_image
 from spp_viz.models import load_model
-from spp_viz.view_accuracy import LabelReader, labelled_items, prepare_views, view_accuracy
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "imagenet-sample"
 

@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 import ui
-from spp_viz.features import FeatureMaps
+from spp_viz.explain.feature_maps import FeatureMaps
 from spp_viz.plots.exports import npy_bytes, png_bytes
 from spp_viz.plots.maps import channel_grid, channel_heatmap, overlay, predictions_bar, size_sweep
 

@@ -8,11 +8,11 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from spp_viz.bag_of_words import SHUFFLE_SHORT_SIDE, SHUFFLE_TILES, bench_findings
-from spp_viz.features import FeatureMaps
+from spp_viz.explain.bag_of_words import SHUFFLE_SHORT_SIDE, SHUFFLE_TILES, ShuffleSummary, bench_findings
+from spp_viz.explain.feature_maps import FeatureMaps
+from spp_viz.explain.level_views import PRESETS, level_view, spp_vector
 from spp_viz.geometry import FeatureGeometry, feature_geometry
 from spp_viz.images import SAMPLES_DIR
-from spp_viz.levels import PRESETS, level_view, spp_vector
 from spp_viz.plots.base import encode_image
 from spp_viz.plots.maps import predictions_bar
 from spp_viz.plots.pyramid import (
@@ -206,13 +206,13 @@ def shuffle_panel() -> None:
         "the top-5 is the network's own prediction."
     )
     if SHIPPED_SHUFFLE.is_file():
-        shipped = json.loads(SHIPPED_SHUFFLE.read_text())
-        st.markdown(f"**Over {shipped['n']} ImageNet photos** ({shipped['model']}, shipped with the app):")
+        shipped = ShuffleSummary.from_json(json.loads(SHIPPED_SHUFFLE.read_text()))
+        st.markdown(f"**Over {shipped.n} ImageNet photos** ({shipped.model}, shipped with the app):")
         st.plotly_chart(shuffle_curves(shipped), width="stretch")
         for line in bench_findings(shipped):
             st.markdown("- " + line)
         st.caption(
-            f"Whiskers: 2 standard errors over the photos. {shipped['seconds']:.0f} s on a 2-core CPU; reproduce "
+            f"Whiskers: 2 standard errors over the photos. {shipped.seconds:.0f} s on a 2-core CPU; reproduce "
             "with `python -m spp_viz bench shuffle ../shared/imagenet-sample`."
         )
 

@@ -6,16 +6,9 @@ import numpy as np
 import streamlit as st
 
 import ui
-from spp_viz.activations import (
-    INDEX_SHORT_SIDE,
-    GalleryItem,
-    default_patch_kind,
-    folder_items,
-    patch_box,
-    peaks,
-    top_patches,
-)
-from spp_viz.features import FeatureMaps
+from spp_viz.explain.activations import default_patch_kind, patch_box, peaks, top_patches
+from spp_viz.explain.feature_maps import FeatureMaps
+from spp_viz.gallery import INDEX_SHORT_SIDE, GalleryItem, folder_items
 from spp_viz.geometry import FeatureGeometry, feature_geometry
 from spp_viz.images import samples
 from spp_viz.models import SPPNet

@@ -8,13 +8,10 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from spp_viz.activations import folder_items
-from spp_viz.images import SAMPLES_DIR
-from spp_viz.models import SPPNet
-from spp_viz.plots.maps import predictions_bar
-from spp_viz.plots.views import sweep_figure, view_differences, view_picture
-from spp_viz.view_accuracy import LabelReader, findings, labelled_items, table_rows
-from spp_viz.views import (
+from spp_viz import paper
+from spp_viz.explain.labels import LabelReader, labelled_items
+from spp_viz.explain.view_summary import ViewsSummary, findings, table_rows
+from spp_viz.explain.views import (
     MULTI_SCALES,
     VIEW_TITLES,
     Comparison,
@@ -23,6 +20,11 @@ from spp_viz.views import (
     make_views,
     predictions_csv,
 )
+from spp_viz.gallery import folder_items
+from spp_viz.images import SAMPLES_DIR
+from spp_viz.models import SPPNet
+from spp_viz.plots.maps import predictions_bar
+from spp_viz.plots.views import sweep_figure, view_differences, view_picture
 
 SWEEP_SIDES = tuple(range(128, 801, 64))
 # Made by: python -m spp_viz bench views ../shared/imagenet-sample --multi --json > assets/view_accuracy.json
@@ -80,7 +82,7 @@ def sweep_panel(model: SPPNet, img, comp: Comparison) -> None:
     )
 
 
-def results_panel(result: dict, where: str, key: str) -> None:
+def results_panel(result: ViewsSummary, where: str, key: str) -> None:
     """A views bench result: the table, the differences from the crop with their intervals, and what they say."""
     st.dataframe(pd.DataFrame(table_rows(result)), hide_index=True)
     st.plotly_chart(view_differences(result), width="stretch", key=f"{key}-diff")
@@ -88,7 +90,7 @@ def results_panel(result: dict, where: str, key: str) -> None:
         st.markdown("- " + line)
     st.download_button(
         "Download these results (JSON)",
-        json.dumps(result, indent=2),
+        json.dumps(result.json(), indent=2),
         f"{key}.json",
         "application/json",
         key=f"{key}-download",
@@ -99,11 +101,11 @@ def results_panel(result: dict, where: str, key: str) -> None:
 def shipped_panel() -> None:
     """The run over 500 ImageNet photos shipped with the app."""
     if SHIPPED.is_file():
-        shipped = json.loads(SHIPPED.read_text())
+        shipped = ViewsSummary.from_json(json.loads(SHIPPED.read_text()))
         st.caption(
-            f"Shipped with the app: {shipped['model']}, {shipped['n']} ImageNet photos (one for each even class "
-            f"index, the public imagenet-sample-images set), shorter side {shipped['short_side']}, "
-            f"{shipped['seconds']:.0f} s on a 2-core CPU. The paper's numbers (VOC 2007 and Caltech101, ZF-5 "
+            f"Shipped with the app: {shipped.model}, {shipped.n} ImageNet photos (one for each even class "
+            f"index, the public imagenet-sample-images set), shorter side {shipped.short_side}, "
+            f"{shipped.seconds:.0f} s on a 2-core CPU. The paper's numbers (VOC 2007 and Caltech101, ZF-5 "
             "trained with SPP) are quoted above. Reproduce with `python -m spp_viz bench views "
             "../shared/imagenet-sample --multi --json`."
         )
@@ -143,9 +145,9 @@ def folder_panel(model: SPPNet, short_side: int, multi: bool) -> None:
     if st.button("Measure the views on this folder", key="cw_folder_run") or st.session_state.get("cw_folder") == run:
         st.session_state["cw_folder"] = run
         result = ui.heavy.views_bench(model, keep, short_side, multi)
-        if result["skipped"]:
-            st.warning(f"{len(result['skipped'])} file(s) could not be read and were left out.")
-        if result["n"]:
+        if result.skipped:
+            st.warning(f"{len(result.skipped)} file(s) could not be read and were left out.")
+        if result.n:
             results_panel(result, "of your photos", "view_accuracy_folder")
 
 
@@ -154,8 +156,9 @@ def main() -> None:
     st.markdown(
         "A network with fully connected layers needs a fixed input, so before SPP-net images were **cropped** (losing "
         "content) or **warped** (distorting shape) to 224 x 224. SPP-net takes **the whole image as it is**. The paper "
-        "reports full images beating 224 crops (VOC 2007 classification mAP 78.39 against 76.45) and warped images "
-        "(Caltech101: 91.44 against 89.91); see " + ui.NOTES + "."
+        f"reports full images beating 224 crops (VOC 2007 classification mAP {paper.VOC07_FULL} against "
+        f"{paper.VOC07_CROP}) and warped images (Caltech101: {paper.CALTECH101_FULL} against {paper.CALTECH101_WARP}); "
+        f"see {ui.NOTES}."
     )
     model = ui.current_model()
     img, _ = ui.current_image()

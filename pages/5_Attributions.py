@@ -5,13 +5,13 @@ from __future__ import annotations
 import streamlit as st
 
 import ui
-from spp_viz.attribution import METHOD_TITLES, METHODS, NT_SAMPLES, estimate_views_seconds, level_contributions
+from spp_viz.explain.attribution import METHOD_TITLES, METHODS, NT_SAMPLES, estimate_views_seconds, level_contributions
+from spp_viz.explain.views import VIEW_TITLES, VIEWS, candidate_classes, make_views
 from spp_viz.images import to_tensor
 from spp_viz.models import SPPNet
 from spp_viz.plots.exports import png_bytes
 from spp_viz.plots.maps import overlay
 from spp_viz.plots.views import level_shares_bar, view_picture
-from spp_viz.views import VIEW_TITLES, VIEWS, candidate_classes, make_views
 
 SLOW_SECONDS = 5.0  # ask before running anything estimated to take longer
 

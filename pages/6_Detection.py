@@ -9,17 +9,20 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from spp_viz.detection import PAPER_SCALES, PROPOSAL_MODES, ModeResult, agreement, detect, parts_of_larger, speedup
-from spp_viz.detection_eval import compare_sentence, margin_verdict
-from spp_viz.detection_lab import SCENES, DetectorConfig, LabReport, misses_and_false_positives
+from spp_viz import paper
+from spp_viz.detection.classify import label_windows, parts_of_larger
+from spp_viz.detection.compare import DetectionComparison, findings
+from spp_viz.detection.data import SCENES
+from spp_viz.detection.detector import DetectorConfig
+from spp_viz.detection.evaluate import mark_detections
+from spp_viz.detection.proposals import PROPOSAL_MODES
+from spp_viz.detection.windows import ModeResult, agreement, speedup
 from spp_viz.models import SPPNet
+from spp_viz.paper import DETECTION_SCALES
 from spp_viz.plots.base import encode_image
 from spp_viz.plots.detection import detections_figure, marked_figure, pr_figure, timing_figure
 
-PAPER = (
-    "The paper's numbers (ZF-5 on a GPU, VOC 2007): conv features per image R-CNN 14.37 s, SPP-net 0.053 s at one "
-    "scale (270x); conv + fc 102x overall at one scale, 38x at five (see " + ui.NOTES + ")."
-)
+PAPER = f"The paper's numbers (ZF-5 on a GPU, VOC 2007): {paper.DETECTION_SPEED} (see {ui.NOTES})."
 
 
 def controls(n_max: int = 5000) -> tuple[str, int, tuple[int, ...]]:
@@ -37,7 +40,7 @@ def controls(n_max: int = 5000) -> tuple[str, int, tuple[int, ...]]:
     windows = int(b.number_input("At most this many windows", 1, n_max, 2000, 100, key="det_windows"))
     scales = c.multiselect(
         "SPP scales (shorter side)",
-        PAPER_SCALES,
+        DETECTION_SCALES,
         default=[688],
         key="det_scales",
         help="With several, each window is pooled at the scale where it is closest to 224 x 224.",
@@ -51,7 +54,7 @@ def results_panel(model: SPPNet, img, spp: ModeResult) -> None:
     """The image with the top windows, a class filter, a threshold and the proposals."""
     a, b, c = st.columns([2, 2, 1])
     threshold = a.slider("Score threshold", 0.0, 1.0, 0.3, 0.05, key="det_threshold")
-    found = detect(spp, model.class_names, score_threshold=threshold, top=100)
+    found = label_windows(spp, model.class_names, score_threshold=threshold, top=100)
     names = sorted({d.name for d in found})
     chosen = b.multiselect("Classes", names, default=names, key=f"det_classes-{ui.image_key()}-{threshold}")
     show = c.toggle("Show proposals", key="det_show")
@@ -99,8 +102,8 @@ def timing_panel(model: SPPNet, img, spp: ModeResult) -> None:
         f", per window: R-CNN ran on {n} of {n_all} windows and its times are scaled to {n_all}" if ratio.scaled else ""
     )
     a, b, c = st.columns(3)
-    a.metric("conv speed-up", f"{conv_ratio:.0f}x", help="paper: 270x")
-    b.metric("conv + pooling/fc speed-up", f"{run_ratio:.0f}x", help="paper: 102x")
+    a.metric("conv speed-up", f"{conv_ratio:.0f}x", help=f"paper: {paper.CONV_SPEEDUP[1]}x")
+    b.metric("conv + pooling/fc speed-up", f"{run_ratio:.0f}x", help=f"paper: {paper.RUN_SPEEDUP[1]}x")
     agree = agreement(rc, spp)
     c.metric("same top-1 class", f"{agree.top1_agreement:.0%}", help=f"mean cosine {agree.mean_cosine:.2f}")
     st.caption(
@@ -114,8 +117,6 @@ def timing_panel(model: SPPNet, img, spp: ModeResult) -> None:
 # ----------------------------------------------------------------------------- step 2: the paper's detector
 
 ROWS = {"SPP-net, 1 scale": "spp", "SPP-net, 5 scales": "spp-5", "R-CNN": "rcnn"}
-PAPER_MAP = {"spp": 58.0, "spp-5": 59.2, "rcnn": 58.5}  # VOC 2007 mAP, ZF-5 with fine-tuned fc and box regression
-PAPER_SECONDS = {"spp": 0.053, "spp-5": 0.293, "rcnn": 14.37}  # conv features per image, ZF-5 on a GPU
 
 
 def lab_settings() -> tuple[str, tuple[int, int], tuple[str, ...], DetectorConfig]:
@@ -128,7 +129,7 @@ def lab_settings() -> tuple[str, tuple[int, int], tuple[str, ...], DetectorConfi
     train = int(a.number_input("Training images", 4, 5000, SCENES["train"], key="det_train_n"))
     test = int(b.number_input("Test images", 2, 5000, SCENES["test"], key="det_test_n"))
     windows = int(c.number_input("Windows per image", 10, 2000, DetectorConfig.windows, 10, key="det_lab_windows"))
-    scale = int(d.selectbox("SPP-net's one scale", PAPER_SCALES, PAPER_SCALES.index(688), key="det_lab_scale"))
+    scale = int(d.selectbox("SPP-net's one scale", DETECTION_SCALES, DETECTION_SCALES.index(688), key="det_lab_scale"))
     rows = st.multiselect("Rows of the table", list(ROWS), ["SPP-net, 1 scale", "R-CNN"], key="det_rows")
     if not rows:
         st.error("Choose at least one row.")
@@ -153,7 +154,7 @@ def train_button(source: str, counts: tuple[int, int], modes: tuple[str, ...], c
     st.session_state["det_lab"] = (source, counts, report)
 
 
-def table_panel(report: LabReport) -> None:
+def table_panel(report: DetectionComparison) -> None:
     """mAP with and without box regression, intervals, feature time and speed-up; the paper's beside them."""
     rcnn = report.modes.get("rcnn")
     rows = []
@@ -168,8 +169,8 @@ def table_panel(report: LabReport) -> None:
                 "mAP without": f"{m.map_no_bbox_reg:.1%}",
                 "features s / image": f"{m.feature_seconds_per_image:.3f}",
                 "faster than R-CNN": "-" if speed is None or name == "rcnn" else f"{speed:.1f}x",
-                "paper mAP": f"{PAPER_MAP[name]:.1f}" if name in PAPER_MAP else "n/a",
-                "paper features s / image": f"{PAPER_SECONDS[name]}" if name in PAPER_SECONDS else "n/a",
+                "paper mAP": f"{paper.DETECTION_MAP[name]:.1f}" if name in paper.DETECTION_MAP else "n/a",
+                "paper features s / image": str(paper.DETECTION_CONV_SECONDS.get(name, "n/a")),
             }
         )
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
@@ -183,57 +184,30 @@ def table_panel(report: LabReport) -> None:
         st.markdown("- " + sentence)
 
 
-def findings(report: LabReport) -> list[str]:
-    """What the numbers say, each with its uncertainty."""
-    out = []
-    for name, m in report.modes.items():
-        out.append(f"**{name}, box regression:** " + compare_sentence("with it", "without it", m.regression_gain))
-    if (diff := report.spp_minus_rcnn) is not None:
-        spp, rcnn = report.modes["spp"], report.modes["rcnn"]
-        t_spp, t_rcnn = spp.feature_seconds_per_image, rcnn.feature_seconds_per_image
-        out.append(
-            "**SPP-net against R-CNN:** " + compare_sentence("SPP-net", "R-CNN", diff) + " " + paper_claim(diff)
-            + f" SPP-net's features took {t_spp:.3f} s per image against R-CNN's {t_rcnn:.3f} s: "
-            f"{t_rcnn / t_spp:.1f}x faster on the same windows."
-        )  # fmt: skip
-    return out
-
-
-CLAIM = {  # the paper's claim, SPP-net within 2 mAP points of R-CNN (58.0 or 59.2 against 58.5), by margin_verdict
-    "holds": "The paper's claim, SPP-net within 2 mAP points of R-CNN, holds here: the interval lies above -2.",
-    "fails": "Unlike the paper, SPP-net falls more than 2 mAP points behind R-CNN here: the interval is below -2.",
-    "unclear": "These data cannot tell if SPP-net stays within 2 points of R-CNN, as in the paper (interval spans -2).",
-}
-
-
-def paper_claim(diff) -> str:
-    return CLAIM[margin_verdict(diff, 0.02)]
-
-
-def curves_panel(report: LabReport) -> None:
+def curves_panel(report: DetectionComparison) -> None:
     c = st.selectbox("Precision-recall curves of", report.classes, key="det_pr_class")
     k = report.classes.index(c)
     curves = {name: (*m.per_class[k].curve(), m.per_class[k].ap()) for name, m in report.modes.items()}
     st.plotly_chart(pr_figure(curves, f"{c}: every test detection, by falling score"), width="stretch")
 
 
-def image_panel(report: LabReport, test) -> None:
+def image_panel(report: DetectionComparison, test) -> None:
     a, b = st.columns([1, 3])
     name = a.selectbox("Mode", list(report.modes), key="det_img_mode")
     i = int(a.number_input("Test image", 1, len(test.images), 1, key="det_img_i")) - 1
     threshold = a.slider("Show detections scoring above", -1.0, 1.0, 0.0, 0.1, key="det_img_thr")
     item = test.images[i]
-    shown, missed = misses_and_false_positives(report.modes[name].detections[i], item, threshold)
+    shown, missed = mark_detections(report.modes[name].detections[i], item, threshold)
     fig = marked_figure(encode_image(item.image()), shown, item.boxes, missed, report.classes)
     b.plotly_chart(fig, width="stretch")
-    wrong = sum(not d[3] for d in shown)
+    wrong = int((~shown.correct).sum())
     b.caption(
         f"{item.name}: {len(item.boxes)} objects (dashed), {len(shown)} detections above {threshold:+.1f} "
         f"(SVM score), {wrong} of them false (red), {len(missed)} objects missed (yellow)."
     )
 
 
-def downloads_panel(report: LabReport) -> None:
+def downloads_panel(report: DetectionComparison) -> None:
     cols = st.columns(len(report.modes) + 1)
     for col, (name, m) in zip(cols, report.modes.items(), strict=False):
         col.download_button(

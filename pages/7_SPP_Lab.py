@@ -8,12 +8,14 @@ import streamlit as st
 
 import ui
 from spp_viz import registry
-from spp_viz.levels import PRESETS
-from spp_viz.models import DEFAULT_MODEL, WeightsError
+from spp_viz.explain.level_views import PRESETS
+from spp_viz.lab.data import CLASSES, ZIP_MAX_UNPACKED_MB, make_split
+from spp_viz.lab.models import REGIMES, LabConfig
+from spp_viz.lab.train import DATASETS, FINE_TUNE_SIDES, TEST_VIEWS, EpochLog
+from spp_viz.models import DEFAULT_MODEL
 from spp_viz.plots.lab import training_curves
 from spp_viz.pyramid import parse_levels
-from spp_viz.synthetic import CLASSES, make_split
-from spp_viz.train import DATASETS, FINE_TUNE_SIDES, REGIMES, TEST_VIEWS, ZIP_MAX_UNPACKED_MB, EpochLog, LabConfig
+from spp_viz.weights import WeightsError
 
 ZIP_MAX_MB = 100
 REGIME_TITLES = {

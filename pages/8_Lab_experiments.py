@@ -8,54 +8,48 @@ import pandas as pd
 import streamlit as st
 
 import ui
+from spp_viz import paper
 from spp_viz.images import SAMPLES_DIR
-from spp_viz.plots.lab import accuracy_bars
-from spp_viz.train import (
+from spp_viz.lab.experiments import (
     EXPERIMENT_EPOCHS,
     EXPERIMENT_SEEDS,
-    TEST_VIEWS,
-    LabConfig,
+    ExperimentResults,
     accuracy_cell,
     paper_verdicts,
 )
+from spp_viz.lab.models import LabConfig
+from spp_viz.lab.train import TEST_VIEWS
+from spp_viz.plots.lab import accuracy_bars
 
 SHIPPED = SAMPLES_DIR.parent / "lab_results.json"  # made by: python -m spp_viz lab-experiments --out <this file>
-PAPER_ROWS = [
-    ("ZF-5, no SPP (ImageNet val, top-1 / top-5 error)", "35.99 / 14.76"),
-    ("ZF-5, SPP {4,3,2,1}", "35.06 / 14.04"),
-    ("ZF-5, SPP {6,3,2,1}", "34.98 / 14.14"),
-    ("Overfeat-7, multi-size (180 + 224), top-1 error", "29.68: 2.33 better than no SPP, 0.68 better than single-size"),
-    ("Full image vs 224 crop (VOC 2007 classification mAP)", "78.39 vs 76.45"),
-    ("Caltech101: full image vs warped", "91.44 vs 89.91"),
-]
 
 
-def table(results: dict) -> pd.DataFrame:
+def table(results: ExperimentResults) -> pd.DataFrame:
     return pd.DataFrame(
         [
             {
-                "configuration": r["name"],
+                "configuration": r.name,
                 **{f"{v} view": accuracy_cell(r, v) for v in TEST_VIEWS},
-                "train s": r["seconds"],
+                "train s": r.seconds,
             }
-            for r in results["rows"]
+            for r in results.rows
         ]
     )
 
 
-def show(results: dict, source: str) -> None:
+def show(results: ExperimentResults, source: str) -> None:
     st.caption(source)
     left, right = st.columns([3, 2])
     with left:
         st.dataframe(table(results).style.format({"train s": "{:.1f}"}), hide_index=True)
         st.caption(
-            f"Test accuracy, mean ± standard deviation over {len(results['seeds'])} seed(s) "
-            f"({results['config']['test_count']} test images each); hover a bar for each seed's number."
+            f"Test accuracy, mean ± standard deviation over {len(results.seeds)} seed(s) "
+            f"({results.config['test_count']} test images each); hover a bar for each seed's number."
         )
-        st.plotly_chart(accuracy_bars(results["rows"]), width="stretch")
+        st.plotly_chart(accuracy_bars(results.rows), width="stretch")
     with right:
         st.markdown("**The paper's numbers** (He et al.; see " + ui.NOTES + ")")
-        st.dataframe(pd.DataFrame(PAPER_ROWS, columns=["result", "value"]), hide_index=True)
+        st.dataframe(pd.DataFrame(paper.CLASSIFICATION_ROWS, columns=["result", "value"]), hide_index=True)
     st.markdown(
         "A verdict says **matches the paper** only when the mean difference over seeds (each seed trains both "
         "networks on the same data) exceeds twice its standard error."
@@ -75,12 +69,12 @@ def main() -> None:
         "and full images (a network without SPP cannot take a full image)."
     )
     if SHIPPED.is_file():
-        shipped = json.loads(SHIPPED.read_text())
+        shipped = ExperimentResults.from_json(json.loads(SHIPPED.read_text()))
         show(
             shipped,
-            f"Results shipped with the app: {len(shipped['rows']) * len(shipped['seeds'])} networks, "
-            f"{shipped['config']['epochs']} epochs each, {shipped['seconds']:.0f} s of training on a 2-core CPU "
-            f"({shipped['torch_threads']} torch threads). Reproduce with `python -m spp_viz lab-experiments "
+            f"Results shipped with the app: {len(shipped.rows) * len(shipped.seeds)} networks, "
+            f"{shipped.config['epochs']} epochs each, {shipped.seconds:.0f} s of training on a 2-core CPU "
+            f"({shipped.torch_threads} torch threads). Reproduce with `python -m spp_viz lab-experiments "
             "--out assets/lab_results.json`.",
         )
     st.subheader("Run it here")
@@ -93,7 +87,7 @@ def main() -> None:
     if st.button("Run the comparison", type="primary", key="exp_run") or st.session_state.get("exp_config") == run:
         st.session_state["exp_config"] = run
         results = ui.heavy.lab_comparison(config, seeds)
-        show(results, f"Run here: {results['seconds']:.0f} s of training, {len(seeds) * 5} networks.")
+        show(results, f"Run here: {results.seconds:.0f} s of training, {len(seeds) * 5} networks.")
 
 
 main()

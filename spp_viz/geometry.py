@@ -213,7 +213,15 @@ def level_bins(geom: FeatureGeometry, n: int, rule: str = "adaptive") -> list[Bi
     h5, w5 = geom.shape
     row_edges, col_edges = bin_edges(h5, n, rule), bin_edges(w5, n, rule)
     return [
-        Bin(n, i, j, rows, cols, geom.cells_footprint(rows, cols), geom.cells_field(rows, cols))
+        Bin(
+            level=n,
+            row=i,
+            col=j,
+            rows=rows,
+            cols=cols,
+            footprint=geom.cells_footprint(rows, cols),
+            field=geom.cells_field(rows, cols),
+        )
         for i, rows in enumerate(row_edges)
         for j, cols in enumerate(col_edges)
     ]

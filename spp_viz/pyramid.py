@@ -20,9 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import paper
+
 RULES = ("adaptive", "paper")
-MODES = ("max", "avg")
-PAPER_LEVELS = (6, 3, 2, 1)
+POOL_MODES = ("max", "avg")  # max pooling (the paper's) or average pooling in each bin
+PAPER_LEVELS = paper.LEVELS
 # A level finer than this gives more bins than any conv5 map in the app has cells: refuse it as a typo.
 MAX_LEVEL = 64
 
@@ -33,7 +35,7 @@ def _check_rule(rule: str) -> None:
 
 
 def _check_mode(mode: str) -> None:
-    if mode not in MODES:
+    if mode not in POOL_MODES:
         raise ValueError(f"unknown pooling mode {mode!r}: use 'max' or 'avg'")
 
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import torch
 
-from .models import DEFAULT_MODEL, ZOO, SPPNet, Weights, load_model
-from .train import lab_models, load_trained
+from .lab.store import lab_models, load_trained
+from .models import DEFAULT_MODEL, ZOO, SPPNet, load_model
+from .weights import Weights
 
 LAB_PREFIX = "lab:"
 

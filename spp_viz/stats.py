@@ -12,7 +12,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .detection_eval import Interval
+
+@dataclass(frozen=True)
+class Interval:
+    """A bootstrap estimate: the value on the data, its standard error and 95% interval."""
+
+    value: float
+    se: float
+    low: float
+    high: float
 
 
 def paired_bootstrap(a: Sequence[bool], b: Sequence[bool], samples: int = 2000, seed: int = 0) -> Interval:

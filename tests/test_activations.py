@@ -7,7 +7,9 @@ import pytest
 import torch
 from badfiles import photo, save
 
-from spp_viz.activations import ActivationIndex, GalleryItem, build_index, folder_items, gallery_view, peaks
+from spp_viz.explain.activation_index import ActivationIndex, build_index
+from spp_viz.explain.activations import peaks
+from spp_viz.gallery import GalleryItem, folder_items, gallery_view
 from spp_viz.images import to_tensor
 from spp_viz.models import load_model
 
@@ -87,9 +89,9 @@ def test_interrupted_build_resumes_from_its_checkpoint(zf5, gallery, tmp_path):
     items = folder_items(gallery)
     calls = []
 
-    def stop_after_four(done, total):
-        calls.append(done)
-        if done >= 4:
+    def stop_after_four(fraction, text):
+        calls.append(text)
+        if text.startswith("4 of 6"):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
@@ -134,7 +136,7 @@ def test_peaks_are_separated_and_positive():
 
 
 def test_top_patches_are_field_crops_and_gone_images_say_so(zf5, gallery, tmp_path, default_model):
-    from spp_viz.activations import default_patch_kind, patch_box, top_patches
+    from spp_viz.explain.activations import default_patch_kind, patch_box, top_patches
     from spp_viz.geometry import feature_geometry
 
     index = build_index(zf5, folder_items(gallery), top_k=3, cache_dir=None).index
@@ -154,7 +156,7 @@ def test_top_patches_are_field_crops_and_gone_images_say_so(zf5, gallery, tmp_pa
 
 
 def test_tied_channels_counts_equal_values_within_a_channels_top_k():
-    from spp_viz.activations import tied_channels
+    from spp_viz.explain.activations import tied_channels
 
     index = ActivationIndex(
         "m",
@@ -178,7 +180,7 @@ def test_the_index_ranks_responses_before_relu6(default_model, tmp_path):
     """EfficientNet-Lite0's ReLU6 makes most top responses 6.0; the index stores the batch-norm output instead."""
     from conftest import SAMPLES
 
-    from spp_viz.activations import tied_channels
+    from spp_viz.explain.activations import tied_channels
 
     items = folder_items(SAMPLES)
     report = build_index(default_model, items, cache_dir=None)

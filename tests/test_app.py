@@ -128,7 +128,7 @@ PYRAMID = "pages/2_Pyramid_pooling.py"
 
 @pytest.mark.parametrize("rule", ["adaptive", "paper"])
 def test_pyramid_page_every_preset_and_rule(rule):
-    from spp_viz.levels import PRESETS
+    from spp_viz.explain.level_views import PRESETS
 
     at = start().switch_page(PYRAMID).run()
     at.radio(key="pyramid_rule").set_value(rule).run()
@@ -418,7 +418,7 @@ def test_lab_trains_saves_and_every_page_can_use_the_model():
     # A new session finds the model in the sidebar; pages run with it, its class names come with it.
     import os
 
-    from spp_viz.train import lab_models
+    from spp_viz.lab.store import lab_models
 
     saved = lab_models(Path(os.environ["SPP_VIZ_CACHE"]) / "lab")[0]
     at2 = start()

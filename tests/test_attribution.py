@@ -11,7 +11,7 @@ import torch
 from badfiles import photo
 from torch import nn
 
-from spp_viz import attribution as A
+from spp_viz.explain import attribution as A
 from spp_viz.images import to_tensor
 from spp_viz.models import NetSpec, SPPNet, load_model
 from spp_viz.pyramid import SpatialPyramidPool

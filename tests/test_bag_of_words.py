@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from spp_viz.bag_of_words import cosine, shuffle_bench, shuffle_test, shuffle_tiles, tile_grid
+from spp_viz.explain.bag_of_words import cosine, shuffle_bench, shuffle_test, shuffle_tiles, tile_grid
 
 
 def _photo(w: int = 101, h: int = 77) -> Image.Image:
@@ -71,14 +71,15 @@ def test_shuffle_test_levels_are_the_pooled_conv5_of_each_picture(zf5_model):
 
 
 def test_shuffle_bench_counts_and_reports(tmp_path, zf5_model):
-    from spp_viz.activations import GalleryItem
+    from spp_viz.gallery import GalleryItem
     from spp_viz.images import load_image, resize_short_side
 
     items = [GalleryItem(f"{i}.png", data=_encode(_photo(120 + 9 * i, 100))) for i in range(3)]
     items.append(GalleryItem("broken.jpg", data=b"nope"))
     seen = []
-    bench = shuffle_bench(zf5_model, items, ks=(2, 4), labels=lambda name: 0, progress=lambda d, t: seen.append(d))
-    assert bench.names == ["0.png", "1.png", "2.png"] and bench.skipped[0][0] == "broken.jpg" and seen[-1] == 4
+    bench = shuffle_bench(zf5_model, items, ks=(2, 4), labels=lambda name: 0, progress=lambda f, t: seen.append((f, t)))
+    assert bench.names == ["0.png", "1.png", "2.png"] and bench.skipped[0][0] == "broken.jpg"
+    assert seen[-1] == (1.0, "4 of 4 photos")
     out = bench.json()
     assert [r["k"] for r in out["rows"]] == [2, 4] and out["labelled"] == 3
     # Photo 1 with 2 x 2 tiles, by hand: the grid is a multiple of lcm(2, 4) = 4, shuffled with seed 0 + 1.
@@ -86,7 +87,7 @@ def test_shuffle_bench_counts_and_reports(tmp_path, zf5_model):
     grid = tile_grid(img, 4)
     _, shuffled, _ = shuffle_tiles(grid, 2, 1)
     with torch.inference_mode():
-        from spp_viz.bag_of_words import level_vectors
+        from spp_viz.explain.bag_of_words import level_vectors
 
         (va, _), (vb, _) = level_vectors(zf5_model, grid), level_vectors(zf5_model, shuffled)
     assert bench.cosines[2][6][1] == pytest.approx(cosine(va[6], vb[6]))

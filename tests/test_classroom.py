@@ -13,8 +13,9 @@ from badfiles import photo, save
 from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
-from spp_viz.models import UploadedWeights, WeightsError, load_model, read_state_dict
-from spp_viz.train import read_class_zip
+from spp_viz.lab.data import read_class_zip
+from spp_viz.models import load_model
+from spp_viz.weights import UploadedWeights, WeightsError, read_state_dict
 
 sys.path.insert(0, str(ROOT))
 import ui.session as session  # noqa: E402

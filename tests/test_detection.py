@@ -11,18 +11,17 @@ import torch
 from badfiles import photo
 from torch import nn
 
-from spp_viz.detection import (
+from spp_viz.detection.boxes import clean_boxes
+from spp_viz.detection.classify import label_windows
+from spp_viz.detection.proposals import proposals, sliding_windows
+from spp_viz.detection.windows import (
     RCNN_BATCH,
     ModeResult,
     _warped_windows,
     agreement,
     assign_scales,
-    clean_boxes,
-    detect,
     pool_windows,
-    proposals,
     rcnn_mode,
-    sliding_windows,
     spp_mode,
 )
 from spp_viz.geometry import feature_geometry
@@ -86,9 +85,9 @@ def test_rcnn_mode_runs_the_network_on_each_warped_window():
     model = load_model("zf5", device="cpu")
     img = photo(320, 240)
     calls = []
-    result = rcnn_mode(model, img, BOXES[:3], batch_size=2, progress=lambda d, t: calls.append((d, t)))
+    result = rcnn_mode(model, img, BOXES[:3], batch_size=2, progress=lambda f, t: calls.append((f, t)))
     assert result.logits.shape == (3, 1000) and result.features.shape == (3, 12_800)
-    assert calls == [(2, 3), (3, 3)]
+    assert calls == [(2 / 3, "2 of 3 windows"), (1.0, "3 of 3 windows")]
     x0, y0, x1, y1 = BOXES[1].astype(int)
     warped = img.crop((x0, y0, x1, y1)).resize((224, 224), resample=2)  # bilinear, as R-CNN warps
     with torch.inference_mode():
@@ -125,7 +124,7 @@ def test_bad_boxes_are_clipped_or_dropped():
     assert kept[1].tolist() == [0, 0, 40, 40] and kept[2].tolist() == [0, 0, 320, 240]
     model = load_model("zf5", device="cpu")
     empty = spp_mode(model, photo(320, 240), np.zeros((0, 4), np.float32))
-    assert empty.logits.shape[0] == 0 and detect(empty, model.class_names) == []
+    assert empty.logits.shape[0] == 0 and label_windows(empty, model.class_names) == []
 
 
 def test_nms_keeps_the_best_of_overlapping_same_class_windows():
@@ -133,10 +132,10 @@ def test_nms_keeps_the_best_of_overlapping_same_class_windows():
     logits = torch.full((4, 3), -1.0)
     logits[0, 1], logits[1, 1], logits[2, 2], logits[3, 1] = 5.0, 6.0, 4.0, 1.0
     result = ModeResult("spp", boxes, logits, torch.zeros(4, 1))
-    dets = detect(result, ["a", "b", "c"], score_threshold=0.5, iou=0.3)
+    dets = label_windows(result, ["a", "b", "c"], score_threshold=0.5, iou=0.3)
     assert [(d.label, d.box[0]) for d in dets] == [(1, 5.0), (2, 0.0), (1, 200.0)]  # box 0 suppressed by box 1
-    assert [d.label for d in detect(result, ["a", "b", "c"], score_threshold=0.5, classes=[2])] == [2]
-    assert detect(result, ["a", "b", "c"], score_threshold=0.999) == []
+    assert [d.label for d in label_windows(result, ["a", "b", "c"], score_threshold=0.5, classes=[2])] == [2]
+    assert label_windows(result, ["a", "b", "c"], score_threshold=0.999) == []
 
 
 def test_proposals_are_deterministic_capped_and_inside():
@@ -155,7 +154,7 @@ def test_proposals_are_deterministic_capped_and_inside():
 
 
 def test_speedup_scales_rcnn_per_window_but_not_spp():
-    from spp_viz.detection import Timing, speedup
+    from spp_viz.detection.windows import Timing, speedup
 
     rcnn = Timing(proposals=1.0, warp=0.1, conv=2.0, head=0.1)  # on 10 windows
     spp = Timing(proposals=1.0, warp=0.01, conv=0.5, head=0.09)  # on 100 windows
@@ -166,9 +165,9 @@ def test_speedup_scales_rcnn_per_window_but_not_spp():
 
 
 def test_spp_detect_times_its_proposals():
-    from spp_viz.detection import spp_detect
+    from spp_viz.detection.classify import classify_windows
 
-    result = spp_detect(load_model("zf5", device="cpu"), photo(200, 150), "sliding", 20, (150,))
+    result = classify_windows(load_model("zf5", device="cpu"), photo(200, 150), "sliding", 20, (150,))
     n = len(result.boxes)
     assert 0 < n <= 20 and result.timing.proposals > 0 and result.logits.shape == (n, 1000)
 
@@ -198,12 +197,12 @@ def test_hot_loops_make_no_host_copies_on_cuda():
 
 
 def test_parts_of_larger_windows_by_hand():
-    from spp_viz.detection import Detection, parts_of_larger
+    from spp_viz.detection.classify import WindowLabel, parts_of_larger
 
-    whole = Detection((0, 0, 100, 100), 1, "elephant", 0.9)
-    part = Detection((10, 10, 50, 50), 1, "elephant", 0.99)  # inside the whole
-    half_out = Detection((80, 80, 140, 140), 1, "elephant", 0.5)  # a quarter inside: not a part
-    other_class = Detection((20, 20, 40, 40), 2, "tusker", 0.8)  # inside, but another class
+    whole = WindowLabel((0, 0, 100, 100), 1, "elephant", 0.9)
+    part = WindowLabel((10, 10, 50, 50), 1, "elephant", 0.99)  # inside the whole
+    half_out = WindowLabel((80, 80, 140, 140), 1, "elephant", 0.5)  # a quarter inside: not a part
+    other_class = WindowLabel((20, 20, 40, 40), 2, "tusker", 0.8)  # inside, but another class
     pairs = parts_of_larger([whole, part, half_out, other_class])
     assert pairs == [(part, whole)]
     assert parts_of_larger([]) == []

@@ -8,14 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from spp_viz.detection_data import (
-    SCENE_CLASSES,
-    VOCError,
-    paste_objects,
-    read_voc,
-    synthetic_scenes,
-    write_voc,
-)
+from spp_viz.detection.data import SCENE_CLASSES, VOCError, paste_objects, read_voc, synthetic_scenes, write_voc
 
 
 def test_scenes_are_deterministic_and_splits_differ():

@@ -6,15 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spp_viz.detection_eval import (
-    Interval,
-    average_precision,
-    bootstrap_map,
-    box_iou,
-    compare_sentence,
-    match_class,
-    mean_ap,
-)
+from spp_viz.detection.boxes import box_iou
+from spp_viz.detection.evaluate import average_precision, bootstrap_map, compare_sentence, match_class, mean_ap
+from spp_viz.stats import Interval
 
 
 def test_box_iou_by_hand():
@@ -181,3 +175,59 @@ def test_bootstrap_interval_and_sentence():
     clear = Interval(0.05, 0.01, 0.03, 0.07)
     assert compare_sentence("SPP-net", "R-CNN", clear).startswith("SPP-net scores 5.0 mAP points above R-CNN")
     assert compare_sentence("SPP-net", "R-CNN", Interval(-0.05, 0.01, -0.07, -0.03)).startswith("R-CNN scores 5.0")
+
+
+def test_marking_one_image_uses_the_evaluations_matching():
+    """The hand case's image 1 as the Detection page draws it: d2 (score 0.8) hits nothing: a false positive; d4
+    (0.6) sits on a difficult box: not false; d5 (0.5) takes G3; nothing is missed. Below the threshold, nothing."""
+    from spp_viz.detection.data import DetectionImage
+    from spp_viz.detection.detector import Detections
+    from spp_viz.detection.evaluate import mark_detections
+
+    g3, g4 = [0, 0, 20, 20], [100, 100, 120, 120]
+    item = DetectionImage(
+        "image 1", np.array([g3, g4], np.float32), np.array([0, 0]), np.array([False, True]), (200, 200),
+        _load=lambda: None, _bytes=lambda: b"",
+    )  # fmt: skip
+    found = Detections(np.array([[200, 200, 210, 210], g4, g3], np.float32), np.array([0.8, 0.6, 0.5]), np.zeros(3))
+    shown, missed = mark_detections(found, item)
+    assert shown.scores.tolist() == [0.8, 0.6, 0.5] and shown.correct.tolist() == [False, True, True]
+    assert len(missed) == 0
+    # The same verdicts as the whole-set matching of the hand case (image 1's rows: d2 FP, d4 neither, d5 TP).
+    marked = hand_case()
+    rows = marked.image == 1
+    assert (~marked.fp[rows]).tolist() == shown.correct.tolist()
+    shown, missed = mark_detections(found, item, threshold=0.55)
+    assert shown.scores.tolist() == [0.8, 0.6] and missed.tolist() == [g3]  # G3's detection is not shown: missed
+    # A second class: its boxes match only its own objects.
+    other = Detections(np.array([g3], np.float32), np.array([0.9]), np.array([1]))
+    shown, missed = mark_detections(Detections.join([found, other]), item)
+    assert shown.labels.tolist() == [1, 0, 0, 0] and shown.correct.tolist() == [False, False, True, True]
+
+
+def test_detection_findings_on_made_up_numbers():
+    """The Detection page's sentences, now in the library: box regression per mode, SPP-net against R-CNN with the
+    paper's claim (within 2 mAP points), and the feature speed-up."""
+    from types import SimpleNamespace
+
+    from spp_viz.detection.compare import CLAIM, findings, paper_claim
+
+    assert paper_claim(Interval(0.0, 0.005, -0.01, 0.01)) == CLAIM["holds"]  # the whole interval above -2 points
+    assert paper_claim(Interval(-0.05, 0.005, -0.06, -0.04)) == CLAIM["fails"]
+    assert paper_claim(Interval(-0.02, 0.01, -0.04, 0.0)) == CLAIM["unclear"]
+
+    def mode(gain: Interval, seconds: float):
+        return SimpleNamespace(regression_gain=gain, feature_seconds_per_image=seconds)
+
+    no_gain = Interval(0.0, 0.01, -0.02, 0.02)
+    report = SimpleNamespace(
+        modes={"spp": mode(Interval(0.04, 0.01, 0.02, 0.06), 0.05), "rcnn": mode(no_gain, 2.0)},
+        spp_minus_rcnn=Interval(-0.05, 0.005, -0.06, -0.04),
+    )
+    lines = findings(report)
+    assert lines[0].startswith("**spp, box regression:** with it scores 4.0 mAP points above without it")
+    assert lines[1].startswith("**rcnn, box regression:** No clear difference")
+    assert "R-CNN scores 5.0 mAP points above SPP-net" in lines[2] and CLAIM["fails"] in lines[2]
+    assert "0.050 s per image against R-CNN's 2.000 s: 40.0x faster" in lines[2]
+    report.spp_minus_rcnn = None  # one mode only: no comparison sentence
+    assert len(findings(report)) == 2

@@ -11,19 +11,14 @@ import pytest
 import torch
 from conftest import ROOT
 
-from spp_viz import detection_lab
-from spp_viz.detection_data import paste_objects, read_voc, synthetic_scenes, write_voc
-from spp_viz.detection_lab import (
-    DetectorConfig,
-    FeatureCache,
-    detection_backbone,
-    evaluate_detector,
-    fingerprint,
-    load_detector,
-    misses_and_false_positives,
-    run_detection_lab,
-    train_detector,
-)
+from spp_viz.detection import compare
+from spp_viz.detection import features as detection_lab
+from spp_viz.detection.compare import compare_detectors
+from spp_viz.detection.data import paste_objects, read_voc, synthetic_scenes, write_voc
+from spp_viz.detection.detector import DetectorConfig, load_detector
+from spp_viz.detection.evaluate import evaluate_detector, mark_detections
+from spp_viz.detection.features import FeatureCache, detection_backbone, fingerprint
+from spp_viz.detection.train import train_detector
 from spp_viz.models import load_model
 
 IMAGENET = ROOT.parent / "shared" / "imagenet-sample"
@@ -83,7 +78,7 @@ def test_saved_detector_scores_the_same(backbone, tmp_path):
         assert np.allclose(back.scores(wf.features), detector.scores(wf.features), atol=1e-5)
         a = back.detect(wf.boxes, wf.features, data.images[0].size)
         b = detector.detect(wf.boxes, wf.features, data.images[0].size)
-        assert all(np.allclose(x[0], y[0], atol=1e-3) for x, y in zip(a, b, strict=True))
+        assert np.allclose(a.boxes, b.boxes, atol=1e-3) and (a.labels == b.labels).all()
     with pytest.raises(ValueError, match="no detector"):
         from safetensors.torch import save_file
 
@@ -98,7 +93,7 @@ def test_saved_detector_scores_the_same(backbone, tmp_path):
 
 def test_pipeline_on_scenes_finds_objects(backbone):
     train, test = synthetic_scenes("train", 8, seed=0), synthetic_scenes("test", 5, seed=0)
-    report = run_detection_lab(backbone, train, test, ("spp", "rcnn"), DetectorConfig(windows=60), FeatureCache(None))
+    report = compare_detectors(backbone, train, test, ("spp", "rcnn"), DetectorConfig(windows=60), FeatureCache(None))
     out = report.json()
     assert set(out) >= {"data", "classes", "train_images", "test_images", "modes"}
     assert out["train_images"] == 8 and out["test_images"] == 5
@@ -108,8 +103,8 @@ def test_pipeline_on_scenes_finds_objects(backbone):
         assert set(m["ap"]) == set(train.classes)
         assert m["map"] > 0.3  # chance is far below: most windows hold no object
     spp = report.modes["spp"]
-    shown, missed = misses_and_false_positives(spp.detections[0], test.images[0])
-    assert all(d[2] > 0 for d in shown)
+    shown, missed = mark_detections(spp.detections[0], test.images[0])
+    assert all(shown.scores > 0)
     assert len(missed) <= len(test.images[0].boxes)
 
 
@@ -117,7 +112,8 @@ def test_a_lab_network_is_a_backbone_too(tmp_path):
     """A Lab network (untrained here: only the plumbing is under test) keeps all its conv layers and its stride."""
     from dataclasses import asdict
 
-    from spp_viz.train import LabConfig, build_lab_model, load_trained, save_model
+    from spp_viz.lab.models import LabConfig, build_lab_model
+    from spp_viz.lab.store import load_trained, save_model
 
     meta = {"kind": "synthetic", "config": asdict(LabConfig())}
     path = save_model(build_lab_model(LabConfig()), tmp_path / "lab.safetensors", meta)
@@ -125,20 +121,20 @@ def test_a_lab_network_is_a_backbone_too(tmp_path):
     bb = detection_backbone(lab)
     assert bb.features is lab.features and bb.stride == lab.stride and bb.channels == lab.channels
     train, test = synthetic_scenes("train", 2, seed=3), synthetic_scenes("test", 1, seed=3)
-    report = run_detection_lab(bb, train, test, ("spp", "rcnn"), DetectorConfig(windows=15, scales=(240,)))
+    report = compare_detectors(bb, train, test, ("spp", "rcnn"), DetectorConfig(windows=15, scales=(240,)))
     assert set(report.modes) == {"spp", "rcnn"}
 
 
 def test_five_scale_row_pools_each_window_at_its_scale(backbone):
-    from spp_viz.detection import PAPER_SCALES
+    from spp_viz.paper import DETECTION_SCALES
 
     train, test = synthetic_scenes("train", 2, seed=9), synthetic_scenes("test", 1, seed=9)
-    report = run_detection_lab(backbone, train, test, ("spp-5",), DetectorConfig(windows=15), FeatureCache(None))
+    report = compare_detectors(backbone, train, test, ("spp-5",), DetectorConfig(windows=15), FeatureCache(None))
     row = report.modes["spp-5"]
-    assert row.scales == PAPER_SCALES and row.detector.scales == PAPER_SCALES
+    assert row.scales == DETECTION_SCALES and row.detector.scales == DETECTION_SCALES
     assert 0.0 <= row.map <= 1.0 and row.feature_seconds_per_image > 0
     with pytest.raises(ValueError, match="unknown mode"):
-        detection_lab.mode_specs(["spp-3"], (688,))
+        compare.mode_specs(["spp-3"], (688,))
 
 
 @pytest.mark.skipif(not IMAGENET.is_dir(), reason="../shared/imagenet-sample is not beside this clone")
@@ -161,12 +157,12 @@ def test_pipeline_on_a_voc_folder_of_real_photos(tmp_path, backbone):
     train = read_voc(root, "trainval")
     test = read_voc(root, "test", classes=train.classes)
     assert train.skipped == [] and len(train) == 8 and len(test) == 6
-    report = run_detection_lab(backbone, train, test, ("spp",), DetectorConfig(windows=60), FeatureCache(None))
+    report = compare_detectors(backbone, train, test, ("spp",), DetectorConfig(windows=60), FeatureCache(None))
     assert report.modes["spp"].map > 0.2
 
 
 def _as_set(items):
-    from spp_viz.detection_data import SCENE_CLASSES, DetectionImage, DetectionSet
+    from spp_viz.detection.data import SCENE_CLASSES, DetectionImage, DetectionSet
 
     return DetectionSet(
         "photos",

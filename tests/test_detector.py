@@ -6,13 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from spp_viz.detector import (
+from spp_viz.detection.boxes import decode_boxes, encode_boxes
+from spp_viz.detection.svm import (
     LinearSVMs,
     RidgeRegressor,
     assign_labels,
     choose_ridge_lambda,
-    decode_boxes,
-    encode_boxes,
     hard_negatives,
     regression_pairs,
 )

@@ -10,8 +10,10 @@ import torch
 
 from spp_viz import registry
 from spp_viz.images import to_tensor
-from spp_viz.synthetic import CLASSES, SIZES, make_split
-from spp_viz.train import LabConfig, evaluate, load_trained, read_meta, save_result, synthetic_data, train
+from spp_viz.lab.data import CLASSES, SIZES, make_split
+from spp_viz.lab.models import LabConfig
+from spp_viz.lab.store import load_trained, read_meta
+from spp_viz.lab.train import evaluate, save_result, synthetic_data, train
 
 TINY = LabConfig(epochs=3, train_count=80, val_count=40, test_count=40, width=16)
 
@@ -91,7 +93,8 @@ def test_full_image_spp_beats_warp_on_held_out_data():
 
 
 def test_fine_tune_on_a_folder_then_save_and_load(tmp_path):
-    from spp_viz.train import fine_tune_folder, save_model
+    from spp_viz.lab.store import save_model
+    from spp_viz.lab.train import fine_tune_folder
 
     for label in ("circle", "square"):
         (tmp_path / "data" / label).mkdir(parents=True)
@@ -111,7 +114,7 @@ def test_fine_tune_on_a_folder_then_save_and_load(tmp_path):
 
 
 def test_claim_verdict_needs_a_difference_beyond_twice_its_standard_error():
-    from spp_viz.train import claim_verdict
+    from spp_viz.lab.experiments import claim_verdict
 
     # Differences per seed 0.02, 0.03, 0.025: mean 0.025, sd 0.005, se 0.005 / sqrt(3) = 0.00289: clear.
     verdict, v = claim_verdict([0.85, 0.83, 0.845], [0.83, 0.80, 0.82])
@@ -148,29 +151,34 @@ def _rows(crop, warp, single, multi, fine):
 
 
 def test_paper_verdicts_follow_the_seeds():
-    from spp_viz.train import paper_verdicts
+    from spp_viz.lab.experiments import ExperimentResults, paper_verdicts
 
     steady = [0.80, 0.81, 0.79]
     better = [0.86, 0.87, 0.85]  # +6 points on every seed: clear
     noisy = [0.84, 0.78, 0.82]  # +1.3 points on average, but one seed lower: not clear
-    lines = paper_verdicts({"rows": _rows(steady, steady, steady, better, noisy), "seeds": [0, 1, 2]})
+    def results(*rows):
+        return ExperimentResults.from_json({"rows": _rows(*rows), "seeds": [0, 1, 2]})
+
+    lines = paper_verdicts(results(steady, steady, steady, better, noisy))
     assert len(lines) == 4
     assert "**matches the paper**" in lines[0] and "**matches the paper**" in lines[1]  # multi beats crop and warp
     assert "**matches the paper**" in lines[2]  # multi-size beats single-size by 6 points on each seed
     assert "**the opposite of the paper**" in lines[3]  # {6,3,2,1}: 81.3 vs 86.0, lower on every seed
     assert "86.0 ± 1.0%" in lines[2] and "over 3 seeds" in lines[2]
-    mixed = paper_verdicts({"rows": _rows(steady, steady, steady, noisy, noisy), "seeds": [0, 1, 2]})
+    mixed = paper_verdicts(results(steady, steady, steady, noisy, noisy))
     assert all("**no clear difference on these data**" in line for line in mixed[:3]), mixed
 
 
 def test_accuracy_cell_shows_mean_and_spread_or_why_a_view_does_not_exist():
-    from spp_viz.train import accuracy_cell
+    from spp_viz.lab.experiments import ExperimentRow, accuracy_cell
 
     row = {
+        "name": "a",
         "test": {"crop": 0.86, "warp": 0.5, "full": None},
         "std": {"crop": 0.01, "warp": None, "full": None},
         "not_applicable": {"full": "no SPP: fixed size only"},
     }
+    row = ExperimentRow.from_json(row)
     assert accuracy_cell(row, "crop") == "86.0 ± 1.0%"
     assert accuracy_cell(row, "warp") == "50.0%"  # one seed: no spread to show
     assert accuracy_cell(row, "full") == "n/a: no SPP: fixed size only"
@@ -181,7 +189,8 @@ def test_shipped_comparison_has_several_seeds_and_reasons_for_missing_cells():
 
     from conftest import ROOT
 
-    from spp_viz.train import EXPERIMENTS, TEST_VIEWS, paper_verdicts
+    from spp_viz.lab.experiments import EXPERIMENTS, ExperimentResults, paper_verdicts
+    from spp_viz.lab.train import TEST_VIEWS
 
     shipped = json.loads((ROOT / "assets" / "lab_results.json").read_text())
     assert len(shipped["seeds"]) >= 3 and [r["name"] for r in shipped["rows"]] == [n for n, _ in EXPERIMENTS]
@@ -192,14 +201,16 @@ def test_shipped_comparison_has_several_seeds_and_reasons_for_missing_cells():
             else:
                 assert len(r["per_seed"][v]) == len(shipped["seeds"])
                 assert r["test"][v] == pytest.approx(np.mean(r["per_seed"][v]))
-    assert len(paper_verdicts(shipped)) == 4
+    assert len(paper_verdicts(ExperimentResults.from_json(shipped))) == 4
 
 
 def test_run_experiments_pairs_networks_by_seed():
-    from spp_viz.train import LabConfig, run_experiments, train
+    from spp_viz.lab.experiments import run_experiments
+    from spp_viz.lab.models import LabConfig
+    from spp_viz.lab.train import train
 
     config = LabConfig.sized(40, epochs=1)
-    results = run_experiments(config, seeds=(0, 3))
+    results = run_experiments(config, seeds=(0, 3)).json()
     assert results["seeds"] == [0, 3]
     crop = results["rows"][0]
     assert crop["test"]["full"] is None and "no SPP" in crop["not_applicable"]["full"]
@@ -209,7 +220,7 @@ def test_run_experiments_pairs_networks_by_seed():
 
 
 def test_held_out_takes_a_share_of_every_class_and_never_a_whole_class():
-    from spp_viz.train import held_out
+    from spp_viz.lab.data import held_out
 
     labels = [0] * 10 + [1] * 5 + [2] * 2 + [3]
     mask = held_out(labels, 0.2, seed=0).numpy()
@@ -219,7 +230,7 @@ def test_held_out_takes_a_share_of_every_class_and_never_a_whole_class():
 
 
 def test_fine_tune_validation_accuracy_is_measured_on_held_out_images(tmp_path, monkeypatch):
-    from spp_viz import train as lab
+    from spp_viz.lab import train as lab
 
     for label in ("circle", "square"):
         (tmp_path / "data" / label).mkdir(parents=True)
@@ -239,7 +250,7 @@ def test_fine_tune_validation_accuracy_is_measured_on_held_out_images(tmp_path, 
     assert result.meta["val_images"] == int(mask.sum()) >= 2
     assert result.meta["train_images"] == int((~mask).sum())
     # The last epoch's validation accuracy, recomputed with the saved model on the held-out images alone.
-    from spp_viz.activations import folder_items, gallery_view
+    from spp_viz.gallery import folder_items, gallery_view
 
     items = [(c, it) for c, name in enumerate(("circle", "square")) for it in folder_items(tmp_path / "data" / name)]
     held = [(c, it) for (c, it), m in zip(items, mask.tolist(), strict=True) if m]

@@ -10,28 +10,22 @@ import pytest
 from conftest import ROOT
 
 LIB = ROOT / "spp_viz"
-# The order, bottom-up: a module may import only modules listed before it (or modules outside this list,
-# which sit at the bottom: devices, images, synthetic, detection_data, detection_eval, stats).
+# The paper's order, bottom-up, by package: a module may import only modules of its own package or of packages listed
+# before it (or modules outside this list, which sit at the bottom: devices, images, stats, paper, progress, weights,
+# gallery). The three large concepts are packages: explain (per-photo analyses), detection, lab.
 ORDER = [
     "spp_viz.pyramid",
     "spp_viz.geometry",
     "spp_viz.models",
-    "spp_viz.views",
-    "spp_viz.features",
-    "spp_viz.levels",
-    "spp_viz.activations",
-    "spp_viz.view_accuracy",
-    "spp_viz.bag_of_words",
-    "spp_viz.attribution",
+    "spp_viz.explain",
     "spp_viz.detection",
-    "spp_viz.detector",
-    "spp_viz.detection_lab",
-    "spp_viz.train",
+    "spp_viz.lab",
     "spp_viz.registry",
     "spp_viz.plots",
     "spp_viz.cli",
     "spp_viz.__main__",
 ]
+PACKAGES = ("spp_viz.explain", "spp_viz.detection", "spp_viz.lab", "spp_viz.plots")
 MAX_PAGE_FUNCTION_LINES = 40
 
 
@@ -58,9 +52,12 @@ def imports_of(path: Path, name: str, known: set[str]) -> set[str]:
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ""
-            found.add(target)
-            # `from pkg import mod` imports the module pkg.mod when there is one.
-            found.update(f"{target}.{a.name}" for a in node.names if f"{target}.{a.name}" in known)
+            submodules = {f"{target}.{a.name}" for a in node.names if f"{target}.{a.name}" in known}
+            # `from pkg import mod` imports the module pkg.mod when there is one (and a package that imports its own
+            # module this way does not import itself).
+            found.update(submodules)
+            if len(submodules) < len(node.names) or target != name:
+                found.add(target)
     return found
 
 
@@ -119,7 +116,7 @@ def layer(module: str) -> int:
     for i, name in enumerate(ORDER):
         if module == name or module.startswith(name + "."):
             return i
-    return -1  # the leaves: devices, images, synthetic, detection data and evaluation, the package itself
+    return -1  # the leaves: devices, images, stats, paper, progress, weights, gallery, the package itself
 
 
 def test_library_reads_bottom_up_in_the_papers_order():
@@ -131,6 +128,32 @@ def test_library_reads_bottom_up_in_the_papers_order():
     ]
     assert not wrong, wrong
     assert all(m in library_modules() for m in ORDER)
+
+
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_LINES = 60
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_packages_and_their_modules_say_what_they_hold(package):
+    folder = ROOT / package.replace(".", "/")
+    for path in [folder / "__init__.py", *sorted(folder.glob("*.py"))]:
+        doc = ast.get_docstring(ast.parse(path.read_text()))
+        assert doc and doc.strip(), f"{path.relative_to(ROOT)} has no docstring"
+
+
+def test_no_module_or_function_is_too_long_to_read():
+    long_modules, long_functions = [], []
+    for name, path in library_modules().items():
+        text = path.read_text()
+        if len(text.splitlines()) > MAX_MODULE_LINES:
+            long_modules.append((name, len(text.splitlines())))
+        for n in ast.walk(ast.parse(text)):
+            length = n.end_lineno - n.lineno + 1 if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) else 0
+            if length > MAX_FUNCTION_LINES:
+                long_functions.append((name, n.name, length))
+    assert not long_modules, f"modules over {MAX_MODULE_LINES} lines: {long_modules}"
+    assert not long_functions, f"functions over {MAX_FUNCTION_LINES} lines: {long_functions}"
 
 
 def page_files() -> list[Path]:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from badfiles import photo
 
+from spp_viz.explain.level_views import PRESETS, fixed_length_rows, level_view, spp_vector
 from spp_viz.geometry import feature_geometry
-from spp_viz.levels import PRESETS, fixed_length_rows, level_view, spp_vector
 from spp_viz.models import load_model
 from spp_viz.pyramid import num_bins, vector_csv, vector_table
 

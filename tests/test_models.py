@@ -8,10 +8,11 @@ import torch
 import torchvision
 
 from spp_viz.devices import resolve_device
-from spp_viz.features import compute_feature_maps
+from spp_viz.explain.feature_maps import compute_feature_maps
 from spp_viz.images import load_image, samples, to_tensor
-from spp_viz.models import WeightsError, alexnet_cache_path, load_model, top_predictions
+from spp_viz.models import load_model, top_predictions
 from spp_viz.pyramid import SpatialPyramidPool
+from spp_viz.weights import WeightsError, alexnet_cache_path
 
 
 def labelled_samples():

@@ -59,8 +59,8 @@ def test_pyramid_figures_are_valid_and_small():
 
     from PIL import Image
 
+    from spp_viz.explain.level_views import level_view, spp_vector
     from spp_viz.geometry import feature_geometry
-    from spp_viz.levels import level_view, spp_vector
     from spp_viz.models import load_model
     from spp_viz.plots.base import encode_image
     from spp_viz.plots.pyramid import level_on_image, level_on_map, rule_coverage, vector_strip
@@ -87,12 +87,12 @@ def test_pyramid_figures_are_valid_and_small():
 
 
 def test_detection_figures():
-    from spp_viz.detection import Detection
+    from spp_viz.detection.classify import WindowLabel
     from spp_viz.plots.base import encode_image
     from spp_viz.plots.detection import detections_figure, timing_figure
 
     enc = encode_image(photo(200, 100))
-    dets = [Detection((10, 10, 50, 60), 3, "x", 0.9), Detection((60, 10, 90, 40), 4, "y", 0.5)]
+    dets = [WindowLabel((10, 10, 50, 60), 3, "x", 0.9), WindowLabel((60, 10, 90, 40), 4, "y", 0.5)]
     fig = revalidate(detections_figure(enc, dets, np.array([[0, 0, 20, 20]] * 5, np.float32)))
     assert len(fig.layout.shapes) == 5 + 2 and [a.text for a in fig.layout.annotations] == ["x 90%", "y 50%"]
     timing = revalidate(timing_figure({"R-CNN": {"conv": 10.0, "warp": 1.0}, "SPP-net": {"conv": 0.1}}))
@@ -100,14 +100,15 @@ def test_detection_figures():
 
 
 def test_lab_figures():
+    from spp_viz.lab.experiments import ExperimentRow
+    from spp_viz.lab.train import EpochLog
     from spp_viz.plots.lab import accuracy_bars, training_curves
-    from spp_viz.train import EpochLog
 
     history = [EpochLog(1, 1.2, 0.4, 1.0, ((64, 64),)), EpochLog(2, 0.8, 0.6, 0.8, ((51, 51),))]
     curves = revalidate(training_curves(history))
     assert list(curves.data[0].y) == [1.2, 0.8] and list(curves.data[1].y) == [0.4, 0.6]
     rows = [{"name": "a", "test": {"crop": 0.5, "warp": 0.6, "full": None}}]
-    bars = revalidate(accuracy_bars(rows))
+    bars = revalidate(accuracy_bars([ExperimentRow.from_json(r) for r in rows]))
     assert [t.name for t in bars.data] == ["crop view", "warp view", "full view"] and bars.data[2].text == (None,)
     seeded = [
         {
@@ -117,12 +118,13 @@ def test_lab_figures():
             "per_seed": {"crop": [0.4, 0.6], "warp": [0.6, 0.6], "full": None},
         }
     ]
-    bars = revalidate(accuracy_bars(seeded))
+    bars = revalidate(accuracy_bars([ExperimentRow.from_json(r) for r in seeded]))
     assert list(bars.data[0].error_y.array) == [0.1] and bars.data[0].error_y.visible
     assert bars.data[0].customdata[0] == "seed 0: 40.0%<br>seed 1: 60.0%" and bars.data[2].customdata[0] == "n/a"
 
 
 def test_shuffle_curves_plot_each_levels_means_with_two_standard_error_whiskers():
+    from spp_viz.explain.bag_of_words import ShuffleSummary
     from spp_viz.plots.pyramid import shuffle_curves
 
     rows = [
@@ -133,7 +135,7 @@ def test_shuffle_curves_plot_each_levels_means_with_two_standard_error_whiskers(
         }
         for k, kept in ((2, 0.8), (4, 0.5), (8, 0.1))
     ]
-    fig = revalidate(shuffle_curves({"levels": [1, 6], "rows": rows}))
+    fig = revalidate(shuffle_curves(ShuffleSummary.from_json({"levels": [1, 6], "rows": rows})))
     assert [t.name for t in fig.data] == ["1x1 level", "6x6 level", "top-1 unchanged"]
     for trace in fig.data:
         assert list(trace.x) == [2, 4, 8]

@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from spp_viz.activations import GalleryItem, folder_items
+from spp_viz.explain.labels import LabelReader, imagenet_wnids
+from spp_viz.explain.view_accuracy import view_accuracy
+from spp_viz.explain.view_summary import ViewsSummary, findings
+from spp_viz.gallery import GalleryItem, folder_items
 from spp_viz.stats import mcnemar, mean_se, paired_bootstrap
-from spp_viz.view_accuracy import LabelReader, findings, imagenet_wnids, view_accuracy
 
 NAMES = ("tench", "goldfish", "great white shark", "crane", "crane", "maillot")
 WNIDS = ("n01440764", "n01443537", "n01484850", "n02012849", "n03126707", "n03710637")
@@ -115,15 +117,17 @@ def _tiny_folder(tmp_path, model) -> list[GalleryItem]:
 
 def test_view_accuracy_matches_a_photo_by_photo_loop(tmp_path, zf5_model):
     """Batched, threaded and bucketed, the bench must give what one forward per view gives."""
+    from spp_viz.explain.views import make_views, multi_scale_probabilities, probabilities
     from spp_viz.images import load_image
-    from spp_viz.views import make_views, multi_scale_probabilities, probabilities
 
     model = zf5_model
     items = _tiny_folder(tmp_path, model)
     seen = []
-    report = view_accuracy(model, items, short_side=96, multi=True, batch_size=3, progress=lambda d, t: seen.append(d))
+    progress = lambda f, t: seen.append((f, t))  # noqa: E731
+    report = view_accuracy(model, items, short_side=96, multi=True, batch_size=3, progress=progress)
     assert report.n == 5 and [u[0] for u in report.unlabeled] == ["unknown.png"]
-    assert [s[0] for s in report.skipped] == [f"{model.class_names[0]}/broken.jpg"] and seen[-1] == 6
+    assert [s[0] for s in report.skipped] == [f"{model.class_names[0]}/broken.jpg"]
+    assert seen[-1] == (1.0, "6 of 6 photos")
     reader = LabelReader.for_model(model)
     for k, name in enumerate(report.names):
         img = load_image(next(i for i in items if i.name == name).read())
@@ -166,12 +170,13 @@ def test_findings_say_no_clear_difference_when_the_interval_spans_zero():
             }
         },
     }
-    lines = findings(result, "ImageNet photos")
+    lines = findings(ViewsSummary.from_json(result), "ImageNet photos")
     assert lines[0].startswith("Over 500 ImageNet photos") and "75.0%" in lines[0]
     assert "no clear difference" in lines[1] and "+1.0 points" in lines[1]
     assert "does not show clearly" in lines[2]
     result["paired"]["full"]["top1"] |= {"diff": 0.05, "low": 0.02, "high": 0.08}
-    assert "beats the centre crop by 5.0 points" in findings(result)[1] and "direction the paper" in findings(result)[2]
+    lines = findings(ViewsSummary.from_json(result))
+    assert "beats the centre crop by 5.0 points" in lines[1] and "direction the paper" in lines[2]
 
 
 def test_mean_se_by_hand():

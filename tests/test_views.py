@@ -6,8 +6,16 @@ import numpy as np
 import pytest
 from badfiles import photo
 
+from spp_viz.explain.views import (
+    compare_views,
+    crop_view,
+    full_view,
+    make_views,
+    predictions_csv,
+    scale_sweep,
+    warp_view,
+)
 from spp_viz.images import load_image, samples
-from spp_viz.views import compare_views, crop_view, full_view, make_views, predictions_csv, scale_sweep, warp_view
 
 
 def test_crop_keeps_the_centre_and_loses_the_rest():
@@ -51,8 +59,8 @@ def test_compare_views_on_a_sample(default_model):
 def test_scale_sweep_shapes_and_progress(default_model):
     calls = []
     sweep = scale_sweep(
-        default_model, photo(300, 200), 281, sides=(128, 224, 320), progress=lambda d, t: calls.append(d)
+        default_model, photo(300, 200), 281, sides=(128, 224, 320), progress=lambda f, t: calls.append((f, t))
     )
     assert set(sweep) == {"crop", "warp", "full"} and all(len(v) == 3 for v in sweep.values())
     assert all(0.0 <= p <= 1.0 for v in sweep.values() for p in v)
-    assert calls == [1, 2, 3]
+    assert calls == [(1 / 3, "1 of 3 sizes"), (2 / 3, "2 of 3 sizes"), (1.0, "3 of 3 sizes")]

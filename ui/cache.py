@@ -18,21 +18,21 @@ import streamlit as st
 from PIL import Image
 
 from spp_viz import registry
-from spp_viz.activations import GalleryItem
-from spp_viz.attribution import Attribution
-from spp_viz.attribution import run as run_attribution
-from spp_viz.bag_of_words import ShuffleResult, shuffle_test
-from spp_viz.detection import ModeResult, spp_detect
-from spp_viz.detection_data import DetectionSet, synthetic_scenes
-from spp_viz.detection_lab import load_data
-from spp_viz.features import FeatureMaps, compute_feature_maps
+from spp_viz.detection.classify import classify_windows
+from spp_viz.detection.data import DetectionSet, load_data, synthetic_scenes
+from spp_viz.detection.windows import ModeResult
+from spp_viz.explain.attribution import Attribution
+from spp_viz.explain.attribution import run as run_attribution
+from spp_viz.explain.bag_of_words import ShuffleResult, shuffle_test
+from spp_viz.explain.feature_maps import FeatureMaps, compute_feature_maps
+from spp_viz.explain.level_views import SizeRow, fixed_length_rows
+from spp_viz.explain.views import Comparison, compare_views, make_views
+from spp_viz.gallery import GalleryItem
 from spp_viz.images import load_image, to_tensor
-from spp_viz.levels import SizeRow, fixed_length_rows
+from spp_viz.lab.data import read_class_zip
 from spp_viz.models import SPPNet
 from spp_viz.plots.exports import npy_bytes
 from spp_viz.pyramid import vector_csv
-from spp_viz.train import read_class_zip
-from spp_viz.views import Comparison, compare_views, make_views
 
 from .session import UPLOAD_PREFIX, ModelChoice, Subject, context, session_weights
 
@@ -116,9 +116,9 @@ def attributions(
 
 @st.cache_data(max_entries=16, show_spinner="Proposals and one conv pass ...")
 def spp_detection(subject: Subject, mode: str, windows: int, scales: tuple[int, ...]) -> ModeResult:
-    """spp_detect (timed proposals, then SPP-net mode)."""
+    """classify_windows (timed proposals, then SPP-net mode)."""
     model, img = _model_and_image(subject)
-    return spp_detect(model, img, mode, windows, scales)
+    return classify_windows(model, img, mode, windows, scales)
 
 
 @st.cache_resource(max_entries=4, show_spinner="Reading the detection data ...")

@@ -7,30 +7,34 @@ from pathlib import Path
 
 import numpy as np
 
-from spp_viz.activations import BuildReport, GalleryItem, build_index
-from spp_viz.attribution import METHOD_TITLES, Attribution
-from spp_viz.attribution import run as run_attribution
-from spp_viz.detection import ModeResult, rcnn_mode
-from spp_viz.detection_lab import (
-    DetectorConfig,
-    FeatureCache,
-    LabReport,
-    ModeReport,
-    detection_backbone,
-    evaluate_detector,
-    load_detector,
-    run_detection_lab,
-)
+from spp_viz.detection.compare import DetectionComparison, compare_detectors
+from spp_viz.detection.detector import DetectorConfig, load_detector
+from spp_viz.detection.evaluate import ModeReport, evaluate_detector
+from spp_viz.detection.features import FeatureCache, detection_backbone
+from spp_viz.detection.windows import ModeResult, rcnn_mode
+from spp_viz.explain.activation_index import BuildReport, build_index
+from spp_viz.explain.attribution import METHOD_TITLES, Attribution
+from spp_viz.explain.attribution import run as run_attribution
+from spp_viz.explain.view_accuracy import view_accuracy
+from spp_viz.explain.view_summary import ViewsSummary
+from spp_viz.explain.views import make_views
+from spp_viz.explain.views import scale_sweep as sweep_views
+from spp_viz.gallery import GalleryItem
 from spp_viz.images import to_tensor
+from spp_viz.lab.experiments import ExperimentResults, run_experiments
+from spp_viz.lab.models import LabConfig
+from spp_viz.lab.train import EpochLog, TrainResult, run_lab
 from spp_viz.models import SPPNet
-from spp_viz.train import EpochLog, LabConfig, TrainResult, lab_epochs, run_experiments, run_lab
-from spp_viz.view_accuracy import view_accuracy
-from spp_viz.views import make_views
-from spp_viz.views import scale_sweep as sweep_views
+from spp_viz.progress import Progress
 
 from .cache import decode_image, detection_sets, get_model
 from .jobs import Job, run_heavy
 from .session import context
+
+
+def _told(job: Job, what: str) -> Progress:
+    """The library's progress callback for a job, its text led by what runs ("R-CNN mode: 3 of 64 windows")."""
+    return lambda fraction, text: job.report(fraction, f"{what}: {text}")
 
 
 def _model_and_image():
@@ -60,9 +64,7 @@ def scale_sweep(class_index: int, sides: Sequence[int]) -> dict[str, list[float]
     subject, model, img = _model_and_image()
 
     def work(job: Job) -> dict[str, list[float]]:
-        return sweep_views(
-            model, img, class_index, sides, progress=lambda d, t: job.report(d / t, f"Scale sweep: {d} of {t} sizes")
-        )
+        return sweep_views(model, img, class_index, sides, progress=_told(job, "Scale sweep"))
 
     return run_heavy("Scale sweep", work, key=("sweep", subject.model, subject.image.digest, class_index, tuple(sides)))
 
@@ -72,7 +74,7 @@ def rcnn(boxes: np.ndarray) -> ModeResult:
     subject, model, img = _model_and_image()
 
     def work(job: Job) -> ModeResult:
-        return rcnn_mode(model, img, boxes, progress=lambda d, t: job.report(d / t, f"R-CNN mode: {d} of {t} windows"))
+        return rcnn_mode(model, img, boxes, progress=_told(job, "R-CNN mode"))
 
     key = ("rcnn", subject.model, subject.image.digest, boxes.tobytes())
     return run_heavy("R-CNN mode", work, key=key)
@@ -82,26 +84,17 @@ def gallery_index(model: SPPNet, items: list[GalleryItem]) -> BuildReport:
     """The gallery's activation index (stored on disk by the library, so a second build only reads it)."""
 
     def work(job: Job) -> BuildReport:
-        return build_index(
-            model, items, progress=lambda d, t: job.report(d / max(t, 1), f"Indexing conv5: {d} of {t} images")
-        )
+        return build_index(model, items, progress=_told(job, "Indexing conv5"))
 
     return run_heavy("Index build", work)
 
 
-def views_bench(model: SPPNet, items: list[GalleryItem], short_side: int, multi: bool) -> dict:
-    """Crop, warp and full-image accuracy over a folder of labelled photos (``ViewsReport.json()``); kept for every
-    session per model, files (name, size, time) and settings."""
+def views_bench(model: SPPNet, items: list[GalleryItem], short_side: int, multi: bool) -> ViewsSummary:
+    """Crop, warp and full-image accuracy over a folder of labelled photos; kept for every session per model, files
+    (name, size, time) and settings."""
 
-    def work(job: Job) -> dict:
-        report = view_accuracy(
-            model,
-            items,
-            short_side,
-            multi,
-            progress=lambda d, t: job.report(d / max(t, 1), f"Views: {d} of {t} photos"),
-        )
-        return report.json()
+    def work(job: Job) -> ViewsSummary:
+        return view_accuracy(model, items, short_side, multi, progress=_told(job, "Views")).summary()
 
     stamp = tuple((i.name, *_stat(i.path)) for i in items)
     return run_heavy("Views over a folder", work, key=("views-bench", context().model, stamp, short_side, multi))
@@ -127,40 +120,38 @@ def lab_training(
 ) -> tuple[Path, TrainResult]:
     """Train in the Lab on ``source`` (a folder or an archive's classes, and its name); ``on_update`` gets the epochs
     so far (for the live chart), in the page's own run."""
-    total = lab_epochs(dataset, config)
 
     def work(job: Job) -> tuple[Path, TrainResult]:
-        def progress(log: EpochLog) -> None:
-            text = f"epoch {log.epoch} of {total}: loss {log.loss:.3f}, validation accuracy {log.val_accuracy:.0%}"
-            job.report(log.epoch / total, text, log)
-
         folder, name = source
-        return run_lab(dataset, config, folder=folder, source_name=name, base=base, lab_dir=lab_dir, progress=progress)
+        return run_lab(
+            dataset, config, folder=folder, source_name=name, base=base, lab_dir=lab_dir,
+            progress=job.report, on_epoch=job.updates.append,
+        )  # fmt: skip
 
     return run_heavy("Lab training", work, on_update=on_update)
 
 
-def lab_comparison(config: LabConfig, seeds: tuple[int, ...]) -> dict:
+def lab_comparison(config: LabConfig, seeds: tuple[int, ...]) -> ExperimentResults:
     """The Lab's five networks on the same data, once per seed; kept for every session per configuration."""
 
-    def work(job: Job) -> dict:
-        return run_experiments(
-            config, seeds, progress=lambda i, n, name: job.report(i / n, f"{min(i + 1, n)} of {n}: {name}")
-        )
+    def work(job: Job) -> ExperimentResults:
+        return run_experiments(config, seeds, progress=job.report)
 
     return run_heavy("Lab comparison", work, key=("lab-comparison", config, seeds))
 
 
-def detection_lab(data: str, counts: tuple[int, int], modes: tuple[str, ...], config: DetectorConfig) -> LabReport:
+def detection_lab(
+    data: str, counts: tuple[int, int], modes: tuple[str, ...], config: DetectorConfig
+) -> DetectionComparison:
     """Train and test the paper's detector in each mode, on this session's backbone (the sidebar's model, cut at
     stride 16). Window features go to the server's disk cache, so a second run of the same data only trains."""
     choice = context().subject.model
     model = get_model(choice)  # here, in the page's run: a worker thread has no Streamlit context for the cache
     train, test = detection_sets(data, counts)
 
-    def work(job: Job) -> LabReport:
+    def work(job: Job) -> DetectionComparison:
         backbone = detection_backbone(model, config.levels)
-        return run_detection_lab(backbone, train, test, modes, config, FeatureCache(), lambda f, t: job.report(f, t))
+        return compare_detectors(backbone, train, test, modes, config, FeatureCache(), job.report)
 
     return run_heavy("Detector training", work, key=("detection-lab", choice, data, counts, modes, config))
 
@@ -173,6 +164,6 @@ def detection_test(data: bytes, source: str, counts: tuple[int, int]) -> ModeRep
 
     def work(job: Job) -> ModeReport:
         backbone = detection_backbone(model, detector.config.levels)
-        return evaluate_detector(detector, backbone, test, FeatureCache(), lambda f, t: job.report(f, t))
+        return evaluate_detector(detector, backbone, test, FeatureCache(), job.report)
 
     return run_heavy("Detector test", work)

@@ -7,9 +7,10 @@ import streamlit as st
 from PIL import Image
 
 from spp_viz import registry
-from spp_viz.features import FeatureMaps
+from spp_viz.explain.feature_maps import FeatureMaps
 from spp_viz.images import ImageError
-from spp_viz.models import SPPNet, WeightsError
+from spp_viz.models import SPPNet
+from spp_viz.weights import WeightsError
 
 from .cache import decode_image, get_model
 from .session import context

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
-from spp_viz.models import UploadedWeights, WeightsError
+from spp_viz.weights import UploadedWeights, WeightsError
 
 MAX_REMEMBERED_UPLOADS = 20
 MAX_SESSION_UPLOAD_MB = 100  # all the photos one session keeps, together: 30 students stay within a few GB

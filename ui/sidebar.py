@@ -8,12 +8,13 @@ from pathlib import Path
 import streamlit as st
 
 from spp_viz import registry
-from spp_viz.activations import DEFAULT_CACHE
-from spp_viz.attribution import hook_count
 from spp_viz.devices import available_devices, resolve_device
+from spp_viz.explain.activation_index import INDEX_CACHE
+from spp_viz.explain.attribution import hook_count
 from spp_viz.images import samples
-from spp_viz.models import DEFAULT_MODEL, ZOO, UploadedWeights
-from spp_viz.train import LAB_DIR_NAME
+from spp_viz.lab.train import LAB_DIR_NAME
+from spp_viz.models import DEFAULT_MODEL, ZOO
+from spp_viz.weights import UploadedWeights
 
 from .cache import loaded_models
 from .session import Context, ImageChoice, ModelChoice, remember_upload, remember_weights
@@ -21,7 +22,7 @@ from .session import Context, ImageChoice, ModelChoice, remember_upload, remembe
 MAX_UPLOAD_MB = 25  # keep equal to server.maxUploadSize in .streamlit/config.toml
 WEIGHTS_MAX_MB = 250  # AlexNet's checkpoint is 233 MB
 SERVER_PATHS_ENV = "SPP_VIZ_SERVER_PATHS"
-LAB_DIR = DEFAULT_CACHE.parent / LAB_DIR_NAME  # where the Lab saves models: every page can select them
+LAB_DIR = INDEX_CACHE.parent / LAB_DIR_NAME  # where the Lab saves models: every page can select them
 IMAGE_TYPES = ["jpg", "jpeg", "png", "gif", "webp", "bmp", "tif", "tiff"]
 
 

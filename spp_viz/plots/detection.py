@@ -7,12 +7,13 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from ..detection import Detection
+from ..detection.classify import WindowLabel
+from ..detection.detector import Detections
 from .base import PALETTE, EncodedImage, figure, image_layout, pixel_rect
 
 
 def detections_figure(
-    img: EncodedImage, detections: Sequence[Detection], proposals: np.ndarray | None = None, max_proposals: int = 300
+    img: EncodedImage, detections: Sequence[WindowLabel], proposals: np.ndarray | None = None, max_proposals: int = 300
 ) -> go.Figure:
     """The image with labelled detection boxes (one colour per class) and, optionally, the proposals faintly."""
     shapes, labels = [], []
@@ -94,7 +95,7 @@ def pr_figure(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], title: st
 
 def marked_figure(
     img: EncodedImage,
-    shown: Sequence[tuple[int, np.ndarray, float, bool]],
+    shown: Detections,
     ground_truth: np.ndarray,
     missed: np.ndarray,
     classes: Sequence[str],
@@ -114,7 +115,7 @@ def marked_figure(
     for box in missed:
         shapes.append(pixel_rect(tuple(box), MISSED, width=3, dash="dash"))
         label(box[0], box[3] + 14, "missed", MISSED)
-    for c, box, score, correct in shown:
+    for c, box, score, correct in zip(shown.labels, shown.boxes, shown.scores, shown.correct, strict=True):
         colour = CORRECT if correct else PALETTE[0]
         shapes.append(pixel_rect(tuple(box), colour, width=3))
         label(box[0], box[1], f"{classes[c]} {score:+.2f}" + ("" if correct else " x false"), colour)

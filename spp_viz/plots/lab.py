@@ -7,8 +7,9 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..train import EpochLog
-from ..views import VIEWS
+from ..explain.views import VIEWS
+from ..lab.experiments import ExperimentRow
+from ..lab.train import EpochLog
 
 
 def training_curves(history: Sequence[EpochLog]) -> go.Figure:
@@ -27,21 +28,21 @@ def training_curves(history: Sequence[EpochLog]) -> go.Figure:
     return fig
 
 
-def accuracy_bars(rows: Sequence[dict]) -> go.Figure:
-    """Test accuracy per view for each configuration of the Lab's comparison (rows of ``run_experiments``): the
+def accuracy_bars(rows: Sequence[ExperimentRow]) -> go.Figure:
+    """Test accuracy per view for each configuration of the Lab's comparison (its rows): the
     mean over seeds, the standard deviation as an error bar, each seed's number on hover."""
     fig = go.Figure()
     for v in VIEWS:
-        means = [r["test"][v] for r in rows]
-        stds = [r.get("std", {}).get(v) for r in rows]
-        seeds = [r.get("per_seed", {}).get(v) for r in rows]
+        means = [r.test[v] for r in rows]
+        stds = [r.std.get(v) for r in rows]
+        seeds = [r.per_seed.get(v) for r in rows]
         hover = [
             "n/a" if m is None else "<br>".join(f"seed {i}: {x:.1%}" for i, x in enumerate(s or [m]))
             for m, s in zip(means, seeds, strict=True)
         ]
         fig.add_trace(
             go.Bar(
-                x=[r["name"] for r in rows],
+                x=[r.name for r in rows],
                 y=means,
                 name=f"{v} view",
                 text=[None if m is None else f"{m:.0%}" for m in means],

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from ..explain.bag_of_words import MeanSE, ShuffleSummary
+from ..explain.level_views import LevelView
 from ..geometry import FeatureGeometry
-from ..levels import LevelView
 from ..pyramid import paper_window
 from .base import BIN_COLOURS, COLORSCALE, EncodedImage, figure, hover_points, image_layout, pixel_rect
 
@@ -201,31 +202,31 @@ def shuffle_levels(cosines: dict[int, float], k: int) -> go.Figure:
     return fig
 
 
-def shuffle_curves(result: dict) -> go.Figure:
-    """The shuffle test over a folder (``ShuffleBench.json()``): each level's mean cosine against the number of
+def shuffle_curves(result: ShuffleSummary) -> go.Figure:
+    """The shuffle test over a folder (its summary): each level's mean cosine against the number of
     tiles per side (whiskers: 2 standard errors), and how often the top-1 class survives."""
     from plotly.subplots import make_subplots
 
-    ks = [r["k"] for r in result["rows"]]
+    ks = [r.k for r in result.rows]
     fig = make_subplots(rows=1, cols=2, subplot_titles=("level vectors: mean cosine", "top-1 class unchanged"))
 
-    def mean_trace(stats: list[dict], name: str, hover: str, **style) -> go.Scatter:
+    def mean_trace(stats: list[MeanSE], name: str, hover: str, **style) -> go.Scatter:
         """One line over k: each point a mean, its whisker 2 standard errors."""
         return go.Scatter(
             x=ks,
-            y=[s["mean"] for s in stats],
-            error_y={"type": "data", "array": [2 * s["se"] for s in stats]},
+            y=[s.mean for s in stats],
+            error_y={"type": "data", "array": [2 * s.se for s in stats]},
             mode="lines+markers",
             name=name,
             hovertemplate=hover + "<extra></extra>",
             **style,
         )
 
-    for n in result["levels"]:
-        stats = [r["cosine"][str(n)] for r in result["rows"]]
+    for n in result.levels:
+        stats = [r.cosine[n] for r in result.rows]
         hover = f"{n}x{n} level, %{{x}}x%{{x}} tiles: mean cosine %{{y:.3f}}"
         fig.add_trace(mean_trace(stats, f"{n}x{n} level", hover), row=1, col=1)
-    kept = [r["top1_unchanged"] for r in result["rows"]]
+    kept = [r.top1_unchanged for r in result.rows]
     hover = "%{x}x%{x} tiles: top-1 unchanged in %{y:.0%}"
     fig.add_trace(mean_trace(kept, "top-1 unchanged", hover, line={"color": "#444"}), row=1, col=2)
     fig.update_xaxes(title="tiles per side (k)", tickvals=ks)

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 from PIL import Image, ImageDraw
 
-from ..attribution import LevelShare
-from ..views import VIEW_TITLES, VIEWS, View, make_views
+from ..explain.attribution import LevelShare
+from ..explain.view_summary import ViewsSummary
+from ..explain.views import VIEW_TITLES, VIEWS, View, make_views
 
 
 def shade_outside(img: Image.Image, box: tuple[float, float, float, float]) -> Image.Image:
@@ -97,25 +98,25 @@ def level_shares_bar(shares: Sequence[LevelShare]) -> go.Figure:
     return fig
 
 
-def view_differences(result: dict) -> go.Figure:
-    """Each view's accuracy minus the centre crop's on the same photos, with its 95% bootstrap interval (a
-    ``ViewsReport.json()``): a bar whose whisker crosses zero is no clear difference."""
+def view_differences(result: ViewsSummary) -> go.Figure:
+    """Each view's accuracy minus the centre crop's on the same photos, with its 95% bootstrap interval (a views
+    bench's summary): a bar whose whisker crosses zero is no clear difference."""
     fig = go.Figure()
-    views = list(result["paired"])
+    views = list(result.against_crop)
     for key, label in (("top1", "top-1"), ("top5", "top-5")):
-        ds = [result["paired"][v][key] for v in views]
+        ds = [result.against_crop[v][key] for v in views]
         fig.add_trace(
             go.Bar(
                 x=[VIEW_TITLES[v] for v in views],
-                y=[100 * d["diff"] for d in ds],
+                y=[100 * d.diff for d in ds],
                 name=label,
                 error_y={
                     "type": "data",
                     "symmetric": False,
-                    "array": [100 * (d["high"] - d["diff"]) for d in ds],
-                    "arrayminus": [100 * (d["diff"] - d["low"]) for d in ds],
+                    "array": [100 * (d.high - d.diff) for d in ds],
+                    "arrayminus": [100 * (d.diff - d.low) for d in ds],
                 },
-                customdata=[[100 * d["low"], 100 * d["high"], d["mcnemar_p"]] for d in ds],
+                customdata=[[100 * d.low, 100 * d.high, d.mcnemar_p] for d in ds],
                 hovertemplate=f"%{{x}}, {label}: %{{y:+.1f}} points vs crop<br>95% interval %{{customdata[0]:+.1f}} "
                 "to %{customdata[1]:+.1f}<br>McNemar p = %{customdata[2]:.2g}<extra></extra>",
             )

@@ -1,9 +1,8 @@
-"""Strongest conv5 activations: peaks on one image, and a top-k index over a gallery (the paper's Figure 2).
+"""The gallery index of strongest activations (the paper's Figure 2): for every conv5 channel, the k strongest
+responses over a set of images, each as (image, y, x, value), by default at most one entry per image and channel.
 
-The index keeps, for every conv5 channel, the k strongest responses over a set of images, each as
-(image, y, x, value), by default at most one entry per image and channel. It is built in batches, stored on disk
-keyed by the model, the settings and a hash of the images' bytes, resumed from its last checkpoint after an
-interruption, and extended rather than rebuilt when images are added.
+It is built in batches, stored on disk keyed by the model, the settings and a hash of the images' bytes, resumed from
+its last checkpoint after an interruption, and extended rather than rebuilt when images are added.
 """
 
 from __future__ import annotations
@@ -11,81 +10,20 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 import torch
 from PIL import Image
 
-from .geometry import FeatureGeometry, feature_geometry
-from .images import ImageError, load_image, resize_short_side, to_tensor
-from .models import SPPNet
+from ..gallery import INDEX_SHORT_SIDE, GalleryItem, gallery_view, prefetched
+from ..images import ImageError, to_tensor
+from ..models import SPPNet
+from ..progress import Progress, counted
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
-INDEX_SHORT_SIDE = 224  # gallery images are seen at the training scale, as in the paper's Figure 2
-T = TypeVar("T")
-DEFAULT_CACHE = Path(os.environ.get("SPP_VIZ_CACHE", Path.home() / ".cache" / "spp_viz")) / "index"
-
-
-# ----------------------------------------------------------------------------- one image
-
-
-def peaks(fmap: np.ndarray, count: int = 3, radius: int = 1) -> list[tuple[int, int, float]]:
-    """The ``count`` strongest local maxima of fmap: [H5, W5] as (row, col, value), strongest first.
-
-    A cell is taken only if no stronger taken cell lies within ``radius`` cells (greedy non-maximum suppression),
-    so the arrows point at different parts rather than at one blob. Cells at or below zero are never peaks.
-    """
-    order = np.argsort(fmap, axis=None)[::-1]
-    taken: list[tuple[int, int, float]] = []
-    for flat in order:
-        r, c = divmod(int(flat), fmap.shape[1])
-        v = float(fmap[r, c])
-        if v <= 0 or len(taken) == count:
-            break
-        if all(max(abs(r - tr), abs(c - tc)) > radius for tr, tc, _ in taken):
-            taken.append((r, c, v))
-    return taken
-
-
-# ----------------------------------------------------------------------------- the gallery
-
-
-@dataclass(frozen=True)
-class GalleryItem:
-    """One gallery image: a file on disk, or bytes (an upload, a sample)."""
-
-    name: str
-    path: Path | None = None
-    data: bytes | None = None
-
-    def read(self) -> bytes:
-        if self.data is not None:
-            return self.data
-        if self.path is None:
-            raise ImageError(f"{self.name}: no path and no bytes")
-        try:
-            return self.path.read_bytes()
-        except OSError as e:
-            raise ImageError(f"{self.name} cannot be read: {e.strerror or e}") from e
-
-
-def folder_items(folder: str | Path) -> list[GalleryItem]:
-    """Image files in a folder and its subfolders (by suffix), sorted by path.
-
-    Raises:
-        ValueError: when the folder does not exist.
-    """
-    root = Path(folder).expanduser()
-    if not root.is_dir():
-        raise ValueError(f"no folder at {root}")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    return [GalleryItem(name=str(p.relative_to(root)), path=p) for p in files]
+INDEX_CACHE = Path(os.environ.get("SPP_VIZ_CACHE", Path.home() / ".cache" / "spp_viz")) / "index"
 
 
 @dataclass
@@ -214,23 +152,6 @@ def _merge(index: ActivationIndex, conv5: torch.Tensor, first_image: int) -> Non
     index.xs = all_xs.gather(1, order).numpy()
 
 
-def gallery_view(data: bytes, name: str, short_side: int = INDEX_SHORT_SIDE) -> Image.Image:
-    """How the index sees an image: load_image, then the shorter side at ``short_side``."""
-    return resize_short_side(load_image(data, name=name), short_side)
-
-
-def prefetched(work: Callable[[int], T], count: int, ahead: int = 4) -> Iterator[tuple[int, T]]:
-    """(i, work(i)) for i in 0..count-1, in order, with up to ``ahead`` calls done early in one thread while the
-    caller runs the network. Bounded, so a folder of thousands of photos is never decoded into memory at once."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        queue = deque(pool.submit(work, i) for i in range(min(ahead, count)))
-        for i in range(count):
-            result = queue.popleft().result()
-            if i + ahead < count:
-                queue.append(pool.submit(work, i + ahead))
-            yield i, result
-
-
 def _decoded(items: Sequence[GalleryItem], hashes: Sequence[str], short_side: int, ahead: int = 4) -> Iterator:
     """(item, hash, view or ImageError) in order, decoding up to ``ahead`` images in a thread while the network runs."""
 
@@ -253,7 +174,11 @@ class BuildReport:
     from_cache: bool  # the whole index was read from disk
     reused: int  # images taken from an earlier index or checkpoint
     computed: int  # images run through the network now
-    skipped: list[tuple[str, str]]  # (name, reason) of files that could not be used
+
+    @property
+    def skipped(self) -> list[tuple[str, str]]:
+        """(name, reason) of the files that could not be used."""
+        return [(n, r) for _, n, r in self.index.skipped]
 
 
 def _settings_key(model: SPPNet, top_k: int, one_per_image: bool, short_side: int) -> str:
@@ -287,8 +212,8 @@ def build_index(
     one_per_image: bool = True,
     short_side: int = INDEX_SHORT_SIDE,
     batch_size: int = 8,
-    cache_dir: str | Path | None = DEFAULT_CACHE,
-    progress: Callable[[int, int], None] | None = None,
+    cache_dir: str | Path | None = INDEX_CACHE,
+    progress: Progress | None = None,
     checkpoint_every: int = 64,
 ) -> BuildReport:
     """Build (or read, or extend) the top-k activation index of a gallery.
@@ -301,7 +226,7 @@ def build_index(
         short_side: gallery images are resized to this shorter side.
         batch_size: images of the same size go through the network together, up to this many.
         cache_dir: where indexes are stored; None keeps nothing on disk.
-        progress: called as progress(done, total) after each batch.
+        progress: told the fraction done and "done of total images" after each batch.
         checkpoint_every: save a checkpoint after about this many new images, so a stopped build resumes.
 
     Returns:
@@ -309,24 +234,14 @@ def build_index(
     """
     if top_k < 1:
         raise ValueError(f"top-k must be at least 1, got {top_k}")
-    datas = {}
-    hashes = []
-    for item in items:
-        try:
-            h = hashlib.sha1(item.read()).hexdigest()
-        except ImageError as e:
-            h = hashlib.sha1(f"unreadable:{item.name}:{e}".encode()).hexdigest()
-        hashes.append(h)
-        datas.setdefault(h, item)
-    unique = list(datas.values())
-    unique_hashes = list(datas.keys())
+    unique, unique_hashes = _unique_items(items)
     settings = _settings_key(model, top_k, one_per_image, short_side)
     target = f"{settings}-{_set_hash(unique_hashes)}"
     cache = Path(cache_dir) if cache_dir is not None else None
     final_path = (cache / f"{target}.npz") if cache else Path(f"{target}.npz")
     if cache and final_path.is_file():
         index = ActivationIndex.load(final_path)
-        return BuildReport(index, final_path, True, len(unique), 0, [(n, r) for _, n, r in index.skipped])
+        return BuildReport(index, final_path, from_cache=True, reused=len(unique), computed=0)
 
     index = _best_start(cache, settings, set(unique_hashes)) if cache else None
     index = index or _empty(model, top_k, one_per_image, short_side)
@@ -334,21 +249,73 @@ def build_index(
     done = {*index.hashes, *(s[0] for s in index.skipped)}
     todo = [i for i, h in enumerate(unique_hashes) if h not in done]
     partial_path = cache / f"{settings}-partial-{target.rsplit('-', 1)[1]}.npz" if cache else None
-    total, finished = len(unique_hashes), reused
-    if progress:
-        progress(finished, total)
-    todo_items, todo_hashes = [unique[i] for i in todo], [unique_hashes[i] for i in todo]
-    # Images wait in one bucket per size until batch_size of them can go through the network together; at most
-    # batch_size images per distinct size are held, so memory stays bounded on any folder.
-    buckets: dict[tuple[int, int], list[tuple[GalleryItem, str, Image.Image]]] = {}
-    since_checkpoint = computed = 0
+    total = len(unique_hashes)
+    builder = _Builder(model, index, partial_path, checkpoint_every, progress, total=total, finished=reused)
+    counted(progress, builder.finished, builder.total, "images")
+    builder.run([unique[i] for i in todo], [unique_hashes[i] for i in todo], short_side, batch_size)
+    counted(progress, builder.total, builder.total, "images")
+    if cache:
+        index.save(final_path)
+        # The final index supersedes its checkpoint; an older index it grew from stays, for the sets it covers.
+        if partial_path is not None and partial_path.exists():
+            partial_path.unlink()
+    return BuildReport(index, final_path, from_cache=False, reused=reused, computed=builder.computed)
 
-    def flush(batch: list[tuple[GalleryItem, str, Image.Image]]) -> None:
-        nonlocal finished, since_checkpoint, computed
-        x = torch.cat([to_tensor(v, model.device) for _, _, v in batch])  # same H x W within a bucket
+
+def _unique_items(items: Sequence[GalleryItem]) -> tuple[list[GalleryItem], list[str]]:
+    """The items with distinct bytes (the first of each) and their sha1; an unreadable file gets a hash of its name
+    and error, so it is listed once and skipped."""
+    datas: dict[str, GalleryItem] = {}
+    for item in items:
+        try:
+            h = hashlib.sha1(item.read()).hexdigest()
+        except ImageError as e:
+            h = hashlib.sha1(f"unreadable:{item.name}:{e}".encode()).hexdigest()
+        datas.setdefault(h, item)
+    return list(datas.values()), list(datas.keys())
+
+
+class _Builder:
+    """Runs the images still to index through the network in same-size batches, merges each batch into the index,
+    checkpoints it, and reports progress."""
+
+    def __init__(
+        self,
+        model: SPPNet,
+        index: ActivationIndex,
+        partial_path: Path | None,
+        checkpoint_every: int,
+        progress: Progress | None,
+        total: int,
+        finished: int,
+    ) -> None:
+        self.model, self.index, self.partial_path = model, index, partial_path
+        self.checkpoint_every, self.progress = checkpoint_every, progress
+        self.total, self.finished = total, finished
+        self.computed = self.since_checkpoint = 0
+
+    def run(self, items: list[GalleryItem], hashes: list[str], short_side: int, batch_size: int) -> None:
+        # Images wait in one bucket per size until batch_size of them can go through the network together; at most
+        # batch_size images per distinct size are held, so memory stays bounded on any folder.
+        buckets: dict[tuple[int, int], list[tuple[GalleryItem, str, Image.Image]]] = {}
+        for item, h, view in _decoded(items, hashes, short_side):
+            if isinstance(view, ImageError):
+                self.index.skipped.append((h, item.name, str(view)))
+                self.finished += 1
+                continue
+            bucket = buckets.setdefault(view.size, [])
+            bucket.append((item, h, view))
+            if len(bucket) == batch_size:
+                self.flush(buckets.pop(view.size))
+        for batch in buckets.values():
+            self.flush(batch)
+
+    def flush(self, batch: list[tuple[GalleryItem, str, Image.Image]]) -> None:
+        index = self.index
+        x = torch.cat([to_tensor(v, self.model.device) for _, _, v in batch])  # same H x W within a bucket
         with torch.inference_mode():
             # Before a final clip (ReLU6): after it, the top responses of nearly every channel tie at 6.0.
-            _, conv5 = model.forward_responses(x)
+            _, conv5 = self.model.forward_responses(x)
         first = len(index.hashes)
         for item, h, v in batch:
             index.hashes.append(h)
@@ -356,102 +323,11 @@ def build_index(
             index.paths.append(str(item.path) if item.path else "")
             index.input_hw.append((v.height, v.width))
         _merge(index, conv5, first)
-        finished += len(batch)
-        computed += len(batch)
-        since_checkpoint += len(batch)
+        self.finished += len(batch)
+        self.computed += len(batch)
+        self.since_checkpoint += len(batch)
         # Checkpoint before reporting: a stop raised from the progress callback keeps this batch.
-        if partial_path is not None and since_checkpoint >= checkpoint_every:
-            index.save(partial_path)
-            since_checkpoint = 0
-        if progress:
-            progress(finished, total)
-
-    for item, h, view in _decoded(todo_items, todo_hashes, short_side):
-        if isinstance(view, ImageError):
-            index.skipped.append((h, item.name, str(view)))
-            finished += 1
-            continue
-        bucket = buckets.setdefault(view.size, [])
-        bucket.append((item, h, view))
-        if len(bucket) == batch_size:
-            flush(buckets.pop(view.size))
-    for batch in buckets.values():
-        flush(batch)
-    if progress:
-        progress(total, total)
-    if cache:
-        index.save(final_path)
-        # The final index supersedes its checkpoint; an older index it grew from stays, for the sets it covers.
-        if partial_path is not None and partial_path.exists():
-            partial_path.unlink()
-    return BuildReport(index, final_path, False, reused, computed, [(n, r) for _, n, r in index.skipped])
-
-
-def tied_channels(index: ActivationIndex, decimals: int = 3) -> int:
-    """How many channels have two equal values (to ``decimals`` places) among their stored top-k: ties make the
-    shown patches an arbitrary pick (ReLU6's clipped maps tie at 6.0 almost everywhere)."""
-    tied = 0
-    for c in range(index.channels):
-        values = np.round(index.values[c][index.image[c] >= 0], decimals)
-        tied += len(np.unique(values)) < len(values)
-    return tied
-
-
-def image_bytes_of(index: ActivationIndex, i: int, extra: dict[str, bytes] | None = None) -> bytes | None:
-    """The bytes of indexed image i: from its path, or from ``extra`` (hash -> bytes) for uploads."""
-    if extra and index.hashes[i] in extra:
-        return extra[index.hashes[i]]
-    if index.paths[i]:
-        try:
-            return Path(index.paths[i]).read_bytes()
-        except OSError:
-            return None
-    return None
-
-
-PATCH_KINDS = ("field", "context")
-
-
-def default_patch_kind(geom: FeatureGeometry) -> str:
-    """ "field" when a conv5 cell's receptive field fits in the input, else "context" (it would be the whole image)."""
-    return "field" if max(geom.x.rf, geom.y.rf) <= max(geom.input_hw) else "context"
-
-
-def patch_box(geom: FeatureGeometry, y: int, x: int, kind: str = "field") -> tuple[float, float, float, float]:
-    """The image box of conv5 cell (y, x): its receptive field ("field") or 3 strides around it ("context")."""
-    if kind == "field":
-        return geom.cell_box(y, x)
-    if kind == "context":
-        return geom.cell_context(y, x)
-    raise ValueError(f"unknown patch kind {kind!r}: use one of {PATCH_KINDS}")
-
-
-def top_patches(
-    index: ActivationIndex, channel: int, model: SPPNet, extra: dict[str, bytes] | None = None, kind: str = "field"
-) -> list[tuple[Image.Image, str]]:
-    """The channel's top-k positive responses as (patch, caption), strongest first; the paper's Figure 2, right.
-
-    ``extra`` maps image hashes to bytes for images indexed from uploads (they have no path). An image that can
-    no longer be read gives a grey patch that says so. Zero responses (a ReLU's "nothing here") are left out.
-    """
-    out = []
-    geoms: dict[tuple[int, int], FeatureGeometry] = {}
-    for rank, (i, y, x, v) in enumerate(index.entries(channel), 1):
-        if v <= 0:
-            break
-        caption = f"#{rank} {v:.2f}\n{Path(index.names[i]).name}"
-        data = image_bytes_of(index, i, extra)
-        try:
-            view = gallery_view(data, index.names[i], index.short_side) if data is not None else None
-        except ImageError:
-            view = None
-        if view is None:
-            out.append((Image.new("RGB", (64, 64), (200, 200, 200)), caption + " (gone)"))
-            continue
-        hw = tuple(index.input_hw[i])
-        if hw not in geoms:  # not setdefault: it would compute the geometry on every call
-            geoms[hw] = feature_geometry(model, hw)
-        geom = geoms[hw]
-        x0, y0, x1, y1 = patch_box(geom, y, x, kind)
-        out.append((view.crop((round(x0), round(y0), round(x1), round(y1))), caption))
-    return out
+        if self.partial_path is not None and self.since_checkpoint >= self.checkpoint_every:
+            index.save(self.partial_path)
+            self.since_checkpoint = 0
+        counted(self.progress, self.finished, self.total, "images")

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .images import resize_short_side, to_tensor
-from .models import Prediction, SPPNet, top_predictions
+from ..images import resize_short_side, to_tensor
+from ..models import Prediction, SPPNet, top_predictions
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,12 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from . import stats
-from .activations import GalleryItem
-from .images import ImageError, load_image, resize_short_side, to_tensor
-from .models import Prediction, SPPNet, top_predictions
-from .pyramid import spatial_pyramid_pool
+from .. import stats
+from ..gallery import GalleryItem
+from ..images import ImageError, load_image, resize_short_side, to_tensor
+from ..models import Prediction, SPPNet, top_predictions
+from ..progress import Progress, counted
+from ..pyramid import spatial_pyramid_pool
 
 SHUFFLE_TILES = (2, 3, 4, 6, 8)  # k: the photo is cut into k x k tiles
 SHUFFLE_LEVELS = (1, 2, 4, 6)  # pyramid levels compared, max pooling over the clipped conv5 (what SPP pools)
@@ -120,13 +121,13 @@ def shuffle_test(
     original, shuffled, _ = shuffle_tiles(resize_short_side(img, short_side), k, seed)
     (va, la), (vb, lb) = level_vectors(model, original, levels), level_vectors(model, shuffled, levels)
     return ShuffleResult(
-        k,
-        seed,
-        original,
-        shuffled,
-        {n: cosine(va[n], vb[n]) for n in levels},
-        top_predictions(la, model.class_names),
-        top_predictions(lb, model.class_names),
+        k=k,
+        seed=seed,
+        original=original,
+        shuffled=shuffled,
+        cosines={n: cosine(va[n], vb[n]) for n in levels},
+        top5_original=top_predictions(la, model.class_names),
+        top5_shuffled=top_predictions(lb, model.class_names),
     )
 
 
@@ -145,35 +146,135 @@ class ShuffleBench:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
 
-    def json(self) -> dict:
-        def mean_se(values: Sequence[float]) -> dict[str, float]:
-            mean, se = stats.mean_se(values)
-            return {"mean": mean, "se": se}
-
+    def summary(self) -> ShuffleSummary:
+        """Per k: means and standard errors over the photos, and the paired coarse-minus-fine gap."""
         lo, hi = min(self.levels), max(self.levels)
         rows = []
         for k in self.ks:
             gap = np.asarray(self.cosines[k][lo]) - np.asarray(self.cosines[k][hi])  # [N], paired by photo
-            row = {
-                "k": k,
-                "top1_unchanged": mean_se(self.same_top1[k]),
-                "cosine": {str(n): mean_se(self.cosines[k][n]) for n in self.levels},
-                "coarse_minus_fine": mean_se(gap),
-            }
+            accuracy = None
             if self.correct.get(k):
-                row["accuracy"] = {"original": mean_se(self.correct[0]), "shuffled": mean_se(self.correct[k])}
-            rows.append(row)
+                accuracy = (MeanSE.of(self.correct[0]), MeanSE.of(self.correct[k]))
+            rows.append(
+                ShuffleRow(
+                    k=k,
+                    top1_unchanged=MeanSE.of(self.same_top1[k]),
+                    cosine={n: MeanSE.of(self.cosines[k][n]) for n in self.levels},
+                    coarse_minus_fine=MeanSE.of(gap),
+                    accuracy=accuracy,
+                )
+            )
+        return ShuffleSummary(
+            n=len(self.names),
+            model=self.model,
+            seed=self.seed,
+            short_side=SHUFFLE_SHORT_SIDE,
+            levels=tuple(self.levels),
+            rows=rows,
+            labelled=len(self.correct.get(0, [])),
+            skipped=list(self.skipped),
+            seconds=round(self.seconds, 1),
+        )
+
+    def json(self) -> dict:
+        return self.summary().json()
+
+
+@dataclass(frozen=True)
+class MeanSE:
+    """A mean over photos and its standard error."""
+
+    mean: float
+    se: float
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> MeanSE:
+        return cls(*stats.mean_se(values))
+
+    def json(self) -> dict[str, float]:
+        return {"mean": self.mean, "se": self.se}
+
+    @classmethod
+    def from_json(cls, d: dict) -> MeanSE:
+        return cls(d["mean"], d["se"])
+
+
+@dataclass(frozen=True)
+class ShuffleRow:
+    """One tile count k: how often top-1 survived, each level's cosine, the coarse-minus-fine gap (paired by photo),
+    and (labelled photos) the accuracy of the originals and of the shuffled photos."""
+
+    k: int
+    top1_unchanged: MeanSE
+    cosine: dict[int, MeanSE]
+    coarse_minus_fine: MeanSE | None = None
+    accuracy: tuple[MeanSE, MeanSE] | None = None
+
+    def json(self) -> dict:
+        out = {
+            "k": self.k,
+            "top1_unchanged": self.top1_unchanged.json(),
+            "cosine": {str(n): c.json() for n, c in self.cosine.items()},
+        }
+        if self.coarse_minus_fine is not None:
+            out["coarse_minus_fine"] = self.coarse_minus_fine.json()
+        if self.accuracy is not None:
+            out["accuracy"] = {"original": self.accuracy[0].json(), "shuffled": self.accuracy[1].json()}
+        return out
+
+    @classmethod
+    def from_json(cls, d: dict) -> ShuffleRow:
+        acc = d.get("accuracy")
+        gap = d.get("coarse_minus_fine")
+        return cls(
+            k=d["k"],
+            top1_unchanged=MeanSE.from_json(d["top1_unchanged"]),
+            cosine={int(n): MeanSE.from_json(c) for n, c in d["cosine"].items()},
+            coarse_minus_fine=MeanSE.from_json(gap) if gap is not None else None,
+            accuracy=(MeanSE.from_json(acc["original"]), MeanSE.from_json(acc["shuffled"])) if acc else None,
+        )
+
+
+@dataclass(frozen=True)
+class ShuffleSummary:
+    """The shuffle test over a folder, summed up (``ShuffleBench.summary``, or read back from its JSON)."""
+
+    n: int
+    model: str
+    seed: int
+    short_side: int
+    levels: tuple[int, ...]
+    rows: list[ShuffleRow]
+    labelled: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def json(self) -> dict:
         return {
-            "n": len(self.names),
+            "n": self.n,
             "model": self.model,
             "seed": self.seed,
-            "short_side": SHUFFLE_SHORT_SIDE,
+            "short_side": self.short_side,
             "levels": list(self.levels),
-            "rows": rows,
-            "labelled": len(self.correct.get(0, [])),
+            "rows": [r.json() for r in self.rows],
+            "labelled": self.labelled,
             "skipped": [list(s) for s in self.skipped],
-            "seconds": round(self.seconds, 1),
+            "seconds": self.seconds,
         }
+
+    @classmethod
+    def from_json(cls, d: dict) -> ShuffleSummary:
+        return cls(
+            n=d.get("n", 0),
+            model=d.get("model", ""),
+            seed=d.get("seed", 0),
+            short_side=d.get("short_side", SHUFFLE_SHORT_SIDE),
+            levels=tuple(d["levels"]),
+            rows=[ShuffleRow.from_json(r) for r in d["rows"]],
+            labelled=d.get("labelled", 0),
+            skipped=[tuple(s) for s in d.get("skipped", [])],
+            seconds=d.get("seconds", 0.0),
+        )
 
 
 def shuffle_bench(
@@ -183,7 +284,7 @@ def shuffle_bench(
     seed: int = 0,
     levels: Sequence[int] = SHUFFLE_LEVELS,
     labels: Callable[[str], int | None] | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> ShuffleBench:
     """``shuffle_test`` for every photo and every k (photo i shuffled with seed ``seed + i``), one forward pass per
     picture; ``labels`` (a file name -> class index or None) adds accuracy before and after the shuffle."""
@@ -213,32 +314,30 @@ def shuffle_bench(
                 bench.same_top1[k].append(int(la.argmax()) == int(lb.argmax()))
                 if label is not None:
                     labelled[k].append(int(lb.argmax()) == label)
-        if progress:
-            progress(i + 1, len(items))
+        counted(progress, i + 1, len(items), "photos")
     bench.correct = labelled if labelled[0] else {}
     bench.seconds = time.perf_counter() - start
     return bench
 
 
-def bench_findings(result: dict) -> list[str]:
-    """Sentences computed from a ``ShuffleBench.json()``: which level keeps its vector as the tiles get smaller, and
+def bench_findings(result: ShuffleSummary) -> list[str]:
+    """Sentences computed from the shuffle test's summary: which level keeps its vector as the tiles get smaller, and
     how often the prediction survives."""
-    levels = result["levels"]
-    coarse, fine = str(min(levels)), str(max(levels))
+    coarse, fine = min(result.levels), max(result.levels)
     out = []
-    for row in (result["rows"][0], result["rows"][-1]):
-        k, cos = row["k"], row["cosine"]
-        kept = row["top1_unchanged"]["mean"]
-        acc = row.get("accuracy")
+    for row in (result.rows[0], result.rows[-1]):
+        k, cos = row.k, row.cosine
         accuracy = (
-            f"; accuracy {acc['original']['mean']:.0%} -> {acc['shuffled']['mean']:.0%}" if acc is not None else ""
+            f"; accuracy {row.accuracy[0].mean:.0%} -> {row.accuracy[1].mean:.0%}" if row.accuracy is not None else ""
         )
         out.append(
-            f"{k}x{k} tiles: mean cosine {cos[coarse]['mean']:.2f} at the {coarse}x{coarse} level against "
-            f"{cos[fine]['mean']:.2f} at {fine}x{fine}; the top-1 class survives in {kept:.0%} of the photos{accuracy}."
+            f"{k}x{k} tiles: mean cosine {cos[coarse].mean:.2f} at the {coarse}x{coarse} level against "
+            f"{cos[fine].mean:.2f} at {fine}x{fine}; the top-1 class survives in {row.top1_unchanged.mean:.0%} of "
+            f"the photos{accuracy}."
         )
     # Clear only when, at every k, the paired gap (coarse minus fine cosine, per photo) exceeds twice its error.
-    if all(r["coarse_minus_fine"]["mean"] > 2 * r["coarse_minus_fine"]["se"] for r in result["rows"]):
+    gaps = [r.coarse_minus_fine for r in result.rows]
+    if all(g is not None and g.mean > 2 * g.se for g in gaps):
         out.append(
             f"At every tile size the {coarse}x{coarse} level changes less than the {fine}x{fine} level: position is "
             "largely ignored by the coarse level and kept by the fine ones, as the bag-of-words reading says."

@@ -1,5 +1,5 @@
-"""The detector the paper trains on pooled window features (Sec. 4.1, as in R-CNN): per-class linear SVMs with hard
-negative mining, and bounding-box regression.
+"""The detector's estimators (Sec. 4.1, as in R-CNN): window labels, per-class linear SVMs with hard negative
+mining, and ridge regression for the boxes.
 
 Estimators follow scikit-learn's shape: ``fit`` returns the estimator, ``decision_function`` / ``predict`` apply it.
 Window labels follow R-CNN: a class's positives are its ground-truth boxes; its negatives are windows whose IoU with
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .detection_eval import box_iou
+from .boxes import box_iou, encode_boxes
 
 NEGATIVE_IOU = 0.3  # below this IoU with every box of a class, a window is a negative for that class
 REGRESSION_IOU = 0.6  # box regression learns from windows at least this close to a ground-truth box
@@ -124,31 +124,6 @@ class LinearSVMs:
     def predict(self, x: Tensor) -> Tensor:
         """Tensor[N, C] of +1 / -1."""
         return torch.where(self.decision_function(x) > 0, 1, -1)
-
-
-# ----------------------------------------------------------------------------- box regression
-
-
-def _centres(boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
-    return b[:, 0] + w / 2, b[:, 1] + h / 2, w, h
-
-
-def encode_boxes(windows: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """R-CNN's regression targets from windows to boxes: (dx / w, dy / h, log(w' / w), log(h' / h)), [N, 4]."""
-    px, py, pw, ph = _centres(windows)
-    gx, gy, gw, gh = _centres(targets)
-    return np.stack([(gx - px) / pw, (gy - py) / ph, np.log(gw / pw), np.log(gh / ph)], axis=1)
-
-
-def decode_boxes(windows: np.ndarray, deltas: np.ndarray) -> np.ndarray:
-    """The boxes that ``deltas`` [N, 4] move ``windows`` [N, 4] to (the inverse of encode_boxes)."""
-    px, py, pw, ph = _centres(windows)
-    d = np.asarray(deltas, dtype=np.float64).reshape(-1, 4)
-    cx, cy = px + d[:, 0] * pw, py + d[:, 1] * ph
-    w, h = pw * np.exp(np.clip(d[:, 2], -4, 4)), ph * np.exp(np.clip(d[:, 3], -4, 4))  # a wild prediction stays finite
-    return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1).astype(np.float32)
 
 
 def regression_pairs(

@@ -9,10 +9,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .geometry import Bin, FeatureGeometry, level_bins
-from .images import resize_short_side, to_tensor
-from .models import SPPNet
-from .pyramid import bin_winners, pool_level, spatial_pyramid_pool
+from ..geometry import Bin, FeatureGeometry, level_bins
+from ..images import resize_short_side, to_tensor
+from ..models import SPPNet
+from ..pyramid import bin_winners, pool_level, spatial_pyramid_pool
 
 PRESETS: dict[str, tuple[int, ...]] = {
     "{6,3,2,1}: 50 bins, the paper's ZF-5 pyramid": (6, 3, 2, 1),

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .models import SPPNet
+from ..models import SPPNet
 
 METHODS = ("gradcam", "integrated_gradients", "occlusion")
 IG_STEPS = 24  # Integrated Gradients' steps from the black image

@@ -1,105 +1,27 @@
-"""SPP-net detection against R-CNN: one conv pass and per-window pyramid pooling, against a CNN pass per window.
+"""SPP-net against R-CNN on the same windows: one conv pass and per-window pyramid pooling, against a CNN pass per
+window; their timing and the benchmark of both.
 
-Both modes score the same windows with the same ImageNet classifier (this is an ImageNet classifier applied to
-windows, not a detector trained on VOC). Boxes are (x0, y0, x1, y1) in pixels of the original image, x1/y1 exclusive.
+Both modes pool the same conv layers; ``classify=True`` also runs the model's classifier on each window's vector.
+Boxes are (x0, y0, x1, y1) in pixels of the original image, x1/y1 exclusive.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from torchvision.ops import batched_nms, roi_align, roi_pool
+from torchvision.ops import roi_align, roi_pool
 
-from .geometry import feature_geometry
-from .images import resize_short_side, to_tensor
-from .models import SPPNet
-
-PAPER_SCALES = (480, 576, 688, 864, 1200)
-PROPOSAL_MODES = ("fast", "quality", "sliding")
-SEARCH_SIDE = 500  # selective search runs on the image shrunk to this longer side: seconds instead of a minute
-
-Progress = Callable[[int, int], None] | None
-
-
-# ----------------------------------------------------------------------------- windows
-
-
-def clean_boxes(boxes: np.ndarray, image_size: tuple[int, int], min_side: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
-    """Clip boxes to the image and drop empty, degenerate, inverted or non-finite ones.
-
-    Returns:
-        (boxes [M, 4] float32, indices [M] of the kept input rows).
-    """
-    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    w, h = image_size
-    finite = np.isfinite(b).all(axis=1)
-    b = np.where(np.isfinite(b), b, 0.0)
-    b[:, [0, 2]] = np.clip(b[:, [0, 2]], 0, w)
-    b[:, [1, 3]] = np.clip(b[:, [1, 3]], 0, h)
-    keep = finite & (b[:, 2] - b[:, 0] >= min_side) & (b[:, 3] - b[:, 1] >= min_side)
-    return b[keep].astype(np.float32), np.nonzero(keep)[0]
-
-
-def sliding_windows(
-    image_size: tuple[int, int],
-    sizes: Sequence[int] = (96, 160, 256, 384),
-    overlap: float = 0.5,
-    aspects: Sequence[float] = (1.0, 0.5, 2.0),
-) -> np.ndarray:
-    """Square and elongated windows at several sizes, sliding with the given overlap: [N, 4]."""
-    w, h = image_size
-    out = []
-    for s in sizes:
-        for a in aspects:
-            bw, bh = s * np.sqrt(a), s / np.sqrt(a)
-            if bw > w or bh > h:
-                continue
-            sx, sy = max(1.0, bw * (1 - overlap)), max(1.0, bh * (1 - overlap))
-            for y in np.arange(0, h - bh + 1, sy):
-                for x in np.arange(0, w - bw + 1, sx):
-                    out.append((x, y, x + bw, y + bh))
-    if not out:
-        out.append((0, 0, w, h))
-    return np.asarray(out, dtype=np.float32)
-
-
-def proposals(img: Image.Image, mode: str = "fast", max_windows: int = 2000) -> np.ndarray:
-    """Candidate windows: selective search ("fast" or "quality", OpenCV contrib) or "sliding" windows.
-
-    Deterministic for a given image. Selective search runs on the image shrunk to ``SEARCH_SIDE`` pixels on its
-    longer side and its boxes are scaled back. Returns at most ``max_windows`` boxes [N, 4].
-    """
-    if max_windows < 1:
-        raise ValueError(f"the number of windows must be at least 1, got {max_windows}")
-    if mode not in PROPOSAL_MODES:
-        raise ValueError(f"unknown proposal mode {mode!r}: use one of {', '.join(PROPOSAL_MODES)}")
-    if mode == "sliding":
-        boxes = sliding_windows(img.size)
-    else:
-        import cv2
-
-        scale = min(1.0, SEARCH_SIDE / max(img.size))
-        small = img.convert("RGB").resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))))
-        search = cv2.ximgproc.segmentation.createSelectiveSearchSegmentation()
-        search.setBaseImage(np.ascontiguousarray(np.asarray(small)[:, :, ::-1]))  # RGB -> BGR
-        search.switchToSelectiveSearchFast() if mode == "fast" else search.switchToSelectiveSearchQuality()
-        # OpenCV returns the same set of boxes on every run but in a random order (its diversification ranking, not
-        # seedable from Python). A canonical order, then a fixed-seed shuffle, makes the first N the same every
-        # time while still mixing sizes and places, as the paper's randomised ranking does.
-        rects = np.unique(search.process(), axis=0).astype(np.float32)  # (x, y, w, h), sorted
-        rects = rects[np.random.default_rng(0).permutation(len(rects))]
-        boxes = np.concatenate([rects[:, :2], rects[:, :2] + rects[:, 2:]], axis=1) / scale
-    boxes, _ = clean_boxes(boxes, img.size)
-    return boxes[:max_windows]
-
-
-# ----------------------------------------------------------------------------- timing and results
+from ..geometry import feature_geometry
+from ..images import resize_short_side, to_tensor
+from ..models import SPPNet
+from ..progress import Progress, counted
+from .proposals import proposals, sliding_windows
 
 
 @dataclass
@@ -117,7 +39,7 @@ class Timing:
 
     @property
     def run(self) -> float:
-        """Input preparation + conv + pooling/classifier: what the paper's 102x compares (proposals excluded)."""
+        """Input preparation + conv + pooling/classifier: the paper's overall speed-up (no proposals)."""
         return self.warp + self.conv + self.head
 
 
@@ -139,8 +61,8 @@ class Speedup:
 
     rcnn: Timing  # scaled to all of SPP's windows
     spp: Timing
-    conv: float  # conv time ratio (the paper's 270x)
-    run: float  # input preparation + conv + pooling/fc (the paper's 102x)
+    conv: float  # conv time ratio (paper.CONV_SPEEDUP)
+    run: float  # input preparation + conv + pooling/fc (paper.RUN_SPEEDUP)
     scaled: bool  # R-CNN ran on fewer windows and its per-window cost was extrapolated
 
 
@@ -176,7 +98,7 @@ def rcnn_mode(
     img: Image.Image,
     boxes: np.ndarray,
     batch_size: int = RCNN_BATCH,
-    progress: Progress = None,
+    progress: Progress | None = None,
     classify: bool = True,
 ) -> ModeResult:
     """R-CNN: warp every window to the training size and run the whole network on each, batched.
@@ -203,8 +125,7 @@ def rcnn_mode(
             timing.warp += t1 - t0
             timing.conv += t2 - t1
             timing.head += t3 - t2
-            if progress:
-                progress(min(start + batch_size, len(boxes)), len(boxes))
+            counted(progress, min(start + batch_size, len(boxes)), len(boxes), "windows")
     empty = torch.zeros(0, len(model.class_names) if classify else 0, device=dev)
     return ModeResult(
         "rcnn",
@@ -260,7 +181,7 @@ def spp_mode(
     img: Image.Image,
     boxes: np.ndarray,
     scales: Sequence[int] = (688,),
-    progress: Progress = None,
+    progress: Progress | None = None,
     classify: bool = True,
 ) -> ModeResult:
     """SPP-net: conv layers once per scale on the whole image, then the pyramid over each window's conv5 cells.
@@ -296,75 +217,8 @@ def spp_mode(
             timing.warp += t0 - t_prep
             timing.conv += t1 - t0
             timing.head += t2 - t1
-            if progress:
-                progress(k + 1, len(scales))
-    return ModeResult("spp", boxes, logits, feats, timing, chosen)
-
-
-def spp_detect(
-    model: SPPNet, img: Image.Image, mode: str = "fast", windows: int = 2000, scales: Sequence[int] = (688,)
-) -> ModeResult:
-    """Proposals (timed into the result) and SPP-net mode on them: what the detection page shows first."""
-    start = time.perf_counter()
-    boxes = proposals(img, mode, windows)
-    seconds = time.perf_counter() - start
-    result = spp_mode(model, img, boxes, scales)
-    result.timing.proposals = seconds
-    return result
-
-
-# ----------------------------------------------------------------------------- scoring
-
-
-@dataclass(frozen=True)
-class Detection:
-    box: tuple[float, float, float, float]
-    label: int
-    name: str
-    score: float
-
-
-def detect(
-    result: ModeResult,
-    class_names: Sequence[str],
-    score_threshold: float = 0.3,
-    iou: float = 0.3,
-    classes: Sequence[int] | None = None,
-    top: int = 20,
-) -> list[Detection]:
-    """Each window's top class and probability, class-wise NMS, strongest first."""
-    if len(result.boxes) == 0:
-        return []
-    probs = result.logits.float().softmax(1)
-    score, label = probs.max(1)
-    keep = score >= score_threshold
-    if classes is not None:
-        keep &= torch.isin(label, torch.as_tensor(list(classes), device=label.device))
-    boxes = torch.as_tensor(result.boxes, device=score.device)[keep]
-    score, label = score[keep], label[keep]
-    order = batched_nms(boxes, score, label, iou)[:top]
-    return [
-        Detection(tuple(boxes[i].tolist()), int(label[i]), class_names[int(label[i])], float(score[i]))
-        for i in order.tolist()
-    ]
-
-
-def parts_of_larger(detections: Sequence[Detection], inside: float = 0.9) -> list[tuple[Detection, Detection]]:
-    """(part, whole) pairs among detections: a window lying (``inside`` of its area) within a larger detection of
-    the same class. Many such pairs mean the scores do not tell an object from its parts."""
-    pairs = []
-    for part in detections:
-        px0, py0, px1, py1 = part.box
-        area = max((px1 - px0) * (py1 - py0), 1e-9)
-        for whole in detections:
-            wx0, wy0, wx1, wy1 = whole.box
-            if whole is part or whole.label != part.label or (wx1 - wx0) * (wy1 - wy0) <= area:
-                continue
-            overlap = max(0.0, min(px1, wx1) - max(px0, wx0)) * max(0.0, min(py1, wy1) - max(py0, wy0))
-            if overlap >= inside * area:
-                pairs.append((part, whole))
-                break
-    return pairs
+            counted(progress, k + 1, len(scales), "scales")
+    return ModeResult(mode="spp", boxes=boxes, logits=logits, features=feats, timing=timing, scales=chosen)
 
 
 @dataclass(frozen=True)
@@ -380,9 +234,6 @@ def agreement(rcnn: ModeResult, spp: ModeResult) -> Agreement:
     cos = F.cosine_similarity(rcnn.features.float(), spp.features[:n].float(), dim=1)
     same = (rcnn.logits.argmax(1) == spp.logits[:n].argmax(1)).float()
     return Agreement(n, float(cos.mean()) if n else 0.0, float(same.mean()) if n else 0.0)
-
-
-# ----------------------------------------------------------------------------- benchmark
 
 
 def bare_forward_per_window(model: SPPNet, batch_size: int = RCNN_BATCH, batches: int = 6) -> float:
@@ -402,7 +253,7 @@ def benchmark(
     windows: int = 2000,
     scales: Sequence[int] = (688,),
     mode: str = "fast",
-    progress: Progress = None,
+    progress: Progress | None = None,
 ) -> dict:
     """Time both modes on the same image and windows in one run; the ratios the paper reports, and the baseline check.
 
@@ -433,7 +284,7 @@ def benchmark(
         "rcnn": vars(rcnn.timing) | {"total": rcnn.timing.total},
         "spp": vars(spp.timing) | {"total": spp.timing.total},
         "conv_ratio": rcnn.timing.conv / spp.timing.conv,
-        # input preparation + conv + pooling/classifier: the paper's 102x
+        # input preparation + conv + pooling/classifier: the paper's overall speed-up (paper.RUN_SPEEDUP)
         "end_to_end_ratio": rcnn.timing.run / spp.timing.run,
         "end_to_end_with_proposals_ratio": rcnn.timing.total / spp.timing.total,
         "rcnn_per_window_s": rcnn.timing.run / n,

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from .images import ImageError, load_image
+from ..images import ImageError, load_image
+from .boxes import box_iou
 
 SCENE_CLASSES = ("disc", "square", "triangle", "star", "cross")
 SCENE_SPLITS = {"train": 0, "val": 1, "test": 2}
@@ -149,7 +150,7 @@ def paste_objects(
             bw, bh = min(w - 2, size * math.sqrt(aspect)), min(h - 2, size / math.sqrt(aspect))
             x0, y0 = rng.uniform(1, w - bw - 1), rng.uniform(1, h - bh - 1)
             box = (float(round(x0)), float(round(y0)), float(round(x0 + bw)), float(round(y0 + bh)))
-            if not boxes or _iou_one(box, np.asarray(boxes)).max() <= 0.3:
+            if not boxes or box_iou(np.asarray([box]), np.asarray(boxes)).max() <= 0.3:
                 break
         else:
             continue
@@ -168,14 +169,6 @@ def paste_objects(
         boxes.append(box)
         labels.append(label)
     return img, np.asarray(boxes, dtype=np.float32).reshape(-1, 4), np.asarray(labels, dtype=np.int64)
-
-
-def _iou_one(box: tuple[float, float, float, float], others: np.ndarray) -> np.ndarray:
-    ix = np.clip(np.minimum(box[2], others[:, 2]) - np.maximum(box[0], others[:, 0]), 0, None)
-    iy = np.clip(np.minimum(box[3], others[:, 3]) - np.maximum(box[1], others[:, 1]), 0, None)
-    inter = ix * iy
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    return inter / (area + (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1]) - inter)
 
 
 def _png(img: Image.Image) -> bytes:
@@ -352,3 +345,27 @@ def write_voc(root: str | Path, sets: dict[str, DetectionSet], quality: int = 92
             ET.ElementTree(ann).write(root / "Annotations" / f"{image_id}.xml")
         (root / "ImageSets" / "Main" / f"{split}.txt").write_text("\n".join(ids) + "\n")
     return root
+
+
+# ----------------------------------------------------------------------------- a training and a test set
+
+# The built-in scenes' default split sizes: both modes, R-CNN included, in under 5 minutes on a 2-core CPU.
+# Measured there: 40 + 30 scenes with 150 windows took 475 s, R-CNN's per-window passes most of it (README, Speed).
+SCENES = {"train": 30, "test": 20}
+
+
+def load_data(
+    data: str,
+    train_split: str = "trainval",
+    test_split: str = "test",
+    max_images: int | None = None,
+    seed: int = 0,
+) -> tuple[DetectionSet, DetectionSet]:
+    """("synthetic" or a VOC-format folder) -> (training set, test set); the test set uses the training classes."""
+    if data == "synthetic":
+        return (
+            synthetic_scenes("train", min(SCENES["train"], max_images or SCENES["train"]), seed),
+            synthetic_scenes("test", min(SCENES["test"], max_images or SCENES["test"]), seed),
+        )
+    train = read_voc(data, train_split).limit(max_images)
+    return train, read_voc(data, test_split, classes=train.classes).limit(max_images)

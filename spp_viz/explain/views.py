@@ -6,20 +6,22 @@ the whole image resized to 224 x 224; full = the whole image with shorter side 2
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from PIL import Image
 
-from .images import resize_short_side, to_tensor
-from .models import Prediction, SPPNet, top_predictions
+from .. import paper
+from ..images import resize_short_side, to_tensor
+from ..models import Prediction, SPPNet, top_predictions
+from ..progress import Progress, counted
 
 VIEWS = ("crop", "warp", "full")
 VIEW_TITLES = {"crop": "Centre crop", "warp": "Warp", "full": "Full image (SPP)", "multi": "SPP, multi-scale"}
 # The paper's multi-view test scales (notes, Testing views); it adds 18 crops per scale, we take full images only.
-MULTI_SCALES = (224, 256, 300, 360, 448, 560)
+MULTI_SCALES = paper.TEST_SCALES
 
 
 @dataclass(frozen=True)
@@ -141,7 +143,7 @@ def scale_sweep(
     img: Image.Image,
     class_index: int,
     sides: Sequence[int] = tuple(range(128, 801, 64)),
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, list[float]]:
     """Probability of one class against the input's shorter side s, for the three views.
 
@@ -158,6 +160,5 @@ def scale_sweep(
         }
         for name, picture in views.items():
             out[name].append(float(probabilities(model, picture)[class_index]))
-        if progress:
-            progress(k + 1, len(sides))
+        counted(progress, k + 1, len(sides), "sizes")
     return out

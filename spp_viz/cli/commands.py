@@ -1,0 +1,321 @@
+"""What each command of ``python -m spp_viz`` does, given its parsed arguments."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from .. import paper
+from ..explain.feature_maps import compute_feature_maps
+from ..images import load_image
+from ..models import ZOO
+from ..progress import Progress
+from ..registry import LAB_PREFIX, load
+
+
+@contextmanager
+def progress_bar(desc: str) -> Iterator[Progress]:
+    """A progress bar on stderr (stdout stays for results and --json) and the library's ``Progress`` callback that
+    moves it: the fraction done as a percentage, what is happening beside it."""
+    from tqdm import tqdm
+
+    with tqdm(total=100, unit="%", desc=desc, file=sys.stderr, bar_format="{l_bar}{bar}| {postfix}") as bar:
+
+        def progress(fraction: float, text: str) -> None:
+            bar.set_postfix_str(text, refresh=False)
+            bar.update(100 * fraction - bar.n)
+
+        yield progress
+
+
+def positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def model_name(text: str) -> str:
+    """A zoo name, or "lab:PATH" for a model saved by the Lab."""
+    if text in ZOO or text.startswith(LAB_PREFIX):
+        return text
+    raise argparse.ArgumentTypeError(f"unknown model {text!r}: choose one of {', '.join(ZOO)}, or lab:PATH")
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    img = load_image(args.image)
+    model = load(args.model, device=args.device, weights=args.weights)
+    short_side = None if args.short_side == 0 else args.short_side
+    fm = compute_feature_maps(model, img, short_side)
+    h5, w5, c = fm.conv5_shape
+    result = {
+        "image": args.image,
+        "model": model.name,
+        "pretrained": model.pretrained,
+        "device": str(model.device),
+        "image_size": list(img.size),
+        "downsized_from": list(img.info["downsized_from"]) if "downsized_from" in img.info else None,
+        "input_size": [fm.input_hw[1], fm.input_hw[0]],
+        "conv5": {"height": h5, "width": w5, "channels": c},
+        "spp_length": fm.spp_length,
+        "top5": [{"index": p.index, "name": p.name, "prob": round(p.prob, 6)} for p in fm.top5],
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{args.image}: model {model.name} on {model.device}" + ("" if model.pretrained else " (UNTRAINED weights)"))
+    if result["downsized_from"]:
+        w0, h0 = result["downsized_from"]
+        print(f"  image shrunk on reading from {w0} x {h0} to {img.width} x {img.height}")
+    print(
+        f"  input {fm.input_hw[1]} x {fm.input_hw[0]} (W x H) -> conv5 {h5} x {w5} x {c} "
+        f"-> SPP vector of {fm.spp_length}"
+    )
+    for i, p in enumerate(fm.top5, 1):
+        print(f"  {i}. {p.name:<30} {p.prob:7.2%}")
+    return 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from ..explain.activation_index import INDEX_CACHE, build_index
+    from ..explain.activations import tied_channels
+    from ..gallery import folder_items
+
+    items = folder_items(args.folder)
+    if not items:
+        raise ValueError(f"no image files in {args.folder}")
+    model = load(args.model, device=args.device, weights=args.weights)
+    start = time.perf_counter()
+    with progress_bar(f"indexing conv5 of {model.name}") as progress:
+        report = build_index(
+            model,
+            items,
+            top_k=args.top_k,
+            one_per_image=not args.all_positions,
+            cache_dir=args.cache_dir or INDEX_CACHE,
+            progress=progress,
+        )
+    seconds = time.perf_counter() - start
+    index = report.index
+    how = "read from the cache" if report.from_cache else f"{report.computed} computed, {report.reused} reused"
+    print(
+        f"{len(index.hashes)} images indexed ({how}) in {seconds:.1f} s: top {index.top_k} of {index.channels} "
+        f"conv5 channels -> {report.path}"
+    )
+    tied = tied_channels(index)
+    where = f"before {model.clip}" if model.clip else "conv5"
+    print(
+        f"responses {where}: {tied} of {index.channels} channels ({tied / index.channels:.1%}) have a tie "
+        f"(equal to 3 decimals) within their top {index.top_k}"
+    )
+    if report.skipped:
+        print(f"{len(report.skipped)} file(s) skipped:")
+        for name, reason in report.skipped:
+            print(f"  {name}: {reason}")
+    return 0
+
+
+def cmd_bench_detection(args: argparse.Namespace) -> int:
+    from ..detection.windows import benchmark
+
+    img = load_image(args.image)
+    model = load(args.model, device=args.device, weights=args.weights)
+    with progress_bar("R-CNN mode") as progress:
+        r = benchmark(model, img, args.windows, (args.scale,), args.proposals, progress=progress)
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return 0
+    print(
+        f"{args.image}: {r['image'][0]} x {r['image'][1]}, {r['windows']} windows "
+        f"({r['from_selective_search']} from selective search), scale {args.scale}, {model.name} on {r['device']} "
+        f"({r['threads']} threads)"
+    )
+    print(f"{'stage':<22} {'R-CNN s':>10} {'SPP-net s':>10}")
+    for stage in ("proposals", "warp", "conv", "head", "total"):
+        print(f"{stage:<22} {r['rcnn'][stage]:>10.3f} {r['spp'][stage]:>10.3f}")
+    print(f"conv speed-up:                 {r['conv_ratio']:7.1f}x   (paper, ZF-5 on a GPU: {paper.CONV_SPEEDUP[1]}x)")
+    print(f"conv + pooling/fc speed-up:    {r['end_to_end_ratio']:7.1f}x   (paper: {paper.RUN_SPEEDUP[1]}x)")
+    print(f"with proposals (shared):       {r['end_to_end_with_proposals_ratio']:7.1f}x")
+    print(
+        f"R-CNN per window {r['rcnn_per_window_s'] * 1e3:.1f} ms vs bare batched forward "
+        f"{r['bare_forward_per_window_s'] * 1e3:.1f} ms: throughput ratio {r['rcnn_vs_bare_throughput']:.2f} "
+        f"(>= 0.9: the baseline is not handicapped)"
+    )
+    a = r["agreement"]
+    print(
+        f"agreement on {a['windows']} windows: mean cosine {a['mean_cosine']:.3f}, "
+        f"top-1 agreement {a['top1_agreement']:.1%}"
+    )
+    return 0
+
+
+def _folder_and_model(args: argparse.Namespace):
+    """The folder's image files (the first --limit of them) and the model, for the folder benches."""
+    from ..gallery import folder_items
+
+    items = folder_items(args.folder)[: args.limit]
+    if not items:
+        raise ValueError(f"no image files in {args.folder}")
+    return items, load(args.model, device=args.device, weights=args.weights)
+
+
+def cmd_bench_views(args: argparse.Namespace) -> int:
+    from ..explain.view_accuracy import view_accuracy
+    from ..explain.view_summary import findings
+
+    items, model = _folder_and_model(args)
+    with progress_bar(f"views of {model.name}") as progress:
+        report = view_accuracy(model, items, args.short_side, args.multi, progress=progress)
+    if not report.n:
+        raise ValueError(f"none of the {len(items)} files in {args.folder} has a readable label and image")
+    result = report.summary()
+    if args.json:
+        print(json.dumps(result.json()))
+        return 0
+    print(f"{args.folder}: {report.n} labelled photos, {model.name} on {model.device}, shorter side {args.short_side}")
+    print(f"{'view':<10} {'top-1':>7} {'top-5':>7}   vs crop, top-1 (95% interval; McNemar p)")
+    for v, acc in result.accuracy.items():
+        line = f"{v:<10} {acc['top1']:>7.1%} {acc['top5']:>7.1%}"
+        if v in result.against_crop:
+            d = result.against_crop[v]["top1"]
+            line += f"   {100 * d.diff:+.1f} points ({100 * d.low:+.1f} to {100 * d.high:+.1f}; p = {d.mcnemar_p:.2g})"
+        print(line)
+    for sentence in findings(result, "photos"):
+        print("- " + sentence)
+    for what, rows in (("without a label", report.unlabeled), ("unreadable", report.skipped)):
+        if rows:
+            print(f"{len(rows)} file(s) {what}, left out:")
+            for name, why in rows:
+                print(f"  {name}: {why}")
+    print(f"{report.seconds:.1f} s ({result.images_per_second} photos/s)")
+    return 0
+
+
+def cmd_bench_shuffle(args: argparse.Namespace) -> int:
+    from ..explain.bag_of_words import bench_findings, shuffle_bench
+    from ..explain.labels import LabelReader
+
+    ks = tuple(positive(k) for k in args.tiles.split(","))
+    items, model = _folder_and_model(args)
+    reader = LabelReader.for_model(model)
+    with progress_bar("shuffle test") as progress:
+        bench = shuffle_bench(model, items, ks, args.seed, labels=lambda name: reader.read(name)[0], progress=progress)
+    if not bench.names:
+        raise ValueError(f"none of the {len(items)} files in {args.folder} could be read")
+    result = bench.summary()
+    if args.json:
+        print(json.dumps(result.json()))
+        return 0
+    levels = result.levels
+    print(f"{args.folder}: {result.n} photos, {model.name}, shorter side {result.short_side}, seed {args.seed}")
+    print(f"{'tiles':<6} {'top-1 kept':>10} {'accuracy':>16} " + " ".join(f"{f'cos {n}x{n}':>9}" for n in levels))
+    for r in result.rows:
+        acc_text = f"{r.accuracy[0].mean:.0%} -> {r.accuracy[1].mean:.0%}" if r.accuracy else "no labels"
+        cos = " ".join(f"{r.cosine[n].mean:>9.2f}" for n in levels)
+        print(f"{r.k}x{r.k:<4} {r.top1_unchanged.mean:>10.0%} {acc_text:>16} {cos}")
+    for line in bench_findings(result):
+        print("- " + line)
+    for name, why in bench.skipped:
+        print(f"skipped {name}: {why}")
+    print(f"{result.seconds:.1f} s")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ..lab.models import LabConfig
+    from ..lab.train import run_lab
+    from ..pyramid import parse_levels
+
+    levels = parse_levels(args.levels)
+    config = LabConfig(levels=levels, regime=args.regime, epochs=args.epochs, seed=args.seed).validate()
+    dataset = "synthetic" if args.dataset == "synthetic" else "folder"
+    with progress_bar(f"training ({args.regime})") as progress:
+        path, result = run_lab(dataset, config, folder=args.dataset, base=args.base, out=args.out, progress=progress)
+    print(f"saved {path} ({result.seconds:.1f} s)")
+    if result.history:
+        print(f"  validation accuracy (held-out images), last epoch: {result.history[-1].val_accuracy:.1%}")
+    for view, acc in result.test.items():
+        print(f"  test accuracy, {view} view: {'n/a (no SPP)' if acc is None else f'{acc:.1%}'}")
+    return 0
+
+
+def cmd_lab_experiments(args: argparse.Namespace) -> int:
+    from ..lab.experiments import accuracy_cell, paper_verdicts, run_experiments
+    from ..lab.models import LabConfig
+    from ..lab.train import TEST_VIEWS
+
+    seeds = list(range(args.seeds))
+    with progress_bar("the paper's comparison") as progress:
+        results = run_experiments(LabConfig(epochs=args.epochs), seeds, progress=progress)
+    print(f"{'configuration':<28} " + " ".join(f"{v:>13}" for v in TEST_VIEWS))
+    for r in results.rows:
+        cells = ["n/a" if r.test[v] is None else accuracy_cell(r, v) for v in TEST_VIEWS]  # the reason: below
+        print(f"{r.name:<28} " + " ".join(f"{c:>13}" for c in cells))
+    print(f"mean ± standard deviation over seeds {seeds}; n/a: a network without SPP cannot take a whole image")
+    for line in paper_verdicts(results):
+        print("- " + line.replace("**", ""))
+    print(f"{results.seconds:.1f} s in all ({results.torch_threads} torch threads)")
+    if args.out:
+        Path(args.out).write_text(json.dumps(results.json(), indent=2) + "\n")
+        print(f"written to {args.out}")
+    return 0
+
+
+def cmd_detection_lab(args: argparse.Namespace) -> int:
+    from ..detection.compare import compare_detectors
+    from ..detection.data import load_data
+    from ..detection.detector import DetectorConfig
+    from ..detection.features import FeatureCache, detection_backbone
+
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    scales = tuple(positive(s) for s in args.scales.split(","))
+    train, test = load_data(args.data, args.train_split, args.test_split, args.max_images)
+    config = DetectorConfig(windows=args.windows, scales=scales).validate()
+    backbone = detection_backbone(load(args.backbone, device=args.device, weights=args.weights), config.levels)
+    cache = FeatureCache(args.cache_dir) if args.cache_dir else FeatureCache()
+    with progress_bar("detection lab") as progress:
+        report = compare_detectors(backbone, train, test, modes, config, cache, progress)
+    result = report.json()
+    saved = []
+    if args.out:
+        out = Path(args.out)
+        for name, mode in report.modes.items():
+            saved.append(str(mode.detector.save(out.with_name(f"{out.stem}-{name}{out.suffix or '.safetensors'}"))))
+        result["saved"] = saved
+    if not args.json:
+        print(
+            f"{report.data}: {report.train_images} training and {report.test_images} test images, classes "
+            f"{', '.join(report.classes)}; {report.backbone}, pyramid {list(config.levels)}, {config.windows} windows"
+        )
+        print(f"{'mode':<8} {'mAP':>7} {'no bbox reg':>12} {'95% interval':>16} {'features s/img':>15}")
+        for name, m in result["modes"].items():
+            lo, hi = m["map_95_interval"]
+            print(
+                f"{name:<8} {m['map']:>7.1%} {m['map_no_bbox_reg']:>12.1%} {f'{lo:.1%} - {hi:.1%}':>16} "
+                f"{m['feature_seconds_per_image']:>15.3f}"
+            )
+        if "feature_speedup" in result:
+            d = result["spp_minus_rcnn_map"]
+            print(
+                f"SPP-net features {result['feature_speedup']:.1f}x faster than R-CNN on the same windows; "
+                f"mAP SPP - R-CNN {100 * d['value']:+.1f} points (95% interval {100 * d['low']:+.1f} to "
+                f"{100 * d['high']:+.1f})"
+            )
+        for path in saved:
+            print(f"saved {path}")
+        for name, why in report.skipped:
+            print(f"skipped {name}: {why}")
+        print(f"{report.seconds:.1f} s in all")
+    else:
+        print(json.dumps(result, default=float))
+    return 0
+
+

@@ -1,0 +1,1 @@
+"""The SPP Lab: small SPP-nets and fixed-size baselines trained here, and the paper's comparisons re-run on them."""

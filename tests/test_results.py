@@ -1,0 +1,58 @@
+"""Results keep their types until they are written out: each shipped JSON reads back into its dataclass and writes
+out the same JSON, and the one progress callback of the library reports fractions and counts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import ROOT
+
+from spp_viz.explain.bag_of_words import ShuffleSummary, bench_findings
+from spp_viz.explain.view_summary import ViewsSummary, findings
+from spp_viz.lab.experiments import ExperimentResults, paper_verdicts
+from spp_viz.progress import counted, report
+
+ASSETS = ROOT / "assets"
+
+
+@pytest.mark.parametrize(
+    ("asset", "kind"),
+    [
+        ("view_accuracy.json", ViewsSummary),
+        ("bag_of_words.json", ShuffleSummary),
+        ("lab_results.json", ExperimentResults),
+    ],
+)
+def test_shipped_results_read_back_into_their_types_and_write_the_same_json(asset, kind):
+    raw = json.loads((ASSETS / asset).read_text())
+    typed = kind.from_json(raw)
+    assert json.loads(json.dumps(typed.json())) == raw
+
+
+def test_findings_read_the_typed_results():
+    views = ViewsSummary.from_json(json.loads((ASSETS / "view_accuracy.json").read_text()))
+    assert findings(views)[0].startswith(f"Over {views.n} these photos")
+    shuffle = ShuffleSummary.from_json(json.loads((ASSETS / "bag_of_words.json").read_text()))
+    assert bench_findings(shuffle)[0].startswith(f"{shuffle.rows[0].k}x{shuffle.rows[0].k} tiles")
+    lab = ExperimentResults.from_json(json.loads((ASSETS / "lab_results.json").read_text()))
+    assert len(paper_verdicts(lab)) == 4
+
+
+def test_progress_reports_a_clamped_fraction_and_counts():
+    seen = []
+    report(lambda f, t: seen.append((f, t)), 1.5, "over")
+    report(None, 0.5, "nobody listens")  # no callback: nothing happens
+    counted(lambda f, t: seen.append((f, t)), 3, 4, "photos")
+    counted(lambda f, t: seen.append((f, t)), 0, 0, "photos")  # an empty run: no division by zero
+    assert seen == [(1.0, "over"), (0.75, "3 of 4 photos"), (0.0, "0 of 0 photos")]
+
+
+def test_the_cli_progress_bar_follows_the_callback(capsys):
+    from spp_viz.cli.commands import progress_bar
+
+    with progress_bar("testing") as progress:
+        progress(0.25, "1 of 4 things")
+        progress(1.0, "4 of 4 things")
+    err = capsys.readouterr().err
+    assert "testing" in err and "100%" in err and "4 of 4 things" in err
