@@ -20,3 +20,10 @@ def report(progress: Progress | None, fraction: float, text: str) -> None:
 def counted(progress: Progress | None, done: int, total: int, what: str) -> None:
     """Report ``done`` of ``total`` things: the fraction, and the text "done of total what"."""
     report(progress, done / max(total, 1), f"{done} of {total} {what}")
+
+
+def span(progress: Progress | None, low: float, high: float) -> Progress | None:
+    """A callback for one part of a longer run: its fractions 0 -> 1 become low -> high of the whole."""
+    if progress is None:
+        return None
+    return lambda fraction, text: progress(low + (high - low) * fraction, text)

@@ -135,3 +135,34 @@ def test_lab_experiments_command_with_seeds(tmp_path):
     assert "mean ± standard deviation over seeds [0, 1]" in out.stdout and "over 2 seeds" in out.stdout
     saved = json.loads((tmp_path / "r.json").read_text())
     assert saved["seeds"] == [0, 1] and saved["config"]["epochs"] == 1
+
+
+def test_distill_command(tmp_path):
+    """A head distilled from Lite0's own on four photos named by WordNet id: saved, measured on held-out photos (two
+    folds), the unreadable file listed; then the mistakes a user can make."""
+    import shutil
+
+    from spp_viz.explain.labels import imagenet_wnids
+
+    wnids = imagenet_wnids()
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i, (sample, index) in enumerate((("chelsea", 281), ("coffee", 504), ("chelsea", 282), ("coffee", 967))):
+        shutil.copy(SAMPLES / f"{sample}.jpg", folder / f"{wnids[index]}_{i}.jpg")
+    (folder / "broken.jpg").write_bytes(b"nope")
+    out = tmp_path / "head.safetensors"
+    args = ["--views", "4", "--epochs", "2", "--rank", "4", "--cache-dir", str(tmp_path / "cache"), "--out", str(out)]
+    done = run("distill", str(folder), *args, "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["photos"] == 4 and result["views"] == 16 and result["skipped"][0][0] == "broken.jpg"
+    measured = result["measured"]
+    assert measured["folds"] == 2 and measured["photos"] == 4 and measured["side"] == 256
+    assert 0 <= measured["student"] <= 1 and out.is_file()
+    text = run("distill", str(folder), *args, "--folds", "0")  # the views come from the cache now
+    assert text.returncode == 0 and "saved" in text.stdout and "held out" not in text.stdout
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "no image files" in run("distill", str(empty), *args).stderr
+    assert "--folds takes 0" in run("distill", str(folder), *args, "--folds", "1").stderr
+    assert "no one-level head" in run("distill", str(folder), *args, "--model", "zf5").stderr

@@ -15,8 +15,10 @@ LIB = ROOT / "spp_viz"
 # gallery). The three large concepts are packages: explain (per-photo analyses), detection, lab.
 ORDER = [
     "spp_viz.pyramid",
+    "spp_viz.pyramid_head",
     "spp_viz.geometry",
     "spp_viz.models",
+    "spp_viz.distill",
     "spp_viz.explain",
     "spp_viz.detection",
     "spp_viz.lab",

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from ..detection.detector import DetectorConfig
 from ..detection.proposals import PROPOSAL_MODES
 from ..devices import resolve_device
+from ..distill import DistillConfig
 from ..explain.bag_of_words import SHUFFLE_TILES
 from ..images import SAMPLES_DIR, ImageError
 from ..lab.experiments import EXPERIMENT_EPOCHS, EXPERIMENT_SEEDS
@@ -147,10 +148,28 @@ def _add_bench(sub) -> None:
     p.set_defaults(func=commands.cmd_bench_shuffle)
 
 
+def _add_distill(sub) -> None:
+    """``distill DIR``."""
+    p = sub.add_parser("distill", help="distil a pyramid head {6,3,2,1} from a network's own one-level head")
+    p.add_argument("folder", help="photos (searched recursively); labels in their names add a held-out measurement")
+    _add_model_args(p)
+    p.add_argument("--levels", default="6,3,2,1", help="pyramid levels, finest first (default %(default)s)")
+    p.add_argument("--rank", type=commands.positive, default=DistillConfig.rank, help="fc6 width (default %(default)s)")
+    p.add_argument("--views", type=commands.positive, default=DistillConfig.views, help="per photo (default 8)")
+    p.add_argument("--epochs", type=commands.positive, default=DistillConfig.epochs, help="(default %(default)s)")
+    p.add_argument("--folds", type=int, default=2, help="held-out heads that measure the recipe (0: none)")
+    p.add_argument("--limit", type=commands.positive, default=None, help="only the first N files")
+    p.add_argument("--cache-dir", default=None, help="view vectors cache (default ~/.cache/spp_viz/distill)")
+    p.add_argument("--out", required=True, help="where to save the head (.safetensors)")
+    p.add_argument("--json", action="store_true", help="print one JSON object last on stdout")
+    p.set_defaults(func=commands.cmd_distill)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m spp_viz", description="SPP-net Explorer from the command line.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_predict, _add_index, _add_train, _add_lab_experiments, _add_detection_lab, _add_bench):
+    adders = (_add_predict, _add_index, _add_train, _add_lab_experiments, _add_detection_lab, _add_distill, _add_bench)
+    for add in adders:
         add(sub)
     return parser
 

@@ -24,10 +24,10 @@ def progress_bar(desc: str) -> Iterator[Progress]:
     moves it: the fraction done as a percentage, what is happening beside it."""
     from tqdm import tqdm
 
-    with tqdm(total=100, unit="%", desc=desc, file=sys.stderr, bar_format="{l_bar}{bar}| {postfix}") as bar:
+    with tqdm(total=100, desc=desc, file=sys.stderr, bar_format="{l_bar}{bar}| {elapsed}<{remaining}") as bar:
 
         def progress(fraction: float, text: str) -> None:
-            bar.set_postfix_str(text, refresh=False)
+            bar.set_description_str(f"{desc}: {text}", refresh=False)
             bar.update(100 * fraction - bar.n)
 
         yield progress
@@ -319,3 +319,40 @@ def cmd_detection_lab(args: argparse.Namespace) -> int:
     return 0
 
 
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    from ..distill import DISTILL_CACHE, DistillConfig, distill, save_head
+    from ..explain.labels import LabelReader
+    from ..pyramid import parse_levels
+
+    items, model = _folder_and_model(args)
+    levels = parse_levels(args.levels)
+    config = DistillConfig(levels=levels, rank=args.rank, views=args.views, epochs=args.epochs).validate()
+    reader = LabelReader.for_model(model)
+    with progress_bar(f"distilling a {list(levels)} head from {model.name}") as progress:
+        result = distill(
+            model, items, config, args.cache_dir or DISTILL_CACHE, progress,
+            labels=lambda name: reader.read(name)[0], folds=args.folds,
+        )  # fmt: skip
+    path = save_head(result.head, args.out, result.meta())
+    meta = result.meta() | {"out": str(path), "skipped": [list(s) for s in result.skipped]}
+    if args.json:
+        print(json.dumps(meta))
+        return 0
+    print(
+        f"{args.folder}: {len(result.photos)} photos, {result.views} views, pyramid {list(levels)}, fc6 width "
+        f"{config.rank}, {config.epochs} epochs: KL to the teacher {result.losses[0]:.4f} -> {result.losses[-1]:.4f}"
+    )
+    if result.measured is not None:
+        m = result.measured
+        d = m.student_minus_teacher
+        print(
+            f"held out ({m.folds} folds, {m.photos} labelled photos, full image at shorter side {m.side}): top-1 "
+            f"teacher {m.teacher:.1%}, untrained start {m.start:.1%}, distilled head {m.student:.1%} "
+            f"({100 * d.value:+.1f} points against the teacher, 95% interval {100 * d.low:+.1f} to {100 * d.high:+.1f})"
+        )
+    for name, why in result.skipped:
+        print(f"skipped {name}: {why}")
+    print(f"saved {path} ({result.seconds:.1f} s)")
+    return 0

@@ -22,7 +22,7 @@ from functools import cached_property
 
 from .. import paper
 from ..models import SPPNet
-from ..progress import Progress
+from ..progress import Progress, span
 from ..stats import Interval
 from .data import DetectionSet
 from .detector import DEFAULT_CONFIG, DetectorConfig
@@ -115,9 +115,7 @@ def compare_detectors(
     for k, spec in enumerate(specs):
 
         def part(lo: float, hi: float, k: int = k) -> Progress | None:
-            if progress is None:
-                return None
-            return lambda f, text: progress((k + lo + (hi - lo) * f) / len(specs), text)
+            return span(progress, (k + lo) / len(specs), (k + hi) / len(specs))
 
         t0 = time.perf_counter()
         detector = train_detector(backbone, train, spec.mode, spec.scales or config.scales, config, cache, part(0, 0.7))
