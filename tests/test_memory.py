@@ -3,6 +3,8 @@ under 300 MB (the caches are bounded with max_entries)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -34,8 +36,8 @@ def upload(at: AppTest, i: int) -> None:
     assert not at.exception, [e.value for e in at.exception]
 
 
-@pytest.mark.slow
-def test_two_hundred_uploads_keep_memory_bounded():
+def upload_growth_mb() -> float:
+    """RSS growth of this process over 200 uploads, after a warm-up."""
     # AppTest reaches the sidebar only before a page switch: one session uploads on Home (decoding and the Home
     # picture each time); each new session uploads, then opens the feature-maps page (a forward pass each).
     for i in range(5):  # warm-up: model, allocator, imports
@@ -51,7 +53,19 @@ def test_two_hundred_uploads_keep_memory_bounded():
         upload(at, i)
         at.switch_page("pages/1_Feature_maps.py").run()
         assert not at.exception, [e.value for e in at.exception]
-    growth = rss_mb() - start
+    return rss_mb() - start
+
+
+@pytest.mark.slow
+def test_two_hundred_uploads_keep_memory_bounded():
+    # In a fresh process, as a server starts: the test process's RSS also moves with whatever the tests before this
+    # one left in its heap (in the full suite the same uploads measured 200 to 302 MB, alone 94 to 136 MB).
+    code = "import test_memory; print(test_memory.upload_growth_mb())"
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=1200
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    growth = float(out.stdout.strip().splitlines()[-1])
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "memory.txt").write_text(f"RSS growth over 200 uploads (after warm-up): {growth:.0f} MB\n")
     print(f"RSS growth over 200 uploads: {growth:.0f} MB")
