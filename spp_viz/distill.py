@@ -30,7 +30,7 @@ from .progress import Progress, counted, report, span
 from .pyramid import SpatialPyramidPool, check_levels, spatial_pyramid_pool
 from .pyramid_head import PyramidHead
 from .stats import Interval, paired_bootstrap
-from .weights import WeightsError, load_into
+from .weights import load_into, read_tagged, save_tagged
 
 DISTILL_CACHE = Path(os.environ.get("SPP_VIZ_CACHE", Path.home() / ".cache" / "spp_viz")) / "distill"
 META_KEY = "spp_viz_pyramid_head"
@@ -320,28 +320,13 @@ def distill(
 
 def save_head(head: PyramidHead, path: str | Path, meta: dict) -> Path:
     """fc6 and fc7 as .safetensors (float16), the recipe and measurements in its metadata."""
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.half().contiguous() for k, v in head.state_dict().items()}
     info = {**meta, "levels": list(head.levels), "rank": head.rank, "channels": head.channels}
-    save_file(state, str(path), metadata={META_KEY: json.dumps(info)})
-    return path
+    return save_tagged({k: v.half() for k, v in head.state_dict().items()}, path, META_KEY, info)
 
 
 def read_head_meta(path: str | Path) -> dict:
     """The metadata of a saved head (raises WeightsError, naming the file, for any other file)."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-    except Exception as e:  # a missing or foreign file: one clear message
-        raise WeightsError(f"{Path(path).name} is not a pyramid head saved by spp_viz: {e}") from e
-    if META_KEY not in meta:
-        raise WeightsError(f"{Path(path).name} holds no pyramid head (no {META_KEY} metadata)")
-    return json.loads(meta[META_KEY])
+    return read_tagged(path, META_KEY, "pyramid head")
 
 
 def load_head(path: str | Path, model: SPPNet) -> PyramidHead:

@@ -5,6 +5,7 @@ a message that says what does not fit, and where the zoo's pretrained weights co
 from __future__ import annotations
 
 import io
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,3 +134,28 @@ def alexnet_state() -> dict[str, Tensor]:
         return torch.hub.load_state_dict_from_url(ALEXNET_URL, map_location="cpu", check_hash=True, weights_only=True)
     except Exception as e:  # no network, proxy, bad hash: all end in the same advice
         raise WeightsError(how + f" (download failed: {type(e).__name__})") from e
+
+
+def save_tagged(state: dict[str, Tensor], path: str | Path, key: str, info: dict) -> Path:
+    """Tensors as .safetensors with ``info`` as JSON under the metadata key ``key`` (what the file is for)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path), metadata={key: json.dumps(info)})
+    return path
+
+
+def read_tagged(path: str | Path, key: str, what: str) -> dict:
+    """The JSON a file of ``save_tagged`` holds under ``key``; for a missing, foreign or other file a WeightsError
+    that names the file and ``what`` it should hold ("Lab model", "pyramid head")."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as e:  # a missing or foreign file: one clear message
+        raise WeightsError(f"{Path(path).name} is not a {what} saved by spp_viz: {e}") from e
+    if key not in meta:
+        raise WeightsError(f"{Path(path).name} holds no {what} (no {key} metadata)")
+    return json.loads(meta[key])

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -11,34 +10,18 @@ import torch
 from ..devices import resolve_device
 from ..models import SPPNet, fc_classifier, load_model
 from ..pyramid import SpatialPyramidPool
-from ..weights import WeightsError, load_into
+from ..weights import load_into, read_tagged, save_tagged
 from .models import LabConfig, build_lab_model, head_on
 
 
 def save_model(model: SPPNet, path: str | Path, meta: dict) -> Path:
     """safetensors: the weights, and in the metadata the config and class names needed to rebuild the model."""
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    info = {**meta, "class_names": list(model.class_names)}
-    save_file(state, str(path), metadata={"spp_viz_lab": json.dumps(info)})
-    return path
+    return save_tagged(model.state_dict(), path, "spp_viz_lab", {**meta, "class_names": list(model.class_names)})
 
 
 def read_meta(path: str | Path) -> dict:
     """The Lab metadata of a saved model (raises WeightsError for other files)."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-    except Exception as e:  # a missing or foreign file: one clear message
-        raise WeightsError(f"{Path(path).name} is not a model saved by the Lab: {e}") from e
-    if "spp_viz_lab" not in meta:
-        raise WeightsError(f"{Path(path).name} holds no Lab configuration")
-    return json.loads(meta["spp_viz_lab"])
+    return read_tagged(path, "spp_viz_lab", "Lab model")
 
 
 def load_trained(path: str | Path, device: str | torch.device | None = None) -> SPPNet:
