@@ -1,5 +1,4 @@
-"""Candidate windows for detection: selective search (OpenCV contrib) or sliding windows, deterministic per image.
-"""
+"""Candidate windows for detection: selective search (OpenCV contrib) or sliding windows, deterministic per image."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""A photo's class read from its path (ImageNet-style names, WordNet ids, class-named folders), never guessed.
-"""
+"""A photo's class read from its path (ImageNet-style names, WordNet ids, class-named folders), never guessed."""
 
 from __future__ import annotations
 

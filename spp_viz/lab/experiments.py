@@ -1,5 +1,4 @@
-"""The paper's comparisons re-run in the Lab: five networks per seed, their accuracies, and a verdict per claim.
-"""
+"""The paper's comparisons re-run in the Lab: five networks per seed, their accuracies, and a verdict per claim."""
 
 from __future__ import annotations
 

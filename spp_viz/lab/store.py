@@ -1,5 +1,4 @@
-"""Lab models on disk: .safetensors files holding the weights and, in their metadata, what rebuilds the model.
-"""
+"""Lab models on disk: .safetensors files holding the weights and, in their metadata, what rebuilds the model."""
 
 from __future__ import annotations
 
