@@ -246,7 +246,7 @@ def cross_fit(
             student[torch.from_numpy(held)] = head(x).argmax(1).cpu()
     with torch.no_grad():
         x = torch.from_numpy(data.vectors[rows]).float().to(teacher.weight.device)
-        start = PyramidHead(teacher, channels, config.levels, 1).to(teacher.weight.device).start(x).argmax(1).cpu()
+        start = head.start(x).argmax(1).cpu()  # every fold's head has the same start: the teacher's fc, untrained
     teach = torch.from_numpy(data.logits[rows]).argmax(1)
     k = torch.from_numpy(known)
     preds = {"teacher": teach, "start": start, "student": student}

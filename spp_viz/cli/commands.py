@@ -335,8 +335,9 @@ def cmd_distill(args: argparse.Namespace) -> int:
             model, items, config, args.cache_dir or DISTILL_CACHE, progress,
             labels=lambda name: reader.read(name)[0], folds=args.folds,
         )  # fmt: skip
-    path = save_head(result.head, args.out, result.meta())
-    meta = result.meta() | {"out": str(path), "skipped": [list(s) for s in result.skipped]}
+    recipe = result.meta()
+    path = save_head(result.head, args.out, recipe)
+    meta = recipe | {"out": str(path), "skipped": [list(s) for s in result.skipped]}
     if args.json:
         print(json.dumps(meta))
         return 0

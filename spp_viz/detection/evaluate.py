@@ -293,15 +293,18 @@ def evaluate_detector(
     gt = [(item.boxes, item.labels, item.difficult) for item in data.images]
 
     def marked(dets: list[Detections]) -> list[ClassDetections]:
-        return [
-            match_class(
-                [d.of_class(c).boxes for d in dets],
-                [d.of_class(c).scores for d in dets],
-                [b[lab == c] for b, lab, _ in gt],
-                [hard[lab == c] for _, lab, hard in gt],
+        out = []
+        for c in range(num_classes):
+            of_class = [d.of_class(c) for d in dets]  # one split per image and class
+            out.append(
+                match_class(
+                    [d.boxes for d in of_class],
+                    [d.scores for d in of_class],
+                    [b[lab == c] for b, lab, _ in gt],
+                    [hard[lab == c] for _, lab, hard in gt],
+                )
             )
-            for c in range(num_classes)
-        ]
+        return out
 
     return ModeReport(
         name=name or detector.mode,
