@@ -7,6 +7,7 @@ import streamlit as st
 
 import ui
 from spp_viz.explain.feature_maps import FeatureMaps
+from spp_viz.explain.level_views import classifier_reads
 from spp_viz.plots.exports import npy_bytes, png_bytes
 from spp_viz.plots.maps import channel_grid, channel_heatmap, overlay, predictions_bar, size_sweep
 
@@ -89,11 +90,7 @@ def main() -> None:
     )
     model = ui.current_model()
     img, _ = ui.current_image()
-    if model.name == "efficientnet_lite0":
-        st.info(
-            "EfficientNet-Lite0's trained head is global average pooling: a one-level pyramid (1,) with mode "
-            '"avg", so its SPP vector has one number per conv5 channel (1280).'
-        )
+    st.info(classifier_reads(model))
     short_side = st.slider(
         "Input size: shorter side in pixels (aspect ratio kept)",
         32,

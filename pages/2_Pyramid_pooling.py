@@ -8,9 +8,15 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from spp_viz.explain.bag_of_words import SHUFFLE_SHORT_SIDE, SHUFFLE_TILES, ShuffleSummary, bench_findings
+from spp_viz.explain.bag_of_words import (
+    SHUFFLE_SHORT_SIDE,
+    SHUFFLE_TILES,
+    ShuffleSummary,
+    bench_findings,
+    heads_findings,
+)
 from spp_viz.explain.feature_maps import FeatureMaps
-from spp_viz.explain.level_views import PRESETS, level_view, spp_vector
+from spp_viz.explain.level_views import PRESETS, classifier_reads, level_view, spp_vector
 from spp_viz.geometry import FeatureGeometry, feature_geometry
 from spp_viz.images import SAMPLES_DIR
 from spp_viz.plots.base import encode_image
@@ -28,6 +34,9 @@ from spp_viz.pyramid import num_bins, paper_rule_check, paper_rule_failures, par
 CUSTOM = "custom levels"
 # Made by: python -m spp_viz bench shuffle ../shared/imagenet-sample --json > assets/bag_of_words.json
 SHIPPED_SHUFFLE = SAMPLES_DIR.parent / "bag_of_words.json"
+# Made by: python -m spp_viz bench shuffle ../shared/imagenet-sample --model efficientnet_lite0_spp --held-out FOLDS
+#   --json > assets/bag_of_words_spp.json (FOLDS: python -m spp_viz distill ... --fold-heads FOLDS)
+SHIPPED_SHUFFLE_SPP = SAMPLES_DIR.parent / "bag_of_words_spp.json"
 
 
 def controls() -> tuple[tuple[int, ...], str, str]:
@@ -205,16 +214,37 @@ def shuffle_panel() -> None:
         "Levels are max-pooled over the clipped conv5 (what the pyramid pools), whatever the network's own head; "
         "the top-5 is the network's own prediction."
     )
-    if SHIPPED_SHUFFLE.is_file():
-        shipped = ShuffleSummary.from_json(json.loads(SHIPPED_SHUFFLE.read_text()))
-        st.markdown(f"**Over {shipped.n} ImageNet photos** ({shipped.model}, shipped with the app):")
-        st.plotly_chart(shuffle_curves(shipped), width="stretch")
-        for line in bench_findings(shipped):
-            st.markdown("- " + line)
-        st.caption(
-            f"Whiskers: 2 standard errors over the photos. {shipped.seconds:.0f} s on a 2-core CPU; reproduce "
-            "with `python -m spp_viz bench shuffle ../shared/imagenet-sample`."
-        )
+    shipped_shuffle_panel()
+
+
+def shipped_shuffle_panel() -> None:
+    """The shuffle test over 500 ImageNet photos, shipped: Lite0's curves, then both heads' top-1 side by side."""
+    if not SHIPPED_SHUFFLE.is_file():
+        return
+    shipped = ShuffleSummary.from_json(json.loads(SHIPPED_SHUFFLE.read_text()))
+    st.markdown(f"**Over {shipped.n} ImageNet photos** ({shipped.model}, shipped with the app):")
+    st.plotly_chart(shuffle_curves(shipped), width="stretch")
+    for line in bench_findings(shipped):
+        st.markdown("- " + line)
+    st.caption(
+        f"Whiskers: 2 standard errors over the photos. {shipped.seconds:.0f} s on a 2-core CPU; reproduce "
+        "with `python -m spp_viz bench shuffle ../shared/imagenet-sample`."
+    )
+    if not SHIPPED_SHUFFLE_SPP.is_file():
+        return
+    four = ShuffleSummary.from_json(json.loads(SHIPPED_SHUFFLE_SPP.read_text()))
+    st.markdown(
+        "**Does a classifier that reads the layout notice the shuffle more?** The paper's argument predicts "
+        f"that the four-level head ({four.model}) changes its mind more often than the one-level head:"
+    )
+    for line in heads_findings(shipped, four):
+        st.markdown("- " + line)
+    st.caption(
+        "Same photos and shuffles for both. "
+        + ("Each photo scored by a head distilled without it. " if four.held_out else "")
+        + "Reproduce with `python -m spp_viz bench shuffle ../shared/imagenet-sample --model "
+        "efficientnet_lite0_spp --held-out FOLDS` (README, model card)."
+    )
 
 
 def main() -> None:
@@ -225,6 +255,7 @@ def main() -> None:
     )
     model = ui.current_model()
     img, _ = ui.current_image()
+    st.info(classifier_reads(model))
     levels, mode, rule = controls()
     short_side = st.slider("Input size: shorter side in pixels", 32, 1024, 256, 32, key="pyramid_size")
     fm = ui.cached_feature_maps(short_side)  # cached: changing levels, rule or channel redraws without conv5

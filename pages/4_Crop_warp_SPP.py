@@ -10,7 +10,7 @@ import streamlit as st
 import ui
 from spp_viz import paper
 from spp_viz.explain.labels import LabelReader, labelled_items
-from spp_viz.explain.view_summary import ViewsSummary, findings, table_rows
+from spp_viz.explain.view_summary import ViewsSummary, findings, head_findings, side_by_side, table_rows
 from spp_viz.explain.views import (
     MULTI_SCALES,
     VIEW_TITLES,
@@ -29,6 +29,9 @@ from spp_viz.plots.views import sweep_figure, view_differences, view_picture
 SWEEP_SIDES = tuple(range(128, 801, 64))
 # Made by: python -m spp_viz bench views ../shared/imagenet-sample --multi --json > assets/view_accuracy.json
 SHIPPED = SAMPLES_DIR.parent / "view_accuracy.json"
+# Made by: python -m spp_viz bench views ../shared/imagenet-sample --model efficientnet_lite0_spp --held-out FOLDS
+#   --multi --json > assets/view_accuracy_spp.json (FOLDS: python -m spp_viz distill ... --fold-heads FOLDS)
+SHIPPED_SPP = SAMPLES_DIR.parent / "view_accuracy_spp.json"
 
 
 def describe(view: View) -> str:
@@ -110,6 +113,28 @@ def shipped_panel() -> None:
             "../shared/imagenet-sample --multi --json`."
         )
         results_panel(shipped, "ImageNet photos", "view_accuracy")
+        if SHIPPED_SPP.is_file():
+            heads_panel(shipped, ViewsSummary.from_json(json.loads(SHIPPED_SPP.read_text())))
+
+
+def heads_panel(one: ViewsSummary, four: ViewsSummary) -> None:
+    """Lite0's one-level head and the distilled {6,3,2,1} head on the same photos."""
+    st.markdown(f"**The one-level head against the four-level head**, on the same {four.n} photos:")
+    st.dataframe(pd.DataFrame(side_by_side(one, four)), hide_index=True, width="stretch")
+    for sentence in head_findings(one, four):
+        st.markdown("- " + sentence)
+    st.caption(
+        f"{four.model}: Lite0's conv layers with a {{6,3,2,1}} max pyramid and fully connected layers distilled from "
+        "Lite0's own head on these 500 photos (see the README's model card). "
+        + (
+            "Each photo here was scored by a head distilled without it (two heads, each trained on the other half), "
+            "so these are held-out figures; the head the app loads was trained on all 500. "
+            if four.held_out
+            else ""
+        )
+        + "Differences are paired by photo; a 95% interval that spans zero is no clear difference. The paper's "
+        "networks were trained on ImageNet with SPP from the start; ours learned only its head, from Lite0."
+    )
 
 
 def folder_panel(model: SPPNet, short_side: int, multi: bool) -> None:

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import json
+
 import streamlit as st
 
 import ui
 from spp_viz.explain.attribution import METHOD_TITLES, METHODS, NT_SAMPLES, estimate_views_seconds, level_contributions
+from spp_viz.explain.level_importance import LevelSummary
 from spp_viz.explain.views import VIEW_TITLES, VIEWS, candidate_classes, make_views
-from spp_viz.images import to_tensor
+from spp_viz.images import SAMPLES_DIR, to_tensor
 from spp_viz.models import SPPNet
 from spp_viz.plots.exports import png_bytes
 from spp_viz.plots.maps import overlay
-from spp_viz.plots.views import level_shares_bar, view_picture
+from spp_viz.plots.views import level_means_bar, level_shares_bar, view_picture
 
 SLOW_SECONDS = 5.0  # ask before running anything estimated to take longer
+# Made by: python -m spp_viz bench levels ../shared/imagenet-sample --model efficientnet_lite0_spp --held-out FOLDS
+#   --json > assets/level_importance.json (FOLDS: python -m spp_viz distill ... --fold-heads FOLDS)
+SHIPPED_LEVELS = SAMPLES_DIR.parent / "level_importance.json"
 
 
 def method_panel(
@@ -55,8 +61,8 @@ def levels_panel(model: SPPNet, views, target: int) -> None:
     if len(model.spp.levels) < 2:
         st.info(
             f"{model.name}'s classifier reads one pyramid level ({model.spp.levels[0]}x{model.spp.levels[0]}, "
-            f"{model.spp.mode}), so there is nothing to split. Pick ZF-5 ({{6,3,2,1}}) to see the split (on its "
-            "untrained weights it shows the mechanism, not what a trained network learned)."
+            f"{model.spp.mode}), so there is nothing to split. Pick the SPP-net entry (Lite0's conv layers with a "
+            "distilled {6,3,2,1} head) to see how a pretrained network's evidence splits over the levels."
         )
         return
     shares = level_contributions(model, to_tensor(views["full"].image), target)
@@ -66,6 +72,21 @@ def levels_panel(model: SPPNet, views, target: int) -> None:
         "that level's numbers are set to zero. Fine levels keep where things are, the 1x1 level only what: the "
         "Pyramid page's bag-of-words test measures that."
     )
+    if model.name == "efficientnet_lite0_spp" and SHIPPED_LEVELS.is_file():
+        summary = LevelSummary.from_json(json.loads(SHIPPED_LEVELS.read_text()))
+        st.plotly_chart(level_means_bar(summary), width="stretch")
+        st.caption(
+            f"The same ablation on {summary.n} ImageNet photos (full image, shorter side {summary.short_side}"
+            + ("; each photo scored by a head distilled without it" if summary.held_out else "")
+            + "). Whiskers: 2 standard errors. Zeroing the 6x6 level also removes the head's start (Lite0's own fc "
+            "reads the mean of the 6x6 bins), so its share is large by construction; the coarser levels enter "
+            "only through the learned correction. Reproduce with `python -m spp_viz bench levels "
+            "../shared/imagenet-sample --model efficientnet_lite0_spp --held-out FOLDS`."
+        )
+        st.download_button(
+            "Download the per-level figures (JSON)", SHIPPED_LEVELS.read_bytes(), "level_importance.json",
+            "application/json", key="dl-levels", on_click="ignore",
+        )  # fmt: skip
 
 
 def main() -> None:

@@ -41,15 +41,19 @@ class DistillConfig:
     """How the head is distilled (defaults: the 500 photos of ../shared/imagenet-sample on a 2-core CPU)."""
 
     levels: tuple[int, ...] = (6, 3, 2, 1)  # the paper's pyramid, finest first
-    rank: int = 128  # fc6's width: 8.3M parameters with 1,280 channels, 17 MB in float16
+    rank: int = 192  # fc6's width: 12.5M parameters (fc6 and fc7) with 1,280 channels, 25 MB in float16
     views: int = 8  # per photo: full images at full_sides, one flipped, then random crops
     full_sides: tuple[int, ...] = (224, 256, 320)  # shorter sides of the full-image views (multi-size)
     crop_side: int = 224  # random crops are resized to this square
     crop_area: tuple[float, float] = (0.3, 1.0)  # of the photo's area
     crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)  # width / height
-    epochs: int = 10
+    # Each view's target: (1 - crop_target) x the teacher's softmax on that view + crop_target x the teacher's mean
+    # softmax over the photo's random crops, so the student learns to see in a whole image what the crops show.
+    crop_target: float = 0.5
+    epochs: int = 20
     batch_size: int = 64
-    lr: float = 1e-3  # AdamW
+    lr: float = 1e-3  # AdamW's peak, reached after 30% of the steps (one-cycle schedule)
+    weight_decay: float = 0.05
     seed: int = 0  # the crops and the training order
 
     def validate(self) -> DistillConfig:
@@ -58,6 +62,10 @@ class DistillConfig:
             raise ValueError("rank, epochs and batch size must be at least 1")
         if self.views < len(self.full_sides) + 1:
             raise ValueError(f"give at least {len(self.full_sides) + 1} views: the full images and one flip")
+        if not 0.0 <= self.crop_target <= 1.0:
+            raise ValueError(f"crop_target is a weight between 0 and 1, got {self.crop_target}")
+        if self.crop_target > 0 and self.views < len(self.full_sides) + 2:
+            raise ValueError(f"crop_target needs random crops: give at least {len(self.full_sides) + 2} views")
         return self
 
     def view_key(self) -> dict:
@@ -166,6 +174,23 @@ def collect(
     )
 
 
+def view_targets(data: ViewVectors, config: DistillConfig) -> torch.Tensor:
+    """Each view's target distribution Tensor[V, classes]: the teacher's softmax on the view, mixed with weight
+    ``config.crop_target`` with the teacher's mean softmax over the photo's random crops."""
+    own = torch.from_numpy(data.logits).float().softmax(1)  # (V, K)
+    if config.crop_target == 0:
+        return own
+    first_crop = len(config.full_sides) + 1  # each photo's views: the full ones, a flip, then the crops
+    group = np.cumsum(np.r_[0, np.diff(data.photo) != 0])  # (V,) 0, 1, ... per photo, in order (ids may skip)
+    index = np.arange(len(group)) - np.r_[0, np.flatnonzero(np.diff(group)) + 1][group]  # the view's place
+    crops = torch.from_numpy(index >= first_crop)  # (V,) which views are random crops
+    photo = torch.from_numpy(group).long()
+    sums = torch.zeros(int(photo.max()) + 1, own.shape[1]).index_add_(0, photo[crops], own[crops])
+    counts = torch.zeros(len(sums)).index_add_(0, photo[crops], torch.ones(int(crops.sum())))
+    crop_mean = sums / counts.clamp(min=1)[:, None]  # (photos, K)
+    return (1 - config.crop_target) * own + config.crop_target * crop_mean[photo]
+
+
 def fit_head(
     teacher: nn.Linear, data: ViewVectors, channels: int, config: DistillConfig, progress: Progress | None = None
 ) -> tuple[PyramidHead, list[float]]:
@@ -176,8 +201,11 @@ def fit_head(
     torch.manual_seed(config.seed)
     dev = teacher.weight.device
     head = PyramidHead(teacher, channels, config.levels, config.rank).to(dev)
-    opt = torch.optim.AdamW([*head.fc6.parameters(), *head.fc7.parameters()], lr=config.lr)
-    x, target = torch.from_numpy(data.vectors), torch.from_numpy(data.logits).softmax(1).to(dev)
+    params = [*head.fc6.parameters(), *head.fc7.parameters()]
+    opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    steps = config.epochs * -(-len(data.vectors) // config.batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=steps)
+    x, target = torch.from_numpy(data.vectors), view_targets(data, config).to(dev)
     with torch.no_grad():  # the start is frozen: computed once
         start = torch.cat([head.start(x[i : i + 1024].to(dev).float()) for i in range(0, len(x), 1024)])
     losses = []
@@ -190,6 +218,7 @@ def fit_head(
             opt.zero_grad()
             loss.backward()
             opt.step()
+            schedule.step()
             total += loss.item() * len(rows)
         losses.append(total / len(x))
         report(progress, (epoch + 1) / config.epochs, f"epoch {epoch + 1} of {config.epochs}: KL {losses[-1]:.4f}")
@@ -208,10 +237,13 @@ class CrossFit:
     start: float
     student: float
     student_minus_teacher: Interval  # paired over the photos, 95% bootstrap interval
+    # Each fold's head and the photos it never saw (the benches' --held-out reads them): not part of the JSON.
+    heads: tuple[tuple[PyramidHead, tuple[str, ...]], ...] = field(default=(), compare=False, repr=False)
 
     def json(self) -> dict:
         d = self.student_minus_teacher
-        return {**{k: v for k, v in asdict(self).items() if k != "student_minus_teacher"},
+        keep = ("folds", "side", "photos", "teacher", "start", "student")
+        return {**{k: getattr(self, k) for k in keep},
                 "student_minus_teacher": {"diff": d.value, "low": d.low, "high": d.high}}  # fmt: skip
 
 
@@ -236,6 +268,7 @@ def cross_fit(
         raise ValueError(f"cross-fitting needs at least {max(folds, 2)} labelled photos and 2 folds")
     y = torch.tensor([lab if lab is not None else -1 for lab in labels])
     student = torch.zeros(len(labels), dtype=torch.long)
+    heads = []
     for f in range(folds):
         held = np.arange(len(labels)) % folds == f
         views = ~held[data.photo]  # the training photos' views
@@ -244,6 +277,7 @@ def cross_fit(
         with torch.no_grad():
             x = torch.from_numpy(data.vectors[rows[held]]).float().to(teacher.weight.device)
             student[torch.from_numpy(held)] = head(x).argmax(1).cpu()
+        heads.append((head, tuple(n for n, h in zip(data.names, held, strict=True) if h)))
     with torch.no_grad():
         x = torch.from_numpy(data.vectors[rows]).float().to(teacher.weight.device)
         start = head.start(x).argmax(1).cpu()  # every fold's head has the same start: the teacher's fc, untrained
@@ -254,7 +288,7 @@ def cross_fit(
     return CrossFit(
         folds=folds, side=side, photos=int(k.sum()), teacher=float(right["teacher"].mean()),
         start=float(right["start"].mean()), student=float(right["student"].mean()),
-        student_minus_teacher=paired_bootstrap(right["student"], right["teacher"]),
+        student_minus_teacher=paired_bootstrap(right["student"], right["teacher"]), heads=tuple(heads),
     )  # fmt: skip
 
 
@@ -324,6 +358,18 @@ def save_head(head: PyramidHead, path: str | Path, meta: dict) -> Path:
     return save_tagged({k: v.half() for k, v in head.state_dict().items()}, path, META_KEY, info)
 
 
+def save_fold_heads(result: DistillResult, folder: str | Path) -> list[Path]:
+    """The held-out measurement's heads as ``fold{i}.safetensors`` in ``folder``, each with the names of the photos
+    it never saw (``held_out``), so a bench can score every photo with a head that was not trained on it."""
+    if result.measured is None:
+        raise ValueError("no held-out heads: the photos' names carry no labels, or --folds is 0")
+    meta = result.meta()
+    return [
+        save_head(head, Path(folder) / f"fold{i}.safetensors", {**meta, "fold": i, "held_out": list(names)})
+        for i, (head, names) in enumerate(result.measured.heads)
+    ]
+
+
 def read_head_meta(path: str | Path) -> dict:
     """The metadata of a saved head (raises WeightsError, naming the file, for any other file)."""
     return read_tagged(path, META_KEY, "pyramid head")
@@ -341,5 +387,6 @@ def load_head(path: str | Path, model: SPPNet) -> PyramidHead:
 
 
 def with_pyramid_head(model: SPPNet, head: PyramidHead, name: str) -> SPPNet:
-    """``model``'s conv layers (shared) with the max pyramid and the pyramid head as its classifier."""
-    return model.with_head(SpatialPyramidPool(head.levels, "max"), head, model.class_names, name)
+    """``model``'s conv layers (shared) with the max pyramid and the pyramid head as its classifier, in eval mode
+    (as the shared conv layers already are)."""
+    return model.with_head(SpatialPyramidPool(head.levels, "max"), head, model.class_names, name).eval()

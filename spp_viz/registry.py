@@ -1,36 +1,87 @@
-"""Every model name the UI and the command line accept: the zoo's, and "lab:PATH" for a model saved by the Lab.
+"""Every model name the UI and the command line accept: the zoo's, the pretrained networks with a distilled pyramid
+head (``efficientnet_lite0_spp``), and "lab:PATH" for a model saved by the Lab.
 
-``models.load_model`` knows the zoo only; this module sits above the Lab (``train``), so the two never import each
-other. A new kind of name (a user's own architecture, say) is one more branch in ``load`` and ``title``.
+``models.load_model`` knows the zoo only; this module sits above the distillation and the Lab, so none of them
+imports another. A new kind of name (a user's own architecture, say) is one more branch in ``load`` and ``title``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from .distill import load_head, with_pyramid_head
 from .lab.store import lab_models, load_trained
 from .models import DEFAULT_MODEL, ZOO, SPPNet, load_model
-from .weights import Weights
+from .weights import UploadedWeights, Weights
 
 LAB_PREFIX = "lab:"
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
-__all__ = ["DEFAULT_MODEL", "LAB_PREFIX", "is_zoo", "load", "names", "title"]
+__all__ = ["DEFAULT_MODEL", "LAB_PREFIX", "PYRAMID_MODELS", "base_of", "is_zoo", "load", "names", "title"]
+
+
+@dataclass(frozen=True)
+class PyramidModel:
+    """A zoo network's conv layers (shared with it, not copied) with a distilled pyramid head from ``file``."""
+
+    name: str
+    title: str
+    base: str  # the zoo model whose conv layers and fc (the head's start) it reads
+    file: Path  # the head's fc6 and fc7, made by ``python -m spp_viz distill``
+
+
+PYRAMID_MODELS: dict[str, PyramidModel] = {
+    m.name: m
+    for m in (
+        PyramidModel(
+            "efficientnet_lite0_spp",
+            "SPP-net: Lite0 conv layers + {6,3,2,1} head, distilled",
+            "efficientnet_lite0",
+            ASSETS / "efficientnet_lite0_spp_head.safetensors",
+        ),
+    )
+}
 
 
 def is_zoo(name: str) -> bool:
-    """True for a zoo model (which takes an optional weights file); False for a Lab model."""
+    """True for a zoo model (which takes an optional weights file); False for a pyramid-head or a Lab model."""
     return name in ZOO
 
 
-def load(name: str, device: str | torch.device | None = None, weights: Weights = None) -> SPPNet:
+def base_of(name: str) -> str | None:
+    """The zoo model whose conv layers ``name`` shares (for a pyramid-head model), else None."""
+    return PYRAMID_MODELS[name].base if name in PYRAMID_MODELS else None
+
+
+def load(
+    name: str, device: str | torch.device | None = None, weights: Weights = None, base: SPPNet | None = None
+) -> SPPNet:
     """Build any model by name, in eval mode on a device.
+
+    Args:
+        name: a zoo name, a ``PYRAMID_MODELS`` name or "lab:PATH".
+        device: see ``devices.resolve_device``.
+        weights: a zoo model's weights file; for a pyramid-head model, a head file from ``distill`` (default: the
+            shipped one).
+        base: for a pyramid-head model, the already loaded ``base_of(name)`` model to share (loaded when None).
 
     Raises:
         ValueError: for an unknown name or device.
         WeightsError: when weights are missing, unreadable or of another architecture.
     """
+    if name in PYRAMID_MODELS:
+        entry = PYRAMID_MODELS[name]
+        if isinstance(weights, UploadedWeights):
+            raise ValueError(f"{entry.title} reads its head from a file on disk (python -m spp_viz distill --out)")
+        if base is None:
+            base = load_model(entry.base, device=device)
+        elif base.name != entry.base:
+            raise ValueError(f"{name} shares the conv layers of {entry.base}, not of {base.name}")
+        head = load_head(weights if weights is not None else entry.file, base)
+        return with_pyramid_head(base, head, name)
     if name.startswith(LAB_PREFIX):
         if weights is not None:
             raise ValueError("a Lab model carries its own weights: give no weights file with it")
@@ -39,13 +90,16 @@ def load(name: str, device: str | torch.device | None = None, weights: Weights =
 
 
 def names(lab_dir: str | Path | None = None) -> list[str]:
-    """The zoo's names, then the Lab models saved in ``lab_dir`` (newest first) as "lab:PATH"."""
+    """The zoo's names, the pyramid-head models, then the Lab models saved in ``lab_dir`` (newest first) as
+    "lab:PATH"."""
     lab = lab_models(lab_dir) if lab_dir is not None else []
-    return [*ZOO, *(f"{LAB_PREFIX}{p}" for p in lab)]
+    return [*ZOO, *PYRAMID_MODELS, *(f"{LAB_PREFIX}{p}" for p in lab)]
 
 
 def title(name: str) -> str:
     """How a menu names a model: the zoo's title, or "Lab: STEM"."""
     if name.startswith(LAB_PREFIX):
         return f"Lab: {Path(name[len(LAB_PREFIX) :]).stem}"
+    if name in PYRAMID_MODELS:
+        return PYRAMID_MODELS[name].title
     return ZOO[name].title if name in ZOO else name

@@ -231,6 +231,7 @@ def test_activations_page_missing_folder_is_explained(tmp_path, monkeypatch):
 
 CROPWARP = "pages/4_Crop_warp_SPP.py"
 ATTRIBUTIONS = "pages/5_Attributions.py"
+FEATURE_MAPS = "pages/1_Feature_maps.py"
 
 
 def test_crop_warp_page_views_agreement_multiscale_and_sweep():
@@ -263,6 +264,37 @@ def test_crop_warp_page_shows_the_shipped_views_bench():
     assert any(d.proto.label == "Download these results (JSON)" for d in at.get("download_button"))
 
 
+def test_the_spp_model_on_every_page_says_what_its_classifier_reads():
+    """One session with efficientnet_lite0_spp through every page: its 64,000-number vector, its four levels, the
+    shipped side-by-side rows of both heads and the shipped per-level figures."""
+    import json
+
+    one = json.loads((ROOT / "assets" / "view_accuracy.json").read_text())
+    four = json.loads((ROOT / "assets" / "view_accuracy_spp.json").read_text())
+    at = start(model_name="efficientnet_lite0_spp")
+    for page in PAGES:
+        at.switch_page(page).run()
+        no_exception(at)
+    at.switch_page(FEATURE_MAPS).run()
+    assert metrics(at)["SPP output length"] == "64,000"
+    assert any("reads the {6,3,2,1} pyramid (max pooling): 1,280 channels x 50 bins" in i.value for i in at.info)
+    at.switch_page(CROPWARP).run()
+    table = next(d.value for d in at.dataframe if "efficientnet_lite0_spp top-1" in d.value.columns)
+    assert list(table["efficientnet_lite0 top-1"]) == [f"{one['views'][v]['top1']:.1%}" for v in VIEW_KEYS]
+    assert list(table["efficientnet_lite0_spp top-1"]) == [f"{four['views'][v]['top1']:.1%}" for v in VIEW_KEYS]
+    text = " ".join(m.value for m in at.markdown)
+    assert f"efficientnet_lite0_spp, full image ({four['views']['full']['top1']:.1%})" in text
+    at.switch_page(PYRAMID).run()
+    text = " ".join(m.value for m in at.markdown)
+    assert "the top-1 class survives in" in text and "under efficientnet_lite0_spp" in text
+    at.switch_page(ATTRIBUTIONS).run()
+    specs = [c.proto.spec for c in at.get("plotly_chart")]
+    assert any("logit lost" in s for s in specs) and any("mean over 500 photos" in s for s in specs)
+
+
+VIEW_KEYS = ("crop", "warp", "full", "multi")
+
+
 def test_crop_warp_page_measures_the_gallery_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("SPP_VIZ_SERVER_PATHS", "1")
     from badfiles import photo, save
@@ -281,8 +313,8 @@ def test_crop_warp_page_measures_the_gallery_folder(tmp_path, monkeypatch):
     at.button(key="cw_folder_run").click().run()
     no_exception(at)
     assert any("Over 4 of your photos" in m.value for m in at.markdown)
-    tables = [d.value for d in at.dataframe if "view" in d.value.columns]
-    assert len(tables) == 2  # the shipped run and this folder's
+    tables = [d.value for d in at.dataframe if list(d.value.columns[:3]) == ["view", "top-1", "top-5"]]
+    assert len(tables) == 2  # the shipped run and this folder's (beside the two heads' side-by-side table)
 
 
 def test_feature_maps_before_and_after_relu6():

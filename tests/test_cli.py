@@ -150,19 +150,35 @@ def test_distill_command(tmp_path):
     for i, (sample, index) in enumerate((("chelsea", 281), ("coffee", 504), ("chelsea", 282), ("coffee", 967))):
         shutil.copy(SAMPLES / f"{sample}.jpg", folder / f"{wnids[index]}_{i}.jpg")
     (folder / "broken.jpg").write_bytes(b"nope")
-    out = tmp_path / "head.safetensors"
-    args = ["--views", "4", "--epochs", "2", "--rank", "4", "--cache-dir", str(tmp_path / "cache"), "--out", str(out)]
-    done = run("distill", str(folder), *args, "--json")
+    out, folds = tmp_path / "head.safetensors", tmp_path / "folds"
+    args = ["--views", "5", "--epochs", "2", "--rank", "4", "--cache-dir", str(tmp_path / "cache"), "--out", str(out)]
+    done = run("distill", str(folder), *args, "--fold-heads", str(folds), "--json")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result["photos"] == 4 and result["views"] == 16 and result["skipped"][0][0] == "broken.jpg"
+    assert result["photos"] == 4 and result["views"] == 20 and result["skipped"][0][0] == "broken.jpg"
     measured = result["measured"]
     assert measured["folds"] == 2 and measured["photos"] == 4 and measured["side"] == 256
     assert 0 <= measured["student"] <= 1 and out.is_file()
+    # The held-out heads: each photo held out by exactly one of them.
+    from spp_viz.distill import read_head_meta
+
+    held = [read_head_meta(f)["held_out"] for f in sorted(folds.glob("fold*.safetensors"))]
+    assert len(held) == 2 and sorted(held[0] + held[1]) == sorted(p.name for p in folder.glob("n*.jpg"))
+    held_out = ["--model", "efficientnet_lite0_spp", "--held-out", str(folds), "--json"]
+    levels = run("bench", "levels", str(folder), *held_out)
+    assert levels.returncode == 0, levels.stderr
+    summary = json.loads(levels.stdout.strip().splitlines()[-1])
+    assert summary["n"] == 4 and summary["held_out"] and [r["level"] for r in summary["rows"]] == [6, 3, 2, 1]
+    views = json.loads(run("bench", "views", str(folder), *held_out).stdout.strip().splitlines()[-1])
+    assert views["n"] == 4 and views["held_out"] and sorted(views["names"]) == sorted(held[0] + held[1])
+    assert "a pyramid-head model" in run("bench", "levels", str(folder), "--held-out", str(folds)).stderr
+    assert "no fold*.safetensors" in run("bench", "views", str(folder), *held_out[:3], str(tmp_path)).stderr
     text = run("distill", str(folder), *args, "--folds", "0")  # the views come from the cache now
     assert text.returncode == 0 and "saved" in text.stdout and "held out" not in text.stdout
     empty = tmp_path / "empty"
     empty.mkdir()
     assert "no image files" in run("distill", str(empty), *args).stderr
     assert "--folds takes 0" in run("distill", str(folder), *args, "--folds", "1").stderr
+    assert "needs random crops" in run("distill", str(folder), *args, "--views", "4").stderr
+    assert "between 0 and 1" in run("distill", str(folder), *args, "--crop-target", "2").stderr
     assert "no one-level head" in run("distill", str(folder), *args, "--model", "zf5").stderr

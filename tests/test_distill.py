@@ -22,6 +22,7 @@ from spp_viz.distill import (
     load_head,
     read_head_meta,
     save_head,
+    view_targets,
     with_pyramid_head,
 )
 from spp_viz.images import load_image, to_tensor
@@ -140,3 +141,22 @@ def test_cross_fit_on_made_up_vectors():
     assert 0.0 <= m.student <= 1.0 and m.student_minus_teacher.value == pytest.approx(m.student - m.teacher)
     with pytest.raises(ValueError, match="at least 2 labelled photos"):
         cross_fit(teacher, data, [0, None, None, None, None, None], 1, config, folds=2)
+
+
+def test_view_targets_mix_each_view_with_its_photos_crop_mean():
+    """Slow reference: for each photo (ids need not be consecutive, as in a cross-fit fold), the mean softmax over its
+    crop views (after the 3 full views and the flip), mixed with each view's own softmax."""
+    config = DistillConfig(views=6, full_sides=(224, 256, 320), crop_target=0.3)
+    photo = np.repeat([0, 2, 5], 6)
+    logits = np.random.default_rng(0).normal(size=(18, 4)).astype(np.float32)
+    got = view_targets(ViewVectors(np.zeros((18, 1), np.float16), logits, photo), config).numpy()
+    p = torch.from_numpy(logits).softmax(1).numpy()
+    for g in range(3):
+        rows = range(6 * g, 6 * g + 6)
+        crop_mean = np.mean([p[r] for r in rows if r - 6 * g >= 4], axis=0)
+        for r in rows:
+            np.testing.assert_allclose(got[r], 0.7 * p[r] + 0.3 * crop_mean, atol=1e-6)
+    plain = view_targets(ViewVectors(np.zeros((18, 1), np.float16), logits, photo), DistillConfig(crop_target=0.0))
+    np.testing.assert_allclose(plain.numpy(), p, atol=1e-6)
+    with pytest.raises(ValueError, match="needs random crops"):
+        DistillConfig(views=4, crop_target=0.5).validate()

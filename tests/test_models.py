@@ -220,3 +220,35 @@ def test_networks_without_a_clip_are_unchanged(tmp_path):
         fm = compute_feature_maps(model, img)
         assert fm.responses is fm.conv5 and fm.saturated_channels == 0
         np.testing.assert_array_equal(fm.channel_max, fm.conv5.max(axis=(1, 2)))
+
+
+def test_the_spp_model_reads_the_shipped_head_on_lite0s_shared_conv_layers(default_model, tmp_path):
+    """efficientnet_lite0_spp: Lite0's conv layers (the same modules, not a copy), the {6,3,2,1} max pyramid, the
+    shipped head's recipe in its metadata; its logits equal the head applied by hand to the pyramid vector."""
+    from spp_viz import registry
+    from spp_viz.distill import read_head_meta
+    from spp_viz.pyramid import spatial_pyramid_pool
+    from spp_viz.weights import UploadedWeights
+
+    entry = registry.PYRAMID_MODELS["efficientnet_lite0_spp"]
+    assert entry.file.is_file() and entry.file.stat().st_size <= 30e6  # the issue's limit for the shipped file
+    model = registry.load("efficientnet_lite0_spp", base=default_model)
+    assert model.features is default_model.features and model.name == "efficientnet_lite0_spp"
+    assert model.spp.levels == (6, 3, 2, 1) and model.spp.mode == "max" and model.spp_length == 64_000
+    assert model.pretrained and model.class_names == default_model.class_names
+    meta = read_head_meta(entry.file)
+    assert meta["levels"] == [6, 3, 2, 1] and meta["photos"] == 500 and meta["measured"]["photos"] == 500
+    x = to_tensor(load_image(samples()[0].path).resize((256, 200)))
+    with torch.inference_mode():
+        v = spatial_pyramid_pool(default_model.forward_features(x), (6, 3, 2, 1), "max")
+        torch.testing.assert_close(model(x), model.classifier(v))
+        assert not torch.equal(model(x), default_model(x))  # its own head, not Lite0's
+    assert registry.title("efficientnet_lite0_spp").startswith("SPP-net") and not registry.is_zoo(entry.name)
+    assert "efficientnet_lite0_spp" in registry.names() and registry.base_of(entry.name) == "efficientnet_lite0"
+    with pytest.raises(ValueError, match="shares the conv layers of efficientnet_lite0"):
+        registry.load("efficientnet_lite0_spp", base=load_model("zf5"))
+    with pytest.raises(ValueError, match="reads its head from a file"):
+        registry.load("efficientnet_lite0_spp", weights=UploadedWeights("h.safetensors", b"x"))
+    (tmp_path / "broken.safetensors").write_bytes(b"not a head")
+    with pytest.raises(WeightsError, match="broken.safetensors is not a pyramid head"):
+        registry.load("efficientnet_lite0_spp", weights=tmp_path / "broken.safetensors", base=default_model)

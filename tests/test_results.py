@@ -9,6 +9,7 @@ import pytest
 from conftest import ROOT
 
 from spp_viz.explain.bag_of_words import ShuffleSummary, bench_findings
+from spp_viz.explain.level_importance import LevelSummary
 from spp_viz.explain.view_summary import ViewsSummary, findings
 from spp_viz.lab.experiments import ExperimentResults, paper_verdicts
 from spp_viz.progress import counted, report
@@ -20,7 +21,10 @@ ASSETS = ROOT / "assets"
     ("asset", "kind"),
     [
         ("view_accuracy.json", ViewsSummary),
+        ("view_accuracy_spp.json", ViewsSummary),
         ("bag_of_words.json", ShuffleSummary),
+        ("bag_of_words_spp.json", ShuffleSummary),
+        ("level_importance.json", LevelSummary),
         ("lab_results.json", ExperimentResults),
     ],
 )

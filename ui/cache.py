@@ -50,7 +50,10 @@ def get_model(choice: ModelChoice) -> SPPNet:
     if weights is not None and weights.startswith(UPLOAD_PREFIX):
         # Only the digest is hashed as the key; the bytes come from this session, never from the server's disk.
         weights = session_weights(weights)
-    model = registry.load(choice.name, device=choice.device, weights=weights)
+    base_name = registry.base_of(choice.name)
+    # A pyramid-head model reads the cached base network's conv layers: one copy of Lite0 for both menu entries.
+    base = get_model(ModelChoice(base_name, choice.device)) if base_name is not None else None
+    model = registry.load(choice.name, device=choice.device, weights=weights, base=base)
     with _LOADS_LOCK:
         _LOADS["count"] += 1
         _LOADED.add(model)

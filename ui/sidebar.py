@@ -69,7 +69,13 @@ def _model_box() -> ModelChoice:
         weights = _weights_box(name)
     else:
         weights = None
-        st.caption("Trained in the SPP Lab; its class names come with it.")
+        base = registry.base_of(name)
+        st.caption(
+            f"{registry.title(base)}'s conv layers (shared with it) and a pyramid head distilled from its own head; "
+            "see the README's model card."
+            if base is not None
+            else "Trained in the SPP Lab; its class names come with it."
+        )
     choices = ["auto", *available_devices()]
     wanted = st.selectbox("Device", choices, key="device", help="auto picks CUDA, then Apple MPS, then the CPU.")
     device = str(resolve_device(wanted))

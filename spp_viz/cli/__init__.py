@@ -16,8 +16,9 @@ from ..lab.experiments import EXPERIMENT_EPOCHS, EXPERIMENT_SEEDS
 from ..lab.models import REGIMES
 from ..lab.train import FINE_TUNE_EPOCHS_PER_EPOCH, FINE_TUNE_SIDES
 from ..models import DEFAULT_MODEL, ZOO
+from ..registry import PYRAMID_MODELS
 from ..weights import WeightsError
-from . import commands
+from . import commands, folder_benches
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -25,7 +26,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         "--model",
         default=DEFAULT_MODEL,
         type=commands.model_name,
-        help=f"{', '.join(ZOO)} or lab:PATH (default: %(default)s)",
+        help=f"{', '.join([*ZOO, *PYRAMID_MODELS])} or lab:PATH (default: %(default)s)",
     )
     p.add_argument("--weights", default=None, help="weights file (.pth or .safetensors) instead of the default")
     p.add_argument("--device", default=None, help="auto, cuda, mps or cpu (default: best available)")
@@ -134,18 +135,33 @@ def _add_bench(sub) -> None:
     _add_model_args(p)
     p.add_argument("--short-side", type=commands.positive, default=256, help="full view's shorter side (default 256)")
     p.add_argument("--multi", action="store_true", help="also full images averaged over the paper's test scales")
-    p.add_argument("--limit", type=commands.positive, default=None, help="only the first N files")
-    p.add_argument("--json", action="store_true", help="print one JSON object last on stdout")
-    p.set_defaults(func=commands.cmd_bench_views)
+    _add_folder_bench_args(p)
+    p.set_defaults(func=folder_benches.cmd_bench_views)
 
     p = bench.add_parser("shuffle", help="the bag-of-words test: shuffle k x k tiles, compare pyramid levels")
     p.add_argument("folder", help="photos (labels, where their names carry them, add accuracy)")
     _add_model_args(p)
     p.add_argument("--tiles", default=",".join(map(str, SHUFFLE_TILES)), help="k values (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="photo i is shuffled with seed + i (default 0)")
+    _add_folder_bench_args(p)
+    p.set_defaults(func=folder_benches.cmd_bench_shuffle)
+
+    p = bench.add_parser("levels", help="each pyramid level zeroed in turn: its share of the decision, over a folder")
+    p.add_argument("folder", help="photos (searched recursively)")
+    _add_model_args(p)
+    _add_folder_bench_args(p)
+    p.set_defaults(func=folder_benches.cmd_bench_levels)
+
+
+def _add_folder_bench_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--held-out",
+        default=None,
+        metavar="DIR",
+        help="pyramid-head models: score each photo with the head in DIR (distill --fold-heads) not trained on it",
+    )
     p.add_argument("--limit", type=commands.positive, default=None, help="only the first N files")
     p.add_argument("--json", action="store_true", help="print one JSON object last on stdout")
-    p.set_defaults(func=commands.cmd_bench_shuffle)
 
 
 def _add_distill(sub) -> None:
@@ -157,10 +173,17 @@ def _add_distill(sub) -> None:
     p.add_argument("--rank", type=commands.positive, default=DistillConfig.rank, help="fc6 width (default %(default)s)")
     p.add_argument("--views", type=commands.positive, default=DistillConfig.views, help="per photo (default 8)")
     p.add_argument("--epochs", type=commands.positive, default=DistillConfig.epochs, help="(default %(default)s)")
+    p.add_argument(
+        "--crop-target",
+        type=float,
+        default=DistillConfig.crop_target,
+        help="weight of the teacher's mean over each photo's crops in every view's target (default %(default)s)",
+    )
     p.add_argument("--folds", type=int, default=2, help="held-out heads that measure the recipe (0: none)")
     p.add_argument("--limit", type=commands.positive, default=None, help="only the first N files")
     p.add_argument("--cache-dir", default=None, help="view vectors cache (default ~/.cache/spp_viz/distill)")
     p.add_argument("--out", required=True, help="where to save the head (.safetensors)")
+    p.add_argument("--fold-heads", default=None, metavar="DIR", help="also save the held-out heads (for --held-out)")
     p.add_argument("--json", action="store_true", help="print one JSON object last on stdout")
     p.set_defaults(func=commands.cmd_distill)
 

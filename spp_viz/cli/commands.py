@@ -15,7 +15,7 @@ from ..explain.feature_maps import compute_feature_maps
 from ..images import load_image
 from ..models import ZOO
 from ..progress import Progress
-from ..registry import LAB_PREFIX, load
+from ..registry import LAB_PREFIX, PYRAMID_MODELS, load
 
 
 @contextmanager
@@ -44,10 +44,11 @@ def positive(text: str) -> int:
 
 
 def model_name(text: str) -> str:
-    """A zoo name, or "lab:PATH" for a model saved by the Lab."""
-    if text in ZOO or text.startswith(LAB_PREFIX):
+    """A zoo name, a pyramid-head model's name, or "lab:PATH" for a model saved by the Lab."""
+    if text in ZOO or text in PYRAMID_MODELS or text.startswith(LAB_PREFIX):
         return text
-    raise argparse.ArgumentTypeError(f"unknown model {text!r}: choose one of {', '.join(ZOO)}, or lab:PATH")
+    known = ", ".join([*ZOO, *PYRAMID_MODELS])
+    raise argparse.ArgumentTypeError(f"unknown model {text!r}: choose one of {known}, or lab:PATH")
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -157,76 +158,20 @@ def cmd_bench_detection(args: argparse.Namespace) -> int:
     return 0
 
 
-def _folder_and_model(args: argparse.Namespace):
-    """The folder's image files (the first --limit of them) and the model, for the folder benches."""
-    from ..gallery import folder_items
+def folder_items(args: argparse.Namespace) -> list:
+    """The folder's image files (the first --limit of them), for the folder commands."""
+    from ..gallery import folder_items as items_of
 
-    items = folder_items(args.folder)[: args.limit]
+    items = items_of(args.folder)[: args.limit]
     if not items:
         raise ValueError(f"no image files in {args.folder}")
+    return items
+
+
+def _folder_and_model(args: argparse.Namespace):
+    """The folder's image files (the first --limit of them) and the model, for the folder commands."""
+    items = folder_items(args)
     return items, load(args.model, device=args.device, weights=args.weights)
-
-
-def cmd_bench_views(args: argparse.Namespace) -> int:
-    from ..explain.view_accuracy import view_accuracy
-    from ..explain.view_summary import findings
-
-    items, model = _folder_and_model(args)
-    with progress_bar(f"views of {model.name}") as progress:
-        report = view_accuracy(model, items, args.short_side, args.multi, progress=progress)
-    if not report.n:
-        raise ValueError(f"none of the {len(items)} files in {args.folder} has a readable label and image")
-    result = report.summary()
-    if args.json:
-        print(json.dumps(result.json()))
-        return 0
-    print(f"{args.folder}: {report.n} labelled photos, {model.name} on {model.device}, shorter side {args.short_side}")
-    print(f"{'view':<10} {'top-1':>7} {'top-5':>7}   vs crop, top-1 (95% interval; McNemar p)")
-    for v, acc in result.accuracy.items():
-        line = f"{v:<10} {acc['top1']:>7.1%} {acc['top5']:>7.1%}"
-        if v in result.against_crop:
-            d = result.against_crop[v]["top1"]
-            line += f"   {100 * d.diff:+.1f} points ({100 * d.low:+.1f} to {100 * d.high:+.1f}; p = {d.mcnemar_p:.2g})"
-        print(line)
-    for sentence in findings(result, "photos"):
-        print("- " + sentence)
-    for what, rows in (("without a label", report.unlabeled), ("unreadable", report.skipped)):
-        if rows:
-            print(f"{len(rows)} file(s) {what}, left out:")
-            for name, why in rows:
-                print(f"  {name}: {why}")
-    print(f"{report.seconds:.1f} s ({result.images_per_second} photos/s)")
-    return 0
-
-
-def cmd_bench_shuffle(args: argparse.Namespace) -> int:
-    from ..explain.bag_of_words import bench_findings, shuffle_bench
-    from ..explain.labels import LabelReader
-
-    ks = tuple(positive(k) for k in args.tiles.split(","))
-    items, model = _folder_and_model(args)
-    reader = LabelReader.for_model(model)
-    with progress_bar("shuffle test") as progress:
-        bench = shuffle_bench(model, items, ks, args.seed, labels=lambda name: reader.read(name)[0], progress=progress)
-    if not bench.names:
-        raise ValueError(f"none of the {len(items)} files in {args.folder} could be read")
-    result = bench.summary()
-    if args.json:
-        print(json.dumps(result.json()))
-        return 0
-    levels = result.levels
-    print(f"{args.folder}: {result.n} photos, {model.name}, shorter side {result.short_side}, seed {args.seed}")
-    print(f"{'tiles':<6} {'top-1 kept':>10} {'accuracy':>16} " + " ".join(f"{f'cos {n}x{n}':>9}" for n in levels))
-    for r in result.rows:
-        acc_text = f"{r.accuracy[0].mean:.0%} -> {r.accuracy[1].mean:.0%}" if r.accuracy else "no labels"
-        cos = " ".join(f"{r.cosine[n].mean:>9.2f}" for n in levels)
-        print(f"{r.k}x{r.k:<4} {r.top1_unchanged.mean:>10.0%} {acc_text:>16} {cos}")
-    for line in bench_findings(result):
-        print("- " + line)
-    for name, why in bench.skipped:
-        print(f"skipped {name}: {why}")
-    print(f"{result.seconds:.1f} s")
-    return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -319,16 +264,16 @@ def cmd_detection_lab(args: argparse.Namespace) -> int:
     return 0
 
 
-
-
 def cmd_distill(args: argparse.Namespace) -> int:
-    from ..distill import DISTILL_CACHE, DistillConfig, distill, save_head
+    from ..distill import DISTILL_CACHE, DistillConfig, distill, save_fold_heads, save_head
     from ..explain.labels import LabelReader
     from ..pyramid import parse_levels
 
     items, model = _folder_and_model(args)
     levels = parse_levels(args.levels)
-    config = DistillConfig(levels=levels, rank=args.rank, views=args.views, epochs=args.epochs).validate()
+    config = DistillConfig(
+        levels=levels, rank=args.rank, views=args.views, epochs=args.epochs, crop_target=args.crop_target
+    ).validate()
     reader = LabelReader.for_model(model)
     with progress_bar(f"distilling a {list(levels)} head from {model.name}") as progress:
         result = distill(
@@ -337,7 +282,9 @@ def cmd_distill(args: argparse.Namespace) -> int:
         )  # fmt: skip
     recipe = result.meta()
     path = save_head(result.head, args.out, recipe)
-    meta = recipe | {"out": str(path), "skipped": [list(s) for s in result.skipped]}
+    folds = save_fold_heads(result, args.fold_heads) if args.fold_heads else []
+    skipped = [list(s) for s in result.skipped]
+    meta = recipe | {"out": str(path), "fold_heads": [str(f) for f in folds], "skipped": skipped}
     if args.json:
         print(json.dumps(meta))
         return 0
@@ -355,5 +302,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
         )
     for name, why in result.skipped:
         print(f"skipped {name}: {why}")
+    for f in folds:
+        print(f"saved the held-out head {f}")
     print(f"saved {path} ({result.seconds:.1f} s)")
     return 0

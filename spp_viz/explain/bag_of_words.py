@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -145,6 +145,24 @@ class ShuffleBench:
     correct: dict[int, list[bool]] = field(default_factory=dict)  # k (0: the original) -> [N], labelled photos
     skipped: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    held_out: bool = False  # merged from held-out heads, each scoring photos it was not trained on
+
+    @classmethod
+    def merge(cls, parts: Sequence[ShuffleBench], model: str) -> ShuffleBench:
+        """Benches of disjoint photos (one per held-out head) as one, named ``model``."""
+        first = parts[0]
+        if any((p.seed, p.ks, p.levels) != (first.seed, first.ks, first.levels) for p in parts):
+            raise ValueError("the parts were measured with different seeds, tile counts or levels")
+        out = cls(model, first.seed, first.ks, first.levels, held_out=True)
+        out.cosines = {k: {n: [c for p in parts for c in p.cosines[k][n]] for n in first.levels} for k in first.ks}
+        out.same_top1 = {k: [x for p in parts for x in p.same_top1[k]] for k in first.ks}
+        if all(p.correct for p in parts):
+            out.correct = {k: [x for p in parts for x in p.correct[k]] for k in first.correct}
+        for p in parts:
+            out.names += p.names
+            out.skipped += p.skipped
+            out.seconds += p.seconds
+        return out
 
     def summary(self) -> ShuffleSummary:
         """Per k: means and standard errors over the photos, and the paired coarse-minus-fine gap."""
@@ -174,6 +192,7 @@ class ShuffleBench:
             labelled=len(self.correct.get(0, [])),
             skipped=list(self.skipped),
             seconds=round(self.seconds, 1),
+            held_out=self.held_out,
         )
 
     def json(self) -> dict:
@@ -248,9 +267,12 @@ class ShuffleSummary:
     labelled: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    held_out: bool = False
 
     def json(self) -> dict:
+        held = {"held_out": True} if self.held_out else {}  # written only when set: older files read back the same
         return {
+            **held,
             "n": self.n,
             "model": self.model,
             "seed": self.seed,
@@ -274,6 +296,7 @@ class ShuffleSummary:
             labelled=d.get("labelled", 0),
             skipped=[tuple(s) for s in d.get("skipped", [])],
             seconds=d.get("seconds", 0.0),
+            held_out=bool(d.get("held_out", False)),
         )
 
 
@@ -285,15 +308,19 @@ def shuffle_bench(
     levels: Sequence[int] = SHUFFLE_LEVELS,
     labels: Callable[[str], int | None] | None = None,
     progress: Progress | None = None,
+    only: Collection[str] | None = None,
 ) -> ShuffleBench:
     """``shuffle_test`` for every photo and every k (photo i shuffled with seed ``seed + i``), one forward pass per
-    picture; ``labels`` (a file name -> class index or None) adds accuracy before and after the shuffle."""
+    picture; ``labels`` (a file name -> class index or None) adds accuracy before and after the shuffle. ``only``:
+    the names to run (the others are passed over, keeping each photo's seed as in a run over all of them)."""
     start = time.perf_counter()
     bench = ShuffleBench(model.name, seed, tuple(ks), tuple(levels))
     bench.cosines = {k: {n: [] for n in levels} for k in ks}
     bench.same_top1 = {k: [] for k in ks}
     labelled = {k: [] for k in (0, *ks)}
     for i, item in enumerate(items):
+        if only is not None and item.name not in only:
+            continue
         try:
             img = resize_short_side(load_image(item.read(), name=item.name), SHUFFLE_SHORT_SIDE)
         except ImageError as e:
@@ -346,5 +373,25 @@ def bench_findings(result: ShuffleSummary) -> list[str]:
         out.append(
             f"The {coarse}x{coarse} level does not change clearly less than the {fine}x{fine} level at every tile "
             "size here, so these photos do not show the bag-of-words reading cleanly."
+        )
+    return out
+
+
+def heads_findings(one: ShuffleSummary, four: ShuffleSummary) -> list[str]:
+    """Per tile count: how often the top-1 survives the shuffle under two heads on the same photos, and whether the
+    difference is clear (more than twice its standard error, taken unpaired: the summaries keep no per-photo
+    outcome, and pairing would only shrink it)."""
+    out = []
+    for r1, r4 in zip(one.rows, four.rows, strict=False):
+        if r1.k != r4.k:
+            continue
+        a, b = r1.top1_unchanged, r4.top1_unchanged
+        diff, se = b.mean - a.mean, math.hypot(a.se, b.se)
+        more = "notices the shuffle more" if diff < 0 else "keeps its top-1 more often"
+        verdict = "no clear difference" if abs(diff) <= 2 * se else f"{four.model} {more}"
+        out.append(
+            f"{r1.k}x{r1.k} tiles: the top-1 class survives in {a.mean:.0%} (SE {a.se:.1%}) of the photos under "
+            f"{one.model} and {b.mean:.0%} (SE {b.se:.1%}) under {four.model}: {100 * diff:+.1f} points "
+            f"(SE {100 * se:.1f}), {verdict}."
         )
     return out

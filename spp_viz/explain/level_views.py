@@ -83,3 +83,19 @@ def fixed_length_rows(model: SPPNet, img: Image.Image, levels: Sequence[int]) ->
             length = spatial_pyramid_pool(conv5, levels).shape[1]
         rows.append(SizeRow(label, (x.shape[-2], x.shape[-1]), (conv5.shape[-2], conv5.shape[-1]), length))
     return rows
+
+
+def classifier_reads(model: SPPNet) -> str:
+    """One sentence: which pyramid levels ``model``'s classifier reads, and how many numbers that is."""
+    levels, mode = tuple(model.spp.levels), model.spp.mode
+    pyramid = "{" + ",".join(map(str, levels)) + "}"
+    length = f"{model.channels:,} channels x {sum(n * n for n in levels)} bins = {model.spp_length:,} numbers"
+    if levels == (1,):
+        return (
+            f"{model.name}'s classifier reads a one-level pyramid ({mode} pooling over all of conv5: global "
+            f"{'average' if mode == 'avg' else 'max'} pooling, {model.channels:,} numbers). The paper's "
+            "{6,3,2,1} levels that the Pyramid page draws are read by no trained layer of this network; the SPP-net "
+            "entry of the Network menu has a classifier that reads them."
+        )
+    trained = "" if model.pretrained else " Its weights are random: it shows the mechanism, not what was learned."
+    return f"{model.name}'s classifier reads the {pyramid} pyramid ({mode} pooling): {length}.{trained}"

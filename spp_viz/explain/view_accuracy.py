@@ -27,8 +27,6 @@ from .views import MULTI_SCALES, crop_view, warp_view
 BENCH_VIEWS = ("crop", "warp", "full")  # "multi" joins them when asked
 
 
-
-
 def prepare_views(img: Image.Image, size: int, short_side: int, multi: bool) -> tuple[torch.Tensor, ...]:
     """(fixed [2, 3, size, size], full [1, 3, H, W], *multi) for one photo: the paper's views, as ``views`` makes
     them (crop: centre size x size at shorter side ``short_side``; warp: size x size; full: shorter side
@@ -57,10 +55,26 @@ class ViewsReport:
     unlabeled: list[tuple[str, str]] = field(default_factory=list)  # (file, why no label)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why it could not be read)
     seconds: float = 0.0
+    held_out: bool = False  # merged from held-out heads, each scoring photos it was not trained on
 
     @property
     def n(self) -> int:
         return len(self.names)
+
+    @classmethod
+    def merge(cls, parts: Sequence[ViewsReport], model: str) -> ViewsReport:
+        """Reports on disjoint photos (one per held-out head) as one, named ``model``."""
+        views = parts[0].views
+        if any(p.views != views or p.short_side != parts[0].short_side for p in parts):
+            raise ValueError("the parts were measured with different views or sizes")
+        return cls(
+            model=model, short_side=parts[0].short_side, views=views, names=[n for p in parts for n in p.names],
+            labels=np.concatenate([p.labels for p in parts]),
+            top1={v: np.concatenate([p.top1[v] for p in parts]) for v in views},
+            top5={v: np.concatenate([p.top5[v] for p in parts]) for v in views},
+            unlabeled=[u for p in parts for u in p.unlabeled], skipped=[s for p in parts for s in p.skipped],
+            seconds=sum(p.seconds for p in parts), held_out=True,
+        )  # fmt: skip
 
     def accuracy(self, view: str) -> dict[str, float]:
         return {"top1": float(self.top1[view].mean()), "top5": float(self.top5[view].mean())}
@@ -97,6 +111,9 @@ class ViewsReport:
             unlabeled=list(self.unlabeled),
             skipped=list(self.skipped),
             seconds=round(self.seconds, 1),
+            names=list(self.names),
+            hits={v: "".join("1" if h else "0" for h in self.top1[v]) for v in self.views},
+            held_out=self.held_out,
             images_per_second=round(self.n / self.seconds, 2) if self.seconds else None,
         )
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .. import paper
+from ..stats import mcnemar, paired_bootstrap
 from .views import MULTI_SCALES, VIEW_TITLES
 
 VIEW_WORDS = {
@@ -61,6 +62,13 @@ class ViewsSummary:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     images_per_second: float | None = None
+    names: list[str] = field(default_factory=list)  # the photos, in the order of ``hits``
+    hits: dict[str, str] = field(default_factory=dict)  # view -> per photo "1" (top-1 right) or "0"
+    held_out: bool = False  # each photo scored by a head that was not trained on it (``distill --fold-heads``)
+
+    def top1_hits(self, view: str) -> dict[str, bool]:
+        """Photo name -> whether ``view``'s top-1 was right (empty for JSON written before the hits were kept)."""
+        return {n: h == "1" for n, h in zip(self.names, self.hits.get(view, ""), strict=False)}
 
     def json(self) -> dict:
         def pairs(table: dict[str, dict[str, PairedDiff]], other: str) -> dict:
@@ -77,6 +85,9 @@ class ViewsSummary:
             "skipped": [list(s) for s in self.skipped],
             "seconds": self.seconds,
             "images_per_second": self.images_per_second,
+            "names": self.names,
+            "hits": self.hits,
+            "held_out": self.held_out,
         }
 
     @classmethod
@@ -95,7 +106,22 @@ class ViewsSummary:
             skipped=[tuple(s) for s in d.get("skipped", [])],
             seconds=d.get("seconds", 0.0),
             images_per_second=d.get("images_per_second"),
+            names=list(d.get("names", [])),
+            hits=dict(d.get("hits", {})),
+            held_out=bool(d.get("held_out", False)),
         )
+
+
+def across_models(a: ViewsSummary, view_a: str, b: ViewsSummary, view_b: str) -> PairedDiff | None:
+    """``a``'s ``view_a`` against ``b``'s ``view_b`` on the photos both measured (paired by name): the top-1
+    difference with its 95% bootstrap interval and McNemar's test; None when the two share no photo."""
+    hits_a, hits_b = a.top1_hits(view_a), b.top1_hits(view_b)
+    common = [n for n in hits_a if n in hits_b]
+    if not common:
+        return None
+    x, y = [hits_a[n] for n in common], [hits_b[n] for n in common]
+    diff, test = paired_bootstrap(x, y), mcnemar(x, y)
+    return PairedDiff(diff.value, diff.low, diff.high, test.p_value, test.only_a, test.only_b)
 
 
 # ----------------------------------------------------------------------------- what the numbers say
@@ -111,27 +137,38 @@ def _verdict(d: PairedDiff, other: str) -> str:
     return f"shows no clear difference from the {other}: {100 * d.diff:+.1f} points ({band})"
 
 
+def how_trained(model: str) -> str:
+    """One sentence on how ``model`` was trained, for the findings that depend on it."""
+    if model == "efficientnet_lite0_spp":
+        return (
+            "this one has Lite0's conv layers, trained on 224 x 224 crops, and a {6,3,2,1} head distilled from Lite0's "
+            "own head on 500 photos (full images at three sizes and random crops), so its conv layers still know "
+            "objects at the crop's scale and framing."
+        )
+    return (
+        f"this one ({model}) was trained on 224 x 224 crops (its head is global average pooling), so it knows "
+        "objects at the crop's scale and framing."
+    )
+
+
 def findings(result: ViewsSummary, where: str = "these photos") -> list[str]:
     """Sentences computed from a views bench's summary: each view against the crop (and the full image against the
     warp), with its interval, and how that compares with the paper's direction."""
     acc = ", ".join(f"{VIEW_WORDS[v]} {a['top1']:.1%}" for v, a in result.accuracy.items())
     out = [f"Over {result.n} {where} this network's top-1 accuracy is: {acc} (top-5 in the table)."]
+    if result.held_out:
+        out.append("Each photo was scored by a head distilled without it (distill --fold-heads, bench --held-out).")
     for v, paired in result.against_crop.items():
         d = paired["top1"]
         out.append(
             f"{VIEW_TITLES[v]} {_verdict(d, 'centre crop')}; right only this way: {d.only_this_view} photo(s), "
             f"only with the crop: {d.only_other}."
         )
-    trained = (
-        f"The paper's networks were trained with SPP at several input sizes; this one ({result.model}) was "
-        "trained on 224 x 224 crops (its head is global average pooling), so it knows objects at the crop's scale "
-        "and framing."
-    )
+    trained = f"The paper's networks were trained with SPP at several input sizes; {how_trained(result.model)}"
     warp = result.against_warp.get("full", {}).get("top1")
     if warp is not None:
         claim = (
-            f"the paper's direction (Caltech101: full {paper.CALTECH101_FULL}% against warped "
-            f"{paper.CALTECH101_WARP}%)"
+            f"the paper's direction (Caltech101: full {paper.CALTECH101_FULL}% against warped {paper.CALTECH101_WARP}%)"
         )
         out.append(
             f"Full image (SPP) {_verdict(warp, 'warp')}: "
@@ -165,3 +202,35 @@ def table_rows(result: ViewsSummary) -> list[dict[str, str]]:
         row["McNemar p, top-1"] = "" if d is None else f"{d.mcnemar_p:.2g}"
         rows.append(row)
     return rows
+
+
+# The pairs a two-model comparison reports: (view of the second model, view of the first).
+HEAD_PAIRS = (("full", "full"), ("full", "crop"), ("multi", "crop"), ("crop", "crop"))
+
+
+def side_by_side(a: ViewsSummary, b: ViewsSummary) -> list[dict[str, str]]:
+    """One row per view both measured: each model's top-1, and b minus a on the same photos (95% interval)."""
+    rows = []
+    for v in (v for v in a.accuracy if v in b.accuracy):
+        d = across_models(b, v, a, v)
+        rows.append({
+            "view": VIEW_TITLES[v], f"{a.model} top-1": f"{a.accuracy[v]['top1']:.1%}",
+            f"{b.model} top-1": f"{b.accuracy[v]['top1']:.1%}",
+            "difference (95% interval)": "" if d is None else
+            f"{100 * d.diff:+.1f} ({100 * d.low:+.1f} to {100 * d.high:+.1f}) points, McNemar p = {d.mcnemar_p:.2g}",
+        })  # fmt: skip
+    return rows
+
+
+def head_findings(a: ViewsSummary, b: ViewsSummary) -> list[str]:
+    """Sentences on ``b`` (a pyramid head) against ``a`` (the one-level head) on the same photos, for each of
+    ``HEAD_PAIRS``: the goal (b's full image at least a's) and the paper's claim (a whole image does as well as a
+    crop)."""
+    out = []
+    for vb, va in HEAD_PAIRS:
+        d = across_models(b, vb, a, va)
+        if d is None or vb not in b.accuracy or va not in a.accuracy:
+            continue
+        other = f"{a.model} {VIEW_WORDS[va]} ({a.accuracy[va]['top1']:.1%})"
+        out.append(f"{b.model}, {VIEW_WORDS[vb]} ({b.accuracy[vb]['top1']:.1%}) {_verdict(d, other)}.")
+    return out

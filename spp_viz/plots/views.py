@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 from PIL import Image, ImageDraw
 
 from ..explain.attribution import LevelShare
+from ..explain.level_importance import LevelSummary
 from ..explain.view_summary import ViewsSummary
 from ..explain.views import VIEW_TITLES, VIEWS, View, make_views
 
@@ -93,6 +94,31 @@ def level_shares_bar(shares: Sequence[LevelShare]) -> go.Figure:
         xaxis_title="pyramid level",
         yaxis_title="logit drop",
         height=300,
+        margin={"t": 40, "b": 10},
+    )
+    return fig
+
+
+def level_means_bar(summary: LevelSummary) -> go.Figure:
+    """Each level's mean share of the top class's logit drop over a folder (whiskers: 2 standard errors), with
+    the number of photos whose top-1 changes without it (``level_importance.LevelSummary``)."""
+    rows = summary.rows
+    fig = go.Figure(
+        go.Bar(
+            x=[f"{r.level}x{r.level}" for r in rows],
+            y=[100 * r.share.mean for r in rows],
+            error_y={"type": "data", "array": [200 * r.share.se for r in rows]},
+            text=[f"top-1 changes on {r.changed} of {summary.n}" for r in rows],
+            textposition="outside",
+            hovertemplate="level %{x}<br>mean share %{y:.1f}%<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=f"Share of the top class's logit drop, mean over {summary.n} photos",
+        xaxis_title="pyramid level zeroed",
+        yaxis_title="share (%)",
+        yaxis_range=[0, 115],
+        height=320,
         margin={"t": 40, "b": 10},
     )
     return fig
