@@ -186,8 +186,17 @@ def rule_panel(fm: FeatureMaps, levels) -> None:
             key="rule_case",
             format_func=lambda i: f"a = {failures[i].size}, n = {failures[i].n}: {failures[i].problem}",
         )
-        st.plotly_chart(rule_coverage(failures[pick].size, failures[pick].n), width="stretch")
-        st.caption("Red cells are never pooled; rectangles are the windows the training rule produces.")
+        case = failures[pick]
+        st.plotly_chart(rule_coverage(case.size, case.n), width="stretch")
+        if case.stride == 0:
+            st.warning(
+                f"**No window exists here.** A {case.size} x {case.size} map cannot give {case.n} x {case.n} bins "
+                f"with window ceil(a/n) and stride floor(a/n): the stride floor({case.size}/{case.n}) is 0, so no "
+                "pooling layer can be built and every cell (red) stays unpooled. Appendix A's adaptive bins overlap "
+                "instead."
+            )
+        else:
+            st.caption("Red cells are never pooled; rectangles are the windows the training rule produces.")
 
 
 def shuffle_panel() -> None:

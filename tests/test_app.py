@@ -141,6 +141,8 @@ def test_pyramid_page_every_preset_and_rule(rule):
             broken = 6 in levels
             assert any("training rule" in w.value for w in at.warning) == broken
     assert len(at.dataframe) == 3  # fixed-length table, the rule check for this size, the failures up to 40
+    # The first broken case drawn is a map smaller than its bins (a = 1): said in words, not only drawn.
+    assert any("No window exists here" in w.value for w in at.warning)
 
 
 def test_pyramid_page_custom_levels_and_bad_levels():

@@ -60,6 +60,33 @@ def assert_no_exception(page) -> None:
     assert "Traceback" not in page.inner_text("body")
 
 
+# The boxes of a rendered Plotly chart's legend, axis titles and tick labels, and each bar label's rotation.
+CHART_BOXES_JS = """
+(chart) => {
+  const box = (e) => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+  const all = (sel) => Array.from(chart.querySelectorAll(sel)).filter((e) => e.getBoundingClientRect().width > 0);
+  return {
+    legend: all('.legend .traces').map(box),
+    labels: all('.xtitle, .ytitle, .xtick text, .xaxislayer-above text').map(box),
+    rotations: all('.bars .point text').map((e) => e.getAttribute('transform') || ''),
+  };
+}
+"""
+
+
+def overlapping(a: list[float], b: list[float]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def assert_legend_clear(chart) -> dict:
+    """No legend entry of a rendered chart covers an axis title or a tick label; returns the boxes."""
+    boxes = chart.evaluate(CHART_BOXES_JS)
+    assert boxes["legend"], "no legend drawn"
+    hits = [(item, label) for item in boxes["legend"] for label in boxes["labels"] if overlapping(item, label)]
+    assert not hits, f"legend entries cover axis labels: {hits}"
+    return boxes
+
+
 def save_screenshot(page, name: str, charts: bool = True) -> None:
     """Streamlit scrolls inside its main block, so grow the viewport to the content and wait for the charts."""
     page.set_viewport_size({"width": 1400, "height": 2600})
@@ -134,12 +161,28 @@ def test_pyramid_page_shows_output_length(server, page):
     save_screenshot(page, "pyramid_pooling")
 
 
+def test_an_upload_while_the_first_run_still_runs_is_used(server, page):
+    """Issue 22: an upload within a second of the first render was reported lost (the sidebar kept the sample). The
+    photo goes in as soon as the uploader exists, while the page's first run is still running, and must be used."""
+    page.goto(f"{server}/Pyramid_pooling", timeout=120_000)
+    uploader = page.locator(".st-key-upload input[type='file']")
+    uploader.wait_for(state="attached", timeout=180_000)
+    uploader.set_input_files(str(SAMPLES / "coffee.jpg"))
+    wait_text(page, "In use: coffee.jpg")
+    wait_text(page, "8 x 12 x 1280")  # the page follows it: coffee.jpg at shorter side 256 gives an 8 x 12 conv5
+    assert_no_exception(page)
+
+
 def test_pyramid_page_bag_of_words(server, page):
     page.goto(f"{server}/Pyramid_pooling", timeout=120_000)
     wait_text(page, "Position: the bag-of-words test")
     wait_text(page, "With 4x4 tiles shuffled")
     wait_text(page, "ImageNet photos")
     wait_text(page, "4x4 tiles shuffled (seed 0)")  # the shuffled picture's caption
+    # The 500-photo curves: the legend clear of "tiles per side (k)" and the ticks.
+    curves = page.locator("[data-testid='stPlotlyChart']").filter(has_text="top-1 class unchanged").first
+    curves.scroll_into_view_if_needed()
+    assert_legend_clear(curves.locator(".js-plotly-plot"))
     assert_no_exception(page)
 
 
@@ -260,6 +303,11 @@ def test_lab_pages(server, page):
     wait_text(page, "{6,3,2,1} against {4,2,1}, both multi-size")
     verdicts = page.locator("li").filter(has_text="standard error")
     assert verdicts.count() == 4, page.inner_text("body")[-3000:]  # a verdict per claim, from the seeds
+    # The bar chart: legend clear of the configurations' names, every percentage upright.
+    chart = page.locator("[data-testid='stPlotlyChart']").filter(has=page.locator(".bars")).first
+    chart.scroll_into_view_if_needed()
+    boxes = assert_legend_clear(chart.locator(".js-plotly-plot"))
+    assert boxes["rotations"] and not [t for t in boxes["rotations"] if "rotate(" in t and "rotate(0)" not in t]
     # Hover a bar: each seed's number shows.
     bar = page.locator("[data-testid='stPlotlyChart'] .bars path").first
     bar.scroll_into_view_if_needed()

@@ -84,6 +84,31 @@ def test_pyramid_figures_are_valid_and_small():
     assert "never pooled" in broken.layout.title.text
     z = np.asarray(rule_coverage(14, 3).data[0].z)
     assert (z[13] == 0).all() and (z[:13, :13] > 0).all()  # a = 14, n = 3: the last row and column never pooled
+    for size in (1, 2):  # a map smaller than its bins: the grid drawn cell by cell, and no window
+        empty = revalidate(rule_coverage(size, 6))
+        assert "no window exists" in empty.layout.title.text and len(empty.layout.shapes) == size * size
+        assert list(empty.layout.xaxis.range) == [-0.5, size - 0.5]
+        assert np.asarray(rule_coverage(size, 6).data[0].z).shape == (size, size)  # every cell, red
+        assert "none is made" in empty.layout.annotations[0].text
+
+
+def test_lab_bars_and_shuffle_curves_keep_their_legends_off_the_axes():
+    """What a browser showed overlapping (test_browser checks the rendered boxes): the Lab's bars with their legend
+    above the plot and upright labels outside the bars; the shuffle curves with their legend below the axis title."""
+    from spp_viz.explain.bag_of_words import MeanSE, ShuffleRow, ShuffleSummary
+    from spp_viz.lab.experiments import ExperimentRow
+    from spp_viz.plots.lab import accuracy_bars
+    from spp_viz.plots.pyramid import shuffle_curves
+
+    views = {"crop": 0.9, "warp": 0.8, "full": None}
+    row = ExperimentRow("no SPP (crop)", {"regime": "crop"}, views, dict.fromkeys(views), dict.fromkeys(views))
+    bars = revalidate(accuracy_bars([row]))
+    assert bars.layout.legend.y > 1 and bars.layout.legend.yanchor == "bottom"
+    assert all(t.textangle == 0 and t.textposition == "inside" for t in bars.data) and bars.layout.xaxis.tickangle == 0
+    cell = MeanSE(0.5, 0.01)
+    result = ShuffleSummary(10, "m", 0, 256, (1, 6), [ShuffleRow(2, cell, {1: cell, 6: cell})])
+    curves = revalidate(shuffle_curves(result))
+    assert curves.layout.legend.y < 0 and curves.layout.margin.b >= 80
 
 
 def test_detection_figures():

@@ -42,10 +42,16 @@ def accuracy_bars(rows: Sequence[ExperimentRow]) -> go.Figure:
         ]
         fig.add_trace(
             go.Bar(
-                x=[r.name for r in rows],
+                # "SPP {4,2,1}<br>single-size": two short lines stay level where one long name was slanted.
+                x=[r.name.replace(" ", "<br>", 1) if r.name.startswith("SPP") else r.name for r in rows],
                 y=means,
                 name=f"{v} view",
                 text=[None if m is None else f"{m:.0%}" for m in means],
+                # Upright, at the foot of each bar (clear of the whiskers); Plotly had turned them sideways to fit.
+                textposition="inside",
+                insidetextanchor="start",
+                textangle=0,
+                textfont={"size": 10, "color": "white"},
                 error_y={"type": "data", "array": [s or 0 for s in stds], "visible": any(s for s in stds)},
                 customdata=hover,
                 hovertemplate=f"%{{x}}, {v} view: mean %{{y:.1%}}<br>%{{customdata}}<extra></extra>",
@@ -54,8 +60,11 @@ def accuracy_bars(rows: Sequence[ExperimentRow]) -> go.Figure:
     fig.update_layout(
         barmode="group",
         yaxis={"title": "test accuracy", "range": [0, 1], "tickformat": ".0%"},
-        height=380,
-        margin={"t": 20, "b": 10},
-        legend={"orientation": "h"},
+        xaxis={"tickangle": 0},
+        uniformtext={"minsize": 8, "mode": "hide"},  # a label that cannot fit upright is left to the hover
+        height=420,
+        # The legend above the plot: below it, it sat on the configurations' names.
+        margin={"t": 60, "b": 10},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "left", "x": 0},
     )
     return fig

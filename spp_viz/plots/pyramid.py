@@ -154,6 +154,8 @@ def rule_coverage(size: int, n: int) -> go.Figure:
     for i, sy in enumerate(starts):
         for j, sx in enumerate(starts):
             shapes.append(pixel_rect((sx, sy, sx + window, sy + window), BIN_COLOURS[(i + j) % 2]))
+    if not count:  # a map smaller than its bins: stride 0, no window at all; draw the cells so the grid shows
+        return _no_window(size, n, window)
     verdict = f"{count} windows instead of {n}" if count != n else "n windows"
     tail = size - ((count - 1) * stride + window) if count else size
     if count == n and tail:
@@ -175,6 +177,40 @@ def rule_coverage(size: int, n: int) -> go.Figure:
         "shapes": shapes,
         "xaxis": {"constrain": "domain", "range": [-0.5, size - 0.5], "dtick": 1 if size <= 20 else 5},
         "yaxis": {"autorange": "reversed", "scaleanchor": "x", "constrain": "domain"},
+        "height": 420,
+        "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
+    }
+    return figure(data, layout)
+
+
+def _no_window(size: int, n: int, window: int) -> go.Figure:
+    """The training rule on a map smaller than its bins: every cell outlined and red, and why no window exists."""
+    grid = np.zeros((size, size), dtype=int)
+    cells = [
+        {"type": "rect", "x0": x - 0.5, "y0": y - 0.5, "x1": x + 0.5, "y1": y + 0.5, "line": {"color": "#333"}}
+        for y in range(size)
+        for x in range(size)
+    ]
+    title = f"a = {size}, n = {n}: window ceil(a/n) = {window}, stride floor(a/n) = 0 -> no window exists"
+    data = [{
+        "type": "heatmap", "z": grid, "zmin": 0, "zmax": 1, "colorscale": [[0, "#d62728"], [1, "#d62728"]],
+        "showscale": False, "hovertemplate": "cell x %{x}, y %{y}<br>never pooled<extra></extra>",
+    }]  # fmt: skip
+    words = f"{size} x {size} cells, {n} x {n} bins asked:<br>a stride of 0 moves no window, so none is made"
+    layout = {
+        "title": {"text": title, "font": {"size": 13}},
+        "shapes": cells,
+        "annotations": [
+            {
+                "x": (size - 1) / 2,
+                "y": (size - 1) / 2,
+                "text": words,
+                "showarrow": False,
+                "font": {"color": "white", "size": 14},
+            }
+        ],  # fmt: skip
+        "xaxis": {"range": [-0.5, size - 0.5], "dtick": 1, "constrain": "domain"},
+        "yaxis": {"range": [size - 0.5, -0.5], "dtick": 1, "scaleanchor": "x", "constrain": "domain"},
         "height": 420,
         "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
     }
@@ -232,5 +268,10 @@ def shuffle_curves(result: ShuffleSummary) -> go.Figure:
     fig.update_xaxes(title="tiles per side (k)", tickvals=ks)
     fig.update_yaxes(range=[0, 1.05])
     fig.update_yaxes(tickformat=".0%", row=1, col=2)
-    fig.update_layout(height=340, margin={"t": 40, "b": 10}, legend={"orientation": "h"})
+    # The legend below the axis titles, with room for both (at the default place it covered "tiles per side").
+    fig.update_layout(
+        height=380,
+        margin={"t": 40, "b": 90},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.3, "xanchor": "left", "x": 0},
+    )
     return fig
