@@ -15,6 +15,7 @@ from spp_viz.lab.experiments import (
     EXPERIMENT_SEEDS,
     ExperimentResults,
     accuracy_cell,
+    convergence_note,
     paper_verdicts,
 )
 from spp_viz.lab.models import LabConfig
@@ -50,9 +51,13 @@ def show(results: ExperimentResults, source: str) -> None:
     with right:
         st.markdown("**The paper's numbers** (He et al.; see " + ui.NOTES + ")")
         st.dataframe(pd.DataFrame(paper.CLASSIFICATION_ROWS, columns=["result", "value"]), hide_index=True)
+    note = convergence_note(results)
+    if note:
+        st.warning(note)
     st.markdown(
         "A verdict says **matches the paper** only when the mean difference over seeds (each seed trains both "
-        "networks on the same data) exceeds twice its standard error."
+        "networks on the same data) exceeds twice its standard error. The built-in data were made for the claims "
+        "(each sentence says how); a real data set's gains are the paper's, quoted beside each."
     )
     for line in paper_verdicts(results):
         st.markdown("- " + line)

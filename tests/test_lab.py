@@ -257,3 +257,25 @@ def test_fine_tune_validation_accuracy_is_measured_on_held_out_images(tmp_path, 
     with torch.no_grad():
         right = sum(int(result.model(to_tensor(gallery_view(it.read(), it.name, 64))).argmax()) == c for c, it in held)
     assert result.history[-1].val_accuracy == pytest.approx(right / len(held))
+
+
+def test_claims_are_the_per_seed_differences_and_say_what_noise_hides():
+    """By hand: SPP full 0.80, 0.90, 0.85 against warp 0.70, 0.88, 0.86 -> differences +10, +2, -1 points, mean
+    +3.67, sample sd 5.69, standard error 3.28: no clear difference, and under 6.6 points cannot be told apart."""
+    from spp_viz.lab.experiments import EXPERIMENTS, ExperimentResults, claims, convergence_note
+
+    def row(name, changes, full, warp):
+        test = {"crop": 0.5, "warp": sum(warp) / 3, "full": sum(full) / 3}
+        per_seed = {"crop": [0.5] * 3, "warp": warp, "full": full}
+        return {"name": name, **changes, "test": test, "std": dict.fromkeys(test, 0.0), "per_seed": per_seed}
+
+    rows = [row(n, c, [0.80, 0.90, 0.85], [0.70, 0.88, 0.86]) for n, c in EXPERIMENTS]
+    results = ExperimentResults.from_json({"rows": rows, "seeds": [0, 1, 2], "config": {"epochs": 7}})
+    first = claims(results)[0]
+    assert first.name == "Full-image SPP against the warped baseline" and first.per_seed == [10.0, 2.0, -1.0]
+    assert first.difference == pytest.approx(3.67, abs=0.01) and first.se == pytest.approx(3.28, abs=0.01)
+    assert first.verdict == "no clear difference on these data" and first.seeds == 3
+    assert "cannot be told from noise" in first.sentence("a", "b") and "warp to a square" in first.sentence("a", "b")
+    assert [c["name"] for c in results.json()["claims"]] == [c.name for c in claims(results)]
+    note = convergence_note(results)  # crop networks at 50% on their crops, SPP ones at 85% on full images
+    assert note.startswith("5 of 5 networks stay under 95%") and "50.0% to 85.0%" in note
