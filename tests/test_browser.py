@@ -115,6 +115,9 @@ def test_feature_maps_page_with_upload(server, page):
     wait_text(page, "256 x 384", exact=True)
     # The channel shown large follows the new image: its strongest channel, not the sample's (a bug seen here).
     wait_text(page, "(rank 1 of 1280)")
+    # The channel box is keyed on the image: until the rerun ends, the sample's box (stale) is still on screen beside
+    # the new one (CI saw both); a student types into the one that stays.
+    page.locator("[data-testid='stApp'][data-test-script-state='notRunning']").wait_for(timeout=180_000)
     # Pick a channel by number, as a student types one: the large map and the overlay follow it.
     channel = page.get_by_label("Channel (0 to 1279)")
     channel.fill("7")
