@@ -55,9 +55,27 @@ def settings() -> tuple[str, LabConfig, tuple[str | dict, str]]:
     train_count = e.select_slider(
         "Training images", [40, 200, 400, 800, 1600], 800, key="lab_count", disabled=dataset != "synthetic"
     )
+    patience, fresh = training_options(dataset)
     source = folder_source() if dataset == "folder" else ("", "")
-    config = LabConfig.sized(train_count, levels=levels, regime=regime, epochs=epochs)
+    config = LabConfig.sized(
+        train_count, levels=levels, regime=regime, epochs=epochs, patience=patience, fresh_data=fresh
+    )
     return dataset, config, source
+
+
+def training_options(dataset: str) -> tuple[int, bool]:
+    """Early stopping's patience and fresh data every epoch (the built-in shapes only)."""
+    f, g = st.columns(2)
+    patience = f.slider(
+        "Early stopping: patience (epochs)", 0, 10, 4, key="lab_patience", disabled=dataset != "synthetic",
+        help="Stop after this many epochs without a better validation accuracy, and keep the best epoch's weights "
+        "(0: train every epoch, keep the last).",
+    )  # fmt: skip
+    fresh = g.checkbox(
+        "New training images every epoch", True, key="lab_fresh", disabled=dataset != "synthetic",
+        help="The shapes are generated: a new set each epoch, so the network cannot learn its images by heart.",
+    )  # fmt: skip
+    return patience, fresh
 
 
 def folder_source() -> tuple[str | dict, str]:
@@ -106,12 +124,19 @@ def run_training(dataset: str, config: LabConfig, source: tuple[str | dict, str]
         return
     finally:
         chart.empty()  # the result panel draws the final curves: the live chart would show them a second time
-    st.session_state["lab_last"] = (str(path), result.history, result.test, result.seconds)
+    last = (str(path), result.history, result.test, result.seconds, result.best_epoch, result.config.epochs)
+    st.session_state["lab_last"] = last
 
 
 def result_panel() -> None:
-    path, history, test, seconds = st.session_state["lab_last"]
-    st.plotly_chart(training_curves(history), width="stretch", key="lab-final")
+    path, history, test, seconds, kept, planned = st.session_state["lab_last"]
+    st.plotly_chart(training_curves(history, kept), width="stretch", key="lab-final")
+    if kept:
+        stop = f"stopped at epoch {len(history)} of {planned}" if len(history) < planned else "ran every epoch"
+        st.caption(
+            f"Early stopping kept epoch {kept} (validation accuracy {history[kept - 1].val_accuracy:.1%}, the best "
+            f"of {len(history)}) and {stop}; the test accuracies below are that epoch's network's."
+        )
     if test:
         cols = st.columns(len(TEST_VIEWS))
         for col, v in zip(cols, TEST_VIEWS, strict=True):

@@ -10,17 +10,18 @@ import streamlit as st
 import ui
 from spp_viz import paper
 from spp_viz.images import SAMPLES_DIR
+from spp_viz.lab.convergence import classroom_note, convergence_note
 from spp_viz.lab.experiments import (
+    EXPERIMENT_CONFIG,
     EXPERIMENT_EPOCHS,
     EXPERIMENT_SEEDS,
     ExperimentResults,
     accuracy_cell,
-    convergence_note,
     paper_verdicts,
 )
 from spp_viz.lab.models import LabConfig
 from spp_viz.lab.train import TEST_VIEWS
-from spp_viz.plots.lab import accuracy_bars
+from spp_viz.plots.lab import accuracy_bars, stopping_curves
 
 SHIPPED = SAMPLES_DIR.parent / "lab_results.json"  # made by: python -m spp_viz lab-experiments --out <this file>
 
@@ -38,6 +39,28 @@ def table(results: ExperimentResults) -> pd.DataFrame:
     )
 
 
+def shipped_caption(shipped: ExperimentResults) -> str:
+    c = shipped.config
+    kept = [k for r in shipped.rows for k in r.kept_epochs]
+    how = f"{c['epochs']} epochs each"
+    if c.get("patience"):
+        how = (
+            f"up to {c['epochs']} epochs each with early stopping (patience {c['patience']}; the kept epochs: "
+            f"{min(kept)} to {max(kept)})"
+        )
+    data = (
+        f"a new set of {c['train_count']} generated images every epoch"
+        if c.get("fresh_data")
+        else (f"{c['train_count']} training images")
+    )
+    recipe = f" --recipe shipped --jobs {shipped.jobs}" if c.get("fresh_data") else ""
+    return (
+        f"Results shipped with the app: {len(shipped.rows) * len(shipped.seeds)} networks, {how}, {data}; "
+        f"{shipped.seconds:.0f} s of training on a 2-core CPU ({shipped.how_run()}). Reproduce "
+        f"with `python -m spp_viz lab-experiments{recipe} --out assets/lab_results.json`."
+    )
+
+
 def show(results: ExperimentResults, source: str) -> None:
     st.caption(source)
     left, right = st.columns([3, 2])
@@ -48,12 +71,18 @@ def show(results: ExperimentResults, source: str) -> None:
             f"({results.config['test_count']} test images each); hover a bar for each seed's number."
         )
         st.plotly_chart(accuracy_bars(results.rows), width="stretch")
+        if any(r.val_curves for r in results.rows):
+            st.plotly_chart(stopping_curves(results.rows), width="stretch")
+            st.caption(
+                f"Validation accuracy per epoch, seed {results.seeds[0]}, on the view each network trained for; "
+                "a diamond where training kept the network (early stopping's choice, or the last epoch)."
+            )
     with right:
         st.markdown("**The paper's numbers** (He et al.; see " + ui.NOTES + ")")
         st.dataframe(pd.DataFrame(paper.CLASSIFICATION_ROWS, columns=["result", "value"]), hide_index=True)
     note = convergence_note(results)
     if note:
-        st.warning(note)
+        (st.warning if note[1] else st.info)(note[0])
     st.markdown(
         "A verdict says **matches the paper** only when the mean difference over seeds (each seed trains both "
         "networks on the same data) exceeds twice its standard error. The built-in data were made for the claims "
@@ -73,26 +102,22 @@ def main() -> None:
         "{4,2,1} trained at one size, SPP {4,2,1} and {6,3,2,1} trained at two sizes. Each is tested on crops, warps "
         "and full images (a network without SPP cannot take a full image)."
     )
-    if SHIPPED.is_file():
-        shipped = ExperimentResults.from_json(json.loads(SHIPPED.read_text()))
-        show(
-            shipped,
-            f"Results shipped with the app: {len(shipped.rows) * len(shipped.seeds)} networks, "
-            f"{shipped.config['epochs']} epochs each, {shipped.seconds:.0f} s of training on a 2-core CPU "
-            f"({shipped.torch_threads} torch threads). Reproduce with `python -m spp_viz lab-experiments "
-            "--out assets/lab_results.json`.",
-        )
+    shipped = ExperimentResults.from_json(json.loads(SHIPPED.read_text())) if SHIPPED.is_file() else None
+    if shipped is not None:
+        show(shipped, shipped_caption(shipped))
     st.subheader("Run it here")
     a, b, c = st.columns(3)
     epochs = a.slider("Epochs per network", 2, 24, EXPERIMENT_EPOCHS, key="exp_epochs")
     count = b.select_slider("Training images", [40, 200, 400, 800], 800, key="exp_count")
     seeds = tuple(range(c.slider("Seeds", 1, 5, len(EXPERIMENT_SEEDS), key="exp_seeds")))
-    config = LabConfig.sized(count, epochs=epochs)
+    config = LabConfig.sized(count, epochs=epochs, fresh_data=EXPERIMENT_CONFIG.fresh_data)
     run = (config, seeds)
     if st.button("Run the comparison", type="primary", key="exp_run") or st.session_state.get("exp_config") == run:
         st.session_state["exp_config"] = run
         results = ui.heavy.lab_comparison(config, seeds)
         show(results, f"Run here: {results.seconds:.0f} s of training, {len(seeds) * 5} networks.")
+        if shipped is not None:
+            st.info(classroom_note(results, shipped))
 
 
 main()

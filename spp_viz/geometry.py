@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from torch import nn
 
 from .pyramid import bin_edges
@@ -184,8 +185,20 @@ def _axis_windows(lo: np.ndarray, hi: np.ndarray, g: AxisGeometry) -> tuple[np.n
     return a.astype(np.int64), b.astype(np.int64) + 1
 
 
-def feature_geometry(model: nn.Module, input_hw: tuple[int, int]) -> FeatureGeometry:
-    """conv5's geometry for an input of ``input_hw`` pixels (``model`` is an SPPNet or its ``features``)."""
+def feature_geometry(
+    model: nn.Module, input_hw: tuple[int, int], conv5_hw: tuple[int, int] | None = None
+) -> FeatureGeometry:
+    """conv5's geometry for an input of ``input_hw`` pixels (``model`` is an SPPNet or its ``features``).
+
+    A model with a measured ``footprint`` (``footprint.measure``: any timm or torchvision CNN) uses it, with conv5's
+    size ``conv5_hw`` (computed by a forward pass when not given); the zoo's chains are read layer by layer."""
+    footprint = getattr(model, "footprint", None)
+    if footprint is not None:
+        if conv5_hw is None:
+            with torch.no_grad():
+                probe = torch.zeros(1, 3, *input_hw, device=model.device)
+                conv5_hw = tuple(model.forward_features(probe).shape[-2:])
+        return footprint.geometry(tuple(input_hw), tuple(conv5_hw))
     features = getattr(model, "features", model)
     last = layer_geometry(features, input_hw)[-1]
     return FeatureGeometry(y=last.y, x=last.x, input_hw=tuple(input_hw))

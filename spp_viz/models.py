@@ -95,11 +95,14 @@ class SPPNet(nn.Module):
         self.class_names = list(spec.class_names)
         self.input_size = spec.input_size
         self.pretrained = spec.pretrained
+        self.footprint = None  # a measured footprint.Footprint (timm and torchvision models); the zoo's: from layers
 
     def with_head(self, spp: nn.Module, classifier: nn.Module, class_names: Sequence[str], name: str) -> SPPNet:
         """A new pyramid and classifier on these conv layers (shared, not copied), with the same input handling."""
         spec = replace(self.spec, name=name, class_names=tuple(class_names), pretrained=True)
-        return SPPNet(self.features, spp, classifier, spec)
+        model = SPPNet(self.features, spp, classifier, spec)
+        model.footprint = self.footprint  # the same conv layers: the same geometry
+        return model
 
     @property
     def spp_length(self) -> int:

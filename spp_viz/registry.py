@@ -12,7 +12,9 @@ from pathlib import Path
 
 import torch
 
+from .devices import resolve_device
 from .distill import load_head, with_pyramid_head
+from .external import build_external, is_external
 from .lab.store import lab_models, load_trained
 from .models import DEFAULT_MODEL, ZOO, SPPNet, load_model
 from .weights import UploadedWeights, Weights
@@ -62,10 +64,12 @@ def load(
     """Build any model by name, in eval mode on a device.
 
     Args:
-        name: a zoo name, a ``PYRAMID_MODELS`` name or "lab:PATH".
+        name: a zoo name, a ``PYRAMID_MODELS`` name, "lab:PATH", or "timm:NAME" / "torchvision:NAME" (any CNN on
+            ``external``'s allow-list).
         device: see ``devices.resolve_device``.
         weights: a zoo model's weights file; for a pyramid-head model, a head file from ``distill`` (default: the
-            shipped one).
+            shipped one); for timm and torchvision models, a state dict file, ``external.PRETRAINED`` for the
+            library's own weights, or None for random ones (the model then says "untrained").
         base: for a pyramid-head model, the already loaded ``base_of(name)`` model to share (loaded when None).
 
     Raises:
@@ -82,6 +86,8 @@ def load(
             raise ValueError(f"{name} shares the conv layers of {entry.base}, not of {base.name}")
         head = load_head(weights if weights is not None else entry.file, base)
         return with_pyramid_head(base, head, name)
+    if is_external(name):
+        return build_external(name, weights).to(resolve_device(device))
     if name.startswith(LAB_PREFIX):
         if weights is not None:
             raise ValueError("a Lab model carries its own weights: give no weights file with it")

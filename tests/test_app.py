@@ -445,6 +445,10 @@ def test_lab_trains_saves_and_every_page_can_use_the_model():
     at.button(key="lab_train").click().run()
     no_exception(at)
     assert any("Saved as" in s.value for s in at.success)
+    # Early stopping (patience 4 by default) had 2 epochs to choose from: it kept the better one and said so.
+    history = at.session_state["lab_last"][1]
+    best = 1 + max(range(len(history)), key=lambda i: (history[i].val_accuracy, -i))
+    assert any(f"Early stopping kept epoch {best}" in c.value and "ran every epoch" in c.value for c in at.caption)
     assert set(metrics(at)) == {"test accuracy, crop view", "test accuracy, warp view", "test accuracy, full view"}
     # Once training is over: the curves once (the live chart gives way to the result's), and no Stop button.
     assert len(at.get("plotly_chart")) == 1
@@ -483,6 +487,8 @@ def test_lab_experiments_page_shows_shipped_results_and_runs_a_small_comparison(
     assert any("over 2 seed(s)" in c.value for c in at.caption)
     verdicts = [m.value for m in at.markdown if m.value.startswith("- ")]
     assert len(verdicts) >= 8 and all("over 2 seeds" in v for v in verdicts[-4:])
+    # How much less this run decides than the shipped one, from both runs' numbers.
+    assert any(i.value.startswith("This run's networks are not converged") for i in at.info)
 
 
 @pytest.mark.parametrize("page", PAGES)

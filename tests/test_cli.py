@@ -135,6 +135,12 @@ def test_lab_experiments_command_with_seeds(tmp_path):
     assert "mean ± standard deviation over seeds [0, 1]" in out.stdout and "over 2 seeds" in out.stdout
     saved = json.loads((tmp_path / "r.json").read_text())
     assert saved["seeds"] == [0, 1] and saved["config"]["epochs"] == 1
+    # One epoch leaves every network under-trained: the run says so before its verdicts.
+    assert "Warning: 5 of 5 networks stay under 95%" in out.stdout
+    assert set(saved["ceilings"]) == {"crop", "warp"} and len(saved["claims"]) == 4
+    assert [len(r["kept_epochs"]) for r in saved["rows"]] == [2] * 5
+    bad = run("lab-experiments", "--recipe", "overnight")
+    assert bad.returncode == 2 and "invalid choice: 'overnight'" in bad.stderr
 
 
 def test_distill_command(tmp_path):

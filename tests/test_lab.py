@@ -204,6 +204,28 @@ def test_shipped_comparison_has_several_seeds_and_reasons_for_missing_cells():
     assert len(paper_verdicts(ExperimentResults.from_json(shipped))) == 4
 
 
+def test_shipped_results_meet_the_issues_goals_and_their_claims_are_their_rows():
+    """Issue 22: at least 5 seeds; every claim's paired standard error at most 1 point; every network at 95% on the
+    view it trained for, or capped by that view (its ceiling, measured here again, under 95%). The claims list in
+    the file is the one its rows give."""
+    import json
+
+    from conftest import ROOT
+
+    from spp_viz.lab.ceiling import view_ceiling
+    from spp_viz.lab.convergence import CONVERGED, own_views
+    from spp_viz.lab.experiments import ExperimentResults, claims
+
+    raw = json.loads((ROOT / "assets" / "lab_results.json").read_text())
+    shipped = ExperimentResults.from_json(raw)
+    assert len(shipped.seeds) >= 5 and raw["claims"] == [c.json() for c in claims(shipped)]
+    assert all(c.se is not None and c.se <= 1.0 for c in claims(shipped))
+    for v in own_views(shipped):
+        capped = v.ceiling < CONVERGED and v.ceiling == pytest.approx(view_ceiling(v.view), abs=1e-4)
+        assert v.accuracy >= CONVERGED or capped, v
+    assert all(len(r.val_curves) == len(shipped.seeds) == len(r.kept_epochs) for r in shipped.rows)
+
+
 def test_run_experiments_pairs_networks_by_seed():
     from spp_viz.lab.experiments import run_experiments
     from spp_viz.lab.models import LabConfig
@@ -217,6 +239,25 @@ def test_run_experiments_pairs_networks_by_seed():
     # Seed 3's number is what training that network alone with seed 3 gives.
     alone = train(replace(config, seed=3, regime="crop"))
     assert crop["per_seed"]["crop"][1] == alone.test["crop"]
+
+
+def test_networks_trained_in_parallel_processes_are_the_ones_trained_here():
+    """``jobs=2``: two processes of one torch thread each. A network's numbers depend on its configuration and seed
+    only, so they equal training it here with one thread."""
+    from spp_viz.lab.experiments import EXPERIMENTS, network_run, run_experiments
+
+    config = LabConfig.sized(40, epochs=2, width=16)
+    parallel = run_experiments(config, seeds=(0, 1), jobs=2)
+    assert parallel.jobs == 2 and parallel.torch_threads == 1
+    threads = torch.get_num_threads()
+    try:
+        for i, seed in enumerate((0, 1)):
+            for (name, changes), row in zip(EXPERIMENTS, parallel.rows, strict=True):
+                here = network_run(config, seed, changes, threads=1)
+                assert row.per_seed["warp"][i] == here.test["warp"], (name, seed)
+                assert row.val_curves[i] == [round(h.val_accuracy, 4) for h in here.history]
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_held_out_takes_a_share_of_every_class_and_never_a_whole_class():
@@ -262,7 +303,8 @@ def test_fine_tune_validation_accuracy_is_measured_on_held_out_images(tmp_path, 
 def test_claims_are_the_per_seed_differences_and_say_what_noise_hides():
     """By hand: SPP full 0.80, 0.90, 0.85 against warp 0.70, 0.88, 0.86 -> differences +10, +2, -1 points, mean
     +3.67, sample sd 5.69, standard error 3.28: no clear difference, and under 6.6 points cannot be told apart."""
-    from spp_viz.lab.experiments import EXPERIMENTS, ExperimentResults, claims, convergence_note
+    from spp_viz.lab.convergence import convergence_note
+    from spp_viz.lab.experiments import EXPERIMENTS, ExperimentResults, claims
 
     def row(name, changes, full, warp):
         test = {"crop": 0.5, "warp": sum(warp) / 3, "full": sum(full) / 3}
@@ -277,5 +319,100 @@ def test_claims_are_the_per_seed_differences_and_say_what_noise_hides():
     assert first.verdict == "no clear difference on these data" and first.seeds == 3
     assert "cannot be told from noise" in first.sentence("a", "b") and "warp to a square" in first.sentence("a", "b")
     assert [c["name"] for c in results.json()["claims"]] == [c.name for c in claims(results)]
-    note = convergence_note(results)  # crop networks at 50% on their crops, SPP ones at 85% on full images
-    assert note.startswith("5 of 5 networks stay under 95%") and "50.0% to 85.0%" in note
+    note, warn = convergence_note(results)  # crop networks at 50% on their crops, SPP ones at 85% on full images
+    assert warn and note.startswith("5 of 5 networks stay under 95%") and "50.0% to 85.0%" in note
+
+
+def test_view_ceilings_match_hand_calculations():
+    """By hand: square images only, a crop and a warp keep every shape whole and undistorted (100%); wide 2:1 images
+    only, a warp makes circles standing 1:2 ellipses and lying ellipses circles, still apart (100%). Square and wide
+    images as likely: the circles of square images (half the circles) and the lying ellipses of wide ones (a quarter
+    of the ellipses) look the same after a warp; the observer calls both circles and loses that quarter of the
+    ellipses, and as many rectangles: 1/8 of all images, 87.5% (a little more where a box's rounding shows the
+    image's size)."""
+    from spp_viz.lab.ceiling import cut_away, view_ceiling
+
+    square, wide = ((64, 64),), ((128, 64),)
+    assert view_ceiling("crop", 4000, sizes=square) == 1.0 and view_ceiling("warp", 4000, sizes=square) == 1.0
+    assert view_ceiling("warp", 4000, sizes=wide) == 1.0 and view_ceiling("full") == 1.0
+    assert 0.87 <= view_ceiling("warp", 20_000, sizes=square + wide) <= 0.895
+    # The built-in data: a warp loses more than a crop, which cuts a shape away wholly in about 1 image in 100.
+    assert view_ceiling("warp") < 0.95 < view_ceiling("crop") < 1.0
+    test = make_split("test", 400, seed=0)
+    brute = 0
+    for s in test:  # by hand: the crop is the centre square of side min(W, H)
+        w, h = s.image.size
+        c = min(w, h)
+        x0, y0, x1, y1 = s.box
+        brute += x1 <= (w - c) / 2 or x0 >= (w + c) / 2 or y1 <= (h - c) / 2 or y0 >= (h + c) / 2
+    assert cut_away(test) == brute and 0 < brute < 20
+    with pytest.raises(ValueError, match="crop, warp or full"):
+        view_ceiling("sideways")
+
+
+def test_lr_schedule_warms_up_then_decays_to_zero():
+    from spp_viz.lab.train import lr_factor
+
+    # 20 epochs: a warm-up of round(0.15 * 20) = 3 epochs (1/3, 2/3, 1), then a cosine over the other 17.
+    assert [lr_factor(e, 20) for e in range(4)] == pytest.approx([1 / 3, 2 / 3, 1.0, 1.0])
+    assert lr_factor(3 + 17 // 2, 20) == pytest.approx(0.5 * (1 + np.cos(np.pi * 8 / 17)))
+    assert lr_factor(19, 20) == pytest.approx(0.5 * (1 + np.cos(np.pi * 16 / 17)))
+    assert lr_factor(0, 1) == 1.0
+
+
+def test_fresh_data_gives_every_epoch_new_images_reproducibly():
+    from spp_viz.lab.data import epoch_set
+
+    a, b, again = epoch_set(8, 0, 1), epoch_set(8, 0, 2), epoch_set(8, 0, 1)
+    pixels = [np.asarray(s.image) for s in a]
+    assert all(np.array_equal(p, np.asarray(s.image)) for p, s in zip(pixels, again, strict=True))
+    split = [np.asarray(s.image) for s in make_split("train", 8, 0)] + [np.asarray(s.image) for s in b]
+    assert not any(p.shape == q.shape and np.array_equal(p, q) for p in pixels for q in split)
+    assert [s.label for s in a] == [0, 1, 2, 3] * 2
+    fresh = replace(TINY, epochs=3, fresh_data=True)
+    first, second = train(fresh), train(fresh)
+    assert [h.loss for h in first.history] == pytest.approx([h.loss for h in second.history], rel=1e-5)
+    fixed = train(replace(fresh, fresh_data=False))
+    assert [h.loss for h in first.history][1:] != pytest.approx([h.loss for h in fixed.history][1:])
+
+
+def test_early_stopping_keeps_the_best_epochs_weights():
+    config = replace(TINY, epochs=12, patience=2, regime="crop", lr=5e-3)
+    data = synthetic_data(config)
+    result = train(config, data=data)
+    vals = [h.val_accuracy for h in result.history]
+    best = int(np.argmax(vals)) + 1  # the first epoch with the highest validation accuracy
+    assert result.best_epoch == best
+    # It stopped exactly `patience` epochs after the best, or ran out of epochs.
+    assert len(vals) == min(config.epochs, best + config.patience)
+    # The model it returns is that epoch's: re-measured on the validation images, the same accuracy.
+    assert evaluate(result.model, data["val"], "crop", config.size) == pytest.approx(vals[best - 1])
+    assert train(replace(config, patience=0), data=data).best_epoch == 0
+    with pytest.raises(ValueError, match="patience"):
+        train(replace(config, patience=-1))
+
+
+def test_convergence_note_separates_under_training_from_a_view_that_caps():
+    from spp_viz.lab.convergence import classroom_note, convergence_note
+    from spp_viz.lab.experiments import EXPERIMENTS, ExperimentResults
+
+    def row(name, changes, own):
+        test = {"crop": own, "warp": own, "full": own}
+        return {"name": name, **changes, "test": test, "std": dict.fromkeys(test, 0.0),
+                "per_seed": {v: [own, own + 0.01, own - 0.01] for v in test}}  # fmt: skip
+
+    def results(crop, warp, spp, ceilings):
+        accs = [crop, warp, spp, spp, spp]
+        rows = [row(n, c, a) for (n, c), a in zip(EXPERIMENTS, accs, strict=True)]
+        return ExperimentResults.from_json({"rows": rows, "seeds": [0, 1, 2], "ceilings": ceilings,
+                                            "config": {"epochs": 7, "train_count": 800}})  # fmt: skip
+
+    ceilings = {"crop": 0.99, "warp": 0.88}
+    text, warn = convergence_note(results(0.97, 0.87, 0.96, ceilings))
+    assert not warn and text.startswith("no SPP (warp) reaches 87.0% on its warp view") and "88.0%" in text
+    text, warn = convergence_note(results(0.90, 0.87, 0.96, ceilings))
+    assert warn and text.startswith("1 of 5 networks stay under 95%") and "90.0% to 90.0%" in text
+    assert convergence_note(results(0.97, 0.96, 0.96, ceilings)) is None
+    note = classroom_note(results(0.70, 0.72, 0.74, ceilings), results(0.97, 0.87, 0.96, ceilings))
+    assert note.startswith("This run's networks are not converged: 70.0 to 74.0%")
+    assert "shipped ones reach 87.0 to 97.0%" in note and "so its verdicts are the weaker" in note

@@ -111,6 +111,23 @@ def test_lab_bars_and_shuffle_curves_keep_their_legends_off_the_axes():
     assert curves.layout.legend.y < 0 and curves.layout.margin.b >= 80
 
 
+def test_stopping_curves_mark_the_kept_epoch_on_its_own_curve():
+    from spp_viz.lab.experiments import ExperimentRow
+    from spp_viz.plots.lab import stopping_curves
+
+    views = {"crop": 0.9, "warp": 0.8, "full": None}
+    rows = [
+        ExperimentRow(name, {}, views, views, views, val_curves=[curve], kept_epochs=[kept])
+        for name, curve, kept in (("a", [0.5, 0.9, 0.8], 2), ("b", [0.3, 0.4, 0.7, 0.6], 3))
+    ]
+    fig = revalidate(stopping_curves(rows))
+    lines, marks = fig.data[0::2], fig.data[1::2]
+    assert [list(t.y) for t in lines] == [[0.5, 0.9, 0.8], [0.3, 0.4, 0.7, 0.6]]
+    assert [(m.x[0], m.y[0]) for m in marks] == [(2, 0.9), (3, 0.7)]
+    assert [m.marker.color for m in marks] == [t.line.color for t in lines]  # each diamond in its curve's colour
+    assert not revalidate(stopping_curves([ExperimentRow("c", {}, views, views, views)])).data  # none recorded
+
+
 def test_detection_figures():
     from spp_viz.detection.classify import WindowLabel
     from spp_viz.plots.base import encode_image
@@ -132,6 +149,9 @@ def test_lab_figures():
     history = [EpochLog(1, 1.2, 0.4, 1.0, ((64, 64),)), EpochLog(2, 0.8, 0.6, 0.8, ((51, 51),))]
     curves = revalidate(training_curves(history))
     assert list(curves.data[0].y) == [1.2, 0.8] and list(curves.data[1].y) == [0.4, 0.6]
+    assert not curves.layout.shapes
+    kept = revalidate(training_curves(history, kept_epoch=2))
+    assert [s.x0 for s in kept.layout.shapes] == [2] and kept.layout.annotations[0].text == "kept: epoch 2, 60.0%"
     rows = [{"name": "a", "test": {"crop": 0.5, "warp": 0.6, "full": None}}]
     bars = revalidate(accuracy_bars([ExperimentRow.from_json(r) for r in rows]))
     assert [t.name for t in bars.data] == ["crop view", "warp view", "full view"] and bars.data[2].text == (None,)

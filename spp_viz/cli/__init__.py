@@ -12,7 +12,7 @@ from ..devices import resolve_device
 from ..distill import DistillConfig
 from ..explain.bag_of_words import SHUFFLE_TILES
 from ..images import SAMPLES_DIR, ImageError
-from ..lab.experiments import EXPERIMENT_EPOCHS, EXPERIMENT_SEEDS
+from ..lab.experiments import EXPERIMENT_EPOCHS, EXPERIMENT_SEEDS, RECIPES, SHIPPED_SEEDS
 from ..lab.models import REGIMES
 from ..lab.train import FINE_TUNE_EPOCHS_PER_EPOCH, FINE_TUNE_SIDES
 from ..models import DEFAULT_MODEL, ZOO
@@ -26,9 +26,15 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         "--model",
         default=DEFAULT_MODEL,
         type=commands.model_name,
-        help=f"{', '.join([*ZOO, *PYRAMID_MODELS])} or lab:PATH (default: %(default)s)",
+        help=f"{', '.join([*ZOO, *PYRAMID_MODELS])}, lab:PATH, timm:NAME or torchvision:NAME (default: %(default)s)",
     )
-    p.add_argument("--weights", default=None, help="weights file (.pth or .safetensors) instead of the default")
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="weights file (.pth or .safetensors) instead of the default; for timm: and torchvision: models, "
+        "'pretrained' for the library's own (downloaded; offline: timm:tf_efficientnet_lite1 and lite2 from their "
+        "packages), none for random weights",
+    )
     p.add_argument("--device", default=None, help="auto, cuda, mps or cpu (default: best available)")
 
 
@@ -88,10 +94,19 @@ def _add_lab_experiments(sub) -> None:
     """``lab-experiments``."""
     p = sub.add_parser("lab-experiments", help="the paper's comparison on the built-in shapes, over several seeds")
     p.add_argument(
-        "--epochs", type=commands.positive, default=EXPERIMENT_EPOCHS, help="per network (default %(default)s)"
+        "--recipe",
+        choices=sorted(RECIPES),
+        default="classroom",
+        help=f"classroom: the page's quick default ({EXPERIMENT_EPOCHS} epochs, {len(EXPERIMENT_SEEDS)} seeds, under 5 "
+        "minutes on 2 cores); shipped: the shipped results' (a new training set every epoch, early stopping, "
+        f"{len(SHIPPED_SEEDS)} seeds; its time on 2 cores: README, Lab)",
     )
     p.add_argument(
-        "--seeds", type=commands.positive, default=len(EXPERIMENT_SEEDS), help="seeds 0..N-1 (default %(default)s)"
+        "--epochs", type=commands.positive, default=None, help="at most, per network (default: the recipe's)"
+    )
+    p.add_argument("--seeds", type=commands.positive, default=None, help="seeds 0..N-1; default: the recipe's")
+    p.add_argument(
+        "--jobs", type=commands.positive, default=1, help="seeds trained at once, a process each (default %(default)s)"
     )
     p.add_argument("--out", default=None, help="write the results as JSON (e.g. assets/lab_results.json)")
     p.set_defaults(func=commands.cmd_lab_experiments)

@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from .. import paper
@@ -44,11 +45,22 @@ def positive(text: str) -> int:
 
 
 def model_name(text: str) -> str:
-    """A zoo name, a pyramid-head model's name, or "lab:PATH" for a model saved by the Lab."""
+    """A zoo name, a pyramid-head model's name, "lab:PATH" for a model saved by the Lab, or an allowed
+    "timm:NAME" / "torchvision:NAME"."""
+    from ..external import check_name, is_external
+
     if text in ZOO or text in PYRAMID_MODELS or text.startswith(LAB_PREFIX):
         return text
+    if is_external(text):
+        try:
+            check_name(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from e
+        return text
     known = ", ".join([*ZOO, *PYRAMID_MODELS])
-    raise argparse.ArgumentTypeError(f"unknown model {text!r}: choose one of {known}, or lab:PATH")
+    raise argparse.ArgumentTypeError(
+        f"unknown model {text!r}: choose one of {known}, lab:PATH, timm:NAME or torchvision:NAME"
+    )
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -66,6 +78,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         "downsized_from": list(img.info["downsized_from"]) if "downsized_from" in img.info else None,
         "input_size": [fm.input_hw[1], fm.input_hw[0]],
         "conv5": {"height": h5, "width": w5, "channels": c},
+        "geometry": _geometry(model, fm.input_hw, (h5, w5)),
         "spp_length": fm.spp_length,
         "top5": [{"index": p.index, "name": p.name, "prob": round(p.prob, 6)} for p in fm.top5],
     }
@@ -80,9 +93,22 @@ def cmd_predict(args: argparse.Namespace) -> int:
         f"  input {fm.input_hw[1]} x {fm.input_hw[0]} (W x H) -> conv5 {h5} x {w5} x {c} "
         f"-> SPP vector of {fm.spp_length}"
     )
+    g = result["geometry"]
+    print(f"  conv5 stride {g['stride']}, receptive field {g['receptive_field']} ({g['how']})")
     for i, p in enumerate(fm.top5, 1):
         print(f"  {i}. {p.name:<30} {p.prob:7.2%}")
     return 0
+
+
+def _geometry(model, input_hw: tuple[int, int], conv5_hw: tuple[int, int]) -> dict:
+    """conv5's stride and receptive field: measured (timm and torchvision models) or read off the layers (the zoo)."""
+    from ..geometry import feature_geometry
+
+    g = feature_geometry(model, input_hw, conv5_hw)
+    fp = model.footprint
+    how = "read off the layers" if fp is None else "measured by the gradient footprint"
+    field = [g.x.rf, g.y.rf] if fp is None or not fp.covers else fp.describe()
+    return {"stride": g.x.jump, "receptive_field": field, "how": how, "centre_of_cell_0": [g.x.start, g.y.start]}
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -193,21 +219,26 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_lab_experiments(args: argparse.Namespace) -> int:
-    from ..lab.experiments import accuracy_cell, paper_verdicts, run_experiments
-    from ..lab.models import LabConfig
+    from ..lab.convergence import convergence_note
+    from ..lab.experiments import RECIPES, accuracy_cell, paper_verdicts, run_experiments
     from ..lab.train import TEST_VIEWS
 
-    seeds = list(range(args.seeds))
+    config, recipe_seeds = RECIPES[args.recipe]
+    config = replace(config, epochs=args.epochs or config.epochs)
+    seeds = list(range(args.seeds or len(recipe_seeds)))
     with progress_bar("the paper's comparison") as progress:
-        results = run_experiments(LabConfig(epochs=args.epochs), seeds, progress=progress)
+        results = run_experiments(config, seeds, progress=progress, jobs=args.jobs)
     print(f"{'configuration':<28} " + " ".join(f"{v:>13}" for v in TEST_VIEWS))
     for r in results.rows:
         cells = ["n/a" if r.test[v] is None else accuracy_cell(r, v) for v in TEST_VIEWS]  # the reason: below
         print(f"{r.name:<28} " + " ".join(f"{c:>13}" for c in cells))
     print(f"mean ± standard deviation over seeds {seeds}; n/a: a network without SPP cannot take a whole image")
+    note = convergence_note(results)
+    if note:
+        print(("Warning: " if note[1] else "") + note[0])
     for line in paper_verdicts(results):
         print("- " + line.replace("**", ""))
-    print(f"{results.seconds:.1f} s in all ({results.torch_threads} torch threads)")
+    print(f"{results.seconds:.1f} s in all ({results.how_run()})")
     if args.out:
         Path(args.out).write_text(json.dumps(results.json(), indent=2) + "\n")
         print(f"written to {args.out}")

@@ -32,6 +32,7 @@ CLASSES = ("circle", "ellipse", "square", "rectangle")
 # square image and a lying ellipse in a wide one the same picture, and only the image's own shape tells them apart.
 SIZES = ((64, 64), (80, 80), (96, 96), (72, 72), (128, 64), (64, 128), (96, 48), (48, 96))
 SPLITS = {"train": 0, "val": 1, "test": 2}
+FRESH = 3  # the random stream of the fresh training sets (``epoch_set``), apart from the three splits
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,12 @@ def make_split(split: str, count: int, seed: int = 0) -> list[LabelledImage]:
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
     rng = np.random.default_rng([seed, SPLITS[split]])
+    return [make_sample(rng, i % len(CLASSES)) for i in range(count)]
+
+
+def epoch_set(count: int, seed: int, epoch: int) -> list[LabelledImage]:
+    """A new balanced training set for one epoch, reproducible from (seed, epoch), never one of the splits' images."""
+    rng = np.random.default_rng([seed, FRESH, epoch])
     return [make_sample(rng, i % len(CLASSES)) for i in range(count)]
 
 

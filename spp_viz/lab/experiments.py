@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, replace
+from multiprocessing import get_context
 
 import numpy as np
 import torch
@@ -12,8 +14,9 @@ import torch
 from .. import paper
 from ..progress import Progress, report
 from ..stats import SeedVerdict, seed_verdict
+from .ceiling import VIEWS_WITH_CEILING, view_ceiling
 from .models import LabConfig
-from .train import TEST_VIEWS, synthetic_data, train, train_view
+from .train import TEST_VIEWS, TrainResult, synthetic_data, train
 
 EXPERIMENTS: tuple[tuple[str, dict], ...] = (
     ("no SPP (crop)", {"regime": "crop"}),
@@ -26,7 +29,15 @@ EXPERIMENTS: tuple[tuple[str, dict], ...] = (
 
 EXPERIMENT_SEEDS = (0, 1, 2)  # data and initialisation: the comparison's verdicts need the seed-to-seed spread
 EXPERIMENT_EPOCHS = 7  # with 3 seeds, 15 networks train in under 5 minutes on a 2-core CPU (README, Lab)
-EXPERIMENT_CONFIG = LabConfig(epochs=EXPERIMENT_EPOCHS)
+EXPERIMENT_CONFIG = LabConfig(epochs=EXPERIMENT_EPOCHS, fresh_data=True)  # the classroom button's: quick, not converged
+# The shipped results' recipe (``lab-experiments --recipe shipped``): a new generated training set every epoch, up to
+# 40 epochs with early stopping on the validation view, GroupNorm (see LabConfig.norm), larger validation and test
+# sets (a test set of 1000 puts a network's binomial standard error near 1 point), 5 seeds.
+SHIPPED_CONFIG = LabConfig(
+    epochs=40, lr=2e-3, train_count=1600, val_count=600, test_count=1000, fresh_data=True, patience=8, norm="group"
+)
+SHIPPED_SEEDS = (0, 1, 2, 3, 4)
+RECIPES = {"classroom": (EXPERIMENT_CONFIG, EXPERIMENT_SEEDS), "shipped": (SHIPPED_CONFIG, SHIPPED_SEEDS)}
 NOT_APPLICABLE = "no SPP: the network takes only its fixed training size, never a whole image"
 
 
@@ -49,15 +60,20 @@ class ExperimentRow:
     per_seed: dict[str, list[float] | None]
     not_applicable: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0  # of training, over the seeds
+    # Each seed's validation accuracy per epoch, on the view trained for, and the epoch whose weights were kept
+    # (early stopping's choice; the last epoch without it).
+    val_curves: list[list[float]] = field(default_factory=list)
+    kept_epochs: list[int] = field(default_factory=list)
 
     def json(self) -> dict:
         changes = {k: list(v) if isinstance(v, tuple) else v for k, v in self.changes.items()}
         return {"name": self.name, **changes, "test": self.test, "std": self.std, "per_seed": self.per_seed,
-                "not_applicable": self.not_applicable, "seconds": self.seconds}  # fmt: skip
+                "not_applicable": self.not_applicable, "seconds": self.seconds, "val_curves": self.val_curves,
+                "kept_epochs": self.kept_epochs}  # fmt: skip
 
     @classmethod
     def from_json(cls, d: dict) -> ExperimentRow:
-        known = {"name", "test", "std", "per_seed", "not_applicable", "seconds"}
+        known = {"name", "test", "std", "per_seed", "not_applicable", "seconds", "val_curves", "kept_epochs"}
         none = dict.fromkeys(d["test"])
         return cls(
             name=d["name"],
@@ -67,6 +83,8 @@ class ExperimentRow:
             per_seed=d.get("per_seed", none),
             not_applicable=d.get("not_applicable", {}),
             seconds=d.get("seconds", 0.0),
+            val_curves=d.get("val_curves", []),
+            kept_epochs=d.get("kept_epochs", []),
         )
 
 
@@ -79,6 +97,14 @@ class ExperimentResults:
     rows: list[ExperimentRow]
     seconds: float = 0.0
     torch_threads: int = 0
+    ceilings: dict[str, float] = field(default_factory=dict)  # per view: the best any classifier can do (ceiling.py)
+    jobs: int = 1  # seeds trained at once, in separate processes
+
+    def how_run(self) -> str:
+        """How the networks shared the CPU, in words: "2 torch threads", "2 processes of one torch thread each"."""
+        if self.jobs > 1:
+            return f"{self.jobs} processes of one torch thread each"
+        return f"{self.torch_threads} torch thread" + ("s" if self.torch_threads != 1 else "")
 
     def row(self, name: str) -> ExperimentRow:
         return next(r for r in self.rows if r.name == name)
@@ -87,7 +113,7 @@ class ExperimentResults:
         """The rows, and the four claims computed from them (``claims``: read by the page and the CLI)."""
         return {"config": self.config, "seeds": self.seeds, "rows": [r.json() for r in self.rows],
                 "claims": [c.json() for c in claims(self)], "seconds": self.seconds,
-                "torch_threads": self.torch_threads}  # fmt: skip
+                "torch_threads": self.torch_threads, "ceilings": self.ceilings, "jobs": self.jobs}  # fmt: skip
 
     @classmethod
     def from_json(cls, d: dict) -> ExperimentResults:
@@ -97,6 +123,8 @@ class ExperimentResults:
             rows=[ExperimentRow.from_json(r) for r in d["rows"]],
             seconds=d.get("seconds", 0.0),
             torch_threads=d.get("torch_threads", 0),
+            ceilings=d.get("ceilings", {}),
+            jobs=d.get("jobs", 1),
         )
 
 
@@ -104,38 +132,60 @@ def run_experiments(
     base: LabConfig = EXPERIMENT_CONFIG,
     seeds: Sequence[int] = EXPERIMENT_SEEDS,
     progress: Progress | None = None,
+    jobs: int = 1,
 ) -> ExperimentResults:
-    """Train the five configurations with each seed (same data and seed for all five); test accuracy per view."""
+    """Train the five configurations with each seed (same data and seed for all five); test accuracy per view.
+
+    ``jobs`` > 1 trains that many networks at once in separate processes of one torch thread each (a network's
+    result depends only on its configuration and seed)."""
     if not seeds:
         raise ValueError("give at least one seed")
     start = time.perf_counter()
-    per_seed: dict[str, dict[str, list[float | None]]] = {n: {v: [] for v in TEST_VIEWS} for n, _ in EXPERIMENTS}
-    seconds = dict.fromkeys(per_seed, 0.0)
-    total, step = len(EXPERIMENTS) * len(seeds), 0
-    for seed in seeds:
-        seeded = replace(base, seed=seed)
-        data = synthetic_data(seeded)  # one draw of data per seed, shared by the five networks
-        for name, changes in EXPERIMENTS:
-            report(progress, step / total, f"{step + 1} of {total}: {name}, seed {seed}")
-            result = train(replace(seeded, **changes), data=data)
-            for v in TEST_VIEWS:
-                per_seed[name][v].append(result.test[v])
-            seconds[name] += result.seconds
-            step += 1
-    report(progress, 1.0, f"{total} of {total}: done")
+    tasks = [(seed, name, changes) for seed in seeds for name, changes in EXPERIMENTS]
+    results: list[TrainResult] = []
+    if jobs > 1:
+        with ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=get_context("spawn")) as pool:
+            futures = [pool.submit(network_run, base, seed, changes, threads=1) for seed, _, changes in tasks]
+            for done, future in enumerate(as_completed(futures), 1):
+                future.result()  # raises here, in the caller, if a network failed
+                report(progress, done / len(tasks), f"{done} of {len(tasks)} networks")
+            results = [f.result() for f in futures]  # in the tasks' order, whatever order they finished in
+    else:
+        data: dict[int, dict] = {}
+        for step, (seed, name, changes) in enumerate(tasks):
+            report(progress, step / len(tasks), f"{step + 1} of {len(tasks)}: {name}, seed {seed}")
+            # One draw of data per seed, shared by its five networks (network_run would draw the same again).
+            data = data if seed in data else {seed: synthetic_data(replace(base, seed=seed))}
+            results.append(network_run(base, seed, changes, data[seed]))
+    report(progress, 1.0, f"{len(tasks)} of {len(tasks)}: done")
+    runs = {name: [r for (_, n, _), r in zip(tasks, results, strict=True) if n == name] for name, _ in EXPERIMENTS}
     return ExperimentResults(
         config={k: list(v) if isinstance(v, tuple) else v for k, v in asdict(base).items() if k != "seed"},
         seeds=list(seeds),
-        rows=[_row(name, changes, per_seed[name], seconds[name]) for name, changes in EXPERIMENTS],
+        rows=[_row(name, changes, runs[name]) for name, changes in EXPERIMENTS],
         seconds=round(time.perf_counter() - start, 1),
-        torch_threads=torch.get_num_threads(),
+        torch_threads=1 if jobs > 1 else torch.get_num_threads(),
+        ceilings={v: round(view_ceiling(v, size=base.size), 4) for v in VIEWS_WITH_CEILING},
+        jobs=jobs,
     )
 
 
-def _row(name: str, changes: dict, per_seed: dict[str, list[float | None]], seconds: float) -> ExperimentRow:
+def network_run(
+    base: LabConfig, seed: int, changes: dict, data: dict | None = None, threads: int | None = None
+) -> TrainResult:
+    """One configuration of the comparison trained with one seed (on ``data``, else the seed's draw), its model
+    dropped: the comparison keeps the numbers, not 25 networks."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    result = train(replace(base, seed=seed, **changes), data=data)
+    result.model = None
+    return result
+
+
+def _row(name: str, changes: dict, runs: Sequence[TrainResult]) -> ExperimentRow:
     test, std, seeds, missing = {}, {}, {}, {}
     for v in TEST_VIEWS:
-        values = per_seed[v]
+        values = [r.test[v] for r in runs]
         if any(x is None for x in values):
             test[v] = std[v] = seeds[v] = None
             missing[v] = NOT_APPLICABLE
@@ -144,7 +194,9 @@ def _row(name: str, changes: dict, per_seed: dict[str, list[float | None]], seco
             seeds[v] = values
     return ExperimentRow(
         name=name, changes=dict(changes), test=test, std=std, per_seed=seeds, not_applicable=missing,
-        seconds=round(seconds, 2),
+        seconds=round(sum(r.seconds for r in runs), 2),
+        val_curves=[[round(h.val_accuracy, 4) for h in r.history] for r in runs],
+        kept_epochs=[r.best_epoch or len(r.history) for r in runs],
     )  # fmt: skip
 
 
@@ -243,25 +295,6 @@ def paper_verdicts(results: ExperimentResults) -> list[str]:
         c.sentence(accuracy_cell(results.row(a), va), accuracy_cell(results.row(b), vb))
         for c, ((a, va), (b, vb), *_) in zip(claims(results), PAPER_CLAIMS, strict=True)
     ]
-
-
-CONVERGED = 0.95  # the Lab's goal for a converged network, on the view it was trained for (issue 22)
-
-
-def convergence_note(results: ExperimentResults) -> str | None:
-    """A sentence when any network is below ``CONVERGED`` on the view it was trained for (crop, warp or full image):
-    its verdicts then rest on under-training as much as on the pooling. None when all reach it."""
-    own = {r.name: (train_view(replace(EXPERIMENT_CONFIG, **r.changes)), r) for r in results.rows}
-    low = {name: row.test[view] for name, (view, row) in own.items() if (row.test[view] or 0.0) < CONVERGED}
-    if not low:
-        return None
-    worst, best = min(low.values()), max(low.values())
-    return (
-        f"{len(low)} of {len(results.rows)} networks stay under {CONVERGED:.0%} on the view each was trained for "
-        f"({100 * worst:.1f}% to {100 * best:.1f}%, mean over seeds), the accuracy the Lab asks of a converged "
-        f"network: after {results.config.get('epochs')} epochs they are under-trained, so the verdicts below rest on "
-        "under-training and seed noise as much as on the pooling."
-    )
 
 
 def accuracy_cell(row: ExperimentRow, view: str) -> str:

@@ -31,7 +31,7 @@ def load_trained(path: str | Path, device: str | torch.device | None = None) -> 
     state = load_file(str(path))
     if meta["kind"] == "synthetic":
         cfg = meta["config"]
-        config = LabConfig(**{**cfg, "levels": tuple(cfg["levels"])})
+        config = LabConfig(**{**cfg, "levels": tuple(cfg["levels"])})  # files from before LabConfig.norm: "batch"
         model = build_lab_model(config, meta["class_names"])
     else:
         base = load_model(meta["base"], device="cpu")

@@ -5,15 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import plotly.graph_objects as go
+from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from ..explain.views import VIEWS
 from ..lab.experiments import ExperimentRow
 from ..lab.train import EpochLog
 
+COLOURS = qualitative.Plotly
 
-def training_curves(history: Sequence[EpochLog]) -> go.Figure:
-    """Training loss and validation accuracy per epoch (``train.EpochLog`` list), live during training."""
+
+def training_curves(history: Sequence[EpochLog], kept_epoch: int = 0) -> go.Figure:
+    """Training loss and validation accuracy per epoch (``train.EpochLog`` list), live during training; a dotted
+    line at ``kept_epoch``, the epoch whose weights early stopping kept (0: none)."""
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     epochs = [h.epoch for h in history]
     fig.add_trace(go.Scatter(x=epochs, y=[h.loss for h in history], name="training loss", mode="lines+markers"))
@@ -24,7 +28,39 @@ def training_curves(history: Sequence[EpochLog]) -> go.Figure:
     fig.update_xaxes(title="epoch")
     fig.update_yaxes(title="loss", secondary_y=False)
     fig.update_yaxes(title="accuracy", range=[0, 1], tickformat=".0%", secondary_y=True)
+    if kept_epoch:
+        kept = history[kept_epoch - 1].val_accuracy
+        fig.add_vline(x=kept_epoch, line_dash="dot", line_color="green")
+        fig.add_annotation(x=kept_epoch, y=kept, yref="y2", text=f"kept: epoch {kept_epoch}, {kept:.1%}", ay=30)
     fig.update_layout(height=320, margin={"t": 20, "b": 10}, legend={"orientation": "h"})
+    return fig
+
+
+def stopping_curves(rows: Sequence[ExperimentRow], seed_index: int = 0) -> go.Figure:
+    """Each configuration's validation accuracy per epoch for one seed (on the view it trained for), a diamond at
+    the epoch early stopping kept."""
+    fig = go.Figure()
+    for i, r in enumerate(rows):
+        if len(r.val_curves) <= seed_index:
+            continue
+        curve, kept = r.val_curves[seed_index], r.kept_epochs[seed_index]
+        colour = COLOURS[i % len(COLOURS)]  # the diamond in its curve's colour
+        line = go.Scatter(x=list(range(1, len(curve) + 1)), y=curve, name=r.name, mode="lines", line_color=colour)
+        fig.add_trace(line)
+        fig.add_trace(
+            go.Scatter(
+                x=[kept], y=[curve[kept - 1]], mode="markers",
+                marker={"symbol": "diamond", "size": 11, "color": colour},
+                showlegend=False, hovertemplate=f"{r.name}: kept epoch {kept}, %{{y:.1%}}<extra></extra>",
+            )
+        )  # fmt: skip
+    fig.update_layout(
+        xaxis={"title": "epoch"},
+        yaxis={"title": "validation accuracy", "tickformat": ".0%"},
+        height=380,
+        margin={"t": 20, "b": 10},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.2, "xanchor": "left", "x": 0},
+    )
     return fig
 
 

@@ -1,0 +1,152 @@
+"""The receptive field and stride of any CNN's conv5, measured by its gradient footprint, not read off a table.
+
+``geometry.layer_geometry`` walks a chain of layers; a ResNet's branches or a timm block's "same" padding need
+more than that. Here a copy of the conv layers is made transparent to gradient: every weight positive (1 / fan-in),
+biases 0, normalisations and activations the identity, max pooling an average over the same window. One conv5 cell
+(its channels summed) is back-propagated to an input of ones: every path from it to a pixel then carries a positive
+product, so the pixels with a non-zero gradient are exactly the pixels the cell depends on, its receptive field. The
+stride is the shift between the footprints of two neighbouring cells (or, where every cell sees the whole image,
+the growth of conv5 with the input). The shared model is never touched: the copy is made per measurement.
+
+Squeeze-and-excitation and attention pool the whole map into every cell: the footprint then covers the image at
+any size, and ``Footprint.global_field`` says so.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from .geometry import AxisGeometry, FeatureGeometry
+
+MAX_SIDE = 1024  # the largest input tried while a footprint still reaches the image's border
+NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.LocalResponseNorm)
+PASS_THROUGH = (nn.Dropout, nn.Dropout2d, nn.Identity)
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """conv5's geometry as measured: per axis (y, x) the receptive field, the stride and the centre of cell 0."""
+
+    rf: tuple[int, int]  # input pixels one interior cell depends on; the input's size when ``global_field``
+    stride: tuple[int, int]
+    start: tuple[float, float]  # centre of cell (0, 0) in input pixels (negative when padding shifts it)
+    input_hw: tuple[int, int]  # the input size the field was measured at (the field did not reach its border)
+    # "": the field was measured. "global": a corner cell sees the opposite corner, at every size tried (global
+    # pooling inside: squeeze-and-excitation, attention). "wider": the field outgrew MAX_SIDE pixels.
+    covers: str = ""
+
+    @property
+    def global_field(self) -> bool:
+        return self.covers == "global"
+
+    def describe(self) -> str:
+        """The receptive field in words, for the pages and the CLI."""
+        if self.covers == "global":
+            return "every conv5 cell sees the whole image (global pooling inside the network: squeeze-and-excitation)"
+        if self.covers == "wider":
+            return f"wider than {self.input_hw[1]} pixels: at any usual size, every conv5 cell sees the whole image"
+        return f"{self.rf[1]} x {self.rf[0]} pixels (W x H), stride {self.stride[1]}"
+
+    def geometry(self, input_hw: tuple[int, int], conv5_hw: tuple[int, int]) -> FeatureGeometry:
+        """``geometry.FeatureGeometry`` for an input of ``input_hw`` whose conv5 is ``conv5_hw``."""
+        axes = [
+            AxisGeometry(rf=max(self.rf[i], input_hw[i]) if self.covers else self.rf[i], jump=self.stride[i],
+                         start=self.start[i], size=conv5_hw[i])
+            for i in range(2)
+        ]  # fmt: skip
+        return FeatureGeometry(y=axes[0], x=axes[1], input_hw=tuple(input_hw))
+
+
+def transparent_copy(features: nn.Module) -> nn.Module:
+    """A float32 copy of ``features`` through which every path from an output to an input pixel carries gradient."""
+    # float32: Lite0 measured in 6 s instead of 20 s in float64 (one thread, beside two busy processes); the
+    # smallest gradient at a field's edge, a product of one 1 / fan-in per layer, stays far above float32's
+    # underflow (1e-38) at the allow-list's depths.
+    probe = copy.deepcopy(features).float().eval()
+    for parent in list(probe.modules()):
+        for name, child in list(parent.named_children()):
+            swap = _transparent(child)
+            if swap is not None:
+                setattr(parent, name, swap)
+    with torch.no_grad():
+        for name, p in probe.named_parameters():
+            if p.ndim >= 2:
+                p.fill_(1.0 / p[0].numel())  # an average over the window: values stay near 1 through any depth
+            else:
+                p.fill_(0.0 if name.endswith("bias") else 1.0)  # layer scales and the like: pass, do not block
+    return probe.requires_grad_(False)
+
+
+def _transparent(m: nn.Module) -> nn.Module | None:
+    """What replaces ``m`` in the transparent copy, or None to keep it (and look inside it)."""
+    kind = type(m).__name__
+    if isinstance(m, nn.MaxPool2d):
+        if kind == "MaxPool2dSame":  # timm's TensorFlow "same" padding, kept for the average
+            from timm.layers import AvgPool2dSame
+
+            return AvgPool2dSame(m.kernel_size, m.stride, ceil_mode=m.ceil_mode)
+        return nn.AvgPool2d(m.kernel_size, m.stride, m.padding, ceil_mode=m.ceil_mode)
+    if isinstance(m, nn.AdaptiveMaxPool2d):
+        return nn.AdaptiveAvgPool2d(m.output_size)
+    if isinstance(m, (*NORMS, *PASS_THROUGH)):
+        return nn.Identity()  # timm's BatchNormAct2d (norm + activation) included
+    activation = type(m).__module__ in ("torch.nn.modules.activation",) or ".activations" in type(m).__module__
+    if activation and not isinstance(m, nn.MultiheadAttention):
+        return nn.Identity()
+    return None
+
+
+def _field(x: Tensor, conv5: Tensor, row: int, col: int) -> tuple[int, int, int, int]:
+    """(y0, y1, x0, x1), inclusive: the pixels whose gradient from conv5 cell (row, col) is non-zero."""
+    (grad,) = torch.autograd.grad(conv5[0, :, row, col].sum(), x, retain_graph=True)
+    hit = grad[0].abs().sum(0) > 0  # (H, W)
+    rows, cols = hit.any(1).nonzero().flatten(), hit.any(0).nonzero().flatten()
+    return int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])
+
+
+def measure(features: nn.Module, input_hw: tuple[int, int] = (224, 224)) -> Footprint:
+    """The footprint of ``features`` (Tensor[N, 3, H, W] -> conv5 Tensor[N, C, H5, W5]), from ``input_hw`` up: the
+    input doubles (up to ``MAX_SIDE``) as long as the middle cell's field reaches the image's border.
+
+    Raises:
+        ValueError: when conv5 is not a 4-D map or has fewer than 2 x 2 cells.
+    """
+    probe = transparent_copy(features)
+    h, w = input_hw
+    while True:
+        x = torch.ones(1, 3, h, w, dtype=torch.float32, requires_grad=True)
+        with torch.enable_grad():
+            conv5 = probe(x)
+        if conv5.ndim != 4:
+            raise ValueError(f"conv5 must be a map Tensor[N, C, H, W]; this network gives {tuple(conv5.shape)}")
+        h5, w5 = conv5.shape[-2:]
+        if min(h5, w5) >= 2:
+            r, c = h5 // 2, w5 // 2
+            mid = _field(x, conv5, r, c)
+            if not _touches_border(mid, h, w):
+                break
+        if max(h, w) >= MAX_SIDE:
+            break
+        grow = min(2.0, MAX_SIDE / max(h, w))  # doubling, the last step to MAX_SIDE itself
+        h, w = round(h * grow), round(w * grow)
+    if min(h5, w5) < 2:
+        raise ValueError(f"conv5 is {h5} x {w5} even at {h} x {w} pixels: no neighbouring cells to measure")
+    if _touches_border(mid, h, w):
+        # The corner cell sees the opposite corner: global pooling inside. Else the field is just wider than h x w.
+        covers = "global" if _field(x, conv5, 0, 0) == (0, h - 1, 0, w - 1) else "wider"
+        small = probe(torch.ones(1, 3, h // 2, w // 2, dtype=torch.float32)).shape[-2:]
+        stride = (round((h - h // 2) / max(1, h5 - small[0])), round((w - w // 2) / max(1, w5 - small[1])))
+        return Footprint((h, w), stride, ((stride[0] - 1) / 2, (stride[1] - 1) / 2), (h, w), covers)
+    below, right = _field(x, conv5, r + 1, c), _field(x, conv5, r, c + 1)
+    stride = (below[0] - mid[0], right[2] - mid[2])
+    rf = (mid[1] - mid[0] + 1, mid[3] - mid[2] + 1)
+    start = ((mid[0] + mid[1]) / 2 - r * stride[0], (mid[2] + mid[3]) / 2 - c * stride[1])
+    return Footprint(rf, stride, start, (h, w))
+
+
+def _touches_border(field: tuple[int, int, int, int], h: int, w: int) -> bool:
+    return field[0] == 0 or field[1] == h - 1 or field[2] == 0 or field[3] == w - 1
