@@ -67,9 +67,9 @@ def training_options(dataset: str) -> tuple[int, bool]:
     """Early stopping's patience and fresh data every epoch (the built-in shapes only)."""
     f, g = st.columns(2)
     patience = f.slider(
-        "Early stopping: patience (epochs)", 0, 10, 4, key="lab_patience", disabled=dataset != "synthetic",
-        help="Stop after this many epochs without a better validation accuracy, and keep the best epoch's weights "
-        "(0: train every epoch, keep the last).",
+        "Patience (early stopping)", 0, 10, 4, key="lab_patience", disabled=dataset != "synthetic",
+        help="Stop after this many passes over the data without a better validation accuracy, and keep the best "
+        "pass's weights (0: never stop early, keep the last).",
     )  # fmt: skip
     fresh = g.checkbox(
         "New training images every epoch", True, key="lab_fresh", disabled=dataset != "synthetic",

@@ -61,12 +61,9 @@ class Footprint:
         return FeatureGeometry(y=axes[0], x=axes[1], input_hw=tuple(input_hw))
 
 
-def transparent_copy(features: nn.Module) -> nn.Module:
-    """A float32 copy of ``features`` through which every path from an output to an input pixel carries gradient."""
-    # float32: Lite0 measured in 6 s instead of 20 s in float64 (one thread, beside two busy processes); the
-    # smallest gradient at a field's edge, a product of one 1 / fan-in per layer, stays far above float32's
-    # underflow (1e-38) at the allow-list's depths.
-    probe = copy.deepcopy(features).float().eval()
+def transparent_copy(features: nn.Module, dtype: torch.dtype = torch.float32) -> nn.Module:
+    """A copy of ``features`` through which every path from an output to an input pixel carries gradient."""
+    probe = copy.deepcopy(features).to(dtype).eval()
     for parent in list(probe.modules()):
         for name, child in list(parent.named_children()):
             swap = _transparent(child)
@@ -103,22 +100,35 @@ def _transparent(m: nn.Module) -> nn.Module | None:
 def _field(x: Tensor, conv5: Tensor, row: int, col: int) -> tuple[int, int, int, int]:
     """(y0, y1, x0, x1), inclusive: the pixels whose gradient from conv5 cell (row, col) is non-zero."""
     (grad,) = torch.autograd.grad(conv5[0, :, row, col].sum(), x, retain_graph=True)
+    if not torch.isfinite(grad).all():
+        raise FloatingPointError("the footprint's gradient overflowed")
     hit = grad[0].abs().sum(0) > 0  # (H, W)
     rows, cols = hit.any(1).nonzero().flatten(), hit.any(0).nonzero().flatten()
+    if len(rows) == 0:
+        raise FloatingPointError("the footprint's gradient underflowed to zero")
     return int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])
 
 
 def measure(features: nn.Module, input_hw: tuple[int, int] = (224, 224)) -> Footprint:
+    """See ``_measure``: in float32 first (Lite0 in 6 s instead of 20 s in float64, one thread beside two busy
+    processes), in float64 where float32's range is not enough (MobileNetV3's gradient left it)."""
+    try:
+        return _measure(features, input_hw, torch.float32)
+    except FloatingPointError:
+        return _measure(features, input_hw, torch.float64)
+
+
+def _measure(features: nn.Module, input_hw: tuple[int, int], dtype: torch.dtype) -> Footprint:
     """The footprint of ``features`` (Tensor[N, 3, H, W] -> conv5 Tensor[N, C, H5, W5]), from ``input_hw`` up: the
     input doubles (up to ``MAX_SIDE``) as long as the middle cell's field reaches the image's border.
 
     Raises:
         ValueError: when conv5 is not a 4-D map or has fewer than 2 x 2 cells.
     """
-    probe = transparent_copy(features)
+    probe = transparent_copy(features, dtype)
     h, w = input_hw
     while True:
-        x = torch.ones(1, 3, h, w, dtype=torch.float32, requires_grad=True)
+        x = torch.ones(1, 3, h, w, dtype=dtype, requires_grad=True)
         with torch.enable_grad():
             conv5 = probe(x)
         if conv5.ndim != 4:
@@ -138,7 +148,7 @@ def measure(features: nn.Module, input_hw: tuple[int, int] = (224, 224)) -> Foot
     if _touches_border(mid, h, w):
         # The corner cell sees the opposite corner: global pooling inside. Else the field is just wider than h x w.
         covers = "global" if _field(x, conv5, 0, 0) == (0, h - 1, 0, w - 1) else "wider"
-        small = probe(torch.ones(1, 3, h // 2, w // 2, dtype=torch.float32)).shape[-2:]
+        small = probe(torch.ones(1, 3, h // 2, w // 2, dtype=dtype)).shape[-2:]
         stride = (round((h - h // 2) / max(1, h5 - small[0])), round((w - w // 2) / max(1, w5 - small[1])))
         return Footprint((h, w), stride, ((stride[0] - 1) / 2, (stride[1] - 1) / 2), (h, w), covers)
     below, right = _field(x, conv5, r + 1, c), _field(x, conv5, r, c + 1)

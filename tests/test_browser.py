@@ -301,7 +301,8 @@ def test_lab_pages(server, page):
     page.goto(f"{server}/Lab_experiments", timeout=120_000)
     wait_text(page, "Results shipped with the app")
     wait_text(page, "The paper's numbers")
-    wait_text(page, "mean ± standard deviation over 3 seed(s)")
+    wait_text(page, "mean ± standard deviation over 5 seed(s)")
+    wait_text(page, "a diamond where training kept the network")  # the shipped networks' validation curves
     # The verdicts are drawn after the table and plot: wait for the last claim's line before counting them.
     wait_text(page, "{6,3,2,1} against {4,2,1}, both multi-size")
     verdicts = page.locator("li").filter(has_text="standard error")

@@ -413,6 +413,9 @@ def test_convergence_note_separates_under_training_from_a_view_that_caps():
     text, warn = convergence_note(results(0.90, 0.87, 0.96, ceilings))
     assert warn and text.startswith("1 of 5 networks stay under 95%") and "90.0% to 90.0%" in text
     assert convergence_note(results(0.97, 0.96, 0.96, ceilings)) is None
+    # Far under its view's ceiling, a warp network is under-trained, not capped.
+    text, warn = convergence_note(results(0.97, 0.60, 0.96, ceilings))
+    assert warn and text.startswith("1 of 5 networks stay under 95%") and "no SPP (warp) reaches" not in text
     note = classroom_note(results(0.70, 0.72, 0.74, ceilings), results(0.97, 0.87, 0.96, ceilings))
     assert note.startswith("This run's networks are not converged: 70.0 to 74.0%")
     assert "shipped ones reach 87.0 to 97.0%" in note and "so its verdicts are the weaker" in note

@@ -98,7 +98,7 @@ class ExperimentResults:
     seconds: float = 0.0
     torch_threads: int = 0
     ceilings: dict[str, float] = field(default_factory=dict)  # per view: the best any classifier can do (ceiling.py)
-    jobs: int = 1  # seeds trained at once, in separate processes
+    jobs: int = 1  # networks trained at once, in separate processes
 
     def how_run(self) -> str:
         """How the networks shared the CPU, in words: "2 torch threads", "2 processes of one torch thread each"."""
