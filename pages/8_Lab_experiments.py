@@ -18,6 +18,7 @@ from spp_viz.lab.experiments import (
     ExperimentResults,
     accuracy_cell,
     paper_verdicts,
+    shipped_caption,
 )
 from spp_viz.lab.models import LabConfig
 from spp_viz.lab.train import TEST_VIEWS
@@ -36,28 +37,6 @@ def table(results: ExperimentResults) -> pd.DataFrame:
             }
             for r in results.rows
         ]
-    )
-
-
-def shipped_caption(shipped: ExperimentResults) -> str:
-    c = shipped.config
-    kept = [k for r in shipped.rows for k in r.kept_epochs]
-    how = f"{c['epochs']} epochs each"
-    if c.get("patience"):
-        how = (
-            f"up to {c['epochs']} epochs each with early stopping (patience {c['patience']}; the kept epochs: "
-            f"{min(kept)} to {max(kept)})"
-        )
-    data = (
-        f"a new set of {c['train_count']} generated images every epoch"
-        if c.get("fresh_data")
-        else (f"{c['train_count']} training images")
-    )
-    recipe = f" --recipe shipped --jobs {shipped.jobs}" if c.get("fresh_data") else ""
-    return (
-        f"Results shipped with the app: {len(shipped.rows) * len(shipped.seeds)} networks, {how}, {data}; "
-        f"{shipped.seconds:.0f} s of training on a 2-core CPU ({shipped.how_run()}). Reproduce "
-        f"with `python -m spp_viz lab-experiments{recipe} --out assets/lab_results.json`."
     )
 
 

@@ -297,6 +297,30 @@ def paper_verdicts(results: ExperimentResults) -> list[str]:
     ]
 
 
+def shipped_caption(shipped: ExperimentResults) -> str:
+    """How the shipped results were made, in one sentence for the page: networks, epochs (and early stopping's
+    kept epochs), data, time, threads, and the command that reproduces them."""
+    c = shipped.config
+    kept = [k for r in shipped.rows for k in r.kept_epochs]
+    how = f"{c['epochs']} epochs each"
+    if c.get("patience"):
+        how = (
+            f"up to {c['epochs']} epochs each with early stopping (patience {c['patience']}; the kept epochs: "
+            f"{min(kept)} to {max(kept)})"
+        )
+    data = (
+        f"a new set of {c['train_count']} generated images every epoch"
+        if c.get("fresh_data")
+        else (f"{c['train_count']} training images")
+    )
+    recipe = f" --recipe shipped --jobs {shipped.jobs}" if c.get("fresh_data") else ""
+    return (
+        f"Results shipped with the app: {len(shipped.rows) * len(shipped.seeds)} networks, {how}, {data}; "
+        f"{shipped.seconds:.0f} s of training on a 2-core CPU ({shipped.how_run()}). Reproduce "
+        f"with `python -m spp_viz lab-experiments{recipe} --out assets/lab_results.json`."
+    )
+
+
 def accuracy_cell(row: ExperimentRow, view: str) -> str:
     """A row of the comparison at one view as the page, the CLI and the verdicts show it: "86.0 ± 1.0%" (mean
     ± standard deviation over seeds; the mean alone for one seed), or "n/a: " and why the network cannot take it."""
