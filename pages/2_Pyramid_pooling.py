@@ -269,7 +269,8 @@ def main() -> None:
     short_side = st.slider("Input size: shorter side in pixels", 32, 1024, 256, 32, key="pyramid_size")
     fm = ui.cached_feature_maps(short_side)  # cached: changing levels, rule or channel redraws without conv5
     view_img = encode_image(img.resize((fm.input_hw[1], fm.input_hw[0])))
-    geom = feature_geometry(model, fm.input_hw)
+    geom = feature_geometry(model, fm.input_hw, fm.conv5.shape[-2:])
+    ui.measured_field_note(model)
     c = fm.conv5.shape[0]
     channel = int(
         st.number_input(

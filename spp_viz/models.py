@@ -157,7 +157,7 @@ class SPPNet(nn.Module):
             return conv5, conv5
         last, clip = found
         h = self.normalize(x)
-        for layer in list(self.features.children())[:-1]:
+        for layer in _layers(self.features)[:-1]:
             h = layer(h)
         # timm's BatchNormAct2d is batch norm, dropout, then the clip; otherwise the clip is a layer of its own.
         pre = last.drop(nn.BatchNorm2d.forward(last, h)) if isinstance(last, nn.BatchNorm2d) else h
@@ -173,10 +173,20 @@ class SPPNet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
+def _layers(features: nn.Module) -> list[nn.Module]:
+    """conv layers in order, the last Sequential opened down to its last layer (torchvision's MobileNetV2 ends in a
+    ``features`` block whose last block ends in its ReLU6): running them in turn is running ``features``."""
+    if not isinstance(features, nn.Sequential) or not len(features):
+        return []
+    children = list(features.children())
+    tail = _layers(children[-1]) if isinstance(children[-1], nn.Sequential) else []
+    return children[:-1] + (tail or children[-1:])
+
+
 def _final_clip(features: nn.Module) -> tuple[nn.Module, nn.Hardtanh] | None:
     """(last layer, its clipping activation) when conv5 ends in ReLU6 / hardtanh, alone or fused into a timm
     BatchNormAct2d; None otherwise."""
-    children = list(features.children()) if isinstance(features, nn.Sequential) else []
+    children = _layers(features)
     if not children:
         return None
     last = children[-1]

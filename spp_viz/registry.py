@@ -22,7 +22,7 @@ from .weights import UploadedWeights, Weights
 LAB_PREFIX = "lab:"
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
-__all__ = ["DEFAULT_MODEL", "LAB_PREFIX", "PYRAMID_MODELS", "base_of", "is_zoo", "load", "names", "title"]
+__all__ = ["DEFAULT_MODEL", "LAB_PREFIX", "PYRAMID_MODELS", "base_of", "is_base", "is_zoo", "load", "names", "title"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,11 @@ PYRAMID_MODELS: dict[str, PyramidModel] = {
 def is_zoo(name: str) -> bool:
     """True for a zoo model (which takes an optional weights file); False for a pyramid-head or a Lab model."""
     return name in ZOO
+
+
+def is_base(name: str) -> bool:
+    """True for a network the Lab can fine-tune on by name: the zoo's, and any timm or torchvision CNN."""
+    return name in ZOO or is_external(name)
 
 
 def base_of(name: str) -> str | None:

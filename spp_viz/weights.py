@@ -4,6 +4,7 @@ a message that says what does not fit, and where the zoo's pretrained weights co
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -83,6 +84,16 @@ def load_into(module: nn.Module, state: dict[str, Tensor], what: str) -> None:
             )
         raise WeightsError(f"these weights do not fit {what}: " + "; ".join(detail))
     module.load_state_dict(state)
+
+
+def weights_digest(module: nn.Module) -> str:
+    """A short digest of a module's state (names and values): results cached under it belong to these weights, not
+    to another file or another draw of random weights under the same model name."""
+    h = hashlib.sha1()
+    for name, t in module.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:12]
 
 
 def map_efficientnet_pytorch_keys(state: dict[str, Tensor], target: nn.Module) -> dict[str, Tensor]:

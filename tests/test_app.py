@@ -105,9 +105,12 @@ def test_zf5_is_labelled_untrained_and_pyramid_length():
 def test_missing_alexnet_weights_are_explained(monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     at = start(model_name="alexnet")
+    # The sidebar says why (AppTest shows the sidebar only before a page switch), and the previous model stays.
+    assert any("weights are not on this machine" in e.value for e in at.error)
+    assert any("Still using **EfficientNet-Lite0" in c.value for c in at.sidebar.caption)
     at.switch_page("pages/1_Feature_maps.py").run()
     no_exception(at)
-    assert any("weights are not on this machine" in e.value for e in at.error)
+    assert metrics(at)["SPP output length"] == "1,280"
 
 
 @pytest.mark.parametrize("name", ["empty!", "truncated_jpeg!", "text_named_jpg!", "png_claims_100000x100000!"])

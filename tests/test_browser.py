@@ -362,3 +362,37 @@ def test_gradcam_does_not_wait_for_another_sessions_slow_attributions(server, br
     finally:
         a.context.close()
         b.context.close()
+
+
+NAV_PAGES = {  # the sidebar's link (from the file name) -> a text its page shows
+    "Feature maps": "has random weights",
+    "Pyramid pooling": "geometry is measured",
+    "Strongest activations": "geometry is measured",
+    "Crop warp SPP": "has random weights",
+    "Attributions": "has random weights",
+    "Detection": "has random weights",
+    "SPP Lab": "What the built-in images look like",
+    "Lab experiments": "Lab experiments",
+}
+
+
+def test_every_page_with_a_network_by_name(server, page):
+    """Issue 23: a student types a timm name into the sidebar, and every page runs with it (same session: the
+    sidebar's links, not new page loads). Last in this file: the home page test counts one model load so far."""
+    page.goto(server, timeout=120_000)
+    wait_text(page, "what each approach feeds the network")
+    sidebar = page.locator("[data-testid='stSidebar']")
+    sidebar.locator("[data-testid='stSelectbox']").filter(has=page.get_by_text("Network", exact=True)).click()
+    page.get_by_role("option", name="Any timm or torchvision CNN ...").click()
+    name = sidebar.get_by_label("timm or torchvision CNN", exact=True)
+    name.fill("timm:resnet18")
+    name.press("Enter")
+    wait_text(page, "Loaded in")
+    for link, text in NAV_PAGES.items():
+        sidebar.locator("[data-testid='stSidebarNav'] a").filter(has_text=link).first.click()
+        wait_text(page, text)
+        page.locator("[data-testid='stApp'][data-test-script-state='notRunning']").wait_for(timeout=180_000)
+        assert_no_exception(page)
+        assert page.get_by_text("could not be loaded").count() == 0
+    wait_text(page, "Loaded in")  # the sidebar still holds timm:resnet18
+    save_screenshot(page, "network_by_name", charts=False)

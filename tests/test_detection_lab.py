@@ -222,3 +222,15 @@ def test_cli_detection_lab_errors(tmp_path, capsys):
     assert "not a VOC-format folder" in capsys.readouterr().err
     assert main(["detection-lab", "--modes", "spp,fast", "--max-images", "2"]) == 2
     assert "unknown mode" in capsys.readouterr().err
+
+
+def test_a_network_by_name_is_a_backbone_too():
+    """timm:resnet18 (random weights: the plumbing is under test) cut at its stride-16 stage, whose geometry is
+    measured: both modes train and test, and the windows map onto conv5 by the measured stride."""
+    from spp_viz.external import build_external
+
+    bb = detection_backbone(build_external("timm:resnet18"))
+    assert bb.stride == 16 and bb.channels == 256 and bb.footprint.stride == (16, 16)
+    train, test = synthetic_scenes("train", 2, seed=3), synthetic_scenes("test", 1, seed=3)
+    report = compare_detectors(bb, train, test, ("spp", "rcnn"), DetectorConfig(windows=15, scales=(240,)))
+    assert set(report.modes) == {"spp", "rcnn"}

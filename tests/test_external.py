@@ -187,3 +187,115 @@ def test_predict_reports_conv5_and_its_measured_geometry(tmp_path):
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "spp_viz", *args], capture_output=True, text=True, timeout=300,
                           env=dict(os.environ))  # fmt: skip
+
+
+def test_the_stride_16_stage_is_the_one_the_libraries_name():
+    """The detection backbone of a network by name: against timm's own ``features_only`` model (out_indices 3, its
+    stride-16 stage) and torchvision's ``create_feature_extractor`` at layer3, the same maps; stride measured 16."""
+    import timm
+    from torchvision.models.feature_extraction import create_feature_extractor
+
+    from spp_viz.detection.features import detection_backbone
+
+    x = torch.rand(1, 3, 200, 264)
+    model = build_external("timm:resnet18")
+    backbone = detection_backbone(model)
+    reference = timm.create_model("resnet18", features_only=True, out_indices=[3]).eval()
+    reference.load_state_dict(model.features.net.state_dict(), strict=False)
+    with torch.no_grad():
+        assert torch.allclose(backbone.forward_features(x), reference(model.normalize(x))[0], atol=1e-5)
+    assert backbone.stride == 16 and backbone.footprint.rf == (211, 211) and "layer3" in backbone.name
+    tv = build_external("torchvision:resnet18")
+    tv_backbone = detection_backbone(tv)
+    net = nn.Sequential(tv.features)  # the split keeps torchvision's layer names under "0."
+    extractor = create_feature_extractor(net, {"0.layer3": "out"})
+    with torch.no_grad():
+        assert torch.equal(tv_backbone.forward_features(x), extractor(tv.normalize(x))["out"])
+    assert tv_backbone.stride == 16 and tv_backbone.channels == 256
+
+
+def test_a_deep_gated_network_is_measured_without_overflow():
+    """EfficientNet-B0: 16 blocks, each with a residual sum and a squeeze-and-excitation product; the transparent
+    copy once overflowed even float64 on it. Every cell sees the whole image; the stride is 32."""
+    model = build_external("timm:efficientnet_b0")
+    assert model.footprint.covers == "global" and model.stride == 32
+
+
+def test_random_weights_are_the_same_on_every_load():
+    """Results are cached under the name ("random" is part of the model choice): a reload must give the same net."""
+    a, b = build_external("timm:resnet18"), build_external("timm:resnet18")
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+
+
+def test_lite1_ranks_before_its_relu6():
+    """Lite1's conv5 ends in ReLU6: channels are ranked on the responses before it, as for the zoo's Lite0."""
+    model = build_external("timm:tf_efficientnet_lite1", PRETRAINED)
+    assert model.clip == "ReLU6"
+    x = torch.rand(1, 3, 240, 240)
+    with torch.no_grad():
+        conv5, responses = model.forward_responses(x)
+        assert torch.equal(conv5, model.forward_features(x))
+    assert torch.equal(responses.clamp(0, 6), conv5) and responses.max() > 6
+
+
+def test_the_activation_index_is_keyed_by_the_weights_not_only_the_name(tmp_path):
+    from safetensors.torch import save_file
+
+    from spp_viz.explain.activation_index import _settings_key
+
+    random = build_external("torchvision:resnet18")
+    torch.manual_seed(7)
+    import torchvision
+
+    file = tmp_path / "mine.safetensors"
+    save_file(torchvision.models.resnet18().state_dict(), str(file))
+    mine = build_external("torchvision:resnet18", str(file))
+    assert _settings_key(random, 9, True, 224) != _settings_key(mine, 9, True, 224)
+    assert _settings_key(random, 9, True, 224) == _settings_key(build_external("torchvision:resnet18"), 9, True, 224)
+    assert ":" not in _settings_key(random, 9, True, 224)  # a file name on every system
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_network_by_name_runs_on_cuda_as_on_the_cpu():
+    """On the GPU: the same logits and conv5 as on the CPU; its geometry and its detection backbone (measured on a
+    CPU copy) as well."""
+    from spp_viz.detection.features import detection_backbone
+
+    cpu = build_external("timm:resnet18")
+    gpu = build_external("timm:resnet18").to("cuda")
+    x = torch.rand(2, 3, 180, 250)
+    with torch.no_grad():
+        torch.testing.assert_close(gpu(x.cuda()).cpu(), cpu(x), atol=1e-3, rtol=1e-3)
+        torch.testing.assert_close(gpu.forward_features(x.cuda()).cpu(), cpu.forward_features(x), atol=1e-3, rtol=1e-3)
+    assert feature_geometry(gpu, (180, 250)).shape == feature_geometry(cpu, (180, 250)).shape == (6, 8)
+    backbone = detection_backbone(gpu)
+    with torch.no_grad():
+        assert backbone.forward_features(x.cuda()).device.type == "cuda"
+    assert backbone.stride == 16 and backbone.footprint == detection_backbone(cpu).footprint
+
+
+def test_each_attribution_runs_on_a_network_by_name_and_leaves_no_hook():
+    """GradCAM on its conv5, Integrated Gradients and Occlusion on timm:resnet18: a map the size of the input, and
+    the shared model without hooks afterwards."""
+    from spp_viz.explain.attribution import METHODS, hook_count
+    from spp_viz.explain.attribution import run as run_attribution
+
+    model = build_external("timm:resnet18")
+    x = torch.rand(1, 3, 96, 128)
+    for method in METHODS:
+        result = run_attribution(method, model, x, target=3)
+        assert result.heatmap.shape == (96, 128), method
+    assert hook_count(model) == 0
+
+
+def test_normalisation_comes_from_the_weights():
+    """timm: the pretrained config (Lite1: 0.5, 0.5, 0.5, at 240); torchvision: its weights' transforms."""
+    import timm
+    from torchvision.models import ResNet50_Weights
+
+    lite1 = build_external("timm:tf_efficientnet_lite1")
+    cfg = timm.create_model("tf_efficientnet_lite1").pretrained_cfg
+    assert lite1.spec.mean == tuple(cfg["mean"]) == (0.5, 0.5, 0.5) and lite1.input_size == cfg["input_size"][1]
+    t = ResNet50_Weights.DEFAULT.transforms()
+    resnet = build_external("torchvision:resnet50")
+    assert resnet.spec.mean == tuple(t.mean) and resnet.spec.std == tuple(t.std) and resnet.input_size == 224

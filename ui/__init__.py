@@ -19,7 +19,7 @@ from .cache import (
     get_model,
     vector_files,
 )
-from .page import NOTES, current_image, current_model, response_maps
+from .page import NOTES, current_image, current_model, measured_field_note, response_maps
 from .session import (
     MAX_REMEMBERED_UPLOADS,
     MAX_SESSION_UPLOAD_MB,
@@ -59,6 +59,7 @@ __all__ = [
     "get_model",
     "image_key",
     "leave_legacy_pages_mode",
+    "measured_field_note",
     "response_maps",
     "session_uploads",
     "sidebar",

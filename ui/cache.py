@@ -8,9 +8,10 @@ arguments, and the ``cached_*`` helpers fill it in from this session's sidebar.
 from __future__ import annotations
 
 import collections
+import os
 import threading
-import weakref
-from collections.abc import Hashable
+import time
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import numpy as np
@@ -36,16 +37,81 @@ from spp_viz.pyramid import vector_csv
 
 from .session import UPLOAD_PREFIX, ModelChoice, Subject, context, session_weights
 
-# What this server process has loaded, for the sidebar's server panel: a count of loads (each model should load
-# once per process) and weak references to the models still cached (to count hooks left on them).
-_LOADS = {"count": 0}
-_LOADED: weakref.WeakSet[SPPNet] = weakref.WeakSet()
-_LOADS_LOCK = threading.Lock()
+MAX_MODELS_ENV = "SPP_VIZ_MAX_MODELS"
+DEFAULT_MAX_MODELS = 3
 
 
-@st.cache_resource(max_entries=4, show_spinner="Loading the model (once per server) ...")
+def max_models() -> int:
+    """How many models the server holds at once (``SPP_VIZ_MAX_MODELS``, default 3): a ResNet-50 is 100 MB, a
+    VGG-16 530 MB, and a class may try many."""
+    raw = os.environ.get(MAX_MODELS_ENV, "").strip()
+    return max(1, int(raw)) if raw.isdigit() else DEFAULT_MAX_MODELS
+
+
+class ModelShelf:
+    """The models the server holds, shared by every session: at most ``max_models()``, the least recently used
+    dropped first. Two sessions asking for the same model wait for one load (a lock per model, never a lock over
+    the server while a model loads)."""
+
+    def __init__(self) -> None:
+        self._models: collections.OrderedDict[Hashable, SPPNet] = collections.OrderedDict()
+        self._seconds: dict[Hashable, float] = {}
+        self._loading: dict[Hashable, threading.Lock] = {}
+        self._lock = threading.Lock()
+        self.loads = 0
+
+    def held(self, key: Hashable) -> bool:
+        with self._lock:
+            return key in self._models
+
+    def get(self, key: Hashable, load: Callable[[], SPPNet]) -> SPPNet:
+        with self._lock:
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key]
+            gate = self._loading.setdefault(key, threading.Lock())
+        with gate:
+            with self._lock:
+                if key in self._models:
+                    return self._models[key]
+            start = time.perf_counter()
+            model = load()
+            with self._lock:
+                self._models[key] = model
+                self._seconds[key] = time.perf_counter() - start
+                self.loads += 1
+                while len(self._models) > max_models():
+                    old, _ = self._models.popitem(last=False)
+                    self._seconds.pop(old, None)
+                self._loading.pop(key, None)
+        return model
+
+    def seconds(self, key: Hashable) -> float | None:
+        """How long ``key``'s model took to load, while it is held."""
+        with self._lock:
+            return self._seconds.get(key)
+
+    def load_times(self) -> list[tuple[Hashable, float]]:
+        """(key, seconds its load took) of every model held, the least recently used first."""
+        with self._lock:
+            return [(k, self._seconds[k]) for k in self._models]
+
+    def models(self) -> list[tuple[Hashable, SPPNet]]:
+        with self._lock:
+            return list(self._models.items())
+
+
+@st.cache_resource(show_spinner=False)
+def model_shelf() -> ModelShelf:
+    return ModelShelf()
+
+
 def get_model(choice: ModelChoice) -> SPPNet:
     """One model per choice, shared by every session (read only: nothing may change it or hook it)."""
+    return model_shelf().get(choice, lambda: _load(choice))
+
+
+def _load(choice: ModelChoice) -> SPPNet:
     weights = choice.weights
     if weights is not None and weights.startswith(UPLOAD_PREFIX):
         # Only the digest is hashed as the key; the bytes come from this session, never from the server's disk.
@@ -53,17 +119,13 @@ def get_model(choice: ModelChoice) -> SPPNet:
     base_name = registry.base_of(choice.name)
     # A pyramid-head model reads the cached base network's conv layers: one copy of Lite0 for both menu entries.
     base = get_model(ModelChoice(base_name, choice.device)) if base_name is not None else None
-    model = registry.load(choice.name, device=choice.device, weights=weights, base=base)
-    with _LOADS_LOCK:
-        _LOADS["count"] += 1
-        _LOADED.add(model)
-    return model
+    return registry.load(choice.name, device=choice.device, weights=weights, base=base)
 
 
 def loaded_models() -> tuple[int, list[SPPNet]]:
-    """(model loads in this process, the models still cached), for the server panel."""
-    with _LOADS_LOCK:
-        return _LOADS["count"], list(_LOADED)
+    """(model loads in this process, the models held now), for the server panel."""
+    shelf = model_shelf()
+    return shelf.loads, [m for _, m in shelf.models()]
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

@@ -115,6 +115,7 @@ def lab_training(
     *,
     source: tuple[str | dict, str],
     base: str,
+    base_weights: str | None,
     lab_dir: Path,
     on_update: Callable[[list[EpochLog]], None],
 ) -> tuple[Path, TrainResult]:
@@ -124,7 +125,7 @@ def lab_training(
     def work(job: Job) -> tuple[Path, TrainResult]:
         folder, name = source
         return run_lab(
-            dataset, config, folder=folder, source_name=name, base=base, lab_dir=lab_dir,
+            dataset, config, folder=folder, source_name=name, base=base, base_weights=base_weights, lab_dir=lab_dir,
             progress=job.report, on_epoch=job.updates.append,
         )  # fmt: skip
 

@@ -51,6 +51,24 @@ def current_image() -> tuple[Image.Image, bytes]:
     return img, ctx.image.data
 
 
+def measured_field_note(model: SPPNet) -> None:
+    """For a network by name (timm, torchvision): its conv5 geometry was measured, and what the drawn boxes mean when
+    every cell sees the whole image (squeeze-and-excitation) or more than the image."""
+    footprint = model.footprint
+    if footprint is None:
+        return
+    text = (
+        f"{model.name}'s conv5 geometry is measured, not typed in (the gradient footprint of its cells, see the "
+        f"README): receptive field {footprint.describe()}; stride {footprint.stride[1]} pixels."
+    )
+    if footprint.covers:
+        text += (
+            " The boxes drawn here are each cell's receptive field cut to the image, so they cover all of it: a "
+            "cell's position on the grid (its stride step) still says where its strongest evidence is centred."
+        )
+    st.caption(text)
+
+
 def response_maps(fm: FeatureMaps, key: str) -> tuple[np.ndarray, str]:
     """The maps a page draws and their name: before a final clip (the default, and what channels are ranked and
     peaks placed on), or, by a toggle, the clipped map that the pyramid pools."""

@@ -14,9 +14,10 @@ from spp_viz.explain.attribution import hook_count
 from spp_viz.images import samples
 from spp_viz.lab.train import LAB_DIR_NAME
 from spp_viz.models import DEFAULT_MODEL, ZOO
-from spp_viz.weights import UploadedWeights
+from spp_viz.weights import UploadedWeights, WeightsError
 
-from .cache import loaded_models
+from .cache import MAX_MODELS_ENV, get_model, loaded_models, max_models, model_shelf
+from .external_box import external_box
 from .session import Context, ImageChoice, ModelChoice, remember_upload, remember_weights
 
 MAX_UPLOAD_MB = 25  # keep equal to server.maxUploadSize in .streamlit/config.toml
@@ -59,13 +60,22 @@ def _weights_box(name: str) -> str | None:
     return None
 
 
-def _model_box() -> ModelChoice:
+OTHER = "other"  # the Network menu's last entry: any timm or torchvision CNN, typed or suggested
+
+
+def _title(name: str) -> str:
+    return "Any timm or torchvision CNN ..." if name == OTHER else registry.title(name)
+
+
+def _model_box() -> ModelChoice | None:
+    """The model the sidebar asks for; None while it waits (for a name, a file, a download)."""
     st.header("Model")
-    options = registry.names(LAB_DIR)
-    name = st.selectbox(
-        "Network", options, format_func=registry.title, key="model_name", index=options.index(DEFAULT_MODEL)
-    )
-    if registry.is_zoo(name):
+    options = [*registry.names(LAB_DIR), OTHER]
+    name = st.selectbox("Network", options, format_func=_title, key="model_name", index=options.index(DEFAULT_MODEL))
+    if name == OTHER:
+        picked = external_box()
+        name, weights = picked if picked else (None, None)
+    elif registry.is_zoo(name):
         weights = _weights_box(name)
     else:
         weights = None
@@ -78,9 +88,33 @@ def _model_box() -> ModelChoice:
         )
     choices = ["auto", *available_devices()]
     wanted = st.selectbox("Device", choices, key="device", help="auto picks CUDA, then Apple MPS, then the CPU.")
-    device = str(resolve_device(wanted))
-    st.caption(f"Running on **{device}**.")
-    return ModelChoice(name, device, weights)
+    return ModelChoice(name, str(resolve_device(wanted)), weights) if name else None
+
+
+def _in_use(choice: ModelChoice | None) -> ModelChoice:
+    """The model this run uses: ``choice`` once it loads, else the last one that did (the previous model stays)."""
+    fallback = st.session_state.get("model_ok") or ModelChoice(DEFAULT_MODEL, str(resolve_device("auto")))
+    if choice is None:
+        st.caption(f"Still using **{registry.title(fallback.name)}** until then.")
+        return fallback
+    shelf = model_shelf()
+    try:
+        if not shelf.held(choice):
+            with st.spinner(f"Loading {registry.title(choice.name)} ..."):
+                get_model(choice)
+        else:
+            get_model(choice)  # the most recently used again
+    except Exception as e:  # a student's network can fail inside timm or torchvision in many ways: none may crash
+        if choice == fallback:
+            return choice  # nothing loaded before: the page says why
+        why = str(e) if isinstance(e, (WeightsError, ValueError)) else f"{type(e).__name__}: {e}"
+        st.error(f"**{registry.title(choice.name)} could not be loaded.** {why}")
+        st.caption(f"Still using **{registry.title(fallback.name)}**.")
+        return fallback
+    seconds = shelf.seconds(choice)
+    st.caption(f"Running on **{choice.device}**." + (f" Loaded in {seconds:.1f} s." if seconds else ""))
+    st.session_state["model_ok"] = choice
+    return choice
 
 
 def _image_box() -> ImageChoice:
@@ -111,7 +145,7 @@ def _image_box() -> ImageChoice:
 def sidebar() -> Context:
     """Draw the shared sidebar (model, device, image) and keep its choices in session state."""
     with st.sidebar:
-        model = _model_box()
+        model = _in_use(_model_box())
         image = _image_box()
         folder = ""
         if server_paths():
@@ -144,9 +178,13 @@ def server_panel() -> None:
     with st.expander("Server"):
         loads, models = loaded_models()
         rss = rss_mb()
+        held = ", ".join(
+            f"{registry.title(key.name)} ({seconds:.1f} s to load)" for key, seconds in model_shelf().load_times()
+        )
         st.markdown(
             f"- Model loads in this process: **{loads}** (each model loads once, then every session shares it)\n"
-            f"- Models held: **{len(models)}**; hooks on them now: **{sum(hook_count(m) for m in models)}** "
-            "(0 unless an attribution is running)\n"
+            f"- Models held: **{len(models)}** of at most {max_models()} ({MAX_MODELS_ENV}; the least recently used "
+            f"goes first){': ' + held if held else ''}; hooks on them now: "
+            f"**{sum(hook_count(m) for m in models)}** (0 unless an attribution is running)\n"
             + (f"- Memory in use (RSS): **{rss:.0f} MB**" if rss is not None else "- Memory in use: unknown here")
         )

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..external import stage_at_stride
+from ..footprint import measure
 from ..geometry import layer_geometry
 from ..models import SPPNet
 from ..pyramid import SpatialPyramidPool, check_levels
@@ -33,16 +35,23 @@ def detection_backbone(model: SPPNet, levels: Sequence[int] = (4, 2, 1)) -> SPPN
     """The model's conv layers up to the last stage with stride <= 16, a max pyramid, and no classifier.
 
     Shares the model's layers (read only, nothing is copied or changed). For timm's EfficientNet the cut is inside
-    ``blocks``; other models (ZF-5, AlexNet, Lab networks) keep all their conv layers.
+    ``blocks``; a timm or torchvision network by name is cut at the stage ``external.stage_at_stride`` finds, its
+    geometry measured (``footprint.measure``); other models (ZF-5, AlexNet, Lab networks) keep all their conv layers.
     """
     full = model.features
-    features, stage = full, "features"
-    if hasattr(full, "blocks") and hasattr(full, "conv_stem"):
-        for i in range(1, len(full.blocks) + 1):
-            cand = nn.Sequential(OrderedDict(conv_stem=full.conv_stem, bn1=full.bn1, blocks=full.blocks[:i]))
-            if layer_geometry(cand, (224, 224))[-1].x.jump <= DETECTION_STRIDE:
-                features, stage = cand, f"blocks[:{i}]"
-    stride = layer_geometry(features, (224, 224))[-1].x.jump
+    features, stage, footprint = full, "features", None
+    external = stage_at_stride(full, DETECTION_STRIDE) if model.footprint is not None else None
+    if external is not None:
+        features, stage = external
+        footprint = measure(features)
+        stride = footprint.stride[1]
+    else:
+        if hasattr(full, "blocks") and hasattr(full, "conv_stem"):
+            for i in range(1, len(full.blocks) + 1):
+                cand = nn.Sequential(OrderedDict(conv_stem=full.conv_stem, bn1=full.bn1, blocks=full.blocks[:i]))
+                if layer_geometry(cand, (224, 224))[-1].x.jump <= DETECTION_STRIDE:
+                    features, stage = cand, f"blocks[:{i}]"
+        stride = layer_geometry(features, (224, 224))[-1].x.jump
     with torch.inference_mode():
         probe = features(torch.zeros(1, 3, 64, 64, device=model.device))  # channels of the cut, from a tiny input
     spec = model.spec.__class__(
@@ -55,6 +64,7 @@ def detection_backbone(model: SPPNet, levels: Sequence[int] = (4, 2, 1)) -> SPPN
         }
     )
     backbone = SPPNet(features, SpatialPyramidPool(check_levels(levels), "max"), nn.Identity(), spec)
+    backbone.footprint = footprint
     backbone.normalize.to(model.device)  # only the new buffers move; the shared layers are already there
     return backbone
 

@@ -204,7 +204,7 @@ def spp_mode(
             t0 = _now(dev)
             conv5 = model.forward_features(x)
             t1 = _now(dev)
-            geom = feature_geometry(model, (view.height, view.width))
+            geom = feature_geometry(model, (view.height, view.width), tuple(conv5.shape[-2:]))
             sx, sy = view.width / img.width, view.height / img.height
             scaled = boxes[rows] * np.array([sx, sy, sx, sy], dtype=np.float32)
             cells = torch.as_tensor(geom.windows_to_cells(scaled), device=dev)

@@ -22,6 +22,7 @@ from ..gallery import INDEX_SHORT_SIDE, GalleryItem, gallery_view, prefetched
 from ..images import ImageError, to_tensor
 from ..models import SPPNet
 from ..progress import Progress, counted
+from ..weights import weights_digest
 
 INDEX_CACHE = Path(os.environ.get("SPP_VIZ_CACHE", Path.home() / ".cache" / "spp_viz")) / "index"
 
@@ -182,9 +183,11 @@ class BuildReport:
 
 
 def _settings_key(model: SPPNet, top_k: int, one_per_image: bool, short_side: int) -> str:
-    # "-pre": indexed before the clip; indexes built from clipped maps (older caches) are never reused.
+    # "-pre": indexed before the clip; indexes built from clipped maps (older caches) are never reused. The weights'
+    # digest: "timm:resnet18" random, pretrained or from a student's file are three indexes.
     clip = f"-pre{model.clip}" if model.clip else ""
-    return f"{model.name}-k{top_k}-{'one' if one_per_image else 'all'}-s{short_side}{clip}"
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in model.name)
+    return f"{name}-{weights_digest(model.features)}-k{top_k}-{'one' if one_per_image else 'all'}-s{short_side}{clip}"
 
 
 def _set_hash(hashes: Sequence[str]) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from ..devices import resolve_device
+from ..external import PRETRAINED, build_external, is_external
 from ..models import SPPNet, fc_classifier, load_model
 from ..pyramid import SpatialPyramidPool
 from ..weights import load_into, read_tagged, save_tagged
@@ -23,6 +24,23 @@ def read_meta(path: str | Path) -> dict:
     return read_tagged(path, "spp_viz_lab", "Lab model")
 
 
+def load_base(name: str, weights: str | None = None) -> SPPNet:
+    """The network whose frozen conv layers a folder's model reads: a zoo name, or "timm:NAME" / "torchvision:NAME"
+    with ``weights`` None (random, seeded) or ``external.PRETRAINED``: what a saved model can find again by name.
+
+    Raises:
+        ValueError: for other weights (a file's: the saved model could not find them again).
+    """
+    if not is_external(name):
+        return load_model(name, device="cpu")
+    if weights not in (None, PRETRAINED):
+        raise ValueError(
+            f"fine-tuning on {name} with weights from a file: the saved model reads its base again by name, and "
+            "would not find your file; choose the library's pretrained weights (or random ones)"
+        )
+    return build_external(name, weights)
+
+
 def load_trained(path: str | Path, device: str | torch.device | None = None) -> SPPNet:
     """Rebuild a Lab model (synthetic, or fine-tuned on a folder) from its file, in eval mode."""
     from safetensors.torch import load_file
@@ -34,7 +52,7 @@ def load_trained(path: str | Path, device: str | torch.device | None = None) -> 
         config = LabConfig(**{**cfg, "levels": tuple(cfg["levels"])})  # files from before LabConfig.norm: "batch"
         model = build_lab_model(config, meta["class_names"])
     else:
-        base = load_model(meta["base"], device="cpu")
+        base = load_base(meta["base"], meta.get("base_weights"))
         spp = SpatialPyramidPool(tuple(meta["levels"]), "max")
         classifier = fc_classifier(spp.output_length(base.channels), len(meta["class_names"]), hidden=meta["hidden"])
         model = head_on(base, spp, classifier, meta["class_names"])

@@ -27,12 +27,12 @@ from torch import Tensor, nn
 
 from ..gallery import GalleryItem, gallery_view
 from ..images import ImageError, to_tensor
-from ..models import DEFAULT_MODEL, SPPNet, fc_classifier, load_model
+from ..models import DEFAULT_MODEL, SPPNet, fc_classifier
 from ..progress import Progress, report
 from ..pyramid import SpatialPyramidPool, check_levels
 from .data import LabelledImage, batches, class_folders, epoch_set, held_out, make_split
 from .models import LabConfig, build_lab_model, head_on
-from .store import save_model
+from .store import load_base, save_model
 
 TEST_VIEWS = ("crop", "warp", "full")
 LAB_DIR_NAME = "lab"
@@ -196,8 +196,11 @@ def fine_tune_folder(
     seed: int = 0,
     progress: Progress | None = None,
     on_epoch: EpochCallback | None = None,
+    base_weights: str | None = None,
 ) -> TrainResult:
-    """Train an SPP head and classifier on the frozen conv layers of a pretrained zoo model, on an ImageFolder.
+    """Train an SPP head and classifier on the frozen conv layers of a pretrained model, on an ImageFolder.
+
+    The base is a zoo name or "timm:NAME" / "torchvision:NAME" with ``base_weights`` (``store.load_base``).
 
     Folder layout: one subfolder per class (or the images of each class, as ``read_class_zip`` gives them).
     conv features are computed once per image and size (shorter side in
@@ -211,7 +214,7 @@ def fine_tune_folder(
     classes = sorted(by_class)
     if len(classes) < 2:
         raise ValueError(f"{root} needs at least two class subfolders of images")
-    base = load_model(base_name)
+    base = load_base(base_name, base_weights)
     spp = SpatialPyramidPool(check_levels(levels), "max")
     vectors, labels, skipped = _pooled_vectors(base, spp, by_class, classes, sides)
     if len(set(labels)) < 2:
@@ -230,6 +233,7 @@ def fine_tune_folder(
     result.meta = {
         "kind": "folder",
         "base": base_name,
+        "base_weights": base_weights,
         "levels": list(levels),
         "hidden": hidden,
         "sides": list(sides),
@@ -309,6 +313,7 @@ def lab_file_name(dataset: str, config: LabConfig, source: str, base: str = DEFA
     if dataset == "synthetic":
         return f"shapes-{config.regime}-{levels}-e{config.epochs}-s{config.seed}.safetensors"
     stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in Path(source).stem) or "images"
+    base = base.split(":", 1)[-1]  # "timm:resnet18" -> "resnet18"
     return f"{stem}-{base}-{levels}.safetensors"
 
 
@@ -324,6 +329,7 @@ def run_lab(
     folder: str | Path | dict[str, list[GalleryItem]] = "",
     source_name: str = "",
     base: str = DEFAULT_MODEL,
+    base_weights: str | None = None,
     out: str | Path | None = None,
     lab_dir: str | Path | None = None,
     progress: Progress | None = None,
@@ -335,6 +341,7 @@ def run_lab(
         dataset: "synthetic" (the built-in shapes) or "folder" (fine-tune ``base``'s conv layers on ``folder``: a
             path, or the classes of an uploaded archive from ``read_class_zip``, then named by ``source_name``).
         config: regime, pyramid, epochs, seed (and the set sizes, for the shapes).
+        base, base_weights: the network fine-tuned on a folder (``store.load_base``).
         out: the file to write; default ``lab_dir / lab_file_name(...)``.
         progress: told the fraction done after every epoch (``lab_epochs``: ``config.epochs`` for the shapes,
             ``FINE_TUNE_EPOCHS_PER_EPOCH`` times as many for a folder).
@@ -359,6 +366,7 @@ def run_lab(
     sides = FINE_TUNE_SIDES[config.regime]
     epochs = lab_epochs(dataset, config)
     result = fine_tune_folder(
-        base, folder, config.levels, sides, epochs, seed=config.seed, progress=progress, on_epoch=on_epoch
-    )
+        base, folder, config.levels, sides, epochs, seed=config.seed, progress=progress, on_epoch=on_epoch,
+        base_weights=base_weights,
+    )  # fmt: skip
     return save_model(result.model, out, result.meta), result

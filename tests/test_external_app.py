@@ -1,0 +1,174 @@
+"""Any timm or torchvision CNN in the app (issue 23): every page with a timm and a torchvision network whose
+(random) weights the test writes and uploads, and with Lite1's pretrained weights from its package; every mistake a
+student can make in the sidebar gives one message and leaves the previous model in use; the server holds at most
+``SPP_VIZ_MAX_MODELS`` models."""
+
+from __future__ import annotations
+
+import io
+import sys
+import threading
+import time
+
+import pytest
+import torch
+from badfiles import photo, save
+from conftest import ROOT
+from streamlit.testing.v1 import AppTest
+from test_classroom import make_zip
+
+sys.path.insert(0, str(ROOT))
+from ui.cache import ModelShelf  # noqa: E402
+
+TIMEOUT = 300
+PAGES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "pages").glob("[0-9]*.py"))
+pytestmark = pytest.mark.usefixtures("fresh_streamlit_caches")
+
+
+def other_network(at: AppTest, name: str, weights: str = "random") -> AppTest:
+    at.selectbox(key="model_name").set_value("other").run()
+    at.radio(key="external_weights").set_value(weights).run()
+    at.text_input(key="external_name").set_value(name).run()
+    return at
+
+
+def start() -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    return at.run()
+
+
+def state_dict_file(name: str) -> bytes:
+    """Random weights of ``name``'s architecture, as a student's .pth (seeded, so the test knows them)."""
+    import timm
+    import torchvision
+
+    library, arch = name.split(":")
+    torch.manual_seed(11)
+    net = timm.create_model(arch) if library == "timm" else torchvision.models.get_model(arch)
+    buf = io.BytesIO()
+    torch.save(net.state_dict(), buf)
+    return buf.getvalue()
+
+
+def errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def conv5_metric(at: AppTest) -> str:
+    return {m.label: m.value for m in at.metric}["conv5 (H x W x C)"]
+
+
+@pytest.mark.parametrize(
+    ("name", "weights", "conv5"),
+    [
+        # The sample cat at shorter side 256 is 256 x 385. ResNet-18 by hand, across: conv1 7/2 pad 3 -> 193, maxpool
+        # 3/2 pad 1 -> 97, then three stride-2 stages -> 49, 25, 13; down: 128, 64, 32, 16, 8.
+        ("timm:resnet18", "file", "8 x 13 x 512"),
+        ("torchvision:mobilenet_v3_small", "file", "8 x 13 x 576"),
+        ("timm:tf_efficientnet_lite1", "pretrained", "8 x 13 x 1280"),
+    ],
+)
+def test_every_page_runs_with_a_network_by_name(name, weights, conv5):
+    """conv5's size as the Feature maps page shows it is the network's own (checked by hand against each one's last
+    stride-32 map); then every page runs with it."""
+    at = other_network(start(), name, weights)
+    if weights == "file":
+        arch = name.split(":")[1]
+        at.file_uploader(key=f"weights_upload_{name}").upload(f"{arch}.pth", state_dict_file(name), "x").run()
+    assert not errors(at) and not at.exception
+    assert any("Loaded in" in c.value for c in at.sidebar.caption)
+    for page in PAGES:
+        at.switch_page(page).run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+        assert not errors(at), (page, errors(at))
+        assert not any("random weights" in w.value for w in at.warning)  # weights were given: not "untrained"
+        if page.endswith("1_Feature_maps.py"):
+            assert conv5_metric(at) == conv5
+        if page.endswith("3_Strongest_activations.py"):
+            assert any("geometry is measured" in c.value for c in at.caption)
+
+
+def test_mistakes_leave_the_previous_model_in_use(tmp_path, monkeypatch):
+    """An unknown name, a transformer, a failed download, weights of another architecture and a corrupted file: one
+    message each, and the Feature maps page still runs EfficientNet-Lite0 (1280 channels)."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # nothing cached: torchvision must download, and cannot
+    at = other_network(start(), "timm:nosuchnet")
+    assert errors(at) == ["**timm:nosuchnet** cannot be used: timm has no network named 'nosuchnet'"]
+    at.text_input(key="external_name").set_value("timm:vit_tiny_patch16_224").run()
+    assert len(errors(at)) == 1 and "is a transformer: it has no conv map" in errors(at)[0]
+    at.radio(key="external_weights").set_value("pretrained").run()
+    at.text_input(key="external_name").set_value("torchvision:resnet18").run()
+    from torchvision.models import ResNet18_Weights
+
+    size = ResNet18_Weights.IMAGENET1K_V1.meta["_file_size"]  # the size is said before the download starts
+    assert [c.label for c in at.checkbox] == [f"Download them ({size:.0f} MB)"]
+    at.checkbox(key="download_torchvision:resnet18").check().run()
+    assert len(errors(at)) == 1 and "the download failed" in errors(at)[0] and "retry" in errors(at)[0]
+    at.radio(key="external_weights").set_value("file").run()
+    name = "torchvision:resnet18"
+    other = state_dict_file("torchvision:mobilenet_v3_small")
+    at.file_uploader(key=f"weights_upload_{name}").upload("b.pth", other, "x").run()
+    assert len(errors(at)) == 1 and "do not fit torchvision:resnet18" in errors(at)[0]
+    at.file_uploader(key=f"weights_upload_{name}").upload("c.pth", b"\x80\x04 not a checkpoint", "x").run()
+    assert len(errors(at)) == 1 and "could not read weights from c.pth" in errors(at)[0]
+    assert any("Still using **EfficientNet-Lite0" in c.value for c in at.sidebar.caption)
+    at.switch_page("pages/1_Feature_maps.py").run()
+    assert not at.exception and conv5_metric(at).endswith("x 1280")
+
+
+def test_the_lab_fine_tunes_a_network_by_name():
+    """The Lab's folder mode on timm:resnet18's frozen conv layers (random, seeded weights: the saved model finds
+    them again by name); the same network with an uploaded file is refused, since the file would not be found."""
+    from spp_viz.lab.store import load_trained, read_meta
+
+    entries = {
+        f"toys/{c}/{i}.png": save(photo(80, 64, seed=10 * k + i), "PNG") for k, c in enumerate("ab") for i in range(3)
+    }
+    at = other_network(start(), "timm:resnet18")
+    at.switch_page("pages/7_SPP_Lab.py").run()
+    at.radio(key="lab_data").set_value("folder").run()
+    assert any("frozen conv layers of **timm:resnet18**" in c.value for c in at.caption)
+    at.file_uploader(key="lab_zip").upload("toys.zip", make_zip(entries), "application/zip").run()
+    at.slider(key="lab_epochs").set_value(1).run()
+    at.button(key="lab_train").click().run()
+    assert not at.exception and not errors(at), errors(at)
+    saved = [s.value for s in at.success if "Saved as **toys-resnet18-421.safetensors**" in s.value]
+    assert saved
+    from ui.sidebar import LAB_DIR
+
+    path = LAB_DIR / "toys-resnet18-421.safetensors"
+    assert read_meta(path)["base"] == "timm:resnet18" and read_meta(path)["base_weights"] is None
+    model = load_trained(path)
+    assert model.class_names == ["a", "b"] and model.channels == 512
+
+
+def test_the_shelf_holds_at_most_max_models_dropping_the_least_recently_used(monkeypatch):
+    monkeypatch.setenv("SPP_VIZ_MAX_MODELS", "2")
+    shelf = ModelShelf()
+    loads: list[str] = []
+
+    def loader(key: str):
+        def load():
+            loads.append(key)
+            time.sleep(0.2)
+            return torch.nn.Linear(1, 1)
+
+        return load
+
+    a = shelf.get("a", loader("a"))
+    shelf.get("b", loader("b"))
+    assert shelf.get("a", loader("a")) is a  # a is now the most recent: b goes first
+    shelf.get("c", loader("c"))
+    assert [k for k, _ in shelf.models()] == ["a", "c"] and loads == ["a", "b", "c"]
+    assert shelf.seconds("c") >= 0.2 and shelf.seconds("b") is None
+    # Two sessions asking at once for a model not held: one load, both get it.
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(shelf.get("d", loader("d")))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert loads.count("d") == 1 and got[0] is got[1]
+    monkeypatch.setenv("SPP_VIZ_MAX_MODELS", "nonsense")
+    shelf.get("e", loader("e"))
+    assert len(shelf.models()) == 3  # the default

@@ -1,0 +1,113 @@
+"""The sidebar's "any timm or torchvision CNN" box: a name (typed, or one of the suggestions) and its weights (random,
+the library's pretrained ones after a download the student starts, or a state dict file)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from spp_viz.external import PRETRAINED, SUGGESTIONS, WHY_NO_TRANSFORMER, check_name, download_pretrained
+from spp_viz.external import pretrained_source as _pretrained_source
+from spp_viz.pretrained import Source
+from spp_viz.weights import UploadedWeights, WeightsError
+
+from .session import remember_weights
+
+WEIGHT_KINDS = {"random": "random (untrained)", "pretrained": "the library's pretrained", "file": "a file of mine"}
+WEIGHTS_MAX_MB = 600  # VGG-16's state dict is 528 MB
+OFFLINE_PRETRAINED = "timm:tf_efficientnet_lite1"  # its weights come in a pip package: no download
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def pretrained_source(name: str) -> Source:
+    """external.pretrained_source, cached (a timm network is built to count its parameters)."""
+    return _pretrained_source(name)
+
+
+def _take_suggestion() -> None:
+    st.session_state["external_name"] = st.session_state["external_pick"] or ""
+
+
+def external_box() -> tuple[str, str | None] | None:
+    """(name, weights) of the network asked for, or None while a name, a file or a download is still to come."""
+    st.selectbox(
+        "Suggestions",
+        SUGGESTIONS,
+        index=None,
+        key="external_pick",
+        placeholder="pick one, or type any name below",
+        on_change=_take_suggestion,
+    )
+    name = st.text_input(
+        "timm or torchvision CNN",
+        key="external_name",
+        placeholder="timm:NAME or torchvision:NAME",
+        help="Any CNN of the two libraries, e.g. timm:resnet18 or torchvision:vgg11. Only CNNs: a vision "
+        f"transformer {WHY_NO_TRANSFORMER}. {OFFLINE_PRETRAINED}'s pretrained weights are a pip package (offline).",
+    )
+    kind = st.radio("Weights", list(WEIGHT_KINDS), format_func=WEIGHT_KINDS.get, key="external_weights")
+    if not name.strip():
+        st.caption("Pick or type a network's name.")
+        return None
+    name = name.strip()
+    try:
+        check_name(name)
+    except ValueError as e:
+        st.error(f"**{name}** cannot be used: {e}")
+        return None
+    if kind == "random":
+        st.caption("Random weights: every page marks this network untrained.")
+        return name, None
+    if kind == "file":
+        return _file(name)
+    return _pretrained(name)
+
+
+def _file(name: str) -> tuple[str, str] | None:
+    up = st.file_uploader(
+        f"State dict of {name} (.safetensors, .pth)",
+        type=["safetensors", "pth", "pt"],
+        key=f"weights_upload_{name}",
+        max_upload_size=WEIGHTS_MAX_MB,
+        help="Keys as the library names them; read with weights_only=True (nothing is unpickled). "
+        "It stays in your session.",
+    )
+    if up is None:
+        st.caption("Upload the file to use this network.")
+        return None
+    return name, remember_weights(UploadedWeights(up.name, up.getvalue()))
+
+
+def _pretrained(name: str) -> tuple[str, str] | None:
+    try:
+        where = pretrained_source(name)
+    except (WeightsError, ValueError) as e:
+        st.error(f"**{name}** has no pretrained weights to fetch: {e}")
+        return None
+    st.caption(f"Pretrained weights: {where.describe()}.")
+    if where.kind != "download":
+        return name, PRETRAINED
+    size = "" if where.size is None else f" ({'about ' if where.estimated else ''}{where.size / 1e6:.0f} MB)"
+    failed: dict[str, str] = st.session_state.setdefault("download_failed", {})
+    # A checkbox, not a button: a button's click is lost when the run that sees it reruns (the first run of a
+    # session leaves Streamlit's legacy pages mode by a rerun), and a failed download must not retry every run.
+    if not st.checkbox(f"Download them{size}", key=f"download_{name}"):
+        failed.pop(name, None)
+        return None
+    if name in failed:
+        st.error(f"**{name}**: {failed[name]} Untick the box and tick it again to retry.")
+        return None
+    bar = st.progress(0.0, text="Starting the download ...")
+
+    def show(got: int, total: int | None) -> None:
+        text = f"{got / 1e6:.1f} of {total / 1e6:.1f} MB" if total else f"{got / 1e6:.1f} MB"
+        bar.progress(min(1.0, got / total) if total else 0.0, text=text)
+
+    try:
+        download_pretrained(name, show)
+    except WeightsError as e:
+        failed[name] = str(e)
+        st.error(f"**{name}**: {e} Untick the box and tick it again to retry.")
+        return None
+    finally:
+        pretrained_source.clear()  # it is cached now, or still to download
+    return name, PRETRAINED
