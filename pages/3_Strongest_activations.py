@@ -109,7 +109,7 @@ def gallery_panel(model: SPPNet, channel: int, fm224: FeatureMaps, kind: str) ->
     if not items:
         st.info("Choose at least one gallery source with images.")
         return
-    key = (model.name, tuple(sorted((i.name, str(i.path)) for i in items)))
+    key = (ui.context().model, tuple(sorted((i.name, str(i.path)) for i in items)))  # the weights too
     built = st.session_state.setdefault("act_built", set())
     if len(items) > AUTO_BUILD and key not in built:
         st.write(f"{len(items)} images: indexing runs each through the network once, then the index is stored.")

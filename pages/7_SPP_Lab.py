@@ -9,6 +9,7 @@ import streamlit as st
 import ui
 from spp_viz import registry
 from spp_viz.explain.level_views import PRESETS
+from spp_viz.external import is_external
 from spp_viz.lab.data import CLASSES, ZIP_MAX_UNPACKED_MB, make_split
 from spp_viz.lab.models import REGIMES, LabConfig
 from spp_viz.lab.train import DATASETS, FINE_TUNE_SIDES, TEST_VIEWS, EpochLog
@@ -119,7 +120,8 @@ def run_training(dataset: str, config: LabConfig, source: tuple[str | dict, str]
         chart.plotly_chart(training_curves(history), width="stretch", key=f"live-{len(history)}")
 
     model = ui.context().model
-    base, weights = (model.name, model.weights) if registry.is_base(model.name) else (DEFAULT_MODEL, None)
+    base = model.name if registry.is_base(model.name) else DEFAULT_MODEL
+    weights = model.weights if is_external(base) else None  # a zoo base is read with its own weights, by name
     try:
         path, result = ui.heavy.lab_training(
             dataset, config, source=source, base=base, base_weights=weights, lab_dir=ui.LAB_DIR, on_update=draw

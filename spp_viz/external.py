@@ -144,8 +144,9 @@ def stage_at_stride(features: nn.Module, stride: int) -> tuple[nn.Module, str] |
     conv layers, sharing them; None for other models.
 
     timm: its ``feature_info`` reductions; torchvision (and timm's EfficientNets): the longest prefix of its layers
-    (the stages of a ``features`` or ``blocks`` block counted one by one) whose map on a 224-pixel probe is at least
-    224 / stride cells wide, as measured.
+    (the stages of a ``features`` or ``blocks`` block counted one by one) whose map, measured, has at most that
+    stride: its map grows by a cell for every ``stride`` pixels more input (AlexNet's conv5, 13 cells at 224 pixels,
+    is at stride 16: 224 is not a multiple of 16 without padding).
     """
     if isinstance(features, TimmFeatures):
         info = features.net.feature_info
@@ -161,10 +162,10 @@ def stage_at_stride(features: nn.Module, stride: int) -> tuple[nn.Module, str] |
     device = next(features.parameters()).device
     for end in range(len(layers), 0, -1):
         cut = nn.Sequential(*[m for _, m in layers[:end]])
-        with torch.no_grad():
-            side = cut(torch.zeros(1, 3, 224, 224, device=device)).shape[-1]
-        if side * stride >= 224:
-            return cut, f"{layers[end - 1][0]} (stride {stride})"
+        with torch.no_grad():  # the stride as the map's growth: 64 more pixels, 64 / stride more cells
+            small, large = (cut(torch.zeros(1, 3, 224, side, device=device)).shape[-1] for side in (224, 288))
+        if large > small and 64 / (large - small) <= stride:
+            return cut, f"{layers[end - 1][0]} (stride {round(64 / (large - small))})"
     return None
 
 
@@ -209,8 +210,6 @@ def download_pretrained(name: str, progress: Progress | None = None) -> None:
     Raises:
         WeightsError: when the download fails (offline, say).
     """
-    import torch
-
     library, arch = check_name(name)
     where = pretrained_source(name)
     if where.kind != "download":

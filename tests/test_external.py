@@ -212,6 +212,10 @@ def test_the_stride_16_stage_is_the_one_the_libraries_name():
     with torch.no_grad():
         assert torch.equal(tv_backbone.forward_features(x), extractor(tv.normalize(x))["out"])
     assert tv_backbone.stride == 16 and tv_backbone.channels == 256
+    # AlexNet: conv5 (features.11, after its ReLU) is at stride 16 though 224 pixels give 13 cells, not 14; its field
+    # is the one read off the layers for the zoo's AlexNet (163 pixels).
+    alexnet = detection_backbone(build_external("torchvision:alexnet"))
+    assert alexnet.name.endswith("features.11 (stride 16)") and alexnet.footprint.rf == (163, 163)
 
 
 def test_a_deep_gated_network_is_measured_without_overflow():

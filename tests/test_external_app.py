@@ -85,7 +85,13 @@ def test_every_page_runs_with_a_network_by_name(name, weights, conv5):
         if page.endswith("1_Feature_maps.py"):
             assert conv5_metric(at) == conv5
         if page.endswith("3_Strongest_activations.py"):
-            assert any("geometry is measured" in c.value for c in at.caption)
+            notes = [c.value for c in at.caption if "geometry is measured" in c.value]
+            assert len(notes) == 1
+            # MobileNetV3's squeeze-and-excitation: every cell sees the whole image; Lite1's field passes 1,024
+            # pixels; ResNet-18's is 435. The page says which.
+            assert ("squeeze-and-excitation" in notes[0]) == name.endswith("mobilenet_v3_small")
+            assert ("wider than 1024 pixels" in notes[0]) == name.endswith("lite1")
+            assert ("435 x 435 pixels" in notes[0]) == name.endswith("resnet18")
 
 
 def test_mistakes_leave_the_previous_model_in_use(tmp_path, monkeypatch):
@@ -172,3 +178,17 @@ def test_the_shelf_holds_at_most_max_models_dropping_the_least_recently_used(mon
     monkeypatch.setenv("SPP_VIZ_MAX_MODELS", "nonsense")
     shelf.get("e", loader("e"))
     assert len(shelf.models()) == 3  # the default
+
+
+def test_the_lab_refuses_a_base_whose_weights_came_from_a_file():
+    entries = {f"toys/{c}/{i}.png": save(photo(64, 64, seed=k + i), "PNG") for k, c in enumerate("ab") for i in (0, 1)}
+    at = other_network(start(), "timm:resnet18", "file")
+    at.file_uploader(key="weights_upload_timm:resnet18").upload("r18.pth", state_dict_file("timm:resnet18"), "x").run()
+    at.switch_page("pages/7_SPP_Lab.py").run()
+    at.radio(key="lab_data").set_value("folder").run()
+    at.file_uploader(key="lab_zip").upload("toys.zip", make_zip(entries), "application/zip").run()
+    at.slider(key="lab_epochs").set_value(1).run()
+    at.button(key="lab_train").click().run()
+    assert not at.exception
+    assert any("Fine-tuning cannot run:** fine-tuning on timm:resnet18 with weights from a file" in e.value
+               for e in at.error)  # fmt: skip
