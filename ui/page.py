@@ -57,16 +57,15 @@ def measured_field_note(model: SPPNet) -> None:
     footprint = model.footprint
     if footprint is None:
         return
-    text = (
-        f"{model.name}'s conv5 geometry is measured, not typed in (the gradient footprint of its cells, see the "
-        f"README): receptive field {footprint.describe()}; stride {footprint.stride[1]} pixels."
+    how = f"{model.name}'s conv5 geometry is measured, not typed in (its cells' gradient footprint, see the README)"
+    if not footprint.covers:
+        st.caption(f"{how}: receptive field {footprint.describe()}.")  # "W x H pixels (W x H), stride S"
+        return
+    st.caption(
+        f"{how}: {footprint.describe()}; stride {footprint.stride[1]} pixels. The boxes drawn here are each cell's "
+        "receptive field cut to the image, so they cover all of it: a cell's place on the grid (one stride step from "
+        "the next) still says where its strongest evidence is centred."
     )
-    if footprint.covers:
-        text += (
-            " The boxes drawn here are each cell's receptive field cut to the image, so they cover all of it: a "
-            "cell's position on the grid (its stride step) still says where its strongest evidence is centred."
-        )
-    st.caption(text)
 
 
 def response_maps(fm: FeatureMaps, key: str) -> tuple[np.ndarray, str]:
