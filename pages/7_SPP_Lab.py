@@ -9,11 +9,9 @@ import streamlit as st
 import ui
 from spp_viz import registry
 from spp_viz.explain.level_views import PRESETS
-from spp_viz.external import is_external
 from spp_viz.lab.data import CLASSES, ZIP_MAX_UNPACKED_MB, make_split
 from spp_viz.lab.models import REGIMES, LabConfig
 from spp_viz.lab.train import DATASETS, FINE_TUNE_SIDES, TEST_VIEWS, EpochLog
-from spp_viz.models import DEFAULT_MODEL
 from spp_viz.plots.lab import training_curves
 from spp_viz.pyramid import parse_levels
 from spp_viz.weights import WeightsError
@@ -82,8 +80,7 @@ def training_options(dataset: str) -> tuple[int, bool]:
 def folder_source() -> tuple[str | dict, str]:
     """Your images to fine-tune on: a .zip of class folders (in your session only) or, where the teacher allows it,
     a folder on the server. Returns (the source, its name); a message and a stop when nothing usable is given."""
-    name = ui.context().model_name
-    base = registry.title(name if registry.is_base(name) else DEFAULT_MODEL)
+    base = registry.title(registry.fine_tune_base(ui.context().model_name)[0])
     st.caption(f"Fine-tuned on the frozen conv layers of **{base}**: the sidebar's network (the default one when the "
                "sidebar holds a Lab or pyramid-head model).")  # fmt: skip
     archive = st.file_uploader(
@@ -119,9 +116,7 @@ def run_training(dataset: str, config: LabConfig, source: tuple[str | dict, str]
     def draw(history: list[EpochLog]) -> None:
         chart.plotly_chart(training_curves(history), width="stretch", key=f"live-{len(history)}")
 
-    model = ui.context().model
-    base = model.name if registry.is_base(model.name) else DEFAULT_MODEL
-    weights = model.weights if is_external(base) else None  # a zoo base is read with its own weights, by name
+    base, weights = registry.fine_tune_base(ui.context().model_name, ui.context().weights)
     try:
         path, result = ui.heavy.lab_training(
             dataset, config, source=source, base=base, base_weights=weights, lab_dir=ui.LAB_DIR, on_update=draw

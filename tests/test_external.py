@@ -145,14 +145,25 @@ def test_lite1_from_its_package_is_a_real_pretrained_network():
     assert 281 <= fm.top5[0].index <= 285, fm.top5[0]
 
 
-def test_a_download_that_fails_says_so(monkeypatch):
+def test_a_download_that_fails_says_so(monkeypatch, tmp_path):
+    """With downloads off (the tests' SPP_VIZ_OFFLINE) nothing is tried; with them on, the library's own failure is
+    reported (its download replaced by one that fails: no test reaches the network)."""
     import torchvision
+
+    from spp_viz.external import download_pretrained
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # nothing cached
+    with pytest.raises(WeightsError, match="torchvision could not fetch the pretrained weights of resnet18: downl"):
+        build_external("torchvision:resnet18", PRETRAINED)
+    with pytest.raises(WeightsError, match="the download failed: downloads are off here"):
+        download_pretrained("torchvision:resnet18")
 
     def offline(*args, **kwargs):
         raise OSError("no network")
 
+    monkeypatch.delenv("SPP_VIZ_OFFLINE")
     monkeypatch.setattr(torchvision.models, "get_model", offline)
-    with pytest.raises(WeightsError, match="torchvision could not fetch the pretrained weights of resnet18"):
+    with pytest.raises(WeightsError, match="torchvision could not fetch the pretrained weights of resnet18 .OSError"):
         build_external("torchvision:resnet18", PRETRAINED)
 
 

@@ -75,15 +75,20 @@ class ModelShelf:
                 if key in self._models:
                     return self._models[key]
             start = time.perf_counter()
-            model = load()
-            with self._lock:
+            try:
+                model = load()
+            except BaseException:
+                with self._lock:
+                    self._loading.pop(key, None)  # failed: the next ask tries afresh
+                raise
+            with self._lock:  # held and no longer loading in one step: no later ask can start a second load
+                self._loading.pop(key, None)
                 self._models[key] = model
                 self._seconds[key] = time.perf_counter() - start
                 self.loads += 1
                 while len(self._models) > max_models():
                     old, _ = self._models.popitem(last=False)
                     self._seconds.pop(old, None)
-                self._loading.pop(key, None)
         return model
 
     def seconds(self, key: Hashable) -> float | None:

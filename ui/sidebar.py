@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from pathlib import Path
 
 import streamlit as st
@@ -99,11 +100,10 @@ def _in_use(choice: ModelChoice | None) -> ModelChoice:
         return fallback
     shelf = model_shelf()
     try:
-        if not shelf.held(choice):
-            with st.spinner(f"Loading {registry.title(choice.name)} ..."):
-                get_model(choice)
-        else:
-            get_model(choice)  # the most recently used again
+        # Held: a lookup that makes it the most recently used. Not held: a load, said while it runs.
+        waiting = st.spinner(f"Loading {registry.title(choice.name)} ...") if not shelf.held(choice) else nullcontext()
+        with waiting:
+            get_model(choice)
     except Exception as e:  # a student's network can fail inside timm or torchvision in many ways: none may crash
         if choice == fallback:
             return choice  # nothing loaded before: the page says why

@@ -3,10 +3,11 @@
 A warp to a square changes a shape's aspect by the image's (a lying 2:1 ellipse in a 2:1 image becomes a circle the
 size of a square image's circles), and a centre crop can cut a shape away: no amount of training gets back what the
 view lost. The ceiling here is an ideal observer's: it sees the shape's outline in the view (the family, round or
-angular; the box's width and height in 2-pixel steps; for a crop, which crop edges cut the shape) and names the class
-most often seen with that outline. The outline's frequencies come from ``count`` generated boxes, and the observer is
-scored on ``count`` others (so it cannot learn the scored boxes by heart). It ignores what the outline does not
-carry (resampling blur, colours), so a network could in principle beat it by a little; none of ours did.
+angular; the box's width and height in ``BIN_PIXELS``-pixel steps; for a crop, which crop edges cut the shape) and
+names the class most often seen with that outline. The outline's frequencies come from ``count`` generated boxes,
+and the observer is scored on ``count`` others (so it cannot learn the scored boxes by heart). It ignores what the
+outline does not carry (resampling blur, colours), so a network could in principle beat it by a little; none of ours
+did.
 """
 
 from __future__ import annotations

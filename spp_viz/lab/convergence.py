@@ -88,10 +88,11 @@ def classroom_note(run: ExperimentResults, shipped: ExperimentResults) -> str:
     def span(values: Sequence[float]) -> str:
         return f"{min(values):.1f}" + ("" if min(values) == max(values) else f" to {max(values):.1f}")
 
-    mine, theirs = [100 * v.accuracy for v in own_views(run)], [100 * v.accuracy for v in own_views(shipped)]
+    views = own_views(run)
+    mine, theirs = [100 * v.accuracy for v in views], [100 * v.accuracy for v in own_views(shipped)]
     ses = [c.se for c in claims(run) if c.se is not None]
     shipped_ses = [c.se for c in claims(shipped) if c.se is not None]
-    converged = not any(v.under_trained for v in own_views(run))
+    converged = not any(v.under_trained for v in views)
     out = (
         f"This run's networks {'reach' if converged else 'are not converged:'} {span(mine)}% on the views "
         f"they were trained for ({run.config.get('epochs')} epochs, {run.config.get('train_count')} images); the "
