@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One entry point for a fresh Linux machine with Python 3.11 and pip:
-#   bash run.sh app    create .venv if needed, install requirements.txt, then `streamlit run app.py`
+#   bash run.sh app    create .venv if needed, install requirements.txt, then `spp-viz app` (Streamlit)
 #   bash run.sh test   create .venv if needed, install requirements-dev.txt, then run the whole test suite
 # Extra arguments go to streamlit or pytest. Set PYTHON to choose the interpreter that makes the venv.
 set -euo pipefail
@@ -36,7 +36,7 @@ shift || true
 case "$cmd" in
   app)
     ensure_venv requirements.txt
-    exec "$VENV/bin/streamlit" run app.py "$@"
+    exec "$VENV/bin/spp-viz" app "$@"
     ;;
   test)
     ensure_venv requirements-dev.txt

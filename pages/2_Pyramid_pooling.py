@@ -18,7 +18,6 @@ from spp_viz.explain.bag_of_words import (
 from spp_viz.explain.feature_maps import FeatureMaps
 from spp_viz.explain.level_views import PRESETS, classifier_reads, level_view, spp_vector
 from spp_viz.geometry import FeatureGeometry, feature_geometry
-from spp_viz.images import SAMPLES_DIR
 from spp_viz.plots.base import encode_image
 from spp_viz.plots.maps import predictions_bar
 from spp_viz.plots.pyramid import (
@@ -30,13 +29,14 @@ from spp_viz.plots.pyramid import (
     vector_strip,
 )
 from spp_viz.pyramid import num_bins, paper_rule_check, paper_rule_failures, parse_levels
+from spp_viz.settings import ASSETS
 
 CUSTOM = "custom levels"
 # Made by: python -m spp_viz bench shuffle ../shared/imagenet-sample --json > assets/bag_of_words.json
-SHIPPED_SHUFFLE = SAMPLES_DIR.parent / "bag_of_words.json"
+SHIPPED_SHUFFLE = ASSETS / "bag_of_words.json"
 # Made by: python -m spp_viz bench shuffle ../shared/imagenet-sample --model efficientnet_lite0_spp --held-out FOLDS
 #   --json > assets/bag_of_words_spp.json (FOLDS: python -m spp_viz distill ... --fold-heads FOLDS)
-SHIPPED_SHUFFLE_SPP = SAMPLES_DIR.parent / "bag_of_words_spp.json"
+SHIPPED_SHUFFLE_SPP = ASSETS / "bag_of_words_spp.json"
 
 
 def controls() -> tuple[tuple[int, ...], str, str]:

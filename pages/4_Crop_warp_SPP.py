@@ -21,17 +21,17 @@ from spp_viz.explain.views import (
     predictions_csv,
 )
 from spp_viz.gallery import folder_items
-from spp_viz.images import SAMPLES_DIR
 from spp_viz.models import SPPNet
 from spp_viz.plots.maps import predictions_bar
 from spp_viz.plots.views import sweep_figure, view_differences, view_picture
+from spp_viz.settings import ASSETS
 
 SWEEP_SIDES = tuple(range(128, 801, 64))
 # Made by: python -m spp_viz bench views ../shared/imagenet-sample --multi --json > assets/view_accuracy.json
-SHIPPED = SAMPLES_DIR.parent / "view_accuracy.json"
+SHIPPED = ASSETS / "view_accuracy.json"
 # Made by: python -m spp_viz bench views ../shared/imagenet-sample --model efficientnet_lite0_spp --held-out FOLDS
 #   --multi --json > assets/view_accuracy_spp.json (FOLDS: python -m spp_viz distill ... --fold-heads FOLDS)
-SHIPPED_SPP = SAMPLES_DIR.parent / "view_accuracy_spp.json"
+SHIPPED_SPP = ASSETS / "view_accuracy_spp.json"
 
 
 def describe(view: View) -> str:

@@ -10,16 +10,17 @@ import ui
 from spp_viz.explain.attribution import METHOD_TITLES, METHODS, NT_SAMPLES, estimate_views_seconds, level_contributions
 from spp_viz.explain.level_importance import LevelSummary
 from spp_viz.explain.views import VIEW_TITLES, VIEWS, candidate_classes, make_views
-from spp_viz.images import SAMPLES_DIR, to_tensor
+from spp_viz.images import to_tensor
 from spp_viz.models import SPPNet
 from spp_viz.plots.exports import png_bytes
 from spp_viz.plots.maps import overlay
 from spp_viz.plots.views import level_means_bar, level_shares_bar, view_picture
+from spp_viz.settings import ASSETS
 
 SLOW_SECONDS = 5.0  # ask before running anything estimated to take longer
 # Made by: python -m spp_viz bench levels ../shared/imagenet-sample --model efficientnet_lite0_spp --held-out FOLDS
 #   --json > assets/level_importance.json (FOLDS: python -m spp_viz distill ... --fold-heads FOLDS)
-SHIPPED_LEVELS = SAMPLES_DIR.parent / "level_importance.json"
+SHIPPED_LEVELS = ASSETS / "level_importance.json"
 
 
 def method_panel(

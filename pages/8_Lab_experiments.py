@@ -9,7 +9,6 @@ import streamlit as st
 
 import ui
 from spp_viz import paper
-from spp_viz.images import SAMPLES_DIR
 from spp_viz.lab.convergence import classroom_note, convergence_note
 from spp_viz.lab.experiments import (
     EXPERIMENT_CONFIG,
@@ -23,8 +22,9 @@ from spp_viz.lab.experiments import (
 from spp_viz.lab.models import LabConfig
 from spp_viz.lab.train import TEST_VIEWS
 from spp_viz.plots.lab import accuracy_bars, stopping_curves
+from spp_viz.settings import ASSETS
 
-SHIPPED = SAMPLES_DIR.parent / "lab_results.json"  # made by: python -m spp_viz lab-experiments --out <this file>
+SHIPPED = ASSETS / "lab_results.json"  # made by: python -m spp_viz lab-experiments --out <this file>
 
 
 def table(results: ExperimentResults) -> pd.DataFrame:

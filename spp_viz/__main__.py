@@ -1,5 +1,5 @@
 """``python -m spp_viz``: see spp_viz.cli."""
 
-from .cli import main
+from .serve import main
 
 raise SystemExit(main())

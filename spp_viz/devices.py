@@ -6,7 +6,7 @@ import os
 
 import torch
 
-ENV_VAR = "SPP_VIZ_DEVICE"
+from .settings import DEVICE_ENV
 
 
 def _mps_available() -> bool:
@@ -37,7 +37,7 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     if isinstance(device, torch.device):
         wanted = str(device)
     else:
-        wanted = (device or os.environ.get(ENV_VAR) or "auto").strip().lower()
+        wanted = (device or os.environ.get(DEVICE_ENV) or "auto").strip().lower()
     if wanted == "auto":
         return torch.device(available_devices()[0])
     try:

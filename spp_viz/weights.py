@@ -7,14 +7,14 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-OFFLINE_ENV = "SPP_VIZ_OFFLINE"
+from .settings import OFFLINE_ENV, offline
+
 ALEXNET_URL = "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"
 
 
@@ -139,7 +139,7 @@ def alexnet_state() -> dict[str, Tensor]:
         f"AlexNet again (torchvision downloads {ALEXNET_URL}, 233 MB), or download that file yourself and pass "
         f"it as weights (sidebar upload, or --weights FILE on the command line)."
     )
-    if os.environ.get(OFFLINE_ENV):
+    if offline():
         raise WeightsError(how + f" Downloads are off because {OFFLINE_ENV} is set.")
     try:
         return torch.hub.load_state_dict_from_url(ALEXNET_URL, map_location="cpu", check_hash=True, weights_only=True)

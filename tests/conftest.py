@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -65,3 +67,31 @@ def zf5_model():
     from spp_viz.models import load_model
 
     return load_model("zf5")
+
+
+def cli(*args: str, **env: str) -> subprocess.CompletedProcess:
+    """``spp-viz ARGS`` run by the command line's own ``main`` in this process, its output and exit status captured
+    as a subprocess's would be. A subprocess per call imported torch and timm again (3 to 5 s each);
+    tests/test_cli.py keeps one real ``python -m spp_viz`` run for the entry point itself."""
+    import torch
+
+    from spp_viz.serve import main
+
+    threads = torch.get_num_threads()  # a command may set its own; the tests after it keep theirs
+    out, err = io.StringIO(), io.StringIO()
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as e:  # argparse's usage errors
+                code = e.code if isinstance(e.code, int) else 1
+    finally:
+        torch.set_num_threads(threads)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return subprocess.CompletedProcess(["spp-viz", *args], code, out.getvalue(), err.getvalue())

@@ -1,4 +1,4 @@
-"""A real `streamlit run app.py` on a loopback port, and the Chromium that Playwright drives (browser tests)."""
+"""A real `spp-viz app` (Streamlit) on a loopback port, and the Chromium that Playwright drives (browser tests)."""
 
 from __future__ import annotations
 
@@ -44,15 +44,15 @@ def chromium_or_skip() -> None:
 
 @contextmanager
 def streamlit_server(timeout: float = 120) -> Iterator[str]:
-    """Start `streamlit run app.py` offline on a free loopback port; yield its URL once healthy; stop it after."""
+    """Start `spp-viz app` offline on a free loopback port; yield its URL once healthy; stop it after."""
     port = free_port()
     env = {**os.environ, "SPP_VIZ_OFFLINE": "1"}
+    # The command a teacher runs (`spp-viz app`), which passes .streamlit/config.toml and the upload limit as flags.
     cmd = [
         sys.executable,
         "-m",
-        "streamlit",
-        "run",
-        "app.py",
+        "spp_viz",
+        "app",
         "--server.port",
         str(port),
         "--server.address",

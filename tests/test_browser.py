@@ -1,4 +1,4 @@
-"""A real browser: `streamlit run app.py` on a loopback port, driven by Playwright in Debian's Chromium."""
+"""A real browser: `spp-viz app` (Streamlit) on a loopback port, driven by Playwright in Debian's Chromium."""
 
 from __future__ import annotations
 
@@ -105,7 +105,7 @@ def test_feature_maps_page_with_upload(server, page):
         seconds = COLD_START["first_page"] - COLD_START["launched"]
         ARTIFACTS.mkdir(exist_ok=True)
         (ARTIFACTS / "cold_start.txt").write_text(
-            f"streamlit run app.py -> feature-maps page rendered with the default model: {seconds:.1f} s\n"
+            f"spp-viz app -> feature-maps page rendered with the default model: {seconds:.1f} s\n"
         )
         print(f"cold start: {seconds:.1f} s")
     # The shared sidebar is there on a page too: send a photo through the real widget, shown at once.

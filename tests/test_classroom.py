@@ -4,7 +4,6 @@ their session (weights, a gallery, a .zip of class folders), and a session keeps
 from __future__ import annotations
 
 import io
-import sys
 import zipfile
 
 import pytest
@@ -13,12 +12,10 @@ from badfiles import photo, save
 from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
+import ui.session as session
 from spp_viz.lab.data import read_class_zip
 from spp_viz.models import load_model
 from spp_viz.weights import UploadedWeights, WeightsError, read_state_dict
-
-sys.path.insert(0, str(ROOT))
-import ui.session as session  # noqa: E402
 
 TIMEOUT = 300
 PATH_BOXES = {"weights_efficientnet_lite0", "gallery_folder"}

@@ -1,4 +1,4 @@
-"""python -m spp_viz predict, as a user runs it."""
+"""The command line (`spp-viz` / `python -m spp_viz`): every command, its output, its mistakes."""
 
 from __future__ import annotations
 
@@ -7,17 +7,20 @@ import os
 import subprocess
 import sys
 
-from conftest import SAMPLES
+from conftest import SAMPLES, cli
 
-
-def run(*args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "spp_viz", *args], capture_output=True, text=True, timeout=300, env={**os.environ, **env}
-    )
+run = cli  # the commands run in this process (see conftest.cli); the first test runs the real entry point
 
 
 def test_predict_json_full_image_view():
-    out = run("predict", str(SAMPLES / "chelsea.jpg"), "--json")
+    # As a user types it: `python -m spp_viz` in its own process (the `spp-viz` script calls the same main).
+    out = subprocess.run(
+        [sys.executable, "-m", "spp_viz", "predict", str(SAMPLES / "chelsea.jpg"), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ),
+    )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert result["input_size"] == [385, 256]  # 451 x 300 with the shorter side at 256
@@ -130,11 +133,12 @@ def test_bench_shuffle_command(tmp_path):
 
 
 def test_lab_experiments_command_with_seeds(tmp_path):
-    out = run("lab-experiments", "--epochs", "1", "--seeds", "2", "--out", str(tmp_path / "r.json"))
+    out = run("lab-experiments", "--epochs", "1", "--seeds", "2", "--images", "64", "--out", str(tmp_path / "r.json"))
     assert out.returncode == 0, out.stderr
     assert "mean ± standard deviation over seeds [0, 1]" in out.stdout and "over 2 seeds" in out.stdout
     saved = json.loads((tmp_path / "r.json").read_text())
     assert saved["seeds"] == [0, 1] and saved["config"]["epochs"] == 1
+    assert (saved["config"]["train_count"], saved["config"]["val_count"], saved["config"]["test_count"]) == (64, 40, 40)
     # One epoch leaves every network under-trained: the run says so before its verdicts.
     assert "Warning: 5 of 5 networks stay under 95%" in out.stdout
     assert set(saved["ceilings"]) == {"crop", "warp"} and len(saved["claims"]) == 4

@@ -4,13 +4,10 @@ analytic values; the allow-list, the weights and every mistake a user can make."
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
-from conftest import SAMPLES
+from conftest import SAMPLES, cli
 from torch import nn
 
 from spp_viz.external import PRETRAINED, build_external, check_name
@@ -195,9 +192,7 @@ def test_predict_reports_conv5_and_its_measured_geometry(tmp_path):
     assert bad.returncode == 2 and "is a transformer" in bad.stderr
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "spp_viz", *args], capture_output=True, text=True, timeout=300,
-                          env=dict(os.environ))  # fmt: skip
+run_cli = cli  # in this process: see conftest.cli
 
 
 def test_the_stride_16_stage_is_the_one_the_libraries_name():

@@ -6,7 +6,6 @@ student can make in the sidebar gives one message and leaves the previous model 
 from __future__ import annotations
 
 import io
-import sys
 import threading
 import time
 
@@ -17,8 +16,7 @@ from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 from test_classroom import make_zip
 
-sys.path.insert(0, str(ROOT))
-from ui.cache import ModelShelf  # noqa: E402
+from ui.cache import ModelShelf
 
 TIMEOUT = 300
 PAGES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "pages").glob("[0-9]*.py"))

@@ -3,15 +3,12 @@ dropped, cancellation, a full queue, estimates."""
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 
 import pytest
-from conftest import ROOT
 
-sys.path.insert(0, str(ROOT))
-from ui.jobs import JobCancelled, JobQueue, QueueFull, default_workers  # noqa: E402
+from ui.jobs import JobCancelled, JobQueue, QueueFull, default_workers
 
 
 def wait_all(jobs, timeout=20.0):

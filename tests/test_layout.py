@@ -27,6 +27,7 @@ ORDER = [
     "spp_viz.registry",
     "spp_viz.plots",
     "spp_viz.cli",
+    "spp_viz.serve",
     "spp_viz.__main__",
 ]
 PACKAGES = ("spp_viz.explain", "spp_viz.detection", "spp_viz.lab", "spp_viz.plots")

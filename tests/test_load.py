@@ -1,4 +1,4 @@
-"""A class at once: 8 (SPP_VIZ_LOAD_SESSIONS) browser sessions on one `streamlit run app.py`, each with its photos.
+"""A class at once: 8 (SPP_VIZ_LOAD_SESSIONS) browser sessions on one `spp-viz app`, each with its photos.
 
 Each session uploads five photos (the last is the one it works on) and goes through every page the way a student
 does (the sidebar's links, so it stays one session), downloading what four pages computed: conv5 (.npy), the SPP

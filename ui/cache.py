@@ -34,10 +34,10 @@ from spp_viz.lab.data import read_class_zip
 from spp_viz.models import SPPNet
 from spp_viz.plots.exports import npy_bytes
 from spp_viz.pyramid import vector_csv
+from spp_viz.settings import MAX_MODELS_ENV
 
 from .session import UPLOAD_PREFIX, ModelChoice, Subject, context, session_weights
 
-MAX_MODELS_ENV = "SPP_VIZ_MAX_MODELS"
 DEFAULT_MAX_MODELS = 3
 
 

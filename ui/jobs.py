@@ -23,9 +23,10 @@ from typing import Any
 
 import streamlit as st
 
+from spp_viz.settings import WORKERS_ENV
+
 from .cache import shared_results
 
-WORKERS_ENV = "SPP_VIZ_WORKERS"
 MAX_WAITING = 64  # beyond this many waiting jobs a new one is refused with a message: the server is overloaded
 DEFAULT_ESTIMATE_S = 20.0  # before any job of a kind has finished, its length is unknown: assume this much
 

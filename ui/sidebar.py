@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -10,31 +9,19 @@ import streamlit as st
 
 from spp_viz import registry
 from spp_viz.devices import available_devices, resolve_device
-from spp_viz.explain.activation_index import INDEX_CACHE
 from spp_viz.explain.attribution import hook_count
 from spp_viz.images import samples
 from spp_viz.lab.train import LAB_DIR_NAME
 from spp_viz.models import DEFAULT_MODEL, ZOO
+from spp_viz.settings import MAX_MODELS_ENV, MAX_UPLOAD_MB, WEIGHTS_MAX_MB, cache_root, server_paths
 from spp_viz.weights import UploadedWeights, WeightsError
 
-from .cache import MAX_MODELS_ENV, get_model, loaded_models, max_models, model_shelf
+from .cache import get_model, loaded_models, max_models, model_shelf
 from .external_box import external_box
 from .session import Context, ImageChoice, ModelChoice, remember_upload, remember_weights
 
-MAX_UPLOAD_MB = 25  # keep equal to server.maxUploadSize in .streamlit/config.toml
-WEIGHTS_MAX_MB = 250  # AlexNet's checkpoint is 233 MB
-SERVER_PATHS_ENV = "SPP_VIZ_SERVER_PATHS"
-LAB_DIR = INDEX_CACHE.parent / LAB_DIR_NAME  # where the Lab saves models: every page can select them
+LAB_DIR = cache_root() / LAB_DIR_NAME  # where the Lab saves models: every page can select them
 IMAGE_TYPES = ["jpg", "jpeg", "png", "gif", "webp", "bmp", "tif", "tiff"]
-
-
-def server_paths() -> bool:
-    """Whether students may name files and folders on the server's disk (``SPP_VIZ_SERVER_PATHS=1``).
-
-    Off by default: on a shared server those paths are the teacher's. Not decided by the client's address, since
-    behind a reverse proxy every client looks local.
-    """
-    return os.environ.get(SERVER_PATHS_ENV, "").strip() == "1"
 
 
 def _weights_box(name: str) -> str | None:

@@ -106,6 +106,13 @@ def _add_lab_experiments(sub) -> None:
     )
     p.add_argument("--seeds", type=commands.positive, default=None, help="seeds 0..N-1; default: the recipe's")
     p.add_argument(
+        "--images",
+        type=commands.positive,
+        default=None,
+        help="training images per epoch, the validation and test sets scaled with it (a quick try; default: the "
+        "recipe's)",
+    )
+    p.add_argument(
         "--jobs", type=commands.positive, default=1, help="seeds trained at once, a process each (default %(default)s)"
     )
     p.add_argument("--out", default=None, help="write the results as JSON (e.g. assets/lab_results.json)")
@@ -204,7 +211,11 @@ def _add_distill(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m spp_viz", description="SPP-net Explorer from the command line.")
+    parser = argparse.ArgumentParser(
+        prog="spp-viz",
+        description="SPP-net Explorer from the command line (also `python -m spp_viz`).",
+        epilog="spp-viz app [STREAMLIT FLAGS] serves the Streamlit app (see spp_viz.serve).",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     adders = (_add_predict, _add_index, _add_train, _add_lab_experiments, _add_detection_lab, _add_distill, _add_bench)
     for add in adders:

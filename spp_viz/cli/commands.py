@@ -221,10 +221,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_lab_experiments(args: argparse.Namespace) -> int:
     from ..lab.convergence import convergence_note
     from ..lab.experiments import RECIPES, accuracy_cell, paper_verdicts, run_experiments
+    from ..lab.models import LabConfig
     from ..lab.train import TEST_VIEWS
 
     config, recipe_seeds = RECIPES[args.recipe]
     config = replace(config, epochs=args.epochs or config.epochs)
+    if args.images:
+        sized = LabConfig.sized(args.images)
+        config = replace(config, train_count=sized.train_count, val_count=sized.val_count, test_count=sized.test_count)
     seeds = list(range(args.seeds or len(recipe_seeds)))
     with progress_bar("the paper's comparison") as progress:
         results = run_experiments(config, seeds, progress=progress, jobs=args.jobs)

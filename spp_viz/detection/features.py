@@ -21,12 +21,13 @@ from ..footprint import measure
 from ..geometry import layer_geometry
 from ..models import SPPNet
 from ..pyramid import SpatialPyramidPool, check_levels
+from ..settings import cache_root
 from .data import DetectionImage
 from .detector import DetectorConfig
 from .proposals import proposals
 from .windows import rcnn_mode, spp_mode
 
-FEATURE_CACHE = Path(os.environ.get("SPP_VIZ_CACHE", Path.home() / ".cache" / "spp_viz")) / "detection"
+FEATURE_CACHE = cache_root() / "detection"
 DETECTION_STRIDE = 16  # the paper's conv5 stride; the backbone is cut at its last stage with this stride
 WINDOW_MODES = ("spp", "rcnn")
 

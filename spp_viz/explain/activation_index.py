@@ -22,9 +22,10 @@ from ..gallery import INDEX_SHORT_SIDE, GalleryItem, gallery_view, prefetched
 from ..images import ImageError, to_tensor
 from ..models import SPPNet
 from ..progress import Progress, counted
+from ..settings import cache_root
 from ..weights import weights_digest
 
-INDEX_CACHE = Path(os.environ.get("SPP_VIZ_CACHE", Path.home() / ".cache" / "spp_viz")) / "index"
+INDEX_CACHE = cache_root() / "index"
 
 
 @dataclass
