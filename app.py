@@ -1,4 +1,4 @@
-"""SPP-net Explorer: ``streamlit run app.py``.
+"""SPP-net Explorer: ``spp-viz app`` (or ``streamlit run app.py``).
 
 Builds the navigation from the files in pages/ and draws the shared sidebar (model, device, image).
 """
@@ -10,8 +10,10 @@ from pathlib import Path
 import streamlit as st
 
 import ui
+from spp_viz import paper
 from spp_viz.images import ImageError
 from spp_viz.plots.views import crop_warp_spp
+from spp_viz.pyramid import num_bins
 
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
 
@@ -31,9 +33,12 @@ warping distorts shapes.
 **Spatial pyramid pooling** (He, Zhang, Ren and Sun, *Spatial Pyramid Pooling in Deep Convolutional Networks for
 Visual Recognition*, ECCV 2014, arXiv 1406.4729) replaces the last pooling layer with a pyramid of max-pooling grids
 over the last conv map, "conv5". A level with n x n bins gives n x n numbers per channel, whatever the map's size,
-so the output always has length k x M: k conv5 channels times M bins. With the paper's pyramid {6, 3, 2, 1},
-M = 36 + 9 + 4 + 1 = 50, and ZF-5's 256 channels give 256 x 50 = **12,800** numbers for any image.
-"""
+so the output always has length k x M: k conv5 channels times M bins. With the paper's pyramid {LEVELS},
+M = {SQUARES} = {M}, and ZF-5's {K} channels give {K} x {M} = **{LENGTH:,}** numbers for any image.
+""".format(
+            LEVELS="{" + ", ".join(map(str, paper.LEVELS)) + "}", SQUARES=" + ".join(str(n * n) for n in paper.LEVELS),
+            M=num_bins(paper.LEVELS), K=paper.ZF5_CHANNELS, LENGTH=paper.ZF5_SPP_LENGTH,
+        )
     )
     ctx = ui.context()
     if ctx.image_bytes is not None:

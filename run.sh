@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One entry point for a fresh Linux machine with Python 3.11 and pip:
 #   bash run.sh app    create .venv if needed, install requirements.txt, then `spp-viz app` (Streamlit)
-#   bash run.sh test   create .venv if needed, install requirements-dev.txt, then run the whole test suite
+#   bash run.sh test   create .venv if needed, install requirements-dev.txt, then run the test suite:
+#                      the default tier; --fast: no browser, AppTest or training; --all: the release tier too
+#   bash run.sh docs   build the documentation into site/ (mkdocs build --strict)
 # Extra arguments go to streamlit or pytest. Set PYTHON to choose the interpreter that makes the venv.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -40,10 +42,20 @@ case "$cmd" in
     ;;
   test)
     ensure_venv requirements-dev.txt
-    exec "$VENV/bin/python" -m pytest "$@"
+    # Three tiers (README, docs/tests.md): --fast for the edit-test loop, the default, and --all for a release.
+    tier=()
+    case "${1:-}" in
+      --fast) shift; tier=(-m "not browser and not apptest and not training and not release") ;;
+      --all) shift; export SPP_VIZ_FULL_FUZZ=1; tier=(-m "release or not release") ;;
+    esac
+    exec "$VENV/bin/python" -m pytest "${tier[@]}" "$@"
+    ;;
+  docs)
+    ensure_venv requirements-dev.txt
+    NO_MKDOCS_2_WARNING=1 exec "$VENV/bin/mkdocs" build --strict "$@"
     ;;
   *)
-    echo "usage: bash run.sh app|test [args...]" >&2
+    echo "usage: bash run.sh app|test [--fast|--all]|docs [args...]" >&2
     exit 2
     ;;
 esac

@@ -1,4 +1,4 @@
-"""Run every benchmark in one go and write bench/results.md: the machine, a table of the ratios, each full output.
+"""Run every benchmark in one go and write bench/latest-run.md: the machine, a table of the ratios, each full output.
 
 Run: python bench/run_all.py [--skip-slow]   (about 20 minutes on the 2-core CPU; --skip-slow leaves out the
 attribution and detection benchmarks, which take most of it)
@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-OUT = HERE / "results.md"
+OUT = HERE / "latest-run.md"  # bench/results.md (kept by hand) quotes its figures with their dates
 
 # (name, command, [(label, regex whose group 1 is the figure, goal)]), each benchmark's own printed lines.
 BENCHES = [

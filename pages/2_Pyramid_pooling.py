@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
+from spp_viz import paper
 from spp_viz.explain.bag_of_words import (
     SHUFFLE_SHORT_SIDE,
     SHUFFLE_TILES,
@@ -28,6 +29,7 @@ from spp_viz.plots.pyramid import (
     shuffle_levels,
     vector_strip,
 )
+from spp_viz.provenance import sentence as made_by
 from spp_viz.pyramid import num_bins, paper_rule_check, paper_rule_failures, parse_levels
 from spp_viz.settings import ASSETS
 
@@ -73,7 +75,9 @@ def length_panel(fm: FeatureMaps, levels: tuple[int, ...]) -> None:
     c.metric("Output length k x M", f"{k:,} x {m} = {k * m:,}")
     st.caption(
         f"Whatever the image size, each of the k = {k:,} channels gives M = {m} numbers. The paper's ZF-5 has "
-        "k = 256 and the {6,3,2,1} pyramid, M = 50: 256 x 50 = 12,800 inputs to fc6 (see " + ui.NOTES + ")."
+        f"k = {paper.ZF5_CHANNELS} and the {{{','.join(map(str, paper.LEVELS))}}} pyramid, "
+        f"M = {num_bins(paper.LEVELS)}: {paper.ZF5_CHANNELS} x {num_bins(paper.LEVELS)} = {paper.ZF5_SPP_LENGTH:,} "
+        f"inputs to fc6 (see {ui.NOTES})."
     )
 
 
@@ -174,8 +178,9 @@ def rule_panel(fm: FeatureMaps, levels) -> None:
     failures = paper_rule_failures(40, levels)
     st.markdown(
         f"**Map sizes up to 40 where the training rule breaks for {{{','.join(map(str, levels))}}}** "
-        f"({len(failures)} of {40 * len(levels)} size-level pairs). The paper's notes list, for a <= 30, wrong "
-        "counts at (5,3) (6,4) (7,4) (8,6) (9,6) (10,6) (11,4) (11,6) (15,6) ... and tails at a = 14."
+        f"({len(failures)} of {40 * len(levels)} size-level pairs). The paper's notes list, for a <= 30 and n in "
+        "{1,2,3,4,6}, wrong counts at " + " ".join(f"({a},{n})" for a, n in paper.TRAINING_RULE_WRONG_COUNTS)
+        + ", and unpooled tails such as a = 14 with n = 3, 4 or 6."
     )
     table = pd.DataFrame([{"a": c.size, "n": c.n, "what goes wrong": c.problem} for c in failures])
     st.dataframe(table, hide_index=True, height=220)
@@ -236,8 +241,7 @@ def shipped_shuffle_panel() -> None:
     for line in bench_findings(shipped):
         st.markdown("- " + line)
     st.caption(
-        f"Whiskers: 2 standard errors over the photos. {shipped.seconds:.0f} s on a 2-core CPU; reproduce "
-        "with `python -m spp_viz bench shuffle ../shared/imagenet-sample`."
+        f"Whiskers: 2 standard errors over the photos. {shipped.seconds:.0f} s. " + made_by(shipped.provenance)
     )
     if not SHIPPED_SHUFFLE_SPP.is_file():
         return
@@ -251,8 +255,8 @@ def shipped_shuffle_panel() -> None:
     st.caption(
         "Same photos and shuffles for both. "
         + ("Each photo scored by a head distilled without it. " if four.held_out else "")
-        + "Reproduce with `python -m spp_viz bench shuffle ../shared/imagenet-sample --model "
-        "efficientnet_lite0_spp --held-out FOLDS` (README, model card)."
+        + made_by(four.provenance)
+        + " FOLDS: the held-out heads of `spp-viz distill --fold-heads` (model card)."
     )
 
 

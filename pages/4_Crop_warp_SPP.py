@@ -24,6 +24,7 @@ from spp_viz.gallery import folder_items
 from spp_viz.models import SPPNet
 from spp_viz.plots.maps import predictions_bar
 from spp_viz.plots.views import sweep_figure, view_differences, view_picture
+from spp_viz.provenance import sentence as made_by
 from spp_viz.settings import ASSETS
 
 SWEEP_SIDES = tuple(range(128, 801, 64))
@@ -109,8 +110,7 @@ def shipped_panel() -> None:
             f"Shipped with the app: {shipped.model}, {shipped.n} ImageNet photos (one for each even class "
             f"index, the public imagenet-sample-images set), shorter side {shipped.short_side}, "
             f"{shipped.seconds:.0f} s on a 2-core CPU. The paper's numbers (VOC 2007 and Caltech101, ZF-5 "
-            "trained with SPP) are quoted above. Reproduce with `python -m spp_viz bench views "
-            "../shared/imagenet-sample --multi --json`."
+            "trained with SPP) are quoted above. " + made_by(shipped.provenance)
         )
         results_panel(shipped, "ImageNet photos", "view_accuracy")
         if SHIPPED_SPP.is_file():
@@ -125,7 +125,7 @@ def heads_panel(one: ViewsSummary, four: ViewsSummary) -> None:
         st.markdown("- " + sentence)
     st.caption(
         f"{four.model}: Lite0's conv layers with a {{6,3,2,1}} max pyramid and fully connected layers distilled from "
-        "Lite0's own head on these 500 photos (see the README's model card). "
+        "Lite0's own head on these 500 photos (see the model card in the docs). "
         + (
             "Each photo here was scored by a head distilled without it (two heads, each trained on the other half), "
             "so these are held-out figures; the head the app loads was trained on all 500. "
@@ -133,7 +133,8 @@ def heads_panel(one: ViewsSummary, four: ViewsSummary) -> None:
             else ""
         )
         + "Differences are paired by photo; a 95% interval that spans zero is no clear difference. The paper's "
-        "networks were trained on ImageNet with SPP from the start; ours learned only its head, from Lite0."
+        "networks were trained on ImageNet with SPP from the start; ours learned only its head, from Lite0. "
+        + made_by(four.provenance)
     )
 
 

@@ -15,6 +15,7 @@ from spp_viz.models import SPPNet
 from spp_viz.plots.exports import png_bytes
 from spp_viz.plots.maps import overlay
 from spp_viz.plots.views import level_means_bar, level_shares_bar, view_picture
+from spp_viz.provenance import sentence as made_by
 from spp_viz.settings import ASSETS
 
 SLOW_SECONDS = 5.0  # ask before running anything estimated to take longer
@@ -81,8 +82,7 @@ def levels_panel(model: SPPNet, views, target: int) -> None:
             + ("; each photo scored by a head distilled without it" if summary.held_out else "")
             + "). Whiskers: 2 standard errors. Zeroing the 6x6 level also removes the head's start (Lite0's own fc "
             "reads the mean of the 6x6 bins), so its share is large by construction; the coarser levels enter "
-            "only through the learned correction. Reproduce with `python -m spp_viz bench levels "
-            "../shared/imagenet-sample --model efficientnet_lite0_spp --held-out FOLDS`."
+            "only through the learned correction. " + made_by(summary.provenance)
         )
         st.download_button(
             "Download the per-level figures (JSON)", SHIPPED_LEVELS.read_bytes(), "level_importance.json",

@@ -8,6 +8,15 @@ from __future__ import annotations
 
 # Notes, "ZF-5": the pyramid of the paper's detection and ImageNet networks (50 bins).
 LEVELS = (6, 3, 2, 1)
+# Notes, "ZF-5": conv5's 256 filters; with LEVELS, fc6 reads 256 x 50 = 12,800 numbers whatever the input's size.
+ZF5_CHANNELS = 256
+ZF5_SPP_LENGTH = ZF5_CHANNELS * sum(n * n for n in LEVELS)
+# Notes, "Bin geometry": the (a, n) where the training rule (window ceil(a/n), stride floor(a/n)) gives the wrong
+# number of bins, for a <= 30 and n in {1, 2, 3, 4, 6}.
+TRAINING_RULE_WRONG_COUNTS = (
+    (5, 3), (6, 4), (7, 4), (8, 6), (9, 6), (10, 6), (11, 4), (11, 6), (15, 6), (16, 6), (17, 6), (22, 6), (23, 6),
+    (29, 6),
+)  # fmt: skip
 # Notes, "Multi-size training": the two training sizes (conv5 13 x 13 and 10 x 10 on ZF-5).
 TRAIN_SIZES = (224, 180)
 # Notes, "Testing views": the multi-view test scales (18 crops per scale in the paper, plus full images).

@@ -85,7 +85,7 @@ def num_bins(levels: Sequence[int]) -> int:
 
 
 def output_length(channels: int, levels: Sequence[int]) -> int:
-    """Length k*M of the SPP vector for a conv5 map with k channels (12,800 for ZF-5 with {6,3,2,1})."""
+    """Length k*M of the SPP vector for a conv5 map with k channels (ZF-5 with {6,3,2,1}: ``paper.ZF5_SPP_LENGTH``)."""
     return channels * num_bins(levels)
 
 
@@ -100,6 +100,19 @@ def paper_window(size: int, n: int) -> tuple[int, int, int]:
     window, stride = math.ceil(size / n), size // n
     count = 0 if stride == 0 else (size - window) // stride + 1
     return window, stride, count
+
+
+def adaptive_edges(size: int | Tensor, n: int) -> tuple[int | Tensor, int | Tensor]:
+    """Appendix A's bins of one level: starts floor(i*size/n) and ends ceil((i+1)*size/n), for i = 0..n-1.
+
+    ``size`` is an int (then lists of n ints come back) or a LongTensor[N] of lengths (then Tensor[N, n] each): the
+    pyramid op and detection's per-window pooling share this one integer form (no float rounding at large sizes).
+    """
+    if isinstance(size, Tensor):
+        i = torch.arange(n, device=size.device)
+        size = size[:, None]  # [N] -> [N, 1], broadcast against the n bins
+        return (i * size) // n, -((-(i + 1) * size) // n)
+    return [(i * size) // n for i in range(n)], [-((-(i + 1) * size) // n) for i in range(n)]
 
 
 def bin_edges(size: int, n: int, rule: str = "adaptive") -> list[tuple[int, int]]:
@@ -117,8 +130,7 @@ def bin_edges(size: int, n: int, rule: str = "adaptive") -> list[tuple[int, int]
     if size < 1 or n < 1:
         raise ValueError(f"size and n must be >= 1, got size={size}, n={n}")
     if rule == "adaptive":
-        # Integer forms of floor(i*size/n) and ceil((i+1)*size/n): no float rounding at large sizes.
-        return [((i * size) // n, -((-(i + 1) * size) // n)) for i in range(n)]
+        return list(zip(*adaptive_edges(size, n), strict=True))
     window, stride, count = paper_window(size, n)
     if stride == 0:
         raise ValueError(

@@ -27,7 +27,8 @@ def paired_bootstrap(a: Sequence[bool], b: Sequence[bool], samples: int = 2000, 
     """Accuracy of a minus accuracy of b on the same items, with a 95% interval from resampling the items.
 
     Args:
-        a, b: [N] whether each item was right under a and under b (item i is the same in both).
+        a: [N] whether each item was right under a.
+        b: [N] whether each item was right under b (item i is the same item in both).
         samples: bootstrap resamples; each draws N items with replacement and keeps the pairs together.
     """
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)

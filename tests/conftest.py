@@ -95,3 +95,20 @@ def cli(*args: str, **env: str) -> subprocess.CompletedProcess:
             else:
                 os.environ[k] = v
     return subprocess.CompletedProcess(["spp-viz", *args], code, out.getvalue(), err.getvalue())
+
+
+# `bash run.sh test --all` (a release) sets SPP_VIZ_FULL_FUZZ=1: Hypothesis then runs each fuzz test's full count.
+FULL_FUZZ = os.environ.get("SPP_VIZ_FULL_FUZZ") == "1"
+
+
+def fuzz_examples(release: int, suite: int) -> int:
+    """Hypothesis examples for a fuzz test: ``release`` in a release run, ``suite`` in the everyday suite."""
+    return release if FULL_FUZZ else suite
+
+
+def pytest_collection_modifyitems(items):
+    """Mark every test of a module that drives the app through AppTest (``-m "not apptest"`` leaves them out)."""
+    for item in items:
+        module = getattr(item, "module", None)
+        if module is not None and hasattr(module, "AppTest"):
+            item.add_marker(pytest.mark.apptest)

@@ -52,20 +52,39 @@ def test_home_explains_and_lists_pages():
     assert [s.key for s in at.selectbox][:2] == ["model_name", "device"]
 
 
-@pytest.mark.parametrize("page", PAGES)
-def test_every_page_with_a_sample(page):
-    at = start()
-    at.switch_page(page).run()
-    no_exception(at)
-    assert at.title
+TITLES = {
+    "pages/1_Feature_maps.py": "Feature maps",
+    "pages/2_Pyramid_pooling.py": "Pyramid pooling",
+    "pages/3_Strongest_activations.py": "Strongest activations",
+    "pages/4_Crop_warp_SPP.py": "Crop, warp or SPP",
+    "pages/5_Attributions.py": "Attributions",
+    "pages/6_Detection.py": "Detection: SPP-net against R-CNN",
+    "pages/7_SPP_Lab.py": "SPP Lab: train your own",
+    "pages/8_Lab_experiments.py": "SPP Lab: the paper's comparisons",
+}
+PHOTO_FREE = {"pages/7_SPP_Lab.py", "pages/8_Lab_experiments.py"}  # the Lab pages train on their own images
+
+
+def page_text(at: AppTest) -> str:
+    """What a page says (markdown, captions, metrics), the part that may depend on the photo."""
+    return " ".join([m.value for m in at.markdown] + [c.value for c in at.caption] + [m.value for m in at.metric])
 
 
 @pytest.mark.parametrize("page", PAGES)
-def test_every_page_with_an_upload(page):
-    at = upload(start(), "coffee.jpg", (SAMPLES / "coffee.jpg").read_bytes())
-    at.switch_page(page).run()
-    no_exception(at)
-    assert not at.error
+def test_every_page_with_a_sample_and_with_an_upload(page):
+    """Each page opens on the default sample and on an upload, with its own title and no error; a page that reads
+    the photo says something else about the upload (its sentences are computed from the photo, not fixed)."""
+    assert set(TITLES) == set(PAGES)
+    sample = start().switch_page(page).run()
+    no_exception(sample)
+    uploaded = upload(start(), "coffee.jpg", (SAMPLES / "coffee.jpg").read_bytes()).switch_page(page).run()
+    no_exception(uploaded)
+    for at in (sample, uploaded):
+        assert at.title[0].value == TITLES[page] and not at.error
+    if page in PHOTO_FREE:
+        assert page_text(uploaded) == page_text(sample)
+    else:
+        assert page_text(uploaded) != page_text(sample)
 
 
 def test_feature_maps_sizes_for_sample():
@@ -266,6 +285,9 @@ def test_crop_warp_page_shows_the_shipped_views_bench():
     text = " ".join(m.value for m in at.markdown)
     assert f"Over {shipped['n']} ImageNet photos this network's top-1 accuracy is" in text
     assert "McNemar p" in text and any("imagenet-sample" in c.value for c in at.caption)
+    # The caption says how the shipped file was made: its command, date and commit, from the file itself.
+    made = shipped["provenance"]
+    assert any(f"Made by `{made['command']}` on {made['date']}" in c.value for c in at.caption)
     assert any(d.proto.label == "Download these results (JSON)" for d in at.get("download_button"))
 
 

@@ -322,6 +322,7 @@ def test_lab_pages(server, page):
     save_screenshot(page, "lab_experiments")
 
 
+@pytest.mark.release  # Lite0's Occlusion and SmoothGrad on three views: 110 s on 2 cores
 def test_gradcam_does_not_wait_for_another_sessions_slow_attributions(server, browser):
     """Two students: one runs Occlusion and SmoothGrad (heavy, queued), the other GradCAM (light). GradCAM arrives
     while the first student's run is still going: no method holds the shared model for a whole run any more."""

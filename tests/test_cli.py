@@ -7,7 +7,10 @@ import os
 import subprocess
 import sys
 
+import pytest
 from conftest import SAMPLES, cli
+
+import spp_viz
 
 run = cli  # the commands run in this process (see conftest.cli); the first test runs the real entry point
 
@@ -65,6 +68,7 @@ def test_index_command_builds_then_reads_the_cache(tmp_path):
     assert missing.returncode == 2 and "no folder" in missing.stderr
 
 
+@pytest.mark.training
 def test_train_command_saves_a_loadable_model(tmp_path):
     out = run(
         "train",
@@ -89,8 +93,14 @@ def test_bench_detection_command_json():
     out = run("bench", "detection", "--windows", "24", "--scale", "224", "--model", "zf5", "--json")
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
-    assert result["windows"] == 24 and result["conv_ratio"] > 0 and result["end_to_end_ratio"] > 0
-    assert set(result["rcnn"]) == {"proposals", "warp", "conv", "head", "total"}
+    assert result["windows"] == 24 and set(result["rcnn"]) == {"proposals", "warp", "conv", "head", "total"}
+    rcnn, spp = result["rcnn"], result["spp"]
+    # The ratios the command reports are the ratios of the times it reports, and each total is its stages' sum.
+    assert result["conv_ratio"] == pytest.approx(rcnn["conv"] / spp["conv"])
+    for mode in (rcnn, spp):
+        assert mode["total"] == pytest.approx(mode["proposals"] + mode["warp"] + mode["conv"] + mode["head"], rel=1e-6)
+    # Both modes read the same windows from the same proposals; only R-CNN runs the conv layers once per window.
+    assert rcnn["proposals"] == spp["proposals"] and rcnn["conv"] > spp["conv"]
 
 
 def _labelled_folder(root):
@@ -111,6 +121,9 @@ def test_bench_views_command_json_and_text(tmp_path):
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])  # one JSON object, last on stdout
     assert result["n"] == 2 and set(result["views"]) == {"crop", "warp", "full"}
+    made = result["provenance"]  # how the result was made, in the file itself
+    assert made["command"] == f"spp-viz bench views {folder} --model zf5 --short-side 96 --json"
+    assert made["package_version"] == spp_viz.__version__ and made["date"][:4] >= "2026"
     assert set(result["views"]["crop"]) == {"top1", "top5"} and set(result["paired"]) == {"warp", "full"}
     assert [u[0] for u in result["unlabeled"]] == ["holiday.png"]
     assert [s[0] for s in result["skipped"]] == ["002_n01484850_shark.jpg"]
@@ -132,6 +145,7 @@ def test_bench_shuffle_command(tmp_path):
     assert text.returncode == 0 and "cos 1x1" in text.stdout and "2x2 tiles: mean cosine" in text.stdout
 
 
+@pytest.mark.training
 def test_lab_experiments_command_with_seeds(tmp_path):
     out = run("lab-experiments", "--epochs", "1", "--seeds", "2", "--images", "64", "--out", str(tmp_path / "r.json"))
     assert out.returncode == 0, out.stderr
@@ -147,6 +161,7 @@ def test_lab_experiments_command_with_seeds(tmp_path):
     assert bad.returncode == 2 and "invalid choice: 'overnight'" in bad.stderr
 
 
+@pytest.mark.training
 def test_distill_command(tmp_path):
     """A head distilled from Lite0's own on four photos named by WordNet id: saved, measured on held-out photos (two
     folds), the unreadable file listed; then the mistakes a user can make."""

@@ -21,6 +21,8 @@ from spp_viz.detection.features import FeatureCache, detection_backbone, fingerp
 from spp_viz.detection.train import train_detector
 from spp_viz.models import load_model
 
+pytestmark = pytest.mark.training
+
 IMAGENET = ROOT.parent / "shared" / "imagenet-sample"
 TINY = DetectorConfig(windows=40)
 

@@ -30,6 +30,8 @@ from spp_viz.pyramid import spatial_pyramid_pool
 from spp_viz.pyramid_head import PyramidHead
 from spp_viz.weights import WeightsError
 
+pytestmark = pytest.mark.training
+
 TINY = DistillConfig(rank=4, views=5, full_sides=(96, 128, 160), crop_side=96, epochs=4, batch_size=4)
 
 

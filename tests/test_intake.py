@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from badfiles import exif_rotated_jpeg, photo, save
+from conftest import fuzz_examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -108,13 +109,17 @@ def test_regressions(path):
     check(path.read_bytes())
 
 
-@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
+@pytest.mark.fuzz
+@settings(
+    max_examples=fuzz_examples(2000, 300), deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None
+)
 @given(damaged())
 def test_damaged_uploads_load_or_are_refused(data):
     check(data)
 
 
-@settings(max_examples=200, deadline=None, database=None)
+@pytest.mark.fuzz
+@settings(max_examples=fuzz_examples(200, 100), deadline=None, database=None)
 @given(st.binary(max_size=2048))
 def test_random_bytes_are_refused_or_load(data):
     check(data)

@@ -15,6 +15,8 @@ from spp_viz.lab.models import LabConfig
 from spp_viz.lab.store import load_trained, read_meta
 from spp_viz.lab.train import evaluate, save_result, synthetic_data, train
 
+pytestmark = pytest.mark.training
+
 TINY = LabConfig(epochs=3, train_count=80, val_count=40, test_count=40, width=16)
 
 
@@ -102,8 +104,14 @@ def test_fine_tune_on_a_folder_then_save_and_load(tmp_path):
         if CLASSES[s.label] in ("circle", "square"):
             s.image.save(tmp_path / "data" / CLASSES[s.label] / f"{i}.png")
     (tmp_path / "data" / "circle" / "broken.jpg").write_bytes(b"nope")  # skipped, not fatal
-    result = fine_tune_folder("zf5", tmp_path / "data", levels=(2, 1), sides=(96, 72), epochs=6, hidden=32)
+    result = fine_tune_folder("zf5", tmp_path / "data", levels=(2, 1), sides=(96, 72), epochs=6, hidden=32, seed=3)
     assert result.model.class_names == ["circle", "square"] and len(result.history) == 6
+    # The result records the settings it ran with, in its config and in the saved file's metadata.
+    assert (result.config.epochs, result.config.seed, result.config.levels) == (6, 3, (2, 1))
+    assert result.config.regime == "multi-size"
+    assert {k: result.meta[k] for k in ("epochs", "seed", "sides", "hidden")} == {
+        "epochs": 6, "seed": 3, "sides": [96, 72], "hidden": 32
+    }
     assert [h.input_sizes[0][0] for h in result.history[:2]] == [96, 72]  # two sizes, alternating
     path = save_model(result.model, tmp_path / "f.safetensors", result.meta)
     loaded = load_trained(path)
@@ -156,6 +164,7 @@ def test_paper_verdicts_follow_the_seeds():
     steady = [0.80, 0.81, 0.79]
     better = [0.86, 0.87, 0.85]  # +6 points on every seed: clear
     noisy = [0.84, 0.78, 0.82]  # +1.3 points on average, but one seed lower: not clear
+
     def results(*rows):
         return ExperimentResults.from_json({"rows": _rows(*rows), "seeds": [0, 1, 2]})
 

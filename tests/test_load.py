@@ -21,7 +21,7 @@ from badfiles import photo, save
 from PIL import Image
 from streamlit_server import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, chromium_or_skip, streamlit_server
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.release]
 
 chromium_or_skip()
 

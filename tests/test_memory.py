@@ -56,7 +56,7 @@ def upload_growth_mb() -> float:
     return rss_mb() - start
 
 
-@pytest.mark.slow
+@pytest.mark.release
 def test_two_hundred_uploads_keep_memory_bounded():
     # In a fresh process, as a server starts: the test process's RSS also moves with whatever the tests before this
     # one left in its heap (full suite: 200 to 302 MB; this test alone: 110 MB).

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from spp_viz import paper
 from spp_viz.pyramid import (
     SpatialPyramidPool,
     bin_edges,
@@ -19,23 +20,8 @@ from spp_viz.pyramid import (
     spatial_pyramid_pool,
 )
 
-# From the paper notes: (a, n) where the training rule gives the wrong number of bins, a <= 30, n in {1,2,3,4,6}.
-PAPER_WRONG_COUNTS = {
-    (5, 3),
-    (6, 4),
-    (7, 4),
-    (8, 6),
-    (9, 6),
-    (10, 6),
-    (11, 4),
-    (11, 6),
-    (15, 6),
-    (16, 6),
-    (17, 6),
-    (22, 6),
-    (23, 6),
-    (29, 6),
-}
+# The notes' list (paper.py; tests/test_paper.py checks it against the notes' own line).
+PAPER_WRONG_COUNTS = set(paper.TRAINING_RULE_WRONG_COUNTS)
 
 
 def loop_reference(x: torch.Tensor, levels, mode: str, rule: str) -> torch.Tensor:

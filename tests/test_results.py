@@ -4,6 +4,8 @@ out the same JSON, and the one progress callback of the library reports fraction
 from __future__ import annotations
 
 import json
+import os
+import re
 
 import pytest
 from conftest import ROOT
@@ -13,6 +15,7 @@ from spp_viz.explain.level_importance import LevelSummary
 from spp_viz.explain.view_summary import ViewsSummary, findings
 from spp_viz.lab.experiments import ExperimentResults, paper_verdicts
 from spp_viz.progress import counted, report
+from spp_viz.provenance import record, sentence
 
 ASSETS = ROOT / "assets"
 
@@ -60,3 +63,31 @@ def test_the_cli_progress_bar_follows_the_callback(capsys):
         progress(1.0, "4 of 4 things")
     err = capsys.readouterr().err
     assert "testing" in err and "100%" in err and "4 of 4 things" in err
+
+
+SHIPPED = ["view_accuracy.json", "view_accuracy_spp.json", "bag_of_words.json", "bag_of_words_spp.json",
+           "level_importance.json", "lab_results.json"]  # fmt: skip
+
+
+@pytest.mark.parametrize("asset", SHIPPED)
+def test_every_shipped_result_says_how_it_was_made(asset):
+    made = json.loads((ASSETS / asset).read_text())["provenance"]
+    assert set(made) >= {"command", "package_version", "git_commit", "torch", "date", "machine"}
+    assert made["command"].startswith("python -m spp_viz ") and re.fullmatch(r"[0-9a-f]{40}", made["git_commit"])
+    text = sentence(made)
+    assert f"`{made['command']}`" in text and made["date"] in text and made["git_commit"][:10] in text
+    assert made.get("recorded_afterwards", "") in text  # files whose run recorded nothing say so
+
+
+def test_a_result_made_now_records_this_checkout_and_this_torch():
+    import subprocess
+
+    import torch
+
+    made = record(["spp-viz", "bench", "views", "photos"])
+    assert made["command"] == "spp-viz bench views photos" and made["torch"] == torch.__version__
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    if head.returncode == 0:  # a git checkout (CI's fresh clone is one)
+        assert made["git_commit"].split("+")[0] == head.stdout.strip()
+    assert f"{os.cpu_count()} cores" in made["machine"]
+    assert sentence(None) == "This file does not record how it was made."

@@ -10,7 +10,7 @@ from functools import cache
 
 import pytest
 import streamlit as st
-from conftest import ROOT
+from conftest import ROOT, fuzz_examples
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as hs
 from streamlit.testing.v1 import AppTest
@@ -57,8 +57,9 @@ BOXES = {
 }
 
 
+@pytest.mark.fuzz
 @pytest.mark.parametrize("box", sorted(BOXES))
-@settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=fuzz_examples(40, 8), deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=LEVEL_TEXT)
 @example(text="6,6")
 @example(text="1,1,1")

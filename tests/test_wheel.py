@@ -17,6 +17,9 @@ from streamlit_server import free_port
 
 from spp_viz.settings import MAX_UPLOAD_MB
 
+# A wheel built and installed, then the app run from it: an integration test, not for the edit-test loop.
+pytestmark = pytest.mark.apptest
+
 # Run in a folder outside the checkout, with the installed copy first on the path: `spp_viz` must not come from ROOT.
 USE = """
 import json, sys

@@ -225,7 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (2 for a user error, with the reason on stderr)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.command_line = ["spp-viz", *argv]  # recorded in every result JSON (spp_viz.provenance)
     try:
         if getattr(args, "device", None):
             resolve_device(args.device)

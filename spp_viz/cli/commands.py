@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from .. import paper
+from .. import paper, provenance
 from ..explain.feature_maps import compute_feature_maps
 from ..images import load_image
 from ..models import ZOO
@@ -32,6 +32,11 @@ def progress_bar(desc: str) -> Iterator[Progress]:
             bar.update(100 * fraction - bar.n)
 
         yield progress
+
+
+def with_provenance(result: dict, args: argparse.Namespace) -> dict:
+    """A result JSON with how it was made (the command, versions, commit, date, machine) under ``provenance``."""
+    return result | {provenance.KEY: provenance.record(getattr(args, "command_line", ["spp-viz"]))}
 
 
 def positive(text: str) -> int:
@@ -158,7 +163,7 @@ def cmd_bench_detection(args: argparse.Namespace) -> int:
     with progress_bar("R-CNN mode") as progress:
         r = benchmark(model, img, args.windows, (args.scale,), args.proposals, progress=progress)
     if args.json:
-        print(json.dumps(r, indent=2))
+        print(json.dumps(with_provenance(r, args), indent=2))
         return 0
     print(
         f"{args.image}: {r['image'][0]} x {r['image'][1]}, {r['windows']} windows "
@@ -244,7 +249,7 @@ def cmd_lab_experiments(args: argparse.Namespace) -> int:
         print("- " + line.replace("**", ""))
     print(f"{results.seconds:.1f} s in all ({results.how_run()})")
     if args.out:
-        Path(args.out).write_text(json.dumps(results.json(), indent=2) + "\n")
+        Path(args.out).write_text(json.dumps(with_provenance(results.json(), args), indent=2) + "\n")
         print(f"written to {args.out}")
     return 0
 
@@ -295,7 +300,7 @@ def cmd_detection_lab(args: argparse.Namespace) -> int:
             print(f"skipped {name}: {why}")
         print(f"{report.seconds:.1f} s in all")
     else:
-        print(json.dumps(result, default=float))
+        print(json.dumps(with_provenance(result, args), default=float))
     return 0
 
 
@@ -321,7 +326,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     skipped = [list(s) for s in result.skipped]
     meta = recipe | {"out": str(path), "fold_heads": [str(f) for f in folds], "skipped": skipped}
     if args.json:
-        print(json.dumps(meta))
+        print(json.dumps(with_provenance(meta, args)))
         return 0
     print(
         f"{args.folder}: {len(result.photos)} photos, {result.views} views, pyramid {list(levels)}, fc6 width "

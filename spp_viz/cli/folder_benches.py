@@ -13,7 +13,7 @@ from ..gallery import GalleryItem
 from ..models import SPPNet
 from ..progress import Progress, span
 from ..registry import PYRAMID_MODELS, base_of, load
-from .commands import folder_items, positive, progress_bar
+from .commands import folder_items, positive, progress_bar, with_provenance
 
 
 def held_out_models(args: argparse.Namespace, items: list[GalleryItem]) -> list[tuple[SPPNet, list[GalleryItem]]]:
@@ -56,7 +56,7 @@ def _run(args: argparse.Namespace, desc: str, run: Callable, merge: Callable, us
     if not bench.names:
         raise ValueError(f"none of the {len(items)} files in {args.folder} {usable}")
     if args.json:
-        print(json.dumps(bench.summary().json()))
+        print(json.dumps(with_provenance(bench.summary().json(), args)))
     return bench, parts[0][0]
 
 

@@ -138,7 +138,7 @@ def compare_detectors(
 
 # ----------------------------------------------------------------------------- what the numbers say
 
-# The paper's claim, SPP-net within 2 mAP points of R-CNN (58.0 or 59.2 against 58.5), judged by margin_verdict.
+# The paper's claim, SPP-net within 2 mAP points of R-CNN (paper.DETECTION_MAP), judged by margin_verdict.
 CLAIM = {
     "holds": "The paper's claim, SPP-net within 2 mAP points of R-CNN, holds here: the interval lies above -2.",
     "fails": "Unlike the paper, SPP-net falls more than 2 mAP points behind R-CNN here: the interval is below -2.",

@@ -21,6 +21,7 @@ from ..geometry import feature_geometry
 from ..images import resize_short_side, to_tensor
 from ..models import SPPNet
 from ..progress import Progress, counted
+from ..pyramid import adaptive_edges, spatial_pyramid_pool
 from .proposals import proposals, sliding_windows
 
 
@@ -150,9 +151,16 @@ def pool_windows(model: SPPNet, conv5: torch.Tensor, cells: torch.Tensor) -> tor
     """The model's pyramid over each window's conv5 cells.
 
     conv5: Tensor[1, C, H5, W5]; cells: Tensor[N, 4] (r0, r1, c0, c1), half-open. Returns Tensor[N, C * sum(n*n)]
-    in the SPP layout. Max pyramids use torchvision's roi_pool, whose bins over an integer-aligned window are
-    exactly Appendix A's; average pyramids use a summed-area table. Both equal SPP on the cropped map.
+    in the SPP layout, by the pyramid's own rule. With Appendix A's bins (the adaptive rule), max pyramids use
+    torchvision's roi_pool, whose bins over an integer-aligned window are exactly Appendix A's, and average pyramids a
+    summed-area table; both equal SPP on the cropped map (tested). The training rule's bins depend on each window's
+    size and do not exist for some sizes: each window is then pooled as SPP on its cropped map, which raises
+    ValueError for a window the rule cannot split.
     """
+    spp = model.spp
+    if spp.rule != "adaptive":
+        crops = [conv5[:, :, r0:r1, c0:c1] for r0, r1, c0, c1 in cells.tolist()]
+        return torch.cat([spatial_pyramid_pool(c, spp.levels, spp.mode, spp.rule) for c in crops], dim=0)
     n_win = cells.shape[0]
     r0, r1, c0, c1 = (cells[:, i].to(conv5.dtype) for i in range(4))
     if model.spp.mode == "max":
@@ -162,14 +170,13 @@ def pool_windows(model: SPPNet, conv5: torch.Tensor, cells: torch.Tensor) -> tor
         return torch.cat(levels, dim=1)
     sat = F.pad(conv5[0].cumsum(1).cumsum(2), (1, 0, 1, 0))  # (C, H5+1, W5+1), sat[:, i, j] = sum of [:i, :j]
     out = []
+    top, bottom, left, right = (cells[:, i].long() for i in range(4))
     for n in model.spp.levels:
-        i = torch.arange(n, device=conv5.device, dtype=conv5.dtype)
-        h, w = (r1 - r0)[:, None], (c1 - c0)[:, None]
-        # Appendix A's bins inside each window, [N, n]: start floor(i*h/n), end ceil((i+1)*h/n).
-        ys0, ys1 = r0[:, None] + torch.floor(i * h / n), r0[:, None] + torch.ceil((i + 1) * h / n)
-        xs0, xs1 = c0[:, None] + torch.floor(i * w / n), c0[:, None] + torch.ceil((i + 1) * w / n)
-        a, b = ys0.long()[:, :, None], ys1.long()[:, :, None]  # (N, n, 1): bin rows
-        c, d = xs0.long()[:, None, :], xs1.long()[:, None, :]  # (N, 1, n): bin cols
+        # Appendix A's bins inside each window, [N, n] (pyramid.adaptive_edges), moved to the window's first cell.
+        ys0, ys1 = adaptive_edges(bottom - top, n)
+        xs0, xs1 = adaptive_edges(right - left, n)
+        a, b = (top[:, None] + ys0)[:, :, None], (top[:, None] + ys1)[:, :, None]  # (N, n, 1): bin rows
+        c, d = (left[:, None] + xs0)[:, None, :], (left[:, None] + xs1)[:, None, :]  # (N, 1, n): bin cols
         total = sat[:, b, d] - sat[:, a, d] - sat[:, b, c] + sat[:, a, c]  # (C, N, n, n)
         area = ((b - a) * (d - c)).to(conv5.dtype)  # (N, n, n)
         out.append((total / area).permute(1, 0, 2, 3).reshape(n_win, -1))  # (C, N, n, n) -> (N, C*n*n)

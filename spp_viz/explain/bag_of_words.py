@@ -268,6 +268,7 @@ class ShuffleSummary:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     held_out: bool = False
+    provenance: dict | None = None  # how it was made (spp_viz.provenance); None in files that never recorded it
 
     def json(self) -> dict:
         held = {"held_out": True} if self.held_out else {}  # written only when set: older files read back the same
@@ -282,6 +283,7 @@ class ShuffleSummary:
             "labelled": self.labelled,
             "skipped": [list(s) for s in self.skipped],
             "seconds": self.seconds,
+            **({"provenance": self.provenance} if self.provenance else {}),
         }
 
     @classmethod
@@ -297,6 +299,7 @@ class ShuffleSummary:
             skipped=[tuple(s) for s in d.get("skipped", [])],
             seconds=d.get("seconds", 0.0),
             held_out=bool(d.get("held_out", False)),
+            provenance=d.get("provenance"),
         )
 
 

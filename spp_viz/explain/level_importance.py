@@ -67,9 +67,11 @@ class LevelSummary:
     held_out: bool = False  # each photo scored by a head that was not trained on it
     skipped: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    provenance: dict | None = None  # how it was made (spp_viz.provenance); None in files that never recorded it
 
     def json(self) -> dict:
         return {
+            **({"provenance": self.provenance} if self.provenance else {}),
             "n": self.n, "model": self.model, "short_side": self.short_side, "rows": [r.json() for r in self.rows],
             "held_out": self.held_out, "skipped": [list(s) for s in self.skipped], "seconds": self.seconds,
         }  # fmt: skip
@@ -79,7 +81,7 @@ class LevelSummary:
         return cls(
             n=d["n"], model=d["model"], short_side=d["short_side"], rows=[LevelRow.from_json(r) for r in d["rows"]],
             held_out=bool(d.get("held_out", False)), skipped=[tuple(s) for s in d.get("skipped", [])],
-            seconds=d.get("seconds", 0.0),
+            seconds=d.get("seconds", 0.0), provenance=d.get("provenance"),
         )  # fmt: skip
 
 

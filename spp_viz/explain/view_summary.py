@@ -65,6 +65,7 @@ class ViewsSummary:
     names: list[str] = field(default_factory=list)  # the photos, in the order of ``hits``
     hits: dict[str, str] = field(default_factory=dict)  # view -> per photo "1" (top-1 right) or "0"
     held_out: bool = False  # each photo scored by a head that was not trained on it (``distill --fold-heads``)
+    provenance: dict | None = None  # how it was made (spp_viz.provenance); None in files that never recorded it
 
     def top1_hits(self, view: str) -> dict[str, bool]:
         """Photo name -> whether ``view``'s top-1 was right (empty for JSON written before the hits were kept)."""
@@ -88,6 +89,7 @@ class ViewsSummary:
             "names": self.names,
             "hits": self.hits,
             "held_out": self.held_out,
+            **({"provenance": self.provenance} if self.provenance else {}),
         }
 
     @classmethod
@@ -109,6 +111,7 @@ class ViewsSummary:
             names=list(d.get("names", [])),
             hits=dict(d.get("hits", {})),
             held_out=bool(d.get("held_out", False)),
+            provenance=d.get("provenance"),
         )
 
 

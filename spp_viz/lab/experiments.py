@@ -13,6 +13,7 @@ import torch
 
 from .. import paper
 from ..progress import Progress, report
+from ..provenance import sentence
 from ..stats import SeedVerdict, seed_verdict
 from .ceiling import VIEWS_WITH_CEILING, view_ceiling
 from .models import LabConfig
@@ -99,6 +100,7 @@ class ExperimentResults:
     torch_threads: int = 0
     ceilings: dict[str, float] = field(default_factory=dict)  # per view: the best any classifier can do (ceiling.py)
     jobs: int = 1  # networks trained at once, in separate processes
+    provenance: dict | None = None  # how it was made (spp_viz.provenance); None in files that never recorded it
 
     def how_run(self) -> str:
         """How the networks shared the CPU, in words: "2 torch threads", "2 processes of one torch thread each"."""
@@ -113,7 +115,8 @@ class ExperimentResults:
         """The rows, and the four claims computed from them (``claims``: read by the page and the CLI)."""
         return {"config": self.config, "seeds": self.seeds, "rows": [r.json() for r in self.rows],
                 "claims": [c.json() for c in claims(self)], "seconds": self.seconds,
-                "torch_threads": self.torch_threads, "ceilings": self.ceilings, "jobs": self.jobs}  # fmt: skip
+                "torch_threads": self.torch_threads, "ceilings": self.ceilings, "jobs": self.jobs,
+                **({"provenance": self.provenance} if self.provenance else {})}  # fmt: skip
 
     @classmethod
     def from_json(cls, d: dict) -> ExperimentResults:
@@ -125,6 +128,7 @@ class ExperimentResults:
             torch_threads=d.get("torch_threads", 0),
             ceilings=d.get("ceilings", {}),
             jobs=d.get("jobs", 1),
+            provenance=d.get("provenance"),
         )
 
 
@@ -316,9 +320,10 @@ def shipped_caption(shipped: ExperimentResults) -> str:
     recipe = f" --recipe shipped --jobs {shipped.jobs}" if c.get("fresh_data") else ""
     return (
         f"Results shipped with the app: {len(shipped.rows) * len(shipped.seeds)} networks, {how}, {data}; "
-        f"{shipped.seconds:.0f} s of training on a 2-core CPU ({shipped.how_run()}). Reproduce "
-        f"with `python -m spp_viz lab-experiments{recipe} --out assets/lab_results.json`."
-    )
+        f"{shipped.seconds:.0f} s of training ({shipped.how_run()}). "
+        + (sentence(shipped.provenance) if shipped.provenance else
+           f"Reproduce with `python -m spp_viz lab-experiments{recipe} --out assets/lab_results.json`.")
+    )  # fmt: skip
 
 
 def accuracy_cell(row: ExperimentRow, view: str) -> str:

@@ -225,7 +225,8 @@ def fine_tune_folder(
     torch.manual_seed(seed)
     classifier = fc_classifier(spp.output_length(base.channels), len(classes), hidden=hidden, dropout=0.3)
     regime = "multi-size" if len(sides) > 1 else "single-size"
-    result = TrainResult(None, LabConfig(levels=tuple(levels), regime=regime))
+    # The settings this run used (a default LabConfig would claim 12 epochs and seed 0 whatever ran).
+    result = TrainResult(None, LabConfig(levels=tuple(levels), regime=regime, epochs=epochs, seed=seed))
     _fit_head(classifier, vectors, torch.tensor(labels), val, sides, epochs, result, progress, on_epoch)
     result.model = head_on(base, spp, classifier, classes).eval().requires_grad_(False)
     result.seconds = time.perf_counter() - start
@@ -237,6 +238,8 @@ def fine_tune_folder(
         "levels": list(levels),
         "hidden": hidden,
         "sides": list(sides),
+        "epochs": epochs,
+        "seed": seed,
         "train_images": int((~val).sum()),
         "val_images": int(val.sum()),
     }
@@ -341,7 +344,8 @@ def run_lab(
         dataset: "synthetic" (the built-in shapes) or "folder" (fine-tune ``base``'s conv layers on ``folder``: a
             path, or the classes of an uploaded archive from ``read_class_zip``, then named by ``source_name``).
         config: regime, pyramid, epochs, seed (and the set sizes, for the shapes).
-        base, base_weights: the network fine-tuned on a folder (``store.load_base``).
+        base: the network fine-tuned on a folder (``store.load_base``).
+        base_weights: where ``base``'s weights came from (recorded with the model).
         out: the file to write; default ``lab_dir / lab_file_name(...)``.
         progress: told the fraction done after every epoch (``lab_epochs``: ``config.epochs`` for the shapes,
             ``FINE_TUNE_EPOCHS_PER_EPOCH`` times as many for a folder).
