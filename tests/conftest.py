@@ -39,15 +39,35 @@ def chelsea_bytes() -> bytes:
     return (SAMPLES / "chelsea.jpg").read_bytes()
 
 
-@pytest.fixture
-def fresh_streamlit_caches():
-    """AppTest shares Streamlit's caches across tests in one process: each test starts from empty ones."""
+def clear_server_state(models: bool = False) -> None:
+    """Empty what a server keeps between sessions: per-image results, shared heavy results, the queue, the detection
+    sets; the models too when ``models`` (a test of loading them). AppTest shares all of it across the tests of one
+    process, as a server shares it across sessions."""
     import streamlit as st
 
+    from ui.cache import detection_sets, model_shelf, shared_results
+    from ui.jobs import server_queue
+
     st.cache_data.clear()
-    st.cache_resource.clear()
+    for resource in (shared_results, server_queue, detection_sets, *([model_shelf] if models else [])):
+        resource.clear()
+
+
+@pytest.fixture
+def fresh_streamlit_caches():
+    """Each AppTest test starts from empty results, but keeps the models the server already holds, as a server
+    does for a new session: loading EfficientNet-Lite0 takes 3.5 s, and a fresh shelf per test cost minutes."""
+    clear_server_state()
     yield
-    st.cache_data.clear()
+    clear_server_state()
+
+
+@pytest.fixture
+def fresh_models():
+    """For a test of loading models (load counts, the shelf's limit, a failed load): no model held before it."""
+    clear_server_state(models=True)
+    yield
+    clear_server_state(models=True)
 
 
 IMAGENET_SAMPLE = ROOT.parent / "shared" / "imagenet-sample"
@@ -112,3 +132,22 @@ def pytest_collection_modifyitems(items):
         module = getattr(item, "module", None)
         if module is not None and hasattr(module, "AppTest"):
             item.add_marker(pytest.mark.apptest)
+
+
+def tiny_lab_model(folder: Path) -> str:
+    """A small Lab network (8-channel first blocks, random weights) saved in ``folder``, named as the command line and
+    the registry take it (``lab:PATH``): for tests of the plumbing, where no real network's answers are under test
+    (Lite0's conv layers at five scales up to 1200 took 15 s a test)."""
+    from dataclasses import asdict
+
+    import torch
+
+    from spp_viz.lab.models import LabConfig, build_lab_model
+    from spp_viz.lab.store import save_model
+
+    config = LabConfig(width=8)
+    torch.manual_seed(0)
+    path = save_model(
+        build_lab_model(config), folder / "tiny.safetensors", {"kind": "synthetic", "config": asdict(config)}
+    )
+    return f"lab:{path}"

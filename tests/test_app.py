@@ -66,8 +66,11 @@ PHOTO_FREE = {"pages/7_SPP_Lab.py", "pages/8_Lab_experiments.py"}  # the Lab pag
 
 
 def page_text(at: AppTest) -> str:
-    """What a page says (markdown, captions, metrics), the part that may depend on the photo."""
-    return " ".join([m.value for m in at.markdown] + [c.value for c in at.caption] + [m.value for m in at.metric])
+    """What a page says and shows: text, captions, metrics, notes, tables, image captions and the images."""
+    said = [e.value for kind in (at.markdown, at.caption, at.metric, at.info, at.warning, at.success) for e in kind]
+    # Images by their media URL, which Streamlit derives from the picture's bytes: a heatmap of another photo differs.
+    pictures = [img.url for element in at.get("image") for img in element.proto.imgs]
+    return " ".join(said + [d.value.to_csv() for d in at.dataframe] + image_captions(at) + pictures)
 
 
 @pytest.mark.parametrize("page", PAGES)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, tiny_lab_model
 
 from spp_viz.detection import compare
 from spp_viz.detection import features as detection_lab
@@ -127,9 +127,11 @@ def test_a_lab_network_is_a_backbone_too(tmp_path):
     assert set(report.modes) == {"spp", "rcnn"}
 
 
-def test_five_scale_row_pools_each_window_at_its_scale(backbone):
+def test_five_scale_row_pools_each_window_at_its_scale(tmp_path):
     from spp_viz.paper import DETECTION_SCALES
+    from spp_viz.registry import load
 
+    backbone = detection_backbone(load(tiny_lab_model(tmp_path)))
     train, test = synthetic_scenes("train", 2, seed=9), synthetic_scenes("test", 1, seed=9)
     report = compare_detectors(backbone, train, test, ("spp-5",), DetectorConfig(windows=15), FeatureCache(None))
     row = report.modes["spp-5"]
@@ -182,9 +184,12 @@ def test_cli_detection_lab_json(tmp_path, capsys):
     from spp_viz.cli import main
 
     out = tmp_path / "det.safetensors"
+    backbone = tiny_lab_model(tmp_path)
     code = main(
         [
             "detection-lab",
+            "--backbone",
+            backbone,
             "--data",
             "synthetic",
             "--max-images",
@@ -210,7 +215,18 @@ def test_cli_detection_lab_json(tmp_path, capsys):
     for path in result["saved"]:
         assert load_detector(Path(path)).classes == tuple(result["classes"])
     # The same run as a table: its features come from the cache now, so only training runs again.
-    args = ["detection-lab", "--max-images", "4", "--windows", "30", "--scales", "320", "--cache-dir"]
+    args = [
+        "detection-lab",
+        "--backbone",
+        backbone,
+        "--max-images",
+        "4",
+        "--windows",
+        "30",
+        "--scales",
+        "320",
+        "--cache-dir",
+    ]
     assert main([*args, str(tmp_path / "cache")]) == 0
     table = capsys.readouterr().out
     assert "mAP" in table and "no bbox reg" in table and "faster than R-CNN on the same windows" in table

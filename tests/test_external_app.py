@@ -16,7 +16,7 @@ from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 from test_classroom import make_zip
 
-from ui.cache import ModelShelf
+from ui.model_shelf import ModelShelf
 
 TIMEOUT = 300
 PAGES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "pages").glob("[0-9]*.py"))
@@ -138,7 +138,7 @@ def test_the_lab_fine_tunes_a_network_by_name():
     assert not at.exception and not errors(at), errors(at)
     saved = [s.value for s in at.success if "Saved as **toys-resnet18-421.safetensors**" in s.value]
     assert saved
-    from ui.sidebar import LAB_DIR
+    from ui.sidebar_box import LAB_DIR
 
     path = LAB_DIR / "toys-resnet18-421.safetensors"
     assert read_meta(path)["base"] == "timm:resnet18" and read_meta(path)["base_weights"] is None

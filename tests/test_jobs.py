@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from ui.jobs import JobCancelled, JobQueue, QueueFull, default_workers
+from ui.job_queue import JobCancelled, JobQueue, QueueFull, default_workers
 
 
 def wait_all(jobs, timeout=20.0):

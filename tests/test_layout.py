@@ -191,3 +191,14 @@ def test_docs_map_every_library_module():
     ]
     missing = [m for m in missing if not m.endswith(("__main__.py", "__init__.py"))]
     assert not missing, f"docs/cli.md's map lacks {missing}"
+
+
+def test_the_servers_thread_only_classes_load_without_streamlit():
+    """The job queue and the model shelf are plain threads-and-locks code: importing them pulls in no Streamlit."""
+    import subprocess
+    import sys
+
+    code = "import sys, ui.job_queue, ui.model_shelf; print('streamlit' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "False"

@@ -1,67 +1,46 @@
 """The Streamlit glue between spp_viz (which knows nothing of Streamlit) and the pages.
 
 session: this session's choices (``Subject``: the model and image, frozen and hashable) and Streamlit's legacy mode;
-cache: the only place that caches; sidebar: the shared sidebar and server panel; page: what a page asks for first;
-jobs: the server's bounded queue for heavy work; heavy: the pages' heavy computations, each through that queue.
+cache: the only place that caches; sidebar_box: the shared sidebar and server panel; page: what a page asks for first;
+jobs: the page side of the server's bounded queue for heavy work; heavy: the pages' heavy computations, each through
+that queue. job_queue and model_shelf hold the thread-only classes (the queue, the models held), free of Streamlit.
+
+The names below are imported on first use (PEP 562), so that ``import ui.job_queue`` or ``import ui.model_shelf``
+loads no Streamlit; ``ui.context()`` on a page imports ``ui.session`` then.
 """
 
-from . import heavy
-from .cache import (
-    cached_attributions,
-    cached_class_zip,
-    cached_comparison,
-    cached_feature_maps,
-    cached_fixed_length,
-    cached_shuffle,
-    cached_spp_detection,
-    decode_image,
-    detection_sets,
-    get_model,
-    vector_files,
-)
-from .page import NOTES, current_image, current_model, measured_field_note, response_maps
-from .session import (
-    MAX_REMEMBERED_UPLOADS,
-    MAX_SESSION_UPLOAD_MB,
-    Context,
-    Subject,
-    add_gallery_uploads,
-    context,
-    image_key,
-    leave_legacy_pages_mode,
-    session_uploads,
-)
-from .sidebar import IMAGE_TYPES, LAB_DIR, server_paths, sidebar
+from __future__ import annotations
 
-__all__ = [
-    "IMAGE_TYPES",
-    "MAX_REMEMBERED_UPLOADS",
-    "MAX_SESSION_UPLOAD_MB",
-    "add_gallery_uploads",
-    "server_paths",
-    "heavy",
-    "LAB_DIR",
-    "NOTES",
-    "Context",
-    "Subject",
-    "cached_attributions",
-    "cached_class_zip",
-    "cached_comparison",
-    "cached_feature_maps",
-    "cached_fixed_length",
-    "cached_shuffle",
-    "cached_spp_detection",
-    "context",
-    "current_image",
-    "current_model",
-    "decode_image",
-    "detection_sets",
-    "get_model",
-    "image_key",
-    "leave_legacy_pages_mode",
-    "measured_field_note",
-    "response_maps",
-    "session_uploads",
-    "sidebar",
-    "vector_files",
-]
+import importlib
+from typing import Any
+
+_WHERE = {
+    "heavy": None,  # a submodule
+    **dict.fromkeys(
+        ["cached_attributions", "cached_class_zip", "cached_comparison", "cached_feature_maps", "cached_fixed_length",
+         "cached_shuffle", "cached_spp_detection", "decode_image", "detection_sets", "get_model", "vector_files"],
+        "cache",
+    ),
+    **dict.fromkeys(["NOTES", "current_image", "current_model", "measured_field_note", "response_maps"], "page"),
+    **dict.fromkeys(
+        ["MAX_REMEMBERED_UPLOADS", "MAX_SESSION_UPLOAD_MB", "Context", "Subject", "add_gallery_uploads", "context",
+         "image_key", "leave_legacy_pages_mode", "session_uploads"],
+        "session",
+    ),
+    **dict.fromkeys(["IMAGE_TYPES", "LAB_DIR", "server_paths", "sidebar"], "sidebar_box"),
+}  # fmt: skip
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'ui' has no attribute {name!r}")
+    module = importlib.import_module(f".{_WHERE[name] or name}", __name__)
+    value = module if _WHERE[name] is None else getattr(module, name)
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_WHERE])

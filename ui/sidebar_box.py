@@ -16,8 +16,9 @@ from spp_viz.models import DEFAULT_MODEL, ZOO
 from spp_viz.settings import MAX_MODELS_ENV, MAX_UPLOAD_MB, WEIGHTS_MAX_MB, cache_root, server_paths
 from spp_viz.weights import UploadedWeights, WeightsError
 
-from .cache import get_model, loaded_models, max_models, model_shelf
+from .cache import get_model, loaded_models, model_shelf
 from .external_box import external_box
+from .model_shelf import max_models
 from .session import Context, ImageChoice, ModelChoice, remember_upload, remember_weights
 
 LAB_DIR = cache_root() / LAB_DIR_NAME  # where the Lab saves models: every page can select them
