@@ -13,12 +13,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
+from .settings import CHECKOUT
 
 KEY = "provenance"
-_CHECKOUT = Path(__file__).resolve().parent.parent
 
 
-def git_commit(folder: Path = _CHECKOUT) -> str | None:
+def entry(provenance: dict | None) -> dict:
+    """``{"provenance": ...}`` to merge into a result's JSON, or nothing for a result that never recorded one (its
+    file then reads back and writes out the same)."""
+    return {KEY: provenance} if provenance else {}
+
+
+def git_commit(folder: Path = CHECKOUT) -> str | None:
     """The checkout's commit (with "+changes" when files differ from it), or None outside a git checkout."""
     if not (folder / ".git").exists():
         return None

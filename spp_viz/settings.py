@@ -13,7 +13,7 @@ import os
 from importlib import resources
 from pathlib import Path
 
-_CHECKOUT = Path(__file__).resolve().parent.parent
+CHECKOUT = Path(__file__).resolve().parent.parent  # the source checkout, where the package runs from one
 
 OFFLINE_ENV = "SPP_VIZ_OFFLINE"  # set: no weights are downloaded (the tests set it)
 CACHE_ENV = "SPP_VIZ_CACHE"  # activation indexes, distillation views, detection features, Lab models
@@ -38,14 +38,14 @@ def _package_dir(package: str, checkout: Path) -> Path:
 
 def assets_dir() -> Path:
     """The shipped data: sample photos, the distilled SPP head, the shipped results."""
-    return _package_dir("spp_viz.assets", _CHECKOUT / "assets")
+    return _package_dir("spp_viz.assets", CHECKOUT / "assets")
 
 
 def webapp_dir() -> Path:
     """The folder holding the Streamlit app's ``app.py`` (and its ``pages/``, ``ui/``, ``.streamlit/``)."""
     # A folder of scripts, not an importable package (no __init__.py: Streamlit runs app.py as a script).
     installed = Path(__file__).resolve().parent / "webapp"
-    return installed if (installed / "app.py").is_file() else _CHECKOUT
+    return installed if (installed / "app.py").is_file() else CHECKOUT
 
 
 ASSETS = assets_dir()
@@ -70,11 +70,3 @@ def server_paths() -> bool:
     """
     return os.environ.get(SERVER_PATHS_ENV, "").strip() == "1"
 
-
-def env_int(name: str) -> int | None:
-    """An environment variable read as a whole number, or None where it is unset, blank or not a number."""
-    raw = os.environ.get(name, "").strip()
-    try:
-        return int(raw)
-    except ValueError:
-        return None

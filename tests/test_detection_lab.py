@@ -185,26 +185,10 @@ def test_cli_detection_lab_json(tmp_path, capsys):
 
     out = tmp_path / "det.safetensors"
     backbone = tiny_lab_model(tmp_path)
-    code = main(
-        [
-            "detection-lab",
-            "--backbone",
-            backbone,
-            "--data",
-            "synthetic",
-            "--max-images",
-            "4",
-            "--windows",
-            "30",
-            "--scales",
-            "320",
-            "--out",
-            str(out),
-            "--cache-dir",
-            str(tmp_path / "cache"),
-            "--json",
-        ]
-    )
+    # --data synthetic is the default: the second run below leaves it out and must read the same data.
+    args = ["detection-lab", "--backbone", backbone, "--max-images", "4", "--windows", "30", "--scales", "320"]
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    code = main([*args, "--data", "synthetic", "--out", str(out), *cache, "--json"])
     assert code == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(result) >= {"data", "classes", "train_images", "test_images", "modes"}
@@ -215,19 +199,7 @@ def test_cli_detection_lab_json(tmp_path, capsys):
     for path in result["saved"]:
         assert load_detector(Path(path)).classes == tuple(result["classes"])
     # The same run as a table: its features come from the cache now, so only training runs again.
-    args = [
-        "detection-lab",
-        "--backbone",
-        backbone,
-        "--max-images",
-        "4",
-        "--windows",
-        "30",
-        "--scales",
-        "320",
-        "--cache-dir",
-    ]
-    assert main([*args, str(tmp_path / "cache")]) == 0
+    assert main([*args, *cache]) == 0
     table = capsys.readouterr().out
     assert "mAP" in table and "no bbox reg" in table and "faster than R-CNN on the same windows" in table
     assert f"{result['modes']['spp']['map']:.1%}" in table

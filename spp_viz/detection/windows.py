@@ -162,8 +162,8 @@ def pool_windows(model: SPPNet, conv5: torch.Tensor, cells: torch.Tensor) -> tor
         crops = [conv5[:, :, r0:r1, c0:c1] for r0, r1, c0, c1 in cells.tolist()]
         return torch.cat([spatial_pyramid_pool(c, spp.levels, spp.mode, spp.rule) for c in crops], dim=0)
     n_win = cells.shape[0]
-    r0, r1, c0, c1 = (cells[:, i].to(conv5.dtype) for i in range(4))
     if model.spp.mode == "max":
+        r0, r1, c0, c1 = (cells[:, i].to(conv5.dtype) for i in range(4))
         # roi_pool's box corners are inclusive cell indices: (x1, y1, x2, y2) = (c0, r0, c1 - 1, r1 - 1).
         rois = torch.stack([torch.zeros_like(r0), c0, r0, c1 - 1, r1 - 1], dim=1)
         levels = [roi_pool(conv5, rois, output_size=(n, n), spatial_scale=1.0).flatten(1) for n in model.spp.levels]

@@ -23,6 +23,7 @@ from ..gallery import GalleryItem
 from ..images import ImageError, load_image, resize_short_side, to_tensor
 from ..models import Prediction, SPPNet, top_predictions
 from ..progress import Progress, counted
+from ..provenance import entry as provenance_entry
 from ..pyramid import spatial_pyramid_pool
 
 SHUFFLE_TILES = (2, 3, 4, 6, 8)  # k: the photo is cut into k x k tiles
@@ -282,9 +283,8 @@ class ShuffleSummary:
             "rows": [r.json() for r in self.rows],
             "labelled": self.labelled,
             "skipped": [list(s) for s in self.skipped],
-            "seconds": self.seconds,
-            **({"provenance": self.provenance} if self.provenance else {}),
-        }
+            "seconds": self.seconds, **provenance_entry(self.provenance),
+        }  # fmt: skip
 
     @classmethod
     def from_json(cls, d: dict) -> ShuffleSummary:

@@ -17,6 +17,7 @@ from ..gallery import GalleryItem
 from ..images import ImageError, load_image, resize_short_side, to_tensor
 from ..models import SPPNet
 from ..progress import Progress, counted
+from ..provenance import entry as provenance_entry
 from .bag_of_words import MeanSE
 
 LEVEL_SHORT_SIDE = 256  # the full image's shorter side, as the views bench's full view
@@ -71,7 +72,7 @@ class LevelSummary:
 
     def json(self) -> dict:
         return {
-            **({"provenance": self.provenance} if self.provenance else {}),
+            **provenance_entry(self.provenance),
             "n": self.n, "model": self.model, "short_side": self.short_side, "rows": [r.json() for r in self.rows],
             "held_out": self.held_out, "skipped": [list(s) for s in self.skipped], "seconds": self.seconds,
         }  # fmt: skip

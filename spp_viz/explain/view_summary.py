@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .. import paper
+from ..provenance import entry as provenance_entry
 from ..stats import mcnemar, paired_bootstrap
 from .views import MULTI_SCALES, VIEW_TITLES
 
@@ -89,7 +90,7 @@ class ViewsSummary:
             "names": self.names,
             "hits": self.hits,
             "held_out": self.held_out,
-            **({"provenance": self.provenance} if self.provenance else {}),
+            **provenance_entry(self.provenance),
         }
 
     @classmethod

@@ -13,7 +13,8 @@ import torch
 
 from .. import paper
 from ..progress import Progress, report
-from ..provenance import sentence
+from ..provenance import entry as provenance_entry
+from ..provenance import sentence as provenance_sentence
 from ..stats import SeedVerdict, seed_verdict
 from .ceiling import VIEWS_WITH_CEILING, view_ceiling
 from .models import LabConfig
@@ -116,7 +117,7 @@ class ExperimentResults:
         return {"config": self.config, "seeds": self.seeds, "rows": [r.json() for r in self.rows],
                 "claims": [c.json() for c in claims(self)], "seconds": self.seconds,
                 "torch_threads": self.torch_threads, "ceilings": self.ceilings, "jobs": self.jobs,
-                **({"provenance": self.provenance} if self.provenance else {})}  # fmt: skip
+                **provenance_entry(self.provenance)}  # fmt: skip
 
     @classmethod
     def from_json(cls, d: dict) -> ExperimentResults:
@@ -321,7 +322,7 @@ def shipped_caption(shipped: ExperimentResults) -> str:
     return (
         f"Results shipped with the app: {len(shipped.rows) * len(shipped.seeds)} networks, {how}, {data}; "
         f"{shipped.seconds:.0f} s of training ({shipped.how_run()}). "
-        + (sentence(shipped.provenance) if shipped.provenance else
+        + (provenance_sentence(shipped.provenance) if shipped.provenance else
            f"Reproduce with `python -m spp_viz lab-experiments{recipe} --out assets/lab_results.json`.")
     )  # fmt: skip
 
