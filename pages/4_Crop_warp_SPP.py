@@ -70,13 +70,13 @@ def sweep_panel(model: SPPNet, img, comp: Comparison) -> None:
     cls = st.selectbox(
         "Class", options, format_func=lambda i: model.class_names[i], key=f"sweep_class-{ui.image_key()}"
     )
-    key = ("sweep", ui.image_key(), cls)
-    if key not in st.session_state:
+    sweep = ui.heavy.scale_sweep(cls, SWEEP_SIDES, start=False)  # kept from an earlier run, of any session
+    if sweep is None:
         st.caption(f"{len(SWEEP_SIDES) * 3} forward passes, the largest at shorter side {SWEEP_SIDES[-1]}.")
         if not st.button("Run the scale sweep", key="sweep_run"):
             return
-        st.session_state[key] = ui.heavy.scale_sweep(cls, SWEEP_SIDES)
-    st.plotly_chart(sweep_figure(SWEEP_SIDES, st.session_state[key], model.class_names[cls]), width="stretch")
+        sweep = ui.heavy.scale_sweep(cls, SWEEP_SIDES)
+    st.plotly_chart(sweep_figure(SWEEP_SIDES, sweep, model.class_names[cls]), width="stretch")
     st.caption(
         "At shorter side s: the crop is the centre 224 x 224 of the image resized to s (so it sees less of the "
         "image as s grows), the warp squeezes the whole image to s x s, and SPP takes the whole image at s with its "

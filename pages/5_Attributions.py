@@ -28,8 +28,9 @@ def method_panel(
     model: SPPNet, img, views, method: str, target: int, noise_tunnel: bool, short_side: int, timing: dict
 ) -> None:
     """One method's heatmaps on the three views, side by side, with their cost."""
-    run_key = ("attr_ok", ui.image_key(), method, target, noise_tunnel, short_side)
-    if not st.session_state.get(run_key):
+    # A result kept from an earlier run (of any session) shows at once; GradCAM is always computed (it is light).
+    results = ui.heavy.attributions(method, target, noise_tunnel, short_side, start=False)
+    if results is None:
         # Estimated once per image, method and target (a timed forward pass, shared by the methods of this run).
         biggest = to_tensor(views["full"].image)
         estimate = estimate_views_seconds(method, model, biggest, noise_tunnel, len(views), timing)
@@ -37,10 +38,6 @@ def method_panel(
             st.warning(f"**{METHOD_TITLES[method]} is slow here:** about {estimate:.0f} s for the three views.")
             if not st.button(f"Run {METHOD_TITLES[method]}", key=f"run-{method}"):
                 return
-        st.session_state[run_key] = True
-    if method == "gradcam":  # one forward and one backward: light, never queued
-        results = ui.cached_attributions(method, target, noise_tunnel, short_side)
-    else:
         results = ui.heavy.attributions(method, target, noise_tunnel, short_side)
     cols = st.columns(len(VIEWS))
     for col, name in zip(cols, VIEWS, strict=True):

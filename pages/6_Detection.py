@@ -87,14 +87,12 @@ def timing_panel(model: SPPNet, img, spp: ModeResult) -> None:
         min(64, n_all),
         key="det_rcnn_n",
     )
-    key = ("rcnn", ui.image_key(), n, tuple(map(tuple, spp.boxes[:n].tolist())))
-    result = st.session_state.get("det_rcnn")
-    if result is None or result[0] != key:
+    rc = ui.heavy.rcnn(spp.boxes[:n], start=False)  # kept from an earlier run on these windows, of any session
+    if rc is None:
         if not st.button(f"Run R-CNN mode on {n} windows", key="det_rcnn_run"):
             st.info(PAPER)
             return
-        st.session_state["det_rcnn"] = (key, ui.heavy.rcnn(spp.boxes[:n]))
-    rc = st.session_state["det_rcnn"][1]
+        rc = ui.heavy.rcnn(spp.boxes[:n])
     ratio = speedup(rc.timing, n, spp.timing, n_all)
     st.plotly_chart(timing_figure({"R-CNN": vars(ratio.rcnn), "SPP-net": vars(ratio.spp)}), width="stretch")
     conv_ratio, run_ratio = ratio.conv, ratio.run
@@ -137,21 +135,24 @@ def lab_settings() -> tuple[str, tuple[int, int], tuple[str, ...], DetectorConfi
     return source, (train, test), tuple(ROWS[r] for r in rows), DetectorConfig(windows=windows, scales=(scale,))
 
 
-def train_button(source: str, counts: tuple[int, int], modes: tuple[str, ...], config: DetectorConfig) -> None:
+def train_button(
+    source: str, counts: tuple[int, int], modes: tuple[str, ...], config: DetectorConfig
+) -> DetectionComparison | None:
+    """The detector of these settings: kept from an earlier run (of any session), or trained and tested on a click."""
+    report = ui.heavy.detection_lab(source, counts, modes, config, start=False)
     if st.session_state.get("det_stop"):
         st.info("Training stopped. Press Train to start again (features already computed are kept).")
     if not st.button("Train and test", type="primary", key="det_train"):
-        return
+        return report
     stop = st.empty()
     stop.button("Stop", key="det_stop")  # a click reruns the page, which cancels the job at its next report
     try:
-        report = ui.heavy.detection_lab(source, counts, modes, config)
+        return ui.heavy.detection_lab(source, counts, modes, config)
     except ValueError as err:
         st.error(f"**This data cannot be used:** {err}")
-        return
+        return None
     finally:
         stop.empty()
-    st.session_state["det_lab"] = (source, counts, report)
 
 
 def table_panel(report: DetectionComparison) -> None:
@@ -236,10 +237,9 @@ def detector_step() -> None:
         names = [", ".join(train.classes[k] for k in i.labels) for i in train.images]
         st.image([i.image() for i in train.images], caption=names)
     source, counts, modes, config = lab_settings()
-    train_button(source, counts, modes, config)
-    if "det_lab" not in st.session_state:
+    report = train_button(source, counts, modes, config)
+    if report is None:
         return
-    source, counts, report = st.session_state["det_lab"]
     table_panel(report)
     curves_panel(report)
     image_panel(report, ui.detection_sets(source, counts)[1])

@@ -118,20 +118,17 @@ def run_training(dataset: str, config: LabConfig, source: tuple[str | dict, str]
 
     base, weights = registry.fine_tune_base(ui.context().model_name, ui.context().weights)
     try:
-        path, result = ui.heavy.lab_training(
+        ui.heavy.lab_training(
             dataset, config, source=source, base=base, base_weights=weights, lab_dir=ui.LAB_DIR, on_update=draw
         )
     except (ValueError, WeightsError) as err:
         st.error(f"**Fine-tuning cannot run:** {err}")
-        return
     finally:
         chart.empty()  # the result panel draws the final curves: the live chart would show them a second time
-    last = (str(path), result.history, result.test, result.seconds, result.best_epoch, result.config.epochs)
-    st.session_state["lab_last"] = last
 
 
-def result_panel() -> None:
-    path, history, test, seconds, kept, planned = st.session_state["lab_last"]
+def result_panel(run: ui.heavy.LabRun) -> None:
+    history, kept, planned, path = run.history, run.best_epoch, run.epochs, Path(run.path)
     st.plotly_chart(training_curves(history, kept), width="stretch", key="lab-final")
     if kept:
         stop = f"stopped at epoch {len(history)} of {planned}" if len(history) < planned else "ran every epoch"
@@ -139,23 +136,23 @@ def result_panel() -> None:
             f"Early stopping kept epoch {kept} (validation accuracy {history[kept - 1].val_accuracy:.1%}, the best "
             f"of {len(history)}) and {stop}; the test accuracies below are that epoch's network's."
         )
-    if test:
+    if run.test:
         cols = st.columns(len(TEST_VIEWS))
         for col, v in zip(cols, TEST_VIEWS, strict=True):
             col.metric(
                 f"test accuracy, {v} view",
-                "n/a" if test[v] is None else f"{test[v]:.1%}",
-                help="a network without SPP cannot take the full image" if test[v] is None else None,
+                "n/a" if run.test[v] is None else f"{run.test[v]:.1%}",
+                help="a network without SPP cannot take the full image" if run.test[v] is None else None,
             )
     st.success(
-        f"Saved as **{Path(path).name}** ({seconds:.1f} s of training). Every page can now use it: pick "
-        f"*Lab: {Path(path).stem}* as the network in the sidebar."
+        f"Saved as **{path.name}** ({run.seconds:.1f} s of training). Every page can now use it: pick "
+        f"*Lab: {path.stem}* as the network in the sidebar."
     )
-    if Path(path).exists():
+    if path.exists():
         st.download_button(
             "Download the model (.safetensors)",
-            Path(path).read_bytes(),
-            Path(path).name,
+            path.read_bytes(),
+            path.name,
             "application/octet-stream",
             on_click="ignore",
         )
@@ -186,8 +183,8 @@ def main() -> None:
         stop.button("Stop training", key="lab_stop")
         run_training(dataset, config, source)
         stop.empty()
-    if "lab_last" in st.session_state:
-        result_panel()
+    if (run := ui.heavy.last_lab_training()) is not None:  # this session's last run, from this click or before
+        result_panel(run)
 
 
 main()

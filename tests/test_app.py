@@ -274,6 +274,11 @@ def test_crop_warp_page_views_agreement_multiscale_and_sweep():
     no_exception(at)
     assert any("against input size" in c.proto.spec for c in at.get("plotly_chart"))
     assert any(d.proto.label == "Download the predictions (CSV)" for d in at.get("download_button"))
+    # The sweep is kept for the server: another student on the same photo sees it at once, with no button to press.
+    other = start().switch_page(CROPWARP).run()
+    no_exception(other)
+    assert any("against input size" in c.proto.spec for c in other.get("plotly_chart"))
+    assert not [b for b in other.button if b.label == "Run the scale sweep"]
 
 
 def test_crop_warp_page_shows_the_shipped_views_bench():
@@ -451,7 +456,15 @@ def test_detection_page_trains_tests_and_reloads_a_detector():
     assert any("recall" in c and "precision" in c for c in charts)
     assert any("test_0000" in c.value and "objects (dashed)" in c.value for c in at.caption)
     # The detector saved from this run, uploaded again, gives the same mAP on the same test images.
-    report = at.session_state["det_lab"][2]
+    from spp_viz.detection.detector import DetectorConfig
+    from spp_viz.models import DEFAULT_MODEL
+    from ui.jobs import kept
+    from ui.session import ModelChoice
+
+    # The page's result, kept for every session under what it depends on (the model, data, sizes, rows, settings).
+    settings = ("synthetic", (4, 2), ("spp", "rcnn"), DetectorConfig(windows=20, scales=(480,)))
+    report = kept(("detection-lab", ModelChoice(DEFAULT_MODEL, "cpu"), *settings))
+    assert report is not None and set(report.modes) == {"spp", "rcnn"}
     at.file_uploader(key="det_up").upload("det.safetensors", report.modes["spp"].detector.to_bytes(), "x").run()
     no_exception(at)
     assert any(f"mAP {report.modes['spp'].map:.1%}" in s.value for s in at.success)
@@ -474,7 +487,7 @@ def test_lab_trains_saves_and_every_page_can_use_the_model():
     no_exception(at)
     assert any("Saved as" in s.value for s in at.success)
     # Early stopping (patience 4 by default) had 2 epochs to choose from: it kept the better one and said so.
-    history = at.session_state["lab_last"][1]
+    history = at.session_state["ui.heavy.lab_run"].history  # this session's last run (ui.heavy.last_lab_training)
     best = 1 + max(range(len(history)), key=lambda i: (history[i].val_accuracy, -i))
     assert any(f"Early stopping kept epoch {best}" in c.value and "ran every epoch" in c.value for c in at.caption)
     assert set(metrics(at)) == {"test accuracy, crop view", "test accuracy, warp view", "test accuracy, full view"}

@@ -94,11 +94,12 @@ def test_saved_detector_scores_the_same(backbone, tmp_path):
 
 
 def test_pipeline_on_scenes_finds_objects(backbone):
-    train, test = synthetic_scenes("train", 8, seed=0), synthetic_scenes("test", 5, seed=0)
+    # 5 training and 3 test scenes: mAP 0.49 to 0.68 in both modes over seeds 0-2 (8 and 5 scenes took 37 s, 0.87-0.89).
+    train, test = synthetic_scenes("train", 5, seed=0), synthetic_scenes("test", 3, seed=0)
     report = compare_detectors(backbone, train, test, ("spp", "rcnn"), DetectorConfig(windows=60), FeatureCache(None))
     out = report.json()
     assert set(out) >= {"data", "classes", "train_images", "test_images", "modes"}
-    assert out["train_images"] == 8 and out["test_images"] == 5
+    assert out["train_images"] == 5 and out["test_images"] == 3
     for name in ("spp", "rcnn"):
         m = out["modes"][name]
         assert set(m) >= {"map", "map_no_bbox_reg", "ap", "feature_seconds_per_image"}

@@ -131,12 +131,18 @@ def test_weights_files_are_checked_against_the_architecture(tmp_path):
         build_external("torchvision:resnet18", str(broken))
 
 
-def test_lite1_from_its_package_is_a_real_pretrained_network():
+@pytest.fixture(scope="module")
+def lite1():
+    """EfficientNet-Lite1 with its offline ImageNet weights (read only by the tests that take it)."""
+    return build_external("timm:tf_efficientnet_lite1", PRETRAINED)
+
+
+def test_lite1_from_its_package_is_a_real_pretrained_network(lite1):
     """Offline ImageNet weights: the sample cat is a cat (ImageNet classes 281-285) to EfficientNet-Lite1."""
     from spp_viz.explain.feature_maps import compute_feature_maps
     from spp_viz.images import load_image
 
-    model = build_external("timm:tf_efficientnet_lite1", PRETRAINED)
+    model = lite1
     assert model.pretrained and model.spec.mean == (0.5, 0.5, 0.5)
     fm = compute_feature_maps(model, load_image(SAMPLES / "chelsea.jpg"))
     assert 281 <= fm.top5[0].index <= 285, fm.top5[0]
@@ -237,9 +243,9 @@ def test_random_weights_are_the_same_on_every_load():
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
 
 
-def test_lite1_ranks_before_its_relu6():
+def test_lite1_ranks_before_its_relu6(lite1):
     """Lite1's conv5 ends in ReLU6: channels are ranked on the responses before it, as for the zoo's Lite0."""
-    model = build_external("timm:tf_efficientnet_lite1", PRETRAINED)
+    model = lite1
     assert model.clip == "ReLU6"
     x = torch.rand(1, 3, 240, 240)
     with torch.no_grad():
@@ -301,11 +307,11 @@ def test_each_attribution_runs_on_a_network_by_name_and_leaves_no_hook():
 def test_normalisation_comes_from_the_weights():
     """timm: the pretrained config (Lite1: 0.5, 0.5, 0.5, at 240); torchvision: its weights' transforms."""
     import timm
-    from torchvision.models import ResNet50_Weights
+    from torchvision.models import ResNet18_Weights
 
     lite1 = build_external("timm:tf_efficientnet_lite1")
-    cfg = timm.create_model("tf_efficientnet_lite1").pretrained_cfg
+    cfg = timm.get_pretrained_cfg("tf_efficientnet_lite1").to_dict()  # timm's own record, no second network built
     assert lite1.spec.mean == tuple(cfg["mean"]) == (0.5, 0.5, 0.5) and lite1.input_size == cfg["input_size"][1]
-    t = ResNet50_Weights.DEFAULT.transforms()
-    resnet = build_external("torchvision:resnet50")
+    t = ResNet18_Weights.DEFAULT.transforms()
+    resnet = build_external("torchvision:resnet18")
     assert resnet.spec.mean == tuple(t.mean) and resnet.spec.std == tuple(t.std) and resnet.input_size == 224

@@ -17,7 +17,7 @@ from typing import Any
 _WHERE = {
     "heavy": None,  # a submodule
     **dict.fromkeys(
-        ["cached_attributions", "cached_class_zip", "cached_comparison", "cached_feature_maps", "cached_fixed_length",
+        ["cached_class_zip", "cached_comparison", "cached_feature_maps", "cached_fixed_length",
          "cached_shuffle", "cached_spp_detection", "decode_image", "detection_sets", "get_model", "vector_files"],
         "cache",
     ),

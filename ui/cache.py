@@ -106,7 +106,8 @@ def shuffle(subject: Subject, k: int, seed: int) -> ShuffleResult:
 def attributions(
     subject: Subject, short_side: int, method: str, target: int, noise_tunnel: bool
 ) -> dict[str, Attribution]:
-    """One attribution method on the three views; none holds a lock, none leaves a hook on the shared model."""
+    """One attribution method on the three views, in the page's own run (GradCAM: ui.heavy.attributions sends the slow
+    methods through the queue); none holds a lock, none leaves a hook on the shared model."""
     model, img = _model_and_image(subject)
     views = make_views(img, model.input_size, short_side)
     return {
@@ -163,10 +164,6 @@ def cached_comparison(short_side: int = 256, multi: bool = False) -> Comparison:
 
 def cached_shuffle(k: int, seed: int) -> ShuffleResult:
     return shuffle(context().subject, k, seed)
-
-
-def cached_attributions(method: str, target: int, noise_tunnel: bool, short_side: int = 256) -> dict[str, Attribution]:
-    return attributions(context().subject, short_side, method, target, noise_tunnel)
 
 
 def cached_spp_detection(mode: str, windows: int, scales: tuple[int, ...]) -> ModeResult:

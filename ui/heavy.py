@@ -1,11 +1,19 @@
-"""The pages' heavy computations, each through the server's queue (ui.jobs) with its progress reported there."""
+"""The pages' heavy computations, each through the server's queue (ui.jobs) with its progress reported there.
+
+A page calls one function here per result. Those kept for every session (keyed on what they depend on) take
+``start``: with ``start=False`` the function returns the kept result, or None where nobody has asked for it yet, and
+the page then offers a button instead of starting minutes of work on every visit. A Lab training run is this
+session's own: ``last_lab_training`` gives it back.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import streamlit as st
 
 from spp_viz.detection.compare import DetectionComparison, compare_detectors
 from spp_viz.detection.detector import DetectorConfig, load_detector
@@ -27,8 +35,9 @@ from spp_viz.lab.train import EpochLog, TrainResult, run_lab
 from spp_viz.models import SPPNet
 from spp_viz.progress import Progress
 
+from .cache import attributions as light_attributions
 from .cache import decode_image, detection_sets, get_model
-from .jobs import Job, run_heavy
+from .jobs import Job, kept, run_heavy
 from .session import context
 
 
@@ -39,12 +48,26 @@ def _told(job: Job, what: str) -> Progress:
 
 def _model_and_image():
     subject = context().subject
-    return subject, get_model(subject.model), decode_image(subject.image.data, subject.image.name)
+    return get_model(subject.model), decode_image(subject.image.data, subject.image.name)
 
 
-def attributions(method: str, target: int, noise_tunnel: bool, short_side: int = 256) -> dict[str, Attribution]:
-    """A slow attribution method (Integrated Gradients, SmoothGrad, Occlusion) on the three views."""
-    subject, model, img = _model_and_image()
+def _image_key(kind: str, *rest) -> tuple:
+    """A kept result's key: what it is, this session's model and image, and its own settings."""
+    subject = context().subject
+    return (kind, subject.model, subject.image.digest, *rest)
+
+
+def attributions(
+    method: str, target: int, noise_tunnel: bool, short_side: int = 256, *, start: bool = True
+) -> dict[str, Attribution] | None:
+    """One attribution method on the three views. GradCAM (one forward and one backward pass) runs in the page's own
+    run, cached on the image; the slow methods (Integrated Gradients, SmoothGrad, Occlusion) go through the queue."""
+    if method == "gradcam":
+        return light_attributions(context().subject, short_side, method, target, noise_tunnel)
+    key = _image_key("attributions", short_side, method, target, noise_tunnel)
+    if not start:
+        return kept(key)
+    model, img = _model_and_image()
     views = make_views(img, model.input_size, short_side)
     title = METHOD_TITLES[method] + (" + SmoothGrad" if noise_tunnel and method == "integrated_gradients" else "")
 
@@ -55,28 +78,32 @@ def attributions(method: str, target: int, noise_tunnel: bool, short_side: int =
             out[name] = run_attribution(method, model, to_tensor(view.image), target, noise_tunnel=noise_tunnel)
         return out
 
-    key = ("attributions", subject.model, subject.image.digest, short_side, method, target, noise_tunnel)
     return run_heavy(title, work, key=key)
 
 
-def scale_sweep(class_index: int, sides: Sequence[int]) -> dict[str, list[float]]:
+def scale_sweep(class_index: int, sides: Sequence[int], *, start: bool = True) -> dict[str, list[float]] | None:
     """The probability of one class against the input size, for the three views."""
-    subject, model, img = _model_and_image()
+    key = _image_key("sweep", class_index, tuple(sides))
+    if not start:
+        return kept(key)
+    model, img = _model_and_image()
 
     def work(job: Job) -> dict[str, list[float]]:
         return sweep_views(model, img, class_index, sides, progress=_told(job, "Scale sweep"))
 
-    return run_heavy("Scale sweep", work, key=("sweep", subject.model, subject.image.digest, class_index, tuple(sides)))
+    return run_heavy("Scale sweep", work, key=key)
 
 
-def rcnn(boxes: np.ndarray) -> ModeResult:
+def rcnn(boxes: np.ndarray, *, start: bool = True) -> ModeResult | None:
     """R-CNN mode on these windows of the current image (timed on a worker, one heavy job at a time per worker)."""
-    subject, model, img = _model_and_image()
+    key = _image_key("rcnn", boxes.tobytes())
+    if not start:
+        return kept(key)
+    model, img = _model_and_image()
 
     def work(job: Job) -> ModeResult:
         return rcnn_mode(model, img, boxes, progress=_told(job, "R-CNN mode"))
 
-    key = ("rcnn", subject.model, subject.image.digest, boxes.tobytes())
     return run_heavy("R-CNN mode", work, key=key)
 
 
@@ -109,6 +136,22 @@ def _stat(path: Path | None) -> tuple[int, float]:
     return (info.st_size, info.st_mtime) if info else (0, 0.0)
 
 
+@dataclass(frozen=True)
+class LabRun:
+    """What the Lab page shows of this session's last training run (the network itself stays on disk, not in the
+    session: a class of sessions each holding a model would fill the server's memory)."""
+
+    path: Path
+    history: list[EpochLog]
+    test: dict[str, float | None]
+    seconds: float
+    best_epoch: int  # 0: no early stopping, the last epoch's weights
+    epochs: int  # planned
+
+
+_LAB_RUN = "ui.heavy.lab_run"  # this session's last LabRun, in st.session_state
+
+
 def lab_training(
     dataset: str,
     config: LabConfig,
@@ -118,9 +161,9 @@ def lab_training(
     base_weights: str | None,
     lab_dir: Path,
     on_update: Callable[[list[EpochLog]], None],
-) -> tuple[Path, TrainResult]:
+) -> LabRun:
     """Train in the Lab on ``source`` (a folder or an archive's classes, and its name); ``on_update`` gets the epochs
-    so far (for the live chart), in the page's own run."""
+    so far (for the live chart), in the page's own run. The run is this session's last (``last_lab_training``)."""
 
     def work(job: Job) -> tuple[Path, TrainResult]:
         folder, name = source
@@ -129,7 +172,15 @@ def lab_training(
             progress=job.report, on_epoch=job.updates.append,
         )  # fmt: skip
 
-    return run_heavy("Lab training", work, on_update=on_update)
+    path, result = run_heavy("Lab training", work, on_update=on_update)
+    run = LabRun(path, result.history, result.test, result.seconds, result.best_epoch, result.config.epochs)
+    st.session_state[_LAB_RUN] = run
+    return run
+
+
+def last_lab_training() -> LabRun | None:
+    """This session's last finished Lab training run, or None."""
+    return st.session_state.get(_LAB_RUN)
 
 
 def lab_comparison(config: LabConfig, seeds: tuple[int, ...]) -> ExperimentResults:
@@ -142,11 +193,14 @@ def lab_comparison(config: LabConfig, seeds: tuple[int, ...]) -> ExperimentResul
 
 
 def detection_lab(
-    data: str, counts: tuple[int, int], modes: tuple[str, ...], config: DetectorConfig
-) -> DetectionComparison:
+    data: str, counts: tuple[int, int], modes: tuple[str, ...], config: DetectorConfig, *, start: bool = True
+) -> DetectionComparison | None:
     """Train and test the paper's detector in each mode, on this session's backbone (the sidebar's model, cut at
     stride 16). Window features go to the server's disk cache, so a second run of the same data only trains."""
     choice = context().subject.model
+    key = ("detection-lab", choice, data, counts, modes, config)
+    if not start:
+        return kept(key)
     model = get_model(choice)  # here, in the page's run: a worker thread has no Streamlit context for the cache
     train, test = detection_sets(data, counts)
 
@@ -154,7 +208,7 @@ def detection_lab(
         backbone = detection_backbone(model, config.levels)
         return compare_detectors(backbone, train, test, modes, config, FeatureCache(), job.report)
 
-    return run_heavy("Detector training", work, key=("detection-lab", choice, data, counts, modes, config))
+    return run_heavy("Detector training", work, key=key)
 
 
 def detection_test(data: bytes, source: str, counts: tuple[int, int]) -> ModeReport:

@@ -4,7 +4,6 @@ Jobs run on ``SPP_VIZ_WORKERS`` worker threads in the order they were asked for;
 dropped before it starts, and a cancelled one stops at its next progress report. ``ui.jobs`` is the page side.
 """
 
-
 from __future__ import annotations
 
 import collections

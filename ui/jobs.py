@@ -40,6 +40,11 @@ def _session_alive() -> Callable[[], bool]:
     return lambda: runtime.is_active_session(session_id)
 
 
+def kept(key: Hashable) -> Any | None:
+    """The result a ``run_heavy`` with this key finished, for any session, or None when none is kept."""
+    return shared_results().get(key)
+
+
 def run_heavy(
     kind: str,
     fn: Callable[[Job], Any],
@@ -51,7 +56,7 @@ def run_heavy(
 
     ``fn`` reports with ``job.report(fraction, text, update)``; ``on_update`` is called here, in the page's own run,
     with every update so far whenever one arrives (a live training chart). With ``key``, a finished result is kept
-    for every session and returned at once next time. Exceptions of ``fn`` are raised here.
+    for every session and returned at once next time (``kept``). Exceptions of ``fn`` are raised here.
     """
     store = shared_results()
     if key is not None and (hit := store.get(key)) is not None:
