@@ -17,8 +17,9 @@ from spp_viz.explain.bag_of_words import (
     heads_findings,
 )
 from spp_viz.explain.feature_maps import FeatureMaps
-from spp_viz.explain.level_views import PRESETS, classifier_reads, level_view, spp_vector
+from spp_viz.explain.level_views import PRESETS, classifier_reads, level_view, reads_pyramid, spp_vector
 from spp_viz.geometry import FeatureGeometry, feature_geometry
+from spp_viz.models import SPPNet
 from spp_viz.plots.base import encode_image
 from spp_viz.plots.maps import predictions_bar
 from spp_viz.plots.pyramid import (
@@ -34,7 +35,8 @@ from spp_viz.pyramid import num_bins, paper_rule_check, paper_rule_failures, par
 from spp_viz.settings import ASSETS
 
 CUSTOM = "custom levels"
-# Made by: python -m spp_viz bench shuffle ../shared/imagenet-sample --json > assets/bag_of_words.json
+# Made by: python -m spp_viz bench shuffle ../shared/imagenet-sample --model efficientnet_lite0 --json
+#   > assets/bag_of_words.json
 SHIPPED_SHUFFLE = ASSETS / "bag_of_words.json"
 # Made by: python -m spp_viz bench shuffle ../shared/imagenet-sample --model efficientnet_lite0_spp --held-out FOLDS
 #   --json > assets/bag_of_words_spp.json (FOLDS: python -m spp_viz distill ... --fold-heads FOLDS)
@@ -66,13 +68,14 @@ def controls() -> tuple[tuple[int, ...], str, str]:
     return levels, mode, rule
 
 
-def length_panel(fm: FeatureMaps, levels: tuple[int, ...]) -> None:
+def length_panel(fm: FeatureMaps, levels: tuple[int, ...], mode: str, model: SPPNet) -> None:
     h5, w5, k = fm.conv5_shape
     m = num_bins(levels)
     a, b, c = st.columns(3)
     a.metric("conv5 (H x W x C)", f"{h5} x {w5} x {k}")
     b.metric("Bins M", f"{m} = " + " + ".join(f"{n * n}" for n in levels))
     c.metric("Output length k x M", f"{k:,} x {m} = {k * m:,}")
+    st.markdown(reads_pyramid(model, levels, mode))
     st.caption(
         f"Whatever the image size, each of the k = {k:,} channels gives M = {m} numbers. The paper's ZF-5 has "
         f"k = {paper.ZF5_CHANNELS} and the {{{','.join(map(str, paper.LEVELS))}}} pyramid, "
@@ -179,7 +182,8 @@ def rule_panel(fm: FeatureMaps, levels) -> None:
     st.markdown(
         f"**Map sizes up to 40 where the training rule breaks for {{{','.join(map(str, levels))}}}** "
         f"({len(failures)} of {40 * len(levels)} size-level pairs). The paper's notes list, for a <= 30 and n in "
-        "{1,2,3,4,6}, wrong counts at " + " ".join(f"({a},{n})" for a, n in paper.TRAINING_RULE_WRONG_COUNTS)
+        "{1,2,3,4,6}, wrong counts at "
+        + " ".join(f"({a},{n})" for a, n in paper.TRAINING_RULE_WRONG_COUNTS)
         + ", and unpooled tails such as a = 14 with n = 3, 4 or 6."
     )
     table = pd.DataFrame([{"a": c.size, "n": c.n, "what goes wrong": c.problem} for c in failures])
@@ -204,7 +208,7 @@ def rule_panel(fm: FeatureMaps, levels) -> None:
             st.caption("Red cells are never pooled; rectangles are the windows the training rule produces.")
 
 
-def shuffle_panel() -> None:
+def shuffle_panel(model_name: str) -> None:
     """The bag-of-words test: shuffle the photo's tiles, compare each level's vector and the top-5."""
     st.markdown(
         "The paper likens SPP to spatial-pyramid **bag-of-words** (see " + ui.NOTES + "): the 1x1 level is a bag of "
@@ -228,29 +232,37 @@ def shuffle_panel() -> None:
         "Levels are max-pooled over the clipped conv5 (what the pyramid pools), whatever the network's own head; "
         "the top-5 is the network's own prediction."
     )
-    shipped_shuffle_panel()
+    shipped_shuffle_panel(model_name)
 
 
-def shipped_shuffle_panel() -> None:
-    """The shuffle test over 500 ImageNet photos, shipped: Lite0's curves, then both heads' top-1 side by side."""
-    if not SHIPPED_SHUFFLE.is_file():
+def shipped_shuffle_panel(model_name: str) -> None:
+    """The shuffle test over 500 ImageNet photos, shipped: the SPP-net's curves (Lite0's when the sidebar holds
+    Lite0), then both heads' top-1 side by side."""
+    runs = {
+        f.name: ShuffleSummary.from_json(json.loads(f.read_text()))
+        for f in (SHIPPED_SHUFFLE_SPP, SHIPPED_SHUFFLE)
+        if f.is_file()
+    }
+    if not runs:
         return
-    shipped = ShuffleSummary.from_json(json.loads(SHIPPED_SHUFFLE.read_text()))
-    st.markdown(f"**Over {shipped.n} ImageNet photos** ({shipped.model}, shipped with the app):")
-    st.plotly_chart(shuffle_curves(shipped), width="stretch")
-    for line in bench_findings(shipped):
+    first = runs.get(SHIPPED_SHUFFLE.name) if model_name == "efficientnet_lite0" else None
+    first = first or next(iter(runs.values()))
+    st.markdown(f"**Over {first.n} ImageNet photos** ({first.model}, shipped with the app):")
+    st.plotly_chart(shuffle_curves(first), width="stretch")
+    for line in bench_findings(first):
         st.markdown("- " + line)
+    held = "; each photo scored by a head distilled without it" if first.held_out else ""
     st.caption(
-        f"Whiskers: 2 standard errors over the photos. {shipped.seconds:.0f} s. " + made_by(shipped.provenance)
+        f"Whiskers: 2 standard errors over the photos{held}. {first.seconds:.0f} s. " + made_by(first.provenance)
     )
-    if not SHIPPED_SHUFFLE_SPP.is_file():
+    if len(runs) < 2:
         return
-    four = ShuffleSummary.from_json(json.loads(SHIPPED_SHUFFLE_SPP.read_text()))
+    one, four = runs[SHIPPED_SHUFFLE.name], runs[SHIPPED_SHUFFLE_SPP.name]
     st.markdown(
         "**Does a classifier that reads the layout notice the shuffle more?** The paper's argument predicts "
-        f"that the four-level head ({four.model}) changes its mind more often than the one-level head:"
+        f"that the four-level head ({four.model}) changes its mind more often than the one-level head ({one.model}):"
     )
-    for line in heads_findings(shipped, four):
+    for line in heads_findings(one, four):
         st.markdown("- " + line)
     st.caption(
         "Same photos and shuffles for both. "
@@ -285,7 +297,7 @@ def main() -> None:
             key=f"pyramid_channel-{ui.image_key()}",
         )
     )
-    length_panel(fm, levels)
+    length_panel(fm, levels, mode, model)
     st.subheader("The bins, level by level")
     levels_panel(fm, geom, view_img, channel, levels, mode, rule)
     st.subheader("Winner map")
@@ -297,7 +309,7 @@ def main() -> None:
     st.subheader("Rule inspector: where the training rule breaks")
     rule_panel(fm, levels)
     st.subheader("Position: the bag-of-words test")
-    shuffle_panel()
+    shuffle_panel(model.name)
 
 
 main()

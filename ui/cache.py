@@ -44,17 +44,24 @@ def model_shelf() -> ModelShelf:
 
 def get_model(choice: ModelChoice) -> SPPNet:
     """One model per choice, shared by every session (read only: nothing may change it or hook it)."""
-    return model_shelf().get(choice, lambda: _load(choice))
+    base_name = registry.base_of(choice.name)
+    if base_name is None:
+        return model_shelf().get(choice, lambda: _load(choice))
+    # A pyramid-head model reads the cached base network's conv layers: one copy of Lite0 for both menu entries.
+    # The base is asked for again after the head, so that it is the more recently used of the two: the shelf drops
+    # the head (50 MB in memory, rebuilt from its file) before the base, never the base while a head still holds
+    # its layers (a later ask for Lite0 would then load a second copy).
+    base_choice = ModelChoice(base_name, choice.device)
+    model = model_shelf().get(choice, lambda: _load(choice, get_model(base_choice)))
+    get_model(base_choice)
+    return model
 
 
-def _load(choice: ModelChoice) -> SPPNet:
+def _load(choice: ModelChoice, base: SPPNet | None = None) -> SPPNet:
     weights = choice.weights
     if weights is not None and weights.startswith(UPLOAD_PREFIX):
         # Only the digest is hashed as the key; the bytes come from this session, never from the server's disk.
         weights = session_weights(weights)
-    base_name = registry.base_of(choice.name)
-    # A pyramid-head model reads the cached base network's conv layers: one copy of Lite0 for both menu entries.
-    base = get_model(ModelChoice(base_name, choice.device)) if base_name is not None else None
     return registry.load(choice.name, device=choice.device, weights=weights, base=base)
 
 

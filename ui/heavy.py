@@ -9,12 +9,13 @@ session's own: ``last_lab_training`` gives it back.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import streamlit as st
 
+from spp_viz import registry
 from spp_viz.detection.compare import DetectionComparison, compare_detectors
 from spp_viz.detection.detector import DetectorConfig, load_detector
 from spp_viz.detection.evaluate import ModeReport, evaluate_detector
@@ -38,7 +39,7 @@ from spp_viz.progress import Progress
 from .cache import attributions as light_attributions
 from .cache import decode_image, detection_sets, get_model
 from .jobs import Job, kept, run_heavy
-from .session import context
+from .session import ModelChoice, context
 
 
 def _told(job: Job, what: str) -> Progress:
@@ -192,12 +193,20 @@ def lab_comparison(config: LabConfig, seeds: tuple[int, ...]) -> ExperimentResul
     return run_heavy("Lab comparison", work, key=("lab-comparison", config, seeds))
 
 
+def conv_layers_choice() -> ModelChoice:
+    """The sidebar's model, or for a pyramid-head model the network whose conv layers it shares: the detector reads
+    conv layers only, so the SPP-net and Lite0 train the same detector on the same cached features."""
+    choice = context().subject.model
+    base = registry.base_of(choice.name)
+    return replace(choice, name=base, weights=None) if base is not None else choice
+
+
 def detection_lab(
     data: str, counts: tuple[int, int], modes: tuple[str, ...], config: DetectorConfig, *, start: bool = True
 ) -> DetectionComparison | None:
     """Train and test the paper's detector in each mode, on this session's backbone (the sidebar's model, cut at
     stride 16). Window features go to the server's disk cache, so a second run of the same data only trains."""
-    choice = context().subject.model
+    choice = conv_layers_choice()
     key = ("detection-lab", choice, data, counts, modes, config)
     if not start:
         return kept(key)
@@ -214,7 +223,7 @@ def detection_lab(
 def detection_test(data: bytes, source: str, counts: tuple[int, int]) -> ModeReport:
     """A saved detector (a file's bytes) on the test set; ValueError when it does not fit this backbone or data."""
     detector = load_detector(data)
-    model = get_model(context().subject.model)
+    model = get_model(conv_layers_choice())
     _, test = detection_sets(source, counts)
 
     def work(job: Job) -> ModeReport:

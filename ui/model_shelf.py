@@ -19,9 +19,10 @@ DEFAULT_MAX_MODELS = 3
 
 def max_models() -> int:
     """How many models the server holds at once (``SPP_VIZ_MAX_MODELS``, default 3): a ResNet-50 is 100 MB, a
-    VGG-16 530 MB, and a class may try many."""
+    VGG-16 530 MB, and a class may try many. At least 2: the default SPP-net is two entries, Lite0 and the head
+    that reads its conv layers, and with one the two would push each other out on every run."""
     raw = os.environ.get(MAX_MODELS_ENV, "").strip()
-    return max(1, int(raw)) if raw.isdigit() else DEFAULT_MAX_MODELS
+    return max(2, int(raw)) if raw.isdigit() else DEFAULT_MAX_MODELS
 
 
 class ModelShelf:

@@ -12,7 +12,7 @@ from spp_viz.devices import available_devices, resolve_device
 from spp_viz.explain.attribution import hook_count
 from spp_viz.images import samples
 from spp_viz.lab.train import LAB_DIR_NAME
-from spp_viz.models import DEFAULT_MODEL, ZOO
+from spp_viz.models import ZOO
 from spp_viz.settings import MAX_MODELS_ENV, MAX_UPLOAD_MB, WEIGHTS_MAX_MB, cache_root, server_paths
 from spp_viz.weights import UploadedWeights, WeightsError
 
@@ -60,7 +60,9 @@ def _model_box() -> ModelChoice | None:
     """The model the sidebar asks for; None while it waits (for a name, a file, a download)."""
     st.header("Model")
     options = [*registry.names(LAB_DIR), OTHER]
-    name = st.selectbox("Network", options, format_func=_title, key="model_name", index=options.index(DEFAULT_MODEL))
+    name = st.selectbox(
+        "Network", options, format_func=_title, key="model_name", index=options.index(registry.DEFAULT_MODEL)
+    )
     if name == OTHER:
         picked = external_box()
         name, weights = picked if picked else (None, None)
@@ -70,8 +72,8 @@ def _model_box() -> ModelChoice | None:
         weights = None
         base = registry.base_of(name)
         st.caption(
-            f"{registry.title(base)}'s conv layers (shared with it) and a pyramid head distilled from its own head; "
-            "see the README's model card."
+            f"{base}'s conv layers (shared with it) and a pyramid head distilled from its own head; "
+            "see the model card (docs/model-card.md)."
             if base is not None
             else "Trained in the SPP Lab; its class names come with it."
         )
@@ -82,7 +84,7 @@ def _model_box() -> ModelChoice | None:
 
 def _in_use(choice: ModelChoice | None) -> ModelChoice:
     """The model this run uses: ``choice`` once it loads, else the last one that did (the previous model stays)."""
-    fallback = st.session_state.get("model_ok") or ModelChoice(DEFAULT_MODEL, str(resolve_device("auto")))
+    fallback = st.session_state.get("model_ok") or ModelChoice(registry.DEFAULT_MODEL, str(resolve_device("auto")))
     if choice is None:
         st.caption(f"Still using **{registry.title(fallback.name)}** until then.")
         return fallback

@@ -15,18 +15,18 @@ from ..images import SAMPLES_DIR, ImageError
 from ..lab.experiments import EXPERIMENT_EPOCHS, EXPERIMENT_SEEDS, RECIPES, SHIPPED_SEEDS
 from ..lab.models import REGIMES
 from ..lab.train import FINE_TUNE_EPOCHS_PER_EPOCH, FINE_TUNE_SIDES
-from ..models import DEFAULT_MODEL, ZOO
-from ..registry import PYRAMID_MODELS
+from ..models import BASE_MODEL, ZOO
+from ..registry import DEFAULT_MODEL, PYRAMID_MODELS
 from ..weights import WeightsError
 from . import commands, folder_benches
 
 
-def _add_model_args(p: argparse.ArgumentParser) -> None:
+def _add_model_args(p: argparse.ArgumentParser, default: str = DEFAULT_MODEL) -> None:
     p.add_argument(
         "--model",
-        default=DEFAULT_MODEL,
+        default=default,
         type=commands.model_name,
-        help=f"{', '.join([*ZOO, *PYRAMID_MODELS])}, lab:PATH, timm:NAME or torchvision:NAME (default: %(default)s)",
+        help=f"{', '.join([*PYRAMID_MODELS, *ZOO])}, lab:PATH, timm:NAME or torchvision:NAME (default: %(default)s)",
     )
     p.add_argument(
         "--weights",
@@ -85,7 +85,7 @@ def _add_train(sub) -> None:
         help=f"(folders: {FINE_TUNE_EPOCHS_PER_EPOCH} passes over the cached vectors each)",
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--base", default=DEFAULT_MODEL, choices=sorted(ZOO), help="pretrained conv layers (folders)")
+    p.add_argument("--base", default=BASE_MODEL, choices=sorted(ZOO), help="pretrained conv layers (folders)")
     p.add_argument("--out", required=True, help="where to save the model (.safetensors)")
     p.set_defaults(func=commands.cmd_train)
 
@@ -123,7 +123,7 @@ def _add_detection_lab(sub) -> None:
     """``detection-lab``."""
     p = sub.add_parser("detection-lab", help="train and test the paper's detector (SVMs, box regression, mAP)")
     p.add_argument("--data", default="synthetic", help="'synthetic' (built-in scenes) or a VOC-format folder")
-    p.add_argument("--backbone", default=DEFAULT_MODEL, type=commands.model_name, help="zoo name or lab:PATH")
+    p.add_argument("--backbone", default=BASE_MODEL, type=commands.model_name, help="zoo name or lab:PATH")
     p.add_argument("--weights", default=None, help="weights file for the backbone instead of the default")
     p.add_argument("--device", default=None, help="auto, cuda, mps or cpu (default: best available)")
     p.add_argument("--modes", default="spp,rcnn", help="comma-separated: spp, spp-5 (five scales), rcnn")
@@ -190,7 +190,7 @@ def _add_distill(sub) -> None:
     """``distill DIR``."""
     p = sub.add_parser("distill", help="distil a pyramid head {6,3,2,1} from a network's own one-level head")
     p.add_argument("folder", help="photos (searched recursively); labels in their names add a held-out measurement")
-    _add_model_args(p)
+    _add_model_args(p, BASE_MODEL)  # the teacher: a network with its own one-level head
     p.add_argument("--levels", default="6,3,2,1", help="pyramid levels, finest first (default %(default)s)")
     p.add_argument("--rank", type=commands.positive, default=DistillConfig.rank, help="fc6 width (default %(default)s)")
     p.add_argument("--views", type=commands.positive, default=DistillConfig.views, help="per photo (default 8)")

@@ -99,3 +99,21 @@ def classifier_reads(model: SPPNet) -> str:
         )
     trained = "" if model.pretrained else " Its weights are random: it shows the mechanism, not what was learned."
     return f"{model.name}'s classifier reads the {pyramid} pyramid ({mode} pooling): {length}.{trained}"
+
+
+_COUNTS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
+
+
+def reads_pyramid(model: SPPNet, levels: tuple[int, ...], mode: str) -> str:
+    """One sentence: whether ``model``'s own classifier reads the pyramid ``levels`` with ``mode`` pooling."""
+    own = "{" + ",".join(map(str, model.spp.levels)) + "}"
+    if tuple(model.spp.levels) == tuple(levels) and model.spp.mode == mode:
+        count = _COUNTS.get(len(levels), str(len(levels)))
+        return (
+            f"{model.name}'s classifier reads these {count} level{'s' if len(levels) > 1 else ''} ({mode} pooling): "
+            "the vector below is what its classifier takes."
+        )
+    return (
+        f"{model.name}'s classifier reads {own} ({model.spp.mode} pooling), not the pyramid drawn here: no trained "
+        "layer of this network reads this vector."
+    )

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from ..gallery import GalleryItem, gallery_view
 from ..images import ImageError, to_tensor
-from ..models import DEFAULT_MODEL, SPPNet, fc_classifier
+from ..models import BASE_MODEL, SPPNet, fc_classifier
 from ..progress import Progress, report
 from ..pyramid import SpatialPyramidPool, check_levels
 from .data import LabelledImage, batches, class_folders, epoch_set, held_out, make_split
@@ -309,7 +309,7 @@ def _epoch_done(
     report(progress, log.epoch / epochs, text)
 
 
-def lab_file_name(dataset: str, config: LabConfig, source: str, base: str = DEFAULT_MODEL) -> str:
+def lab_file_name(dataset: str, config: LabConfig, source: str, base: str = BASE_MODEL) -> str:
     """How a trained model is named on disk: its data (``source``: a folder's or archive's name), regime or base,
     pyramid, epochs and seed."""
     levels = "".join(map(str, config.levels))
@@ -331,7 +331,7 @@ def run_lab(
     *,
     folder: str | Path | dict[str, list[GalleryItem]] = "",
     source_name: str = "",
-    base: str = DEFAULT_MODEL,
+    base: str = BASE_MODEL,
     base_weights: str | None = None,
     out: str | Path | None = None,
     lab_dir: str | Path | None = None,
