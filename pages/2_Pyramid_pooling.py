@@ -236,17 +236,15 @@ def shuffle_panel(model_name: str) -> None:
 
 
 def shipped_shuffle_panel(model_name: str) -> None:
-    """The shuffle test over 500 ImageNet photos, shipped: the SPP-net's curves (Lite0's when the sidebar holds
-    Lite0), then both heads' top-1 side by side."""
-    runs = {
-        f.name: ShuffleSummary.from_json(json.loads(f.read_text()))
-        for f in (SHIPPED_SHUFFLE_SPP, SHIPPED_SHUFFLE)
-        if f.is_file()
-    }
-    if not runs:
+    """The shuffle test over 500 ImageNet photos, shipped: the sidebar network's curves (else the SPP-net's), then
+    both heads' top-1 side by side."""
+    one, four = (
+        ShuffleSummary.from_json(json.loads(f.read_text())) if f.is_file() else None
+        for f in (SHIPPED_SHUFFLE, SHIPPED_SHUFFLE_SPP)
+    )
+    first = one if one is not None and one.model == model_name else four or one
+    if first is None:
         return
-    first = runs.get(SHIPPED_SHUFFLE.name) if model_name == "efficientnet_lite0" else None
-    first = first or next(iter(runs.values()))
     st.markdown(f"**Over {first.n} ImageNet photos** ({first.model}, shipped with the app):")
     st.plotly_chart(shuffle_curves(first), width="stretch")
     for line in bench_findings(first):
@@ -255,9 +253,8 @@ def shipped_shuffle_panel(model_name: str) -> None:
     st.caption(
         f"Whiskers: 2 standard errors over the photos{held}. {first.seconds:.0f} s. " + made_by(first.provenance)
     )
-    if len(runs) < 2:
+    if one is None or four is None:
         return
-    one, four = runs[SHIPPED_SHUFFLE.name], runs[SHIPPED_SHUFFLE_SPP.name]
     st.markdown(
         "**Does a classifier that reads the layout notice the shuffle more?** The paper's argument predicts "
         f"that the four-level head ({four.model}) changes its mind more often than the one-level head ({one.model}):"

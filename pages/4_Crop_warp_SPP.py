@@ -104,13 +104,14 @@ def results_panel(result: ViewsSummary, where: str, key: str) -> None:
 
 
 def shipped_panel(model_name: str) -> None:
-    """The runs over 500 ImageNet photos shipped with the app: the SPP-net's first (Lite0's when the sidebar holds
-    Lite0), then the two heads side by side."""
-    runs = {f.name: ViewsSummary.from_json(json.loads(f.read_text())) for f in (SHIPPED_SPP, SHIPPED) if f.is_file()}
-    if not runs:
+    """The runs over 500 ImageNet photos shipped with the app: the sidebar network's first (else the SPP-net's), then
+    the two heads side by side."""
+    one, four = (
+        ViewsSummary.from_json(json.loads(f.read_text())) if f.is_file() else None for f in (SHIPPED, SHIPPED_SPP)
+    )
+    first = one if one is not None and one.model == model_name else four or one
+    if first is None:
         return
-    first = runs.get(SHIPPED.name) if model_name == "efficientnet_lite0" else None
-    first = first or next(iter(runs.values()))
     st.caption(
         f"Shipped with the app: {first.model}, {first.n} ImageNet photos (one for each even class index, the public "
         f"imagenet-sample-images set), shorter side {first.short_side}, {first.seconds:.0f} s on a 2-core CPU"
@@ -119,8 +120,8 @@ def shipped_panel(model_name: str) -> None:
         + made_by(first.provenance)
     )
     results_panel(first, "ImageNet photos", "view_accuracy")
-    if len(runs) == 2:
-        heads_panel(runs[SHIPPED.name], runs[SHIPPED_SPP.name])
+    if one is not None and four is not None:
+        heads_panel(one, four)
 
 
 def heads_panel(one: ViewsSummary, four: ViewsSummary) -> None:

@@ -75,3 +75,13 @@ def test_fixed_length_rows_have_many_grids_and_one_length(default_model):
     assert {r.spp_length for r in rows} == {1280 * 50}
     wide = next(r for r in rows if r.view.startswith("stretched wide"))
     assert wide.input_hw == (224, 448) and wide.conv5_hw == (7, 14)
+
+
+def test_reads_pyramid_says_whether_the_classifier_reads_the_drawn_levels(zf5_model):
+    """ZF-5's fc6 reads {6,3,2,1} max: those levels are its own; another pyramid or avg pooling is read by nothing."""
+    from spp_viz.explain.level_views import reads_pyramid
+
+    assert reads_pyramid(zf5_model, (6, 3, 2, 1), "max").startswith("zf5's classifier reads these four levels (max")
+    for levels, mode in (((4, 2, 1), "max"), ((6, 3, 2, 1), "avg")):
+        said = reads_pyramid(zf5_model, levels, mode)
+        assert said.startswith("zf5's classifier reads {6,3,2,1} (max pooling), not the pyramid drawn here"), said
