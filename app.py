@@ -10,11 +10,15 @@ from pathlib import Path
 import streamlit as st
 
 import ui
-from spp_viz import paper
-from spp_viz.explain.level_views import classifier_reads
-from spp_viz.images import ImageError
-from spp_viz.plots.views import crop_warp_spp
-from spp_viz.pyramid import num_bins
+import ui.warmup
+
+ui.warmup.wait()  # `spp-viz app` imports what follows and loads the network while it starts: let that finish first
+
+from spp_viz import paper  # noqa: E402
+from spp_viz.explain.level_views import classifier_reads  # noqa: E402
+from spp_viz.images import ImageError  # noqa: E402
+from spp_viz.plots.views import crop_warp_spp  # noqa: E402
+from spp_viz.pyramid import num_bins  # noqa: E402
 
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
 NETWORK_NOTE = (

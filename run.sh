@@ -19,8 +19,12 @@ pick_python() {
 ensure_venv() {
   local reqs=$1
   [ -x "$VENV/bin/python" ] || "$(pick_python)" -m venv "$VENV"
-  local stamp
-  stamp="$VENV/.installed-$(basename "$reqs" .txt)-$(cat requirements*.txt pyproject.toml | sha256sum | cut -c1-16)"
+  local hash stamp
+  hash=$(cat requirements*.txt pyproject.toml | sha256sum | cut -c1-16)
+  stamp="$VENV/.installed-$(basename "$reqs" .txt)-$hash"
+  # requirements-dev.txt starts with -r requirements.txt: after `run.sh test`, `run.sh app` has nothing to install
+  # (pip took 4-6 s to say so, on every start of the app: most of a cold start measured in issue 31).
+  if [ "$reqs" = requirements.txt ] && [ -f "$VENV/.installed-requirements-dev-$hash" ]; then stamp="$VENV/.installed-requirements-dev-$hash"; fi
   if [ ! -f "$stamp" ]; then
     "$VENV/bin/python" -m pip install --quiet --upgrade pip
     "$VENV/bin/python" -m pip install --quiet -r "$reqs"

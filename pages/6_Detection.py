@@ -103,10 +103,14 @@ def timing_panel(model: SPPNet, img, spp: ModeResult) -> None:
     a.metric("conv speed-up", f"{conv_ratio:.0f}x", help=f"paper: {paper.CONV_SPEEDUP[1]}x")
     b.metric("conv + pooling/fc speed-up", f"{run_ratio:.0f}x", help=f"paper: {paper.RUN_SPEEDUP[1]}x")
     agree = agreement(rc, spp)
-    c.metric("same top-1 class", f"{agree.top1_agreement:.0%}", help=f"mean cosine {agree.mean_cosine:.2f}")
+    c.metric(
+        "same top-1 class",
+        f"{agree.top1_agreement:.0%}",
+        help=f"on {agree.windows} windows; mean cosine {agree.mean_cosine:.2f} on the first {agree.compared}",
+    )
     st.caption(
         f"Measured here, on {spp.timing.conv:.2f} s of SPP conv at {len(set(spp.scales.tolist()))} scale(s){per}. "
-        f"On {agree.windows} windows the two modes' feature vectors have mean cosine similarity "
+        f"On the first {agree.compared} windows the two modes' feature vectors have mean cosine similarity "
         f"{agree.mean_cosine:.2f}: SPP pools a window's cells from the whole-image conv5 (context included, coarser "
         "grid); R-CNN sees the warped window alone. " + PAPER
     )

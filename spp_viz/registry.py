@@ -15,7 +15,6 @@ import torch
 from .devices import resolve_device
 from .distill import load_head, with_pyramid_head
 from .external import build_external, is_external
-from .lab.store import lab_models, load_trained
 from .models import BASE_MODEL, ZOO, SPPNet, load_model
 from .settings import ASSETS
 from .weights import UploadedWeights, Weights
@@ -106,14 +105,24 @@ def load(
     if name.startswith(LAB_PREFIX):
         if weights is not None:
             raise ValueError("a Lab model carries its own weights: give no weights file with it")
+        from .lab.store import load_trained  # here: the home page lists Lab models without importing the Lab
+
         return load_trained(name[len(LAB_PREFIX) :], device=device)
     return load_model(name, device=device, weights=weights)
+
+
+def saved_lab_models(folder: str | Path) -> list[Path]:
+    """Saved Lab models in a folder, newest first (a file listing: the sidebar needs no torch training code)."""
+    folder = Path(folder)
+    return (
+        sorted(folder.glob("*.safetensors"), key=lambda p: p.stat().st_mtime, reverse=True) if folder.is_dir() else []
+    )
 
 
 def names(lab_dir: str | Path | None = None) -> list[str]:
     """The menu's order: the pyramid-head models (the default first), the zoo's names, then the Lab models saved in
     ``lab_dir`` (newest first) as "lab:PATH"."""
-    lab = lab_models(lab_dir) if lab_dir is not None else []
+    lab = saved_lab_models(lab_dir) if lab_dir is not None else []
     return [*PYRAMID_MODELS, *ZOO, *(f"{LAB_PREFIX}{p}" for p in lab)]
 
 

@@ -28,8 +28,11 @@ def streamlit_flags() -> list[str]:
 
 
 def streamlit_command(extra: Sequence[str] = ()) -> list[str]:
-    """``python -m streamlit run <app.py> <flags> <extra>``: extra flags (``--server.port 8502``) come last and win."""
-    return [sys.executable, "-m", "streamlit", "run", str(webapp_dir() / "app.py"), *streamlit_flags(), *extra]
+    """``python ui/launch.py <app.py> <flags> <extra>``, which is ``streamlit run`` with the server's warm-up begun
+    first (the home page's imports and the default network load while Streamlit starts and the browser loads its
+    page). Extra flags (``--server.port 8502``) come last and win."""
+    webapp = webapp_dir()
+    return [sys.executable, str(webapp / "ui" / "launch.py"), str(webapp / "app.py"), *streamlit_flags(), *extra]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -22,6 +22,7 @@ SERVER_PATHS_ENV = "SPP_VIZ_SERVER_PATHS"  # "1": students may name files and fo
 WORKERS_ENV = "SPP_VIZ_WORKERS"  # threads of the server's queue for heavy work (default: half the cores)
 MAX_MODELS_ENV = "SPP_VIZ_MAX_MODELS"  # models the server holds at once (default 3)
 
+LAB_DIR_NAME = "lab"  # the folder under cache_root() where the Lab saves its models
 MAX_UPLOAD_MB = 25  # a photo's upload limit; `spp-viz app` passes it to Streamlit as server.maxUploadSize
 WEIGHTS_MAX_MB = 250  # a weights file's upload limit: AlexNet's checkpoint is 233 MB
 

@@ -537,9 +537,9 @@ def test_lab_trains_saves_and_every_page_can_use_the_model():
     # A new session finds the model in the sidebar; pages run with it, its class names come with it.
     import os
 
-    from spp_viz.lab.store import lab_models
+    from spp_viz.registry import saved_lab_models
 
-    saved = lab_models(Path(os.environ["SPP_VIZ_CACHE"]) / "lab")[0]
+    saved = saved_lab_models(Path(os.environ["SPP_VIZ_CACHE"]) / "lab")[0]
     at2 = start()
     assert f"Lab: {saved.stem}" in at2.selectbox(key="model_name").options
     at2.selectbox(key="model_name").set_value(f"lab:{saved}").run()

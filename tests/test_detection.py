@@ -100,7 +100,15 @@ def test_rcnn_mode_runs_the_network_on_each_warped_window():
     assert cos > 0.98  # roi_align's warp and PIL's agree up to resampling details
     spp = spp_mode(model, img, BOXES[:3], scales=(240,))
     agree = agreement(result, spp)
-    assert agree.windows == 3 and -1 <= agree.mean_cosine <= 1 and 0 <= agree.top1_agreement <= 1
+    assert agree.windows == agree.compared == 3 and -1 <= agree.mean_cosine <= 1 and 0 <= agree.top1_agreement <= 1
+    # A cached SPP result keeps the first rows of its features only (ui.cache.KEPT_FEATURES): the cosine is then the
+    # one over those rows, computed by hand here; the top-1 agreement still counts every window.
+    from dataclasses import replace
+
+    kept = agreement(result, replace(spp, features=spp.features[:2]))
+    by_hand = torch.nn.functional.cosine_similarity(result.features[:2], spp.features[:2], dim=1).mean()
+    assert (kept.windows, kept.compared, kept.top1_agreement) == (3, 2, agree.top1_agreement)
+    assert abs(kept.mean_cosine - float(by_hand)) < 1e-6
 
 
 def test_multi_scale_assignment_follows_the_paper_rule():

@@ -104,10 +104,12 @@ def test_installed_app_runs_and_spp_viz_app_serves_it(installed, tmp_path):
             except OSError:
                 time.sleep(0.3)
         assert health == b"ok", log.read_text()[-3000:]
-        # `spp-viz app` became Streamlit (the same process), given the upload limit and .streamlit/config.toml's
-        # settings as flags: Streamlit reads that file only from the folder it starts in, and this is another one.
+        # `spp-viz app` became Streamlit (the same process, through the wheel's own ui/launch.py, which starts the
+        # warm-up), given the upload limit and .streamlit/config.toml's settings as flags: Streamlit reads that file
+        # only from the folder it starts in, and this is another one.
         argv = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
-        assert b"streamlit" in argv and str(installed / "spp_viz" / "webapp" / "app.py").encode() in argv
+        webapp = installed / "spp_viz" / "webapp"
+        assert argv[1] == str(webapp / "ui" / "launch.py").encode() and str(webapp / "app.py").encode() in argv
         assert f"--server.maxUploadSize={MAX_UPLOAD_MB}".encode() in argv and b"--server.fileWatcherType=none" in argv
     finally:
         proc.terminate()

@@ -10,16 +10,14 @@ from __future__ import annotations
 import collections
 import threading
 from collections.abc import Hashable
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import streamlit as st
 from PIL import Image
 
 from spp_viz import registry
-from spp_viz.detection.classify import classify_windows
-from spp_viz.detection.data import DetectionSet, load_data, synthetic_scenes
-from spp_viz.detection.windows import ModeResult
 from spp_viz.explain.attribution import Attribution
 from spp_viz.explain.attribution import run as run_attribution
 from spp_viz.explain.bag_of_words import ShuffleResult, shuffle_test
@@ -28,13 +26,16 @@ from spp_viz.explain.level_views import SizeRow, fixed_length_rows
 from spp_viz.explain.views import Comparison, compare_views, make_views
 from spp_viz.gallery import GalleryItem
 from spp_viz.images import load_image, to_tensor
-from spp_viz.lab.data import read_class_zip
 from spp_viz.models import SPPNet
 from spp_viz.plots.exports import npy_bytes
 from spp_viz.pyramid import vector_csv
 
 from .model_shelf import ModelShelf
 from .session import UPLOAD_PREFIX, ModelChoice, Subject, context, session_weights
+
+if TYPE_CHECKING:  # the detection and Lab code is imported where it is used: the home page needs neither
+    from spp_viz.detection.data import DetectionSet
+    from spp_viz.detection.windows import ModeResult
 
 
 @st.cache_resource(show_spinner=False)
@@ -123,17 +124,26 @@ def attributions(
     }
 
 
+KEPT_FEATURES = 256  # SPP feature rows a cached detection result keeps: those R-CNN's cosine is compared on
+
+
 @st.cache_data(max_entries=16, show_spinner="Proposals and one conv pass ...")
 def spp_detection(subject: Subject, mode: str, windows: int, scales: tuple[int, ...]) -> ModeResult:
-    """classify_windows (timed proposals, then SPP-net mode)."""
+    """classify_windows (timed proposals, then SPP-net mode), keeping the first windows' feature vectors only: all
+    2,000 are 64,000 numbers each, 520 MB that st.cache_data pickled in 0.7 s on every first visit (issue 31)."""
+    from spp_viz.detection.classify import classify_windows
+
     model, img = _model_and_image(subject)
-    return classify_windows(model, img, mode, windows, scales)
+    result = classify_windows(model, img, mode, windows, scales)
+    return replace(result, features=result.features[:KEPT_FEATURES].clone())
 
 
 @st.cache_resource(max_entries=4, show_spinner="Reading the detection data ...")
 def detection_sets(data: str, counts: tuple[int, int]) -> tuple[DetectionSet, DetectionSet]:
     """(training, test) sets: the built-in scenes (counts = their sizes) or a VOC folder (the teacher's, with server
     paths). Read only by every session; images are drawn or read when used."""
+    from spp_viz.detection.data import load_data, synthetic_scenes
+
     if data == "synthetic":
         return synthetic_scenes("train", counts[0]), synthetic_scenes("test", counts[1])
     train, test = load_data(data, max_images=max(counts))
@@ -143,6 +153,8 @@ def detection_sets(data: str, counts: tuple[int, int]) -> tuple[DetectionSet, De
 @st.cache_data(max_entries=2, ttl=600, show_spinner="Reading the archive ...")
 def cached_class_zip(data: bytes) -> tuple[dict[str, list[GalleryItem]], list[tuple[str, str]]]:
     """read_class_zip, cached on the archive's bytes (each rerun of the Lab page would read it again)."""
+    from spp_viz.lab.data import read_class_zip
+
     return read_class_zip(data)
 
 

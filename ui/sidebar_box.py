@@ -11,9 +11,15 @@ from spp_viz import registry
 from spp_viz.devices import available_devices, resolve_device
 from spp_viz.explain.attribution import hook_count
 from spp_viz.images import samples
-from spp_viz.lab.train import LAB_DIR_NAME
 from spp_viz.models import ZOO
-from spp_viz.settings import MAX_MODELS_ENV, MAX_UPLOAD_MB, WEIGHTS_MAX_MB, cache_root, server_paths
+from spp_viz.settings import (
+    LAB_DIR_NAME,
+    MAX_MODELS_ENV,
+    MAX_UPLOAD_MB,
+    WEIGHTS_MAX_MB,
+    cache_root,
+    server_paths,
+)
 from spp_viz.weights import UploadedWeights, WeightsError
 
 from .cache import get_model, loaded_models, model_shelf

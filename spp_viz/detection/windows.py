@@ -233,14 +233,17 @@ class Agreement:
     windows: int
     mean_cosine: float  # between the R-CNN and SPP feature vectors of the same window
     top1_agreement: float  # fraction of windows whose top-1 class is the same in both modes
+    compared: int  # windows whose feature vectors the cosine compares (the SPP result may keep fewer rows)
 
 
 def agreement(rcnn: ModeResult, spp: ModeResult) -> Agreement:
-    """Compare the two modes on the windows R-CNN scored (the first rows of spp's)."""
+    """Compare the two modes on the windows R-CNN scored (the first rows of spp's): the top-1 class on all of them,
+    the feature vectors' cosine on those whose SPP features were kept (a cached result keeps the first rows only)."""
     n = len(rcnn.boxes)
-    cos = F.cosine_similarity(rcnn.features.float(), spp.features[:n].float(), dim=1)
+    m = min(n, len(spp.features))
+    cos = F.cosine_similarity(rcnn.features[:m].float(), spp.features[:m].float(), dim=1)
     same = (rcnn.logits.argmax(1) == spp.logits[:n].argmax(1)).float()
-    return Agreement(n, float(cos.mean()) if n else 0.0, float(same.mean()) if n else 0.0)
+    return Agreement(n, float(cos.mean()) if m else 0.0, float(same.mean()) if n else 0.0, m)
 
 
 def bare_forward_per_window(model: SPPNet, batch_size: int = RCNN_BATCH, batches: int = 6) -> float:

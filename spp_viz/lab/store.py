@@ -59,11 +59,3 @@ def load_trained(path: str | Path, device: str | torch.device | None = None) -> 
     load_into(model, state, "this Lab model")
     model.name = f"lab:{Path(path).stem}"
     return model.eval().requires_grad_(False).to(resolve_device(device))
-
-
-def lab_models(folder: str | Path) -> list[Path]:
-    """Saved Lab models in a folder, newest first."""
-    folder = Path(folder)
-    return (
-        sorted(folder.glob("*.safetensors"), key=lambda p: p.stat().st_mtime, reverse=True) if folder.is_dir() else []
-    )

@@ -35,7 +35,6 @@ from .models import LabConfig, build_lab_model, head_on
 from .store import load_base, save_model
 
 TEST_VIEWS = ("crop", "warp", "full")
-LAB_DIR_NAME = "lab"
 DATASETS = ("synthetic", "folder")  # the built-in shapes, or a folder of class subfolders to fine-tune on
 # Fine-tuning on a folder: the shorter sides a regime trains at (the paper's 224 and 180, switching every epoch).
 FINE_TUNE_SIDES = {"single-size": (224,), "multi-size": (224, 180)}
