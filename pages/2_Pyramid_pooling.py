@@ -35,6 +35,15 @@ from spp_viz.pyramid import num_bins, paper_rule_check, paper_rule_failures, par
 from spp_viz.settings import ASSETS
 
 CUSTOM = "custom levels"
+SECTIONS = (  # the page's tabs, in teaching order
+    "The bins, level by level",
+    "Winner map",
+    "The output vector",
+    "Fixed length, shown",
+    "Rule inspector: where the training rule breaks",
+    "Position: the bag-of-words test",
+)
+TAB_WIDGETS = ("pyramid_region", "winner_level", "rule_case", "bow_k", "bow_seed")
 # Made by: python -m spp_viz bench shuffle ../shared/imagenet-sample --model efficientnet_lite0 --json
 #   > assets/bag_of_words.json
 SHIPPED_SHUFFLE = ASSETS / "bag_of_words.json"
@@ -217,8 +226,11 @@ def shuffle_panel(model_name: str) -> None:
         "tiles and shuffle them: the words mostly stay, the layout breaks."
     )
     a, b = st.columns(2)
-    k = a.select_slider("Tiles per side (k)", SHUFFLE_TILES, 4, key="bow_k")
-    seed = int(b.number_input("Shuffle seed", 0, 9999, 0, key="bow_seed"))
+    # The default goes in as session state, not as the widgets' value: main() keeps these values while the tab is
+    # closed, and a widget given both a value and a state logs a warning.
+    st.session_state.setdefault("bow_k", 4)
+    k = a.select_slider("Tiles per side (k)", SHUFFLE_TILES, key="bow_k")
+    seed = int(b.number_input("Shuffle seed", 0, 9999, "min", key="bow_seed"))
     result = ui.cached_shuffle(k, seed)
     left, right = st.columns(2)
     left.image(result.original, caption=f"original, shorter side {SHUFFLE_SHORT_SIDE}")
@@ -295,18 +307,26 @@ def main() -> None:
         )
     )
     length_panel(fm, levels, mode, model)
-    st.subheader("The bins, level by level")
-    levels_panel(fm, geom, view_img, channel, levels, mode, rule)
-    st.subheader("Winner map")
-    winners_panel(fm, geom, view_img, channel, levels, rule)
-    st.subheader("The output vector")
-    vector_panel(fm, levels, mode, rule)
-    st.subheader("Fixed length, shown")
-    fixed_length_panel(levels)
-    st.subheader("Rule inspector: where the training rule breaks")
-    rule_panel(fm, levels)
-    st.subheader("Position: the bag-of-words test")
-    shuffle_panel(model.name)
+    # One section at a time: only the open tab runs and is drawn (on_change="rerun"), instead of all sixteen figures
+    # at once (bench/pages.py measured the page at 3.9 s). A widget that a run does not draw loses its value, so the
+    # tabs' settings are kept as plain session state while their tab is closed.
+    for key in TAB_WIDGETS:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+    tabs = st.tabs(list(SECTIONS), key="pyramid_section", on_change="rerun")
+    panels = (
+        lambda: levels_panel(fm, geom, view_img, channel, levels, mode, rule),
+        lambda: winners_panel(fm, geom, view_img, channel, levels, rule),
+        lambda: vector_panel(fm, levels, mode, rule),
+        lambda: fixed_length_panel(levels),
+        lambda: rule_panel(fm, levels),
+        lambda: shuffle_panel(model.name),
+    )
+    for tab, title, panel in zip(tabs, SECTIONS, panels, strict=True):
+        if tab.open:
+            with tab:
+                st.subheader(title)
+                panel()
 
 
 main()

@@ -152,6 +152,12 @@ def test_bad_upload_shows_message_and_app_keeps_working(name):
 PYRAMID = "pages/2_Pyramid_pooling.py"
 
 
+def open_tab(at: AppTest, label: str) -> AppTest:
+    """Click one of the Pyramid page's tabs (each runs only when open): its state is the tabs' key."""
+    at.session_state["pyramid_section"] = label
+    return at.run()
+
+
 @pytest.mark.parametrize("rule", ["adaptive", "paper"])
 def test_pyramid_page_every_preset_and_rule(rule):
     from spp_viz.explain.level_views import PRESETS
@@ -166,7 +172,11 @@ def test_pyramid_page_every_preset_and_rule(rule):
         if rule == "paper":  # conv5 is 8 x 13 at the default size: 6 bins over 8 cells break, and the page says why
             broken = 6 in levels
             assert any("training rule" in w.value for w in at.warning) == broken
-    assert len(at.dataframe) == 3  # fixed-length table, the rule check for this size, the failures up to 40
+    assert not at.dataframe  # the tables' tabs are closed: they are not drawn
+    assert len(open_tab(at, "Fixed length, shown").dataframe) == 1  # seven sizes, one output length
+    open_tab(at, "Rule inspector: where the training rule breaks")
+    no_exception(at)
+    assert len(at.dataframe) == 2  # the rule check for this size, the failures up to 40
     # The first broken case drawn is a map smaller than its bins (a = 1): said in words, not only drawn.
     assert any("No window exists here" in w.value for w in at.warning)
 
@@ -408,6 +418,9 @@ def test_pyramid_page_bag_of_words_test():
 
     at = start().switch_page("pages/2_Pyramid_pooling.py").run()
     no_exception(at)
+    assert "With 4x4 tiles shuffled" not in " ".join(m.value for m in at.markdown)  # its tab is closed: not run
+    open_tab(at, "Position: the bag-of-words test")
+    no_exception(at)
     text = " ".join(m.value for m in at.markdown)
     assert "position is ignored by the coarse level and kept by the fine ones" in text
     assert "With 4x4 tiles shuffled, the 1x1 level" in text
@@ -416,6 +429,12 @@ def test_pyramid_page_bag_of_words_test():
     at.select_slider(key="bow_k").set_value(8).run()
     no_exception(at)
     assert "With 8x8 tiles shuffled" in " ".join(m.value for m in at.markdown)
+    assert any("8x8 tiles shuffled (seed 0)" in c for c in image_captions(at))
+    # A student looks at another tab and comes back: the tiles they chose are still chosen.
+    open_tab(at, "Winner map")
+    assert not any("tiles shuffled" in c for c in image_captions(at))
+    open_tab(at, "Position: the bag-of-words test")
+    assert at.select_slider(key="bow_k").value == 8
     assert any("8x8 tiles shuffled (seed 0)" in c for c in image_captions(at))
 
 

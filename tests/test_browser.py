@@ -162,6 +162,7 @@ def test_pyramid_page_shows_output_length(server, page):
     box.click()
     page.get_by_role("option", name="{4,2,1}: 21 bins, the paper's Figure 3").click()
     wait_text(page, "1,280 x 21 = 26,880")
+    page.get_by_role("tab", name="Rule inspector: where the training rule breaks").click()  # one tab runs at a time
     wait_text(page, "Map sizes up to 40 where the training rule breaks")
     assert_no_exception(page)
     save_screenshot(page, "pyramid_pooling")
@@ -181,7 +182,7 @@ def test_an_upload_while_the_first_run_still_runs_is_used(server, page):
 
 def test_pyramid_page_bag_of_words(server, page):
     page.goto(f"{server}/Pyramid_pooling", timeout=120_000)
-    wait_text(page, "Position: the bag-of-words test")
+    page.get_by_role("tab", name="Position: the bag-of-words test").click()
     wait_text(page, "With 4x4 tiles shuffled")
     wait_text(page, "ImageNet photos")
     wait_text(page, "4x4 tiles shuffled (seed 0)")  # the shuffled picture's caption

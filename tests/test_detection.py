@@ -111,6 +111,38 @@ def test_rcnn_mode_runs_the_network_on_each_warped_window():
     assert abs(kept.mean_cosine - float(by_hand)) < 1e-6
 
 
+def test_many_windows_pooled_on_threads_and_in_chunks_equal_the_cropped_maps(monkeypatch):
+    """Enough windows that pool_windows splits them among threads (and, below, that spp_mode pools them a few at a
+    time): every window still equals SPP on its own cropped map, the slow reference, in the right row."""
+    from spp_viz.detection import windows as win
+
+    torch.manual_seed(2)
+    conv5 = torch.randn(1, 5, 20, 24)
+    rng = np.random.default_rng(3)
+    r0, c0 = rng.integers(0, 19, 300), rng.integers(0, 23, 300)
+    r1, c1 = r0 + 1 + rng.integers(0, 20 - r0), c0 + 1 + rng.integers(0, 24 - c0)
+    windows = torch.as_tensor(np.stack([r0, r1, c0, c1], axis=1))
+    model = avg_pyramid_model()
+    model.spp = SpatialPyramidPool((3, 2, 1), "max")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # two workers whatever the machine
+    try:
+        got = pool_windows(model, conv5, windows)
+    finally:
+        torch.set_num_threads(threads)
+    for k, (a, b, c, d) in enumerate(windows.tolist()):
+        torch.testing.assert_close(got[k], spatial_pyramid_pool(conv5[:, :, a:b, c:d], (3, 2, 1))[0])
+
+    zf5 = load_model("zf5", device="cpu")
+    img, boxes = photo(320, 240), np.concatenate([BOXES, BOXES[::-1] / 2])
+    whole = spp_mode(zf5, img, boxes, scales=(240, 300))
+    monkeypatch.setattr(win, "WINDOW_CHUNK", 3)  # 10 windows over two scales: several chunks each
+    few = spp_mode(zf5, img, boxes, scales=(240, 300), keep_features=4)
+    torch.testing.assert_close(few.logits, whole.logits)
+    assert few.features.shape == (4, zf5.spp_length)
+    torch.testing.assert_close(few.features, whole.features[:4])
+
+
 def test_multi_scale_assignment_follows_the_paper_rule():
     boxes = np.array([[0, 0, 50, 50], [0, 0, 400, 400]], dtype=np.float32)
     chosen = assign_scales(boxes, (800, 600), (480, 688, 1200))

@@ -116,7 +116,10 @@ async def journey(browser, url: str, image, extras: list) -> dict:
         out = {}
         await visit(page, "Feature maps", "(rank 1 of 1280)", image, sockets)
         out["conv5.npy"] = await download(page, "Download all of conv5", sockets)
-        await visit(page, "Pyramid pooling", "Download the vector (.npy)", image, sockets)
+        await visit(page, "Pyramid pooling", "Output length k x M", image, sockets)
+        await page.get_by_role("tab", name="The output vector").click()  # the page runs one tab at a time
+        await page.get_by_text("Download the vector (.npy)").first.wait_for(timeout=TIMEOUT_MS)
+        await idle(page)
         out["spp_vector.npy"] = await download(page, "Download the vector (.npy)", sockets)
         await visit(page, "Strongest activations", "strongest responses in the gallery")
         await visit(page, "Crop warp SPP", "Download the predictions (CSV)", image, sockets)

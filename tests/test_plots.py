@@ -6,9 +6,15 @@ import numpy as np
 import plotly.graph_objects as go
 from badfiles import photo
 
+from spp_viz.plots.base import outline_boxes
 from spp_viz.plots.exports import png_bytes
 from spp_viz.plots.maps import channel_grid, channel_heatmap, overlay, size_sweep
 from spp_viz.plots.views import crop_warp_spp
+
+
+def boxes(fig: go.Figure, name: str) -> list[tuple[float, float, float, float]]:
+    """Every box the figure's outline traces of that name draw, in edge coordinates."""
+    return [b for d in fig.data if d.name == name for b in outline_boxes(d)]
 
 
 def revalidate(fig: go.Figure) -> go.Figure:
@@ -73,9 +79,15 @@ def test_pyramid_figures_are_valid_and_small():
     fmap = np.random.default_rng(0).random(geom.shape).astype(np.float32)
     view = level_view(fmap, geom, 3)
     on_map = revalidate(level_on_map(fmap, view, "t"))
-    assert len(on_map.layout.shapes) == 9 and len(on_map.data) == 3  # map, bin hover points, winners
+    # map, the bins' edges (two colours), hover points, winners; the edges are the bins' own cells
+    assert [d.type for d in on_map.data] == ["heatmap", "scatter", "scatter", "scatter", "scatter"]
+    edges = boxes(on_map, "bins")
+    assert sorted(edges) == sorted((b.cols[0], b.rows[0], b.cols[1], b.rows[1]) for b in view.bins)
+    centre = view.bins[4]  # the middle bin of 3 x 3, outlined in the first colour like the corners
+    assert (centre.cols[0], centre.rows[0], centre.cols[1], centre.rows[1]) in outline_boxes(on_map.data[1])
     on_img = revalidate(level_on_image(enc, view, "t", geom=geom))
-    assert len(on_img.layout.shapes) == 9 + 9  # bins and the winners' receptive fields
+    assert len(boxes(on_img, "bins")) == 9 and len(boxes(on_img, "winners' fields")) == 9
+    assert not on_img.layout.shapes  # one path per colour instead of an SVG element per bin
     assert len(on_img.to_json()) < 100_000  # the picture travels as a JPEG, not as a pixel array
     conv5 = np.random.default_rng(1).random((4, 5, 6)).astype(np.float32)
     strip = revalidate(vector_strip(spp_vector(conv5, (2, 1)), (2, 1), 4))
@@ -84,9 +96,10 @@ def test_pyramid_figures_are_valid_and_small():
     assert "never pooled" in broken.layout.title.text
     z = np.asarray(rule_coverage(14, 3).data[0].z)
     assert (z[13] == 0).all() and (z[:13, :13] > 0).all()  # a = 14, n = 3: the last row and column never pooled
+    assert len(boxes(broken, "windows")) == 3 * 3  # window 5, stride 4: starts 0, 4, 8 on each axis
     for size in (1, 2):  # a map smaller than its bins: the grid drawn cell by cell, and no window
         empty = revalidate(rule_coverage(size, 6))
-        assert "no window exists" in empty.layout.title.text and len(empty.layout.shapes) == size * size
+        assert "no window exists" in empty.layout.title.text and len(boxes(empty, "cells")) == size * size
         assert list(empty.layout.xaxis.range) == [-0.5, size - 0.5]
         assert np.asarray(rule_coverage(size, 6).data[0].z).shape == (size, size)  # every cell, red
         assert "none is made" in empty.layout.annotations[0].text

@@ -10,7 +10,6 @@ from __future__ import annotations
 import collections
 import threading
 from collections.abc import Hashable
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -134,8 +133,7 @@ def spp_detection(subject: Subject, mode: str, windows: int, scales: tuple[int, 
     from spp_viz.detection.classify import classify_windows
 
     model, img = _model_and_image(subject)
-    result = classify_windows(model, img, mode, windows, scales)
-    return replace(result, features=result.features[:KEPT_FEATURES].clone())
+    return classify_windows(model, img, mode, windows, scales, keep_features=KEPT_FEATURES)
 
 
 @st.cache_resource(max_entries=4, show_spinner="Reading the detection data ...")

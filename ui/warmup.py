@@ -9,6 +9,7 @@ one module cycle can see it half-initialised). Under ``streamlit run app.py`` or
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -36,6 +37,11 @@ def _warm() -> None:
         _seconds["imports"] = time.perf_counter() - t0
         ui.cache.get_model(ModelChoice(registry.DEFAULT_MODEL, str(resolve_device("auto"))))
         _seconds["network"] = time.perf_counter() - t0 - _seconds["imports"]
+        # Streamlit runs gc.collect(2) after every script run (runner.postScriptGC), holding the GIL: over the
+        # 436,000 objects of the imports and the network that took 0.21 s of every click, for every student
+        # (bench/gc_pause.py). Frozen, they are skipped by every later collection; what the pages make is collected.
+        gc.collect()
+        gc.freeze()
     except Exception:  # the first page then loads it itself and shows the error where a teacher sees it
         log.exception("warm-up failed; the first page will load the network itself")
     finally:

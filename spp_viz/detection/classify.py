@@ -18,13 +18,20 @@ from .windows import ModeResult, spp_mode
 
 
 def classify_windows(
-    model: SPPNet, img: Image.Image, mode: str = "fast", windows: int = 2000, scales: Sequence[int] = (688,)
+    model: SPPNet,
+    img: Image.Image,
+    mode: str = "fast",
+    windows: int = 2000,
+    scales: Sequence[int] = (688,),
+    keep_features: int | None = None,
 ) -> ModeResult:
-    """Proposals (timed into the result) and SPP-net mode on them: what the detection page shows first."""
+    """Proposals (timed into the result) and SPP-net mode on them: what the detection page shows first.
+
+    ``keep_features``: keep only the first that many windows' feature vectors (``spp_mode``)."""
     start = time.perf_counter()
     boxes = proposals(img, mode, windows)
     seconds = time.perf_counter() - start
-    result = spp_mode(model, img, boxes, scales)
+    result = spp_mode(model, img, boxes, scales, keep_features=keep_features)
     result.timing.proposals = seconds
     return result
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -147,6 +148,38 @@ def assign_scales(
     return np.asarray(scales)[np.argmin(np.abs(sizes - target), axis=1)]
 
 
+# Windows pooled and classified at a time: [256, 64,000] floats (65 MB) for the SPP-net instead of 512 MB for 2,000.
+WINDOW_CHUNK = 256
+
+
+def _roi_pool_levels(conv5: torch.Tensor, rois: torch.Tensor, levels: Sequence[int]) -> torch.Tensor:
+    """roi_pool at each level, side by side: Tensor[N, C * sum(n * n)].
+
+    torchvision's CPU kernel uses one core whatever torch's thread count, so the windows are split among torch's
+    threads (the kernel releases the GIL), each writing its rows of the one output: 2,000 windows of a 1,280-channel
+    conv5 went from 1.0 s to 0.5 s on 2 cores.
+    """
+    n_win, channels = rois.shape[0], conv5.shape[1]
+    out = torch.empty(n_win, channels * sum(n * n for n in levels), dtype=conv5.dtype, device=conv5.device)
+    offsets = np.cumsum([0, *(channels * n * n for n in levels)]).tolist()
+    grad, inference = torch.is_grad_enabled(), torch.is_inference_mode_enabled()  # both are per thread
+
+    def rows(part: slice) -> None:
+        with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+            for n, a, b in zip(levels, offsets, offsets[1:], strict=False):
+                out[part, a:b] = roi_pool(conv5, rois[part], output_size=(n, n), spatial_scale=1.0).flatten(1)
+
+    workers = min(torch.get_num_threads(), max(1, n_win // 64)) if conv5.device.type == "cpu" else 1
+    bounds = np.linspace(0, n_win, workers + 1).round().astype(int).tolist()
+    parts = [slice(a, b) for a, b in zip(bounds, bounds[1:], strict=False)]
+    if workers == 1:
+        rows(parts[0])
+    else:
+        with ThreadPoolExecutor(workers, thread_name_prefix="spp-roi-pool") as pool:
+            list(pool.map(rows, parts))  # list(): re-raise a worker's exception here
+    return out
+
+
 def pool_windows(model: SPPNet, conv5: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
     """The model's pyramid over each window's conv5 cells.
 
@@ -166,8 +199,7 @@ def pool_windows(model: SPPNet, conv5: torch.Tensor, cells: torch.Tensor) -> tor
         r0, r1, c0, c1 = (cells[:, i].to(conv5.dtype) for i in range(4))
         # roi_pool's box corners are inclusive cell indices: (x1, y1, x2, y2) = (c0, r0, c1 - 1, r1 - 1).
         rois = torch.stack([torch.zeros_like(r0), c0, r0, c1 - 1, r1 - 1], dim=1)
-        levels = [roi_pool(conv5, rois, output_size=(n, n), spatial_scale=1.0).flatten(1) for n in model.spp.levels]
-        return torch.cat(levels, dim=1)
+        return _roi_pool_levels(conv5, rois, model.spp.levels)
     sat = F.pad(conv5[0].cumsum(1).cumsum(2), (1, 0, 1, 0))  # (C, H5+1, W5+1), sat[:, i, j] = sum of [:i, :j]
     out = []
     top, bottom, left, right = (cells[:, i].long() for i in range(4))
@@ -190,16 +222,20 @@ def spp_mode(
     scales: Sequence[int] = (688,),
     progress: Progress | None = None,
     classify: bool = True,
+    keep_features: int | None = None,
 ) -> ModeResult:
     """SPP-net: conv layers once per scale on the whole image, then the pyramid over each window's conv5 cells.
 
-    With ``classify=False`` only the pooled features are computed (logits are Tensor[N, 0]).
+    With ``classify=False`` only the pooled features are computed (logits are Tensor[N, 0]). With ``keep_features``
+    the result holds the first that many windows' feature vectors only (``features`` is Tensor[min(N, keep), L]):
+    the windows are pooled and classified WINDOW_CHUNK at a time, so all N vectors never exist at once.
     """
     dev = model.device
     timing = Timing()
     chosen = assign_scales(boxes, img.size, scales) if len(scales) > 1 else np.full(len(boxes), scales[0])
     logits = torch.zeros(len(boxes), len(model.class_names) if classify else 0, device=dev)
-    feats = torch.zeros(len(boxes), model.spp_length, device=dev)
+    kept = len(boxes) if keep_features is None else min(len(boxes), keep_features)
+    feats = torch.zeros(kept, model.spp_length, device=dev)
     with torch.inference_mode():
         for k, s in enumerate(scales):
             rows = np.nonzero(chosen == s)[0]
@@ -215,11 +251,14 @@ def spp_mode(
             sx, sy = view.width / img.width, view.height / img.height
             scaled = boxes[rows] * np.array([sx, sy, sx, sy], dtype=np.float32)
             cells = torch.as_tensor(geom.windows_to_cells(scaled), device=dev)
-            vec = pool_windows(model, conv5, cells)
-            idx = torch.as_tensor(rows, device=dev)
-            feats[idx] = vec
-            if classify:
-                logits[idx] = model.classifier(vec)
+            for start in range(0, len(rows), WINDOW_CHUNK):
+                part = slice(start, start + WINDOW_CHUNK)
+                vec = pool_windows(model, conv5, cells[part])  # [chunk, L]
+                idx = torch.as_tensor(rows[part], device=dev)
+                stored = idx < kept
+                feats[idx[stored]] = vec[stored]
+                if classify:
+                    logits[idx] = model.classifier(vec)
             t2 = _now(dev)
             timing.warp += t0 - t_prep
             timing.conv += t1 - t0

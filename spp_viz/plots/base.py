@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import plotly.graph_objects as go
@@ -36,6 +37,45 @@ def pixel_rect(box: tuple[float, float, float, float], colour: str, width: float
         "y1": y1 - 0.5,
         "line": {"color": colour, "width": width, "dash": dash},
     }
+
+
+def outlines(
+    boxes: Sequence[tuple[float, float, float, float]], colour: str, name: str, width: float = 2, dash: str = "solid"
+) -> dict:
+    """Rectangles as one line trace: boxes (x0, y0, x1, y1) in edge coordinates, x1/y1 exclusive, as ``pixel_rect``.
+
+    Plotly draws every layout shape as an SVG element of its own and redraws them all on each relayout: a 64 x 64
+    level's 4,096 bins took seconds in the browser. One trace is one path however many boxes it holds.
+    """
+    xs: list[float | None] = []
+    ys: list[float | None] = []
+    for x0, y0, x1, y1 in boxes:
+        left, top, right, bottom = x0 - 0.5, y0 - 0.5, x1 - 0.5, y1 - 0.5
+        xs += [left, right, right, left, left, None]  # None lifts the pen between boxes
+        ys += [top, top, bottom, bottom, top, None]
+    return {
+        "type": "scatter",
+        "x": xs,
+        "y": ys,
+        "mode": "lines",
+        "name": name,
+        "line": {"color": colour, "width": width, "dash": dash},
+        "hoverinfo": "skip",
+        "showlegend": False,
+    }
+
+
+def outline_boxes(trace) -> list[tuple[float, float, float, float]]:
+    """The boxes an ``outlines`` trace draws, back in edge coordinates (for tests and exports)."""
+    xs, ys = list(trace["x"]), list(trace["y"])
+    return [(xs[i] + 0.5, ys[i] + 0.5, xs[i + 1] + 0.5, ys[i + 2] + 0.5) for i in range(0, len(xs), 6)]
+
+
+def checkered_outlines(boxes: Sequence[tuple[int, int, tuple[float, float, float, float]]], name: str) -> list[dict]:
+    """Bins (row, col, box) outlined in ``BIN_COLOURS`` alternating like a checkerboard, two traces."""
+    return [
+        outlines([box for r, c, box in boxes if (r + c) % 2 == parity], BIN_COLOURS[parity], name) for parity in (0, 1)
+    ]
 
 
 def hover_points(xs: list[float], ys: list[float], text: list[str]) -> dict:

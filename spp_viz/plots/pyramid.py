@@ -11,7 +11,16 @@ from ..explain.bag_of_words import MeanSE, ShuffleSummary
 from ..explain.level_views import LevelView
 from ..geometry import FeatureGeometry
 from ..pyramid import paper_window
-from .base import BIN_COLOURS, COLORSCALE, EncodedImage, figure, hover_points, image_layout, pixel_rect
+from .base import (
+    BIN_COLOURS,
+    COLORSCALE,
+    EncodedImage,
+    checkered_outlines,
+    figure,
+    hover_points,
+    image_layout,
+    outlines,
+)
 
 
 def level_on_map(fmap: np.ndarray, view: LevelView, title: str, show_winners: bool = True) -> go.Figure:
@@ -19,10 +28,10 @@ def level_on_map(fmap: np.ndarray, view: LevelView, title: str, show_winners: bo
 
     ``view`` is a ``levels.LevelView``. Cells are unit squares centred on integer (x, y).
     """
-    shapes, hx, hy, text = [], [], [], []
+    bins, hx, hy, text = [], [], [], []
     for b in view.bins:
         (r0, r1), (c0, c1) = b.rows, b.cols
-        shapes.append(pixel_rect((c0, r0, c1, r1), BIN_COLOURS[(b.row + b.col) % 2]))
+        bins.append((b.row, b.col, (c0, r0, c1, r1)))
         hx.append((c0 + c1 - 1) / 2)
         hy.append((r0 + r1 - 1) / 2)
         text.append(
@@ -37,6 +46,7 @@ def level_on_map(fmap: np.ndarray, view: LevelView, title: str, show_winners: bo
             "showscale": False,
             "hovertemplate": "cell x %{x}, y %{y}<br>value %{z:.3f}<extra></extra>",
         },
+        *checkered_outlines(bins, "bins"),
         hover_points(hx, hy, text),
     ]
     if show_winners and view.winners is not None:
@@ -55,7 +65,6 @@ def level_on_map(fmap: np.ndarray, view: LevelView, title: str, show_winners: bo
         )
     layout = {
         "title": {"text": title, "font": {"size": 13}},
-        "shapes": shapes,
         "xaxis": {"constrain": "domain", "range": [-0.5, fmap.shape[1] - 0.5], "title": {"text": "conv5 x"}},
         "yaxis": {"autorange": "reversed", "scaleanchor": "x", "constrain": "domain", "title": {"text": "conv5 y"}},
         "height": 330,
@@ -72,25 +81,22 @@ def level_on_image(
     region: "footprint" (the area of the bin's conv5 cells; the bins tile the image) or "field" (the union of their
     receptive fields: everything the bin's max could have looked at). Plotly centres pixel i on i, hence -0.5.
     """
-    shapes, hx, hy, text = [], [], [], []
+    bins, hx, hy, text = [], [], [], []
     for b in view.bins:
         x0, y0, x1, y1 = b.footprint if region == "footprint" else b.field
-        shapes.append(pixel_rect((x0, y0, x1, y1), BIN_COLOURS[(b.row + b.col) % 2]))
+        bins.append((b.row, b.col, (x0, y0, x1, y1)))
         hx.append((x0 + x1) / 2 - 0.5)
         hy.append((y0 + y1) / 2 - 0.5)
         text.append(
             f"bin ({b.row}, {b.col}) of {view.n}x{view.n}<br>pixels x {x0:.0f}-{x1:.0f}, "
             f"y {y0:.0f}-{y1:.0f}<br>pooled: {view.values[b.row, b.col]:.3f}"
         )
+    data = [{"type": "image", "source": img.uri, "hoverinfo": "skip"}, *checkered_outlines(bins, "bins")]
     if geom is not None and view.winners is not None:
-        for r, c in view.winners.reshape(-1, 2):
-            x0, y0, x1, y1 = geom.cell_box(int(r), int(c))
-            shapes.append(pixel_rect((x0, y0, x1, y1), "#ffd500", width=1.5, dash="dot"))
-    data = [
-        {"type": "image", "source": img.uri, "hoverinfo": "skip"},
-        hover_points(hx, hy, text),
-    ]
-    layout = image_layout(img, shapes, [], height=330, title=title)
+        fields = [geom.cell_box(int(r), int(c)) for r, c in view.winners.reshape(-1, 2)]
+        data.append(outlines(fields, "#ffd500", "winners' fields", width=1.5, dash="dot"))
+    data.append(hover_points(hx, hy, text))
+    layout = image_layout(img, [], [], height=330, title=title)
     return figure(data, layout)
 
 
@@ -150,10 +156,7 @@ def rule_coverage(size: int, n: int) -> go.Figure:
     for s in starts:
         cover[s : s + window] += 1
     grid = np.minimum.outer(cover, cover)  # a cell is pooled in 2D when both its row and column are
-    shapes = []
-    for i, sy in enumerate(starts):
-        for j, sx in enumerate(starts):
-            shapes.append(pixel_rect((sx, sy, sx + window, sy + window), BIN_COLOURS[(i + j) % 2]))
+    windows = [(i, j, (sx, sy, sx + window, sy + window)) for i, sy in enumerate(starts) for j, sx in enumerate(starts)]
     if not count:  # a map smaller than its bins: stride 0, no window at all; draw the cells so the grid shows
         return _no_window(size, n, window)
     verdict = f"{count} windows instead of {n}" if count != n else "n windows"
@@ -170,11 +173,11 @@ def rule_coverage(size: int, n: int) -> go.Figure:
             "colorscale": [[0, "#d62728"], [0.001, "#f4f4f4"], [1, "#1f77b4"]],
             "showscale": False,
             "hovertemplate": "cell x %{x}, y %{y}<br>covered by %{z} window(s) per axis<extra></extra>",
-        }
+        },
+        *checkered_outlines(windows, "windows"),
     ]
     layout = {
         "title": {"text": title, "font": {"size": 13}},
-        "shapes": shapes,
         "xaxis": {"constrain": "domain", "range": [-0.5, size - 0.5], "dtick": 1 if size <= 20 else 5},
         "yaxis": {"autorange": "reversed", "scaleanchor": "x", "constrain": "domain"},
         "height": 420,
@@ -186,20 +189,15 @@ def rule_coverage(size: int, n: int) -> go.Figure:
 def _no_window(size: int, n: int, window: int) -> go.Figure:
     """The training rule on a map smaller than its bins: every cell outlined and red, and why no window exists."""
     grid = np.zeros((size, size), dtype=int)
-    cells = [
-        {"type": "rect", "x0": x - 0.5, "y0": y - 0.5, "x1": x + 0.5, "y1": y + 0.5, "line": {"color": "#333"}}
-        for y in range(size)
-        for x in range(size)
-    ]
+    cells = outlines([(x, y, x + 1, y + 1) for y in range(size) for x in range(size)], "#333", "cells", width=1)
     title = f"a = {size}, n = {n}: window ceil(a/n) = {window}, stride floor(a/n) = 0 -> no window exists"
     data = [{
         "type": "heatmap", "z": grid, "zmin": 0, "zmax": 1, "colorscale": [[0, "#d62728"], [1, "#d62728"]],
         "showscale": False, "hovertemplate": "cell x %{x}, y %{y}<br>never pooled<extra></extra>",
-    }]  # fmt: skip
+    }, cells]  # fmt: skip
     words = f"{size} x {size} cells, {n} x {n} bins asked:<br>a stride of 0 moves no window, so none is made"
     layout = {
         "title": {"text": title, "font": {"size": 13}},
-        "shapes": cells,
         "annotations": [
             {
                 "x": (size - 1) / 2,
