@@ -281,6 +281,22 @@ def shipped_shuffle_panel(model_name: str) -> None:
     )
 
 
+def tabbed(panels) -> None:
+    """SECTIONS as tabs, each drawing its panel only while it is open."""
+    # One section at a time: only the open tab runs and is drawn (on_change="rerun"), instead of all sixteen figures
+    # at once (bench/pages.py measured the page at 3.9 s). A widget that a run does not draw loses its value, so the
+    # tabs' settings are kept as plain session state while their tab is closed.
+    for key in TAB_WIDGETS:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+    tabs = st.tabs(list(SECTIONS), key="pyramid_section", on_change="rerun")
+    for tab, title, panel in zip(tabs, SECTIONS, panels, strict=True):
+        if tab.open:
+            with tab:
+                st.subheader(title)
+                panel()
+
+
 def main() -> None:
     st.title("Pyramid pooling")
     st.markdown(
@@ -307,13 +323,6 @@ def main() -> None:
         )
     )
     length_panel(fm, levels, mode, model)
-    # One section at a time: only the open tab runs and is drawn (on_change="rerun"), instead of all sixteen figures
-    # at once (bench/pages.py measured the page at 3.9 s). A widget that a run does not draw loses its value, so the
-    # tabs' settings are kept as plain session state while their tab is closed.
-    for key in TAB_WIDGETS:
-        if key in st.session_state:
-            st.session_state[key] = st.session_state[key]
-    tabs = st.tabs(list(SECTIONS), key="pyramid_section", on_change="rerun")
     panels = (
         lambda: levels_panel(fm, geom, view_img, channel, levels, mode, rule),
         lambda: winners_panel(fm, geom, view_img, channel, levels, rule),
@@ -322,11 +331,7 @@ def main() -> None:
         lambda: rule_panel(fm, levels),
         lambda: shuffle_panel(model.name),
     )
-    for tab, title, panel in zip(tabs, SECTIONS, panels, strict=True):
-        if tab.open:
-            with tab:
-                st.subheader(title)
-                panel()
+    tabbed(panels)
 
 
 main()
