@@ -38,8 +38,9 @@ import time
 from functools import partial
 from pathlib import Path
 
+from sections import write_section  # bench/sections.py, beside this script
+
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results.md"
 PHOTOS = ROOT.parent / "shared" / "imagenet-sample"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -54,7 +55,6 @@ TABS = {  # pages drawn one tab at a time: each further tab is timed from its cl
     ],
 }  # fmt: skip
 COLD_GOAL, MEDIAN_GOAL, WORST_GOAL = 5.0, 1.5, 2.5
-BEGIN, END = "<!-- bench/pages.py: begin -->", "<!-- bench/pages.py: end -->"
 
 # The page's long tasks (50 ms or more of its main thread): a figure is drawn once they stop.
 OBSERVE_JS = """
@@ -340,16 +340,6 @@ def table(result: dict, photos: list[Path]) -> str:
     return "\n".join(lines)
 
 
-def write_results(text: str) -> None:
-    old = RESULTS.read_text()
-    section = f"{BEGIN}\n{text}\n{END}"
-    if BEGIN in old:
-        new = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: section, old, flags=re.S)
-    else:
-        new = old.rstrip() + "\n\n## Classroom speed: every page in a browser\n\n" + section + "\n"
-    RESULTS.write_text(new)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", type=Path, help="also write the figures as JSON to this file")
@@ -377,7 +367,7 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     if not args.no_write and args.pages == PAGES:
-        write_results(text)
+        write_section("pages.py", text, "Classroom speed: every page in a browser")
 
 
 if __name__ == "__main__":

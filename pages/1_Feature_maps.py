@@ -91,11 +91,12 @@ def main() -> None:
     model = ui.current_model()
     img, _ = ui.current_image()
     st.info(classifier_reads(model))
+    lowest = ui.smallest_short_side(model)
     short_side = st.slider(
         "Input size: shorter side in pixels (aspect ratio kept)",
-        32,
+        lowest,
         1024,
-        256,
+        max(256, lowest),
         32,
         help="The paper's full-image view uses a shorter side of 256.",
     )

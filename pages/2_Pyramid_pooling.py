@@ -307,7 +307,8 @@ def main() -> None:
     img, _ = ui.current_image()
     st.info(classifier_reads(model))
     levels, mode, rule = controls()
-    short_side = st.slider("Input size: shorter side in pixels", 32, 1024, 256, 32, key="pyramid_size")
+    lowest = ui.smallest_short_side(model)
+    short_side = st.slider("Input size: shorter side in pixels", lowest, 1024, max(256, lowest), 32, key="pyramid_size")
     fm = ui.cached_feature_maps(short_side)  # cached: changing levels, rule or channel redraws without conv5
     view_img = encode_image(img.resize((fm.input_hw[1], fm.input_hw[0])))
     geom = feature_geometry(model, fm.input_hw, fm.conv5.shape[-2:])

@@ -1,33 +1,42 @@
 """Any CNN of timm or torchvision as an SPPNet: the names "timm:NAME" and "torchvision:NAME" (issue 23).
 
 conv5 is the network's last spatial map before its global pooling: timm's ``forward_features``; for torchvision,
-the layers before its ``avgpool``. The network's own head (the pooling, one level, and its fully connected layers)
-gives the predictions: its pooling becomes a one-level pyramid, and the wrapped network is checked against the
-original on a probe image before it is used. Stride and receptive field are measured (``footprint.measure``).
+the node its traced graph pools (``split.find_cut``). The network's own head (the pooling, one level, and its fully
+connected layers) gives the predictions: its pooling becomes a one-level pyramid, and the wrapped network is checked
+against the original on a probe image before it is used. Stride and receptive field are measured
+(``footprint.measure``).
 
-Only architectures on an allow-list are built (the libraries' CNNs); nothing from a user is unpickled: weights
-are read by ``weights.read_state_dict`` (safetensors, or a .pth read with ``weights_only``).
+Only names the libraries list are built, and which of them are accepted is decided from the network (``check_name``,
+``split``), not from a list of names (issue 32); nothing from a user is unpickled: weights are read by
+``weights.read_state_dict`` (safetensors, or a .pth read with ``weights_only``).
 """
 
 from __future__ import annotations
 
+import difflib
+import functools
+import re
+import warnings
 from collections import OrderedDict
-from collections.abc import Sequence
 from dataclasses import replace
 
 import torch
 from torch import Tensor, nn
 
+from . import split
 from .footprint import measure
 from .models import IMAGENET_MEAN, IMAGENET_STD, NetSpec, SPPNet, imagenet_classes
 from .pretrained import LITE_PACKAGES, Progress, Source, fetch, refuse_offline, source
 from .pyramid import SpatialPyramidPool
+from .split import TimmFeatures, TimmHead
 from .weights import Weights, WeightsError, load_into, read_state_dict
 
 PREFIXES = ("timm:", "torchvision:")
 SUGGESTIONS = (
     "torchvision:vgg16",
     "torchvision:resnet50",
+    "torchvision:mobilenet_v2",
+    "torchvision:densenet121",
     "torchvision:mobilenet_v3_large",
     "torchvision:convnext_tiny",
     "torchvision:efficientnet_b0",
@@ -36,20 +45,17 @@ SUGGESTIONS = (
     "timm:efficientnet_b0",
     "timm:convnext_tiny",
 )
-# Families whose networks end in a conv map and a global pooling (timm names start with one of these).
-TIMM_CNNS = (
-    "resnet", "resnext", "seresnet", "wide_resnet", "regnet", "efficientnet", "tf_efficientnet", "mobilenetv2",
-    "mobilenetv3", "tf_mobilenetv3", "convnext", "densenet", "ghostnet", "mnasnet", "rexnet", "lcnet", "mixnet",
-    "tinynet", "dla", "dpn", "res2net", "resnest", "skresnet", "spnasnet", "fbnet", "hardcorenas", "repvgg",
-)  # fmt: skip
-TRANSFORMERS = ("vit", "deit", "swin", "beit", "cait", "xcit", "eva", "levit", "pit", "crossvit", "mvit", "twins")
-TORCHVISION_CNNS = (
-    "alexnet", "vgg", "resnet", "resnext", "wide_resnet", "mobilenet_v3", "efficientnet", "convnext", "regnet",
-)  # fmt: skip  # the ones with an ``avgpool`` layer to split at
 WHY_NO_TRANSFORMER = (
-    "is a transformer: it has no conv map for the pages to pool (its tokens are not cells of a grid with a stride "
-    "and a receptive field); choose a CNN"
+    "attend over positions: the cells of its last map are not local (no stride, no receptive field of a conv "
+    "cell), so there is no conv5 map for the pages to pool; choose a CNN"
 )
+# Attention over positions, as the libraries name their layers: timm's Attention, Attention2d, TalkingHeadAttn,
+# WindowAttention, MultiQueryAttention2d, HaloAttn, NonLocalAttn ..., torchvision's ShiftedWindowAttention and
+# nn.MultiheadAttention, and LambdaLayer (a linear attention). Channel and local gating keeps each cell's
+# locality and is accepted: squeeze-and-excitation, ECA (EfficientChannelAttn), CBAM (ChannelAttn, SpatialAttn: a
+# 7 x 7 conv), ResNeSt's SplitAttn, SKNet's SelectiveKernelAttn, coordinate attention (CoordAttn), StripAttn.
+POSITION_ATTENTION = re.compile(r"Attention|Attn|^LambdaLayer$")
+LOCAL_GATING = re.compile(r"Channel|Spatial|Split|SelectiveKernel|Coord|Strip")
 
 
 def is_external(name: str) -> bool:
@@ -57,130 +63,103 @@ def is_external(name: str) -> bool:
 
 
 def check_name(name: str) -> tuple[str, str]:
-    """(library, architecture) of an allowed name.
+    """(library, architecture) of a name the library lists whose network this app can split at conv5.
+
+    Decided from the network, not from a list: it is built on PyTorch's meta device (no memory, no weights) and
+    refused when its layers attend over positions or no global pooling of a map feeds its classifier. The split
+    itself is checked against the network's own logits when it is built (``build_external``).
 
     Raises:
-        ValueError: an unknown library or architecture, or one not on the allow-list, with what to choose instead.
+        ValueError: an unknown library or name (with the nearest listed names), or a refused network, with why.
     """
     library, _, arch = name.partition(":")
     if library not in ("timm", "torchvision") or not arch:
         raise ValueError(f"{name!r}: write timm:NAME or torchvision:NAME (e.g. {SUGGESTIONS[0]})")
-    known = _known(library)
+    known = listed(library)
     if arch not in known:
-        close = [k for k in known if k.startswith(arch[:4])][:5]
-        hint = f"; close: {', '.join(close)}" if close else ""
-        raise ValueError(f"{library} has no network named {arch!r}{hint}")
-    if arch.startswith(TRANSFORMERS):
-        raise ValueError(f"{name} {WHY_NO_TRANSFORMER}")
-    families = TIMM_CNNS if library == "timm" else TORCHVISION_CNNS
-    if not arch.startswith(families):
-        raise ValueError(f"{name} is not on the list of CNNs this app can split at conv5 ({', '.join(families)})")
+        close = difflib.get_close_matches(arch, known, n=5, cutoff=0.6) or [k for k in known if k.startswith(arch[:4])]
+        hint = f"; the nearest it lists: {', '.join(close[:5])}" if close else ""
+        raise ValueError(f"{library} has no classification model named {arch!r}{hint}")
+    reason = refusal(library, arch)
+    if reason:
+        raise ValueError(f"{name} {reason}")
     return library, arch
 
 
-def _known(library: str) -> list[str]:
+@functools.cache
+def listed(library: str) -> tuple[str, ...]:
+    """Every classification model the library lists (``timm.list_models()``, torchvision's ``list_models``)."""
     if library == "timm":
         import timm
 
-        return timm.list_models()
+        return tuple(timm.list_models())
     import torchvision
 
-    return torchvision.models.list_models(module=torchvision.models)
+    return tuple(torchvision.models.list_models(module=torchvision.models))
 
 
-class TimmFeatures(nn.Module):
-    """A timm network's conv layers: ``forward_features``."""
+def meta_net(library: str, arch: str) -> nn.Module:
+    """The architecture built on PyTorch's meta device: its layers and shapes, no memory and no weights."""
+    with torch.device("meta"):
+        if library == "timm":
+            import timm
 
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
+            return timm.create_model(arch, pretrained=False).eval()
+        import torchvision
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net.forward_features(x)
-
-
-class TimmHead(nn.Module):
-    """A timm network's head on the pyramid's (global) vector: ``forward_head`` of it as a 1 x 1 map."""
-
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, v: Tensor) -> Tensor:
-        return self.net.forward_head(v[:, :, None, None])  # (N, C) -> (N, C, 1, 1): pooling a 1 x 1 map keeps it
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            return torchvision.models.get_model(arch, weights=None).eval()
 
 
-class MapHead(nn.Module):
-    """torchvision's layers after ``avgpool``, on the pyramid's vector put back in the pooled map's shape."""
-
-    def __init__(self, layers: Sequence[nn.Module], channels: int, side: int, flatten: bool) -> None:
-        super().__init__()
-        self.layers = nn.Sequential(*layers)
-        self.shape = (channels, side, side)
-        self.flatten = flatten  # torchvision's forward flattens between avgpool and the head, except ConvNeXt's
-
-    def forward(self, v: Tensor) -> Tensor:
-        x = v.view(len(v), *self.shape)  # (N, C*k*k) -> (N, C, k, k), the one level's bins in row order
-        return self.layers(x.flatten(1) if self.flatten else x)
-
-
-class TimmStage(nn.Module):
-    """A timm network's layers up to one of its ``feature_info`` stages (``forward_intermediates``)."""
-
-    def __init__(self, net: nn.Module, index: int) -> None:
-        super().__init__()
-        self.net = net
-        self.index = index
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net.forward_intermediates(x, indices=[self.index], intermediates_only=True, stop_early=True)[0]
-
-
-STAGES = ("features", "blocks")  # torchvision's vgg, mobilenet, efficientnet, convnext; timm's EfficientNet
-
-
-def stage_at_stride(features: nn.Module, stride: int) -> tuple[nn.Module, str] | None:
-    """(the layers up to the last stage whose stride is at most ``stride``, its name) of an external network's
-    conv layers, sharing them; None for other models.
-
-    timm: its ``feature_info`` reductions; torchvision (and timm's EfficientNets): the longest prefix of its layers
-    (the stages of a ``features`` or ``blocks`` block counted one by one) whose map, measured, has at most that
-    stride: its map grows by a cell for every ``stride`` pixels more input (AlexNet's conv5, 13 cells at 224 pixels,
-    is at stride 16: 224 is not a multiple of 16 without padding).
-    """
-    if isinstance(features, TimmFeatures):
-        info = features.net.feature_info
-        index = max(i for i, f in enumerate(info) if f["reduction"] <= stride)
-        return TimmStage(features.net, index), f"{info[index]['module']} (stage {index}, stride {stride})"
-    if not isinstance(features, nn.Sequential):
-        return None
-    layers = [
-        (f"{name}.{sub}" if name in STAGES else name, m)
-        for name, child in features.named_children()
-        for sub, m in (child.named_children() if name in STAGES else [("", child)])
-    ]
-    device = next(features.parameters()).device
-    for end in range(len(layers), 0, -1):
-        cut = nn.Sequential(*[m for _, m in layers[:end]])
-        with torch.no_grad():  # the stride as the map's growth: 64 more pixels, 64 / stride more cells
-            small, large = (cut(torch.zeros(1, 3, 224, side, device=device)).shape[-1] for side in (224, 288))
-        if large > small and 64 / (large - small) <= stride:
-            return cut, f"{layers[end - 1][0]} (stride {round(64 / (large - small))})"
+def attention_at(net: nn.Module) -> tuple[str, str] | None:
+    """(path, class) of the first layer that attends over positions, or None for a CNN."""
+    for path, m in net.named_modules():
+        kind = type(m).__name__
+        if isinstance(m, nn.MultiheadAttention) or (POSITION_ATTENTION.search(kind) and not LOCAL_GATING.search(kind)):
+            return path, kind
     return None
+
+
+@functools.cache
+def refusal(library: str, arch: str) -> str:
+    """Why the app cannot split this listed network at conv5 ("" when it can), read from its meta-device build."""
+    try:
+        net = meta_net(library, arch)
+    except (NotImplementedError, RuntimeError):  # it reads a tensor's values while it builds (RegNet): undecided here,
+        return ""  # the real build decides
+    except Exception as e:  # a listed name the library cannot build with its defaults
+        return f"cannot be built by {library} with its defaults ({type(e).__name__}: {e})"
+    return refusal_of(library, net)
+
+
+def refusal_of(library: str, net: nn.Module) -> str:
+    """``refusal`` of a network built on the meta device."""
+    found = attention_at(net)
+    if found is not None:
+        return f"has layers that {WHY_NO_TRANSFORMER} (from {found[0] or 'the top'}: {found[1]})"
+    if library == "torchvision":
+        try:
+            split.find_cut(split.trace(net, torch.zeros(1, 3, 224, 224, device="meta")))
+        except ValueError as e:
+            return f"cannot be split at conv5: {e}"
+        except Exception:  # noqa: BLE001  an op the meta device lacks: the real build decides, and says why
+            return ""
+    return ""
 
 
 PRETRAINED = "pretrained"  # as ``weights``: the library's own pretrained weights (a package, a cache or a download)
 
 
 def build_external(name: str, weights: Weights = None) -> SPPNet:
-    """An allowed timm or torchvision network as an SPPNet, checked against the original on a probe image.
+    """A timm or torchvision network as an SPPNet, checked against the original on a probe image.
 
     Args:
         weights: None for random weights (the model says "untrained"); ``PRETRAINED`` for the library's own; or a
             state dict file of the original architecture (its keys as the library names them).
 
     Raises:
-        ValueError: for a name that is not allowed (``check_name``) or a network this split does not reproduce.
+        ValueError: for a name that is refused (``check_name``) or a network this split does not reproduce.
         WeightsError: for weights that are unreadable, of another architecture, or cannot be downloaded.
     """
     library, arch = check_name(name)
@@ -191,14 +170,35 @@ def build_external(name: str, weights: Weights = None) -> SPPNet:
         net = _timm_net(arch, weights) if library == "timm" else _torchvision_net(arch, weights)
     if weights is not None and weights != PRETRAINED:
         load_into(net, read_state_dict(weights), name)
-    net.eval()
-    split = _split_timm if library == "timm" else _split_torchvision
-    features, spp, head, spec = split(name, net)
-    footprint = measure(features)  # the stride and receptive field, measured on a copy
-    spec = replace(spec, stride=footprint.stride[1], pretrained=weights is not None)
+    return split_network(name, net.eval(), pretrained=weights is not None).requires_grad_(False)
+
+
+def split_network(name: str, net: nn.Module, pretrained: bool = False, field: bool = True) -> SPPNet:
+    """``net``, the timm or torchvision classification model ``name`` (in eval mode), as an SPPNet split at conv5:
+    checked against ``net``'s own logits on a probe image, sharing its layers.
+
+    Args:
+        field: measure conv5's receptive field (``footprint.measure``, up to 1,024 pixels: seconds for a DenseNet);
+            without it the stride is the map's growth and ``footprint`` is None.
+
+    Raises:
+        ValueError: when the network has no conv5 map to split at, or the split does not give its logits.
+    """
+    library = name.partition(":")[0]
+    try:
+        features, spp, head, spec = (_split_timm if library == "timm" else _split_torchvision)(name, net)
+    except (AttributeError, TypeError, RuntimeError) as e:  # a network of a shape the split has not met: say so
+        raise ValueError(f"{name} could not be split at conv5 ({type(e).__name__}: {e})") from e
+    _takes_any_size(name, features)
+    try:
+        footprint = measure(features) if field else None  # the stride and receptive field, measured on a copy
+    except FloatingPointError as e:  # its gradient left float64's range: no field to draw boxes with
+        raise ValueError(f"{name}: conv5's receptive field could not be measured ({e})") from e
+    stride = footprint.stride[1] if footprint is not None else split.growth_stride(features)
+    spec = replace(spec, stride=stride, pretrained=pretrained, min_side=split.smallest_side(features))
     model = _checked(name, SPPNet(features, spp, head, spec), net)
     model.footprint = footprint
-    return model.eval().requires_grad_(False)
+    return model.eval()
 
 
 def pretrained_source(name: str) -> Source:
@@ -257,7 +257,9 @@ def _torchvision_net(arch: str, weights: Weights) -> nn.Module:
     import torchvision
 
     try:
-        return torchvision.models.get_model(arch, weights="DEFAULT" if weights == PRETRAINED else None)
+        with warnings.catch_warnings():  # GoogLeNet's and Inception-v3's note on their future default init
+            warnings.simplefilter("ignore", FutureWarning)
+            return torchvision.models.get_model(arch, weights="DEFAULT" if weights == PRETRAINED else None)
     except Exception as e:
         raise WeightsError(
             f"torchvision could not fetch the pretrained weights of {arch} ({type(e).__name__}: {e})"
@@ -269,45 +271,45 @@ def _classes(n: int) -> tuple[str, ...]:
 
 
 def _split_timm(name: str, net: nn.Module) -> tuple[nn.Module, SpatialPyramidPool, nn.Module, NetSpec]:
-    pool = getattr(net, "global_pool", None) or getattr(getattr(net, "head", None), "global_pool", None)
-    pool_type = getattr(pool, "pool_type", "avg") or "avg"
-    if pool_type not in ("avg", "max"):
-        raise ValueError(f"{name}'s head pools with {pool_type!r}: only average or max pooling is a pyramid level")
+    """timm's own split: ``forward_features`` (conv5) and ``forward_head`` (its pooling, then its classifier)."""
+    with torch.no_grad():
+        conv5 = net.forward_features(torch.zeros(1, 3, 224, 224, device=next(net.parameters()).device))
+    if not isinstance(conv5, Tensor):
+        raise ValueError(f"{name}'s forward_features gives a {type(conv5).__name__}, not one map Tensor[N, C, H, W]")
+    if conv5.ndim != 4:
+        what = " (a sequence of tokens)" if conv5.ndim == 3 else ""
+        raise ValueError(f"{name}'s forward_features gives {tuple(conv5.shape)}{what}, not a map Tensor[N, C, H, W]")
+    nhwc = conv5.shape[1] != net.num_features and conv5.shape[-1] == net.num_features
+    pools = [m for m in net.modules() if type(m).__name__ == "SelectAdaptivePool2d"]
+    pool_type = getattr(pools[-1], "pool_type", "avg") if pools else "avg"
+    if "avgmax" in pool_type or not pool_type:
+        what = "the mean of average and max pooling" if "avgmax" in pool_type else "no pooling: it reads the whole map"
+        raise ValueError(f"{name}'s head pools with {pool_type!r} ({what}): not one level of a max or average pyramid")
+    mode = "max" if pool_type.endswith("max") else "avg"  # timm's "fast" and "fastavg" are averages
     cfg = net.pretrained_cfg or {}
-    spec = NetSpec(name, 32, net.num_features, _classes(net.num_classes), tuple(cfg.get("mean", IMAGENET_MEAN)),
-                   tuple(cfg.get("std", IMAGENET_STD)), int(cfg.get("input_size", (3, 224))[1]))  # fmt: skip
-    features: nn.Module = TimmFeatures(net)
+    spec = NetSpec(name, 32, conv5.shape[-1 if nhwc else 1], _classes(net.num_classes),
+                   tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD)),
+                   int(cfg.get("input_size", (3, 224))[1]))  # fmt: skip
+    features: nn.Module = TimmFeatures(net, nhwc)
     if type(net).__name__ == "EfficientNet":  # EfficientNets and MobileNetV2: their layers by name, as the zoo's Lite0,
         # so that a final ReLU6 is found and ranked before (``SPPNet.forward_responses``); ``_checked`` confirms it
         features = nn.Sequential(OrderedDict((k, getattr(net, k)) for k in ("conv_stem", "bn1", "blocks", "conv_head",
                                                                           "bn2")))  # fmt: skip
-    return features, SpatialPyramidPool((1,), pool_type), TimmHead(net), spec
+    return features, SpatialPyramidPool((1,), mode), TimmHead(net, nhwc), spec
 
 
 def _split_torchvision(name: str, net: nn.Module) -> tuple[nn.Module, SpatialPyramidPool, nn.Module, NetSpec]:
-    children = list(net.named_children())
-    names = [n for n, _ in children]
-    if "avgpool" not in names:
-        raise ValueError(f"{name} has no avgpool layer to split at conv5")
-    cut = names.index("avgpool")
-    features = nn.Sequential(OrderedDict(children[:cut]))  # the library's names: "layer3", "features" ...
-    pool = net.avgpool
-    side = pool.output_size if isinstance(pool.output_size, int) else pool.output_size[0]
-    with torch.no_grad():
-        channels = features(torch.zeros(1, 3, 224, 224)).shape[1]
-    spec = NetSpec(name, 32, channels, _classes(_outputs(children[cut + 1 :])), *_torchvision_input(name))
-    spp = SpatialPyramidPool((side,), "avg")
-    # torchvision's forward flattens between avgpool and the head, except ConvNeXt's, whose head starts with a
-    # LayerNorm2d over the map: the head that takes the pooled map is the one.
-    for flatten in (True, False):
-        head = MapHead([m for _, m in children[cut + 1 :]], channels, side, flatten)
-        try:
-            with torch.no_grad():
-                head(torch.zeros(1, channels * side * side))
-        except RuntimeError:
-            continue
-        return features, spp, head, spec
-    raise ValueError(f"{name}: its layers after avgpool do not take the pooled map")
+    """The network's graph cut at its last global pooling of a map (``split.find_cut``): conv5 is that map."""
+    graph = split.trace(net, torch.zeros(1, 3, 224, 224, device=next(net.parameters()).device))
+    cut = split.find_cut(graph)
+    clip = dict(graph.named_modules()).get(cut.conv5.target) if cut.conv5.op == "call_module" else None
+    if isinstance(clip, nn.Hardtanh):  # MobileNetV2's ReLU6 as a layer of its own: found and ranked before
+        features: nn.Module = nn.Sequential(OrderedDict(body=split.cut_features(graph, cut.conv5.args[0]), clip=clip))
+    else:
+        features = split.cut_features(graph, cut.conv5)
+    outputs = split.shape(split.output_of(graph))
+    spec = NetSpec(name, 32, cut.channels, _classes(outputs[-1] if outputs else 1000), *_torchvision_input(name))
+    return features, SpatialPyramidPool((cut.side,), cut.mode), split.head(cut), spec
 
 
 def _torchvision_input(name: str) -> tuple[tuple[float, ...], tuple[float, ...], int]:
@@ -321,17 +323,39 @@ def _torchvision_input(name: str) -> tuple[tuple[float, ...], tuple[float, ...],
     return tuple(t.mean), tuple(t.std), int(t.crop_size[0])
 
 
-def _outputs(layers: Sequence[tuple[str, nn.Module]]) -> int:
-    linear = [m for _, m in layers for m in m.modules() if isinstance(m, nn.Linear)]
-    return linear[-1].out_features if linear else 1000
-
-
 def _checked(name: str, model: SPPNet, net: nn.Module) -> SPPNet:
     """``model`` when it gives the original network's logits on a probe image (so the split changed nothing)."""
     probe = torch.rand(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         ours, theirs = model.eval()(probe), net(model.normalize(probe))
     if ours.shape != theirs.shape or not torch.allclose(ours, theirs, rtol=1e-3, atol=1e-4):
-        raise ValueError(f"{name}: split at conv5, it does not give the network's own predictions")
+        apart = f"up to {(ours - theirs).abs().max():.2g} apart" if ours.shape == theirs.shape else "another shape"
+        raise ValueError(
+            f"{name}: split at conv5 ({model.channels} channels, pooled by {model.spp.mode} to "
+            f"{model.spp.levels[0]} x {model.spp.levels[0]}), it does not give the network's own logits ({apart}): "
+            f"its head after the pooling is {_layer_names(model.classifier)}, which this split does not read"
+        )
     model.name = name
     return model
+
+
+ODD_SIZE = (237, 251)  # (H, W): no power of two divides either, as few photos' sizes are
+
+
+def _takes_any_size(name: str, features: nn.Module) -> None:
+    """Raise ValueError when the conv layers take 224 x 224 but not an odd size (HRNet fuses its branches by
+    upsampling, which only lines up for multiples of 32): the pages resize photos to any size."""
+    try:
+        with torch.no_grad():
+            features(torch.zeros(1, 3, *ODD_SIZE, device=next(features.parameters()).device))
+    except RuntimeError as e:
+        raise ValueError(
+            f"{name} takes only some input sizes (224 x 224 works, {ODD_SIZE[1]} x {ODD_SIZE[0]} fails: {e}); the "
+            "pages resize each photo to any size, the point of a pyramid, so it cannot be used here"
+        ) from e
+
+
+def _layer_names(head: nn.Module) -> str:
+    """The head's layers in words: "SelectAdaptivePool2d, Linear" (at most six kinds)."""
+    kinds = list(dict.fromkeys(type(m).__name__ for m in head.modules() if not list(m.children())))
+    return ", ".join(kinds[:6]) + (" ..." if len(kinds) > 6 else "") if kinds else type(head).__name__

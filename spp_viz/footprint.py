@@ -69,6 +69,8 @@ def transparent_copy(features: nn.Module, dtype: torch.dtype = torch.float32) ->
             swap = _transparent(child)
             if swap is not None:
                 setattr(parent, name, swap)
+    for graph in [m for m in probe.modules() if isinstance(m, torch.fx.GraphModule)]:
+        _transparent_graph(graph)
     with torch.no_grad():
         for name, p in probe.named_parameters():
             if p.ndim >= 2:
@@ -87,9 +89,28 @@ class Rescale(nn.Module):
         return x / x.detach().abs().mean().clamp_min(1e-30)
 
 
+class PlainConv(nn.Module):
+    """A weight-standardised conv (timm's StdConv2d and ScaledStdConv2d: NFNets, BiT) as a plain one: standardising
+    the copy's constant weights would make them all zero, and no gradient would reach the input."""
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        self.conv = conv
+
+    def forward(self, x: Tensor) -> Tensor:
+        c = self.conv
+        if getattr(c, "same_pad", False):  # TensorFlow's "same" padding, computed for this input's size
+            from timm.layers.padding import pad_same
+
+            x = pad_same(x, c.kernel_size, c.stride, c.dilation)
+        return torch.nn.functional.conv2d(x, c.weight, c.bias, c.stride, c.padding, c.dilation, c.groups)
+
+
 def _transparent(m: nn.Module) -> nn.Module | None:
     """What replaces ``m`` in the transparent copy, or None to keep it (and look inside it)."""
     kind = type(m).__name__
+    if isinstance(m, nn.Conv2d) and "StdConv" in kind:
+        return PlainConv(m)
     if isinstance(m, nn.MaxPool2d):
         if kind == "MaxPool2dSame":  # timm's TensorFlow "same" padding, kept for the average
             from timm.layers import AvgPool2dSame
@@ -108,6 +129,25 @@ def _transparent(m: nn.Module) -> nn.Module | None:
     return None
 
 
+def _transparent_graph(graph: torch.fx.GraphModule) -> None:
+    """A traced network's max poolings written as functions (Inception-v3's blocks) made averages, in place: a max
+    passes gradient to one pixel of its window only, and the footprint would miss the rest."""
+    import torch.nn.functional as F
+
+    changed = False
+    for node in graph.graph.nodes:
+        if node.op != "call_function" or node.target not in (F.max_pool2d, torch.max_pool2d, F._max_pool2d):
+            continue
+        names = ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode")
+        given = dict(zip(names, node.args, strict=False)) | dict(node.kwargs)
+        node.target = F.avg_pool2d
+        node.args = (given["input"], given["kernel_size"])
+        node.kwargs = {k: given[k] for k in ("stride", "padding", "ceil_mode") if k in given}
+        changed = True
+    if changed:
+        graph.recompile()
+
+
 def _field(x: Tensor, conv5: Tensor, row: int, col: int) -> tuple[int, int, int, int]:
     """(y0, y1, x0, x1), inclusive: the pixels whose gradient from conv5 cell (row, col) is non-zero."""
     (grad,) = torch.autograd.grad(conv5[0, :, row, col].sum(), x, retain_graph=True)
@@ -120,18 +160,19 @@ def _field(x: Tensor, conv5: Tensor, row: int, col: int) -> tuple[int, int, int,
     return int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])
 
 
-def measure(features: nn.Module, input_hw: tuple[int, int] = (224, 224)) -> Footprint:
+def measure(features: nn.Module, input_hw: tuple[int, int] = (224, 224), max_side: int = MAX_SIDE) -> Footprint:
     """See ``_measure``: in float32 first (Lite0 in 6 s instead of 20 s in float64, one thread beside two busy
     processes), in float64 where float32's range is not enough (MobileNetV3's gradient left it)."""
     try:
-        return _measure(features, input_hw, torch.float32)
+        return _measure(features, input_hw, torch.float32, max_side)
     except FloatingPointError:
-        return _measure(features, input_hw, torch.float64)
+        return _measure(features, input_hw, torch.float64, max_side)
 
 
-def _measure(features: nn.Module, input_hw: tuple[int, int], dtype: torch.dtype) -> Footprint:
+def _measure(features: nn.Module, input_hw: tuple[int, int], dtype: torch.dtype, max_side: int) -> Footprint:
     """The footprint of ``features`` (Tensor[N, 3, H, W] -> conv5 Tensor[N, C, H5, W5]), from ``input_hw`` up: the
-    input doubles (up to ``MAX_SIDE``) as long as the middle cell's field reaches the image's border.
+    input doubles (up to ``max_side``; a DenseNet takes seconds at 1,024) while the middle cell's field reaches the
+    image's border.
 
     Raises:
         ValueError: when conv5 is not a 4-D map or has fewer than 2 x 2 cells.
@@ -150,9 +191,9 @@ def _measure(features: nn.Module, input_hw: tuple[int, int], dtype: torch.dtype)
             mid = _field(x, conv5, r, c)
             if not _touches_border(mid, h, w):
                 break
-        if max(h, w) >= MAX_SIDE:
+        if max(h, w) >= max_side:
             break
-        grow = min(2.0, MAX_SIDE / max(h, w))  # doubling, the last step to MAX_SIDE itself
+        grow = min(2.0, max_side / max(h, w))  # doubling, the last step to max_side itself
         h, w = round(h * grow), round(w * grow)
     if min(h5, w5) < 2:
         raise ValueError(f"conv5 is {h5} x {w5} even at {h} x {w} pixels: no neighbouring cells to measure")

@@ -68,6 +68,7 @@ class NetSpec:
     std: tuple[float, ...] = IMAGENET_STD
     input_size: int = 224  # the fixed training size of the original network
     pretrained: bool = False  # False for random weights: the UI then says "untrained"
+    min_side: int = 1  # the smallest input side its conv layers take (measured for networks by name; Inception: 75)
 
 
 class SPPNet(nn.Module):
@@ -116,8 +117,21 @@ class SPPNet(nn.Module):
         return next(self.parameters()).device
 
     def forward_features(self, x: Tensor) -> Tensor:
-        """RGB Tensor[N, 3, H, W] in [0, 1] -> conv5 Tensor[N, C, H5, W5]."""
+        """RGB Tensor[N, 3, H, W] in [0, 1] -> conv5 Tensor[N, C, H5, W5].
+
+        Raises:
+            ValueError: for an input smaller than the network takes (``spec.min_side``), with that number.
+        """
+        self.check_input(x)
         return self.features(self.normalize(x))
+
+    def check_input(self, x: Tensor) -> None:
+        """Raise ValueError when ``x`` is smaller than the smallest input the conv layers take."""
+        if min(x.shape[-2:]) < self.spec.min_side:
+            raise ValueError(
+                f"{self.name} takes inputs of at least {self.spec.min_side} pixels a side (measured: smaller ones "
+                f"leave one of its layers nothing to convolve); this one is {x.shape[-1]} x {x.shape[-2]}"
+            )
 
     def forward_head(self, conv5: Tensor) -> Tensor:
         """conv5 Tensor[N, C, H5, W5] -> logits Tensor[N, num_classes]."""
@@ -158,6 +172,7 @@ class SPPNet(nn.Module):
             conv5 = self.forward_features(x)
             return conv5, conv5
         last, clip = found
+        self.check_input(x)
         h = self.normalize(x)
         for layer in _layers(self.features)[:-1]:
             h = layer(h)

@@ -59,9 +59,14 @@ def source(library: str, arch: str) -> Source:
         size = file.stat().st_size if file.is_file() else round(weights.meta.get("_file_size", 0) * 1e6) or None
         return Source("cached" if file.is_file() else "download", size, str(folder), weights.url)
     import timm
+    import torch
     from huggingface_hub import constants, try_to_load_from_cache
 
-    net = timm.create_model(arch, pretrained=False)  # the parameter count: the size of the float32 file
+    try:  # the parameter count (the size of the float32 file), from a build on the meta device: no memory
+        with torch.device("meta"):
+            net = timm.create_model(arch, pretrained=False)
+    except (NotImplementedError, RuntimeError):  # it reads a tensor's values while it builds
+        net = timm.create_model(arch, pretrained=False)
     size = sum(p.numel() for p in net.parameters()) * 4
     repo = (net.pretrained_cfg or {}).get("hf_hub_id")
     if not repo:

@@ -78,8 +78,8 @@ def load(
     """Build any model by name, in eval mode on a device.
 
     Args:
-        name: a zoo name, a ``PYRAMID_MODELS`` name, "lab:PATH", or "timm:NAME" / "torchvision:NAME" (any CNN on
-            ``external``'s allow-list).
+        name: a zoo name, a ``PYRAMID_MODELS`` name, "lab:PATH", or "timm:NAME" / "torchvision:NAME" (any CNN
+            the library lists that ``external.check_name`` accepts).
         device: see ``devices.resolve_device``.
         weights: a zoo model's weights file; for a pyramid-head model, a head file from ``distill`` (default: the
             shipped one); for timm and torchvision models, a state dict file, ``external.PRETRAINED`` for the

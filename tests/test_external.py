@@ -1,5 +1,5 @@
 """Any timm or torchvision CNN (issue 23): its conv5 geometry measured by the gradient footprint, checked against the
-analytic values; the allow-list, the weights and every mistake a user can make."""
+analytic values; names, weights and every mistake a user can make (every family: tests/test_every_cnn.py)."""
 
 from __future__ import annotations
 
@@ -96,15 +96,16 @@ def test_timm_conv5_is_forward_features_and_its_head_gives_its_predictions():
     assert isinstance(net, timm.models.MobileNetV3) and model.channels == net.num_features
 
 
-def test_names_outside_the_allow_list_are_refused_with_a_reason():
-    with pytest.raises(ValueError, match="is a transformer: it has no conv map"):
+def test_names_are_refused_with_a_reason_and_cnns_of_any_family_accepted():
+    with pytest.raises(ValueError, match="has layers that attend over positions"):
         check_name("timm:vit_tiny_patch16_224")
-    with pytest.raises(ValueError, match="torchvision has no network named 'resnet5'"):
+    with pytest.raises(ValueError, match="torchvision has no classification model named 'resnet5'; the nearest"):
         check_name("torchvision:resnet5")
     with pytest.raises(ValueError, match="write timm:NAME or torchvision:NAME"):
         check_name("keras:resnet50")
-    with pytest.raises(ValueError, match="not on the list of CNNs"):
-        check_name("torchvision:squeezenet1_0")
+    # Refused by the allow-list of issue 23, accepted now that the split is read from the network (issue 32).
+    assert check_name("torchvision:squeezenet1_0") == ("torchvision", "squeezenet1_0")
+    assert check_name("timm:cspresnet50") == ("timm", "cspresnet50")
     assert check_name("torchvision:convnext_tiny") == ("torchvision", "convnext_tiny")
 
 
@@ -195,7 +196,7 @@ def test_predict_reports_conv5_and_its_measured_geometry(tmp_path):
     assert report["geometry"]["stride"] == 32 and report["geometry"]["receptive_field"] == [435, 435]
     assert report["geometry"]["how"] == "measured by the gradient footprint" and report["pretrained"]
     bad = run_cli("predict", str(image), "--model", "timm:vit_tiny_patch16_224")
-    assert bad.returncode == 2 and "is a transformer" in bad.stderr
+    assert bad.returncode == 2 and "attend over positions" in bad.stderr
 
 
 run_cli = cli  # in this process: see conftest.cli

@@ -23,10 +23,15 @@ PAGES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "pages").glob("[0-9]*.p
 pytestmark = pytest.mark.usefixtures("fresh_streamlit_caches")
 
 
-def other_network(at: AppTest, name: str, weights: str = "random") -> AppTest:
+def other_network(at: AppTest, name: str, weights: str = "random", pick: bool = False) -> AppTest:
+    """The sidebar's network by name: typed, or (``pick``) chosen from the list of every listed name."""
     at.selectbox(key="model_name").set_value("other").run()
     at.radio(key="external_weights").set_value(weights).run()
-    at.text_input(key="external_name").set_value(name).run()
+    if pick:
+        at.selectbox(key="external_pick").set_value(name).run()
+        assert at.text_input(key="external_name").value == name  # the pick fills the box
+    else:
+        at.text_input(key="external_name").set_value(name).run()
     return at
 
 
@@ -64,12 +69,17 @@ def conv5_metric(at: AppTest) -> str:
         ("timm:resnet18", "file", "8 x 13 x 512"),
         ("torchvision:mobilenet_v3_small", "file", "8 x 13 x 576"),
         ("timm:tf_efficientnet_lite1", "pretrained", "8 x 13 x 1280"),
+        # Issue 32, families the allow-list refused. MobileNetV2 by hand: a 3x3/2 conv then four stride-2 blocks
+        # (3x3, pad 1): 128 x 193, 64 x 97, 32 x 49, 16 x 25, 8 x 13. DenseNet-121: conv 7/2 pad 3 -> 128 x 193,
+        # pool 3/2 pad 1 -> 64 x 97, three 2x2 average-pooling transitions -> 32 x 48, 16 x 24, 8 x 12.
+        ("torchvision:mobilenet_v2", "file", "8 x 13 x 1280"),
+        ("torchvision:densenet121", "file", "8 x 12 x 1024"),
     ],
 )
 def test_every_page_runs_with_a_network_by_name(name, weights, conv5):
     """conv5's size as the Feature maps page shows it is the network's own (checked by hand against each one's last
-    stride-32 map); then every page runs with it."""
-    at = other_network(start(), name, weights)
+    stride-32 map); then every page runs with it. MobileNetV2 is picked from the sidebar's list, the others typed."""
+    at = other_network(start(), name, weights, pick=name.endswith("mobilenet_v2"))
     if weights == "file":
         arch = name.split(":")[1]
         at.file_uploader(key=f"weights_upload_{name}").upload(f"{arch}.pth", state_dict_file(name), "x").run()
@@ -82,14 +92,18 @@ def test_every_page_runs_with_a_network_by_name(name, weights, conv5):
         assert not any("random weights" in w.value for w in at.warning)  # weights were given: not "untrained"
         if page.endswith("1_Feature_maps.py"):
             assert conv5_metric(at) == conv5
+            # MobileNetV2 ends in ReLU6, a layer of its own in torchvision: the page ranks the maps before it
+            ranked_before = any("Maps **before ReLU6**" in c.value for c in at.caption)
+            assert ranked_before == name.endswith(("mobilenet_v2", "lite1")), [c.value for c in at.caption]
         if page.endswith("3_Strongest_activations.py"):
             notes = [c.value for c in at.caption if "geometry is measured" in c.value]
             assert len(notes) == 1
             # MobileNetV3's squeeze-and-excitation: every cell sees the whole image; Lite1's field passes 1,024
             # pixels; ResNet-18's is 435. The page says which.
             assert ("squeeze-and-excitation" in notes[0]) == name.endswith("mobilenet_v3_small")
-            assert ("wider than 1024 pixels" in notes[0]) == name.endswith("lite1")
+            assert ("wider than 1024 pixels" in notes[0]) == name.endswith(("lite1", "densenet121"))
             assert ("435 x 435 pixels" in notes[0]) == name.endswith("resnet18")
+            assert ("491 x 491 pixels" in notes[0]) == name.endswith("mobilenet_v2")
 
 
 def test_mistakes_leave_the_previous_model_in_use(tmp_path, monkeypatch):
@@ -97,9 +111,9 @@ def test_mistakes_leave_the_previous_model_in_use(tmp_path, monkeypatch):
     message each, and the Feature maps page still runs the default SPP-net (Lite0's 1280 channels)."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # nothing cached: torchvision must download, and cannot
     at = other_network(start(), "timm:nosuchnet")
-    assert errors(at) == ["**timm:nosuchnet** cannot be used: timm has no network named 'nosuchnet'"]
+    assert errors(at) == ["**timm:nosuchnet** cannot be used: timm has no classification model named 'nosuchnet'"]
     at.text_input(key="external_name").set_value("timm:vit_tiny_patch16_224").run()
-    assert len(errors(at)) == 1 and "is a transformer: it has no conv map" in errors(at)[0]
+    assert len(errors(at)) == 1 and "has layers that attend over positions" in errors(at)[0]
     at.radio(key="external_weights").set_value("pretrained").run()
     at.text_input(key="external_name").set_value("torchvision:resnet18").run()
     from torchvision.models import ResNet18_Weights

@@ -21,7 +21,10 @@ _WHERE = {
          "cached_shuffle", "cached_spp_detection", "decode_image", "detection_sets", "get_model", "vector_files"],
         "cache",
     ),
-    **dict.fromkeys(["NOTES", "current_image", "current_model", "measured_field_note", "response_maps"], "page"),
+    **dict.fromkeys(
+        ["NOTES", "current_image", "current_model", "measured_field_note", "response_maps", "smallest_short_side"],
+        "page",
+    ),
     **dict.fromkeys(
         ["MAX_REMEMBERED_UPLOADS", "MAX_SESSION_UPLOAD_MB", "Context", "Subject", "add_gallery_uploads", "context",
          "image_key", "leave_legacy_pages_mode", "session_uploads"],

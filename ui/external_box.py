@@ -1,11 +1,13 @@
-"""The sidebar's "any timm or torchvision CNN" box: a name (typed, or one of the suggestions) and its weights (random,
-the library's pretrained ones after a download the student starts, or a state dict file)."""
+"""The sidebar's "any timm or torchvision CNN" box: a name (typed, or picked from every name the two libraries list,
+by family) and its weights (random, the library's pretrained ones after a download the student starts, or a state
+dict file). A name the app cannot split says why before any weights are read (``spp_viz.external.check_name``)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from spp_viz.external import PRETRAINED, SUGGESTIONS, WHY_NO_TRANSFORMER, check_name, download_pretrained
+from spp_viz import catalog
+from spp_viz.external import PRETRAINED, SUGGESTIONS, check_name, download_pretrained
 from spp_viz.external import pretrained_source as _pretrained_source
 from spp_viz.pretrained import Source
 from spp_viz.weights import UploadedWeights, WeightsError
@@ -23,26 +25,48 @@ def pretrained_source(name: str) -> Source:
     return _pretrained_source(name)
 
 
+@st.cache_data(show_spinner="Reading the two libraries' lists ...")
+def listed_names() -> list[str]:
+    """The suggestions first, then every name both libraries list, by library and family."""
+    return list(dict.fromkeys([*SUGGESTIONS, *catalog.names()]))
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def described(name: str) -> str:
+    """catalog.entry's words: family, parameters, where pretrained weights would come from (meta device, no weights)."""
+    return catalog.entry(name).describe()
+
+
+def _family(name: str) -> str:
+    library, _, arch = name.partition(":")
+    return f"{name}  ({catalog.families(library).get(arch, '?')})"
+
+
 def _take_suggestion() -> None:
     st.session_state["external_name"] = st.session_state["external_pick"] or ""
 
 
 def external_box() -> tuple[str, str | None] | None:
     """(name, weights) of the network asked for, or None while a name, a file or a download is still to come."""
+    names = listed_names()
     st.selectbox(
-        "Suggestions",
-        SUGGESTIONS,
+        f"Every name the two libraries list ({len(names):,})",
+        names,
         index=None,
         key="external_pick",
-        placeholder="pick one, or type any name below",
+        format_func=_family,
+        placeholder="type to search: resnet, densenet, mobilenet ...",
         on_change=_take_suggestion,
+        help="Suggestions first, then torchvision's and timm's classification models by family (the library's "
+        "module). Picking one only fills the box below; nothing is built until its weights are chosen.",
     )
     name = st.text_input(
         "timm or torchvision CNN",
         key="external_name",
         placeholder="timm:NAME or torchvision:NAME",
-        help="Any CNN of the two libraries, e.g. timm:resnet18 or torchvision:vgg11. Only CNNs: a vision "
-        f"transformer {WHY_NO_TRANSFORMER}. {OFFLINE_PRETRAINED}'s pretrained weights are a pip package (offline).",
+        help="Any CNN of the two libraries, e.g. timm:resnet18 or torchvision:mobilenet_v2. Networks whose layers "
+        "attend over positions (vision transformers, and hybrids such as MobileViT) have no conv5 map and are refused "
+        f"with the layer that attends. {OFFLINE_PRETRAINED}'s pretrained weights are a pip package (offline).",
     )
     kind = st.radio("Weights", list(WEIGHT_KINDS), format_func=WEIGHT_KINDS.get, key="external_weights")
     if not name.strip():
@@ -54,6 +78,7 @@ def external_box() -> tuple[str, str | None] | None:
     except ValueError as e:
         st.error(f"**{name}** cannot be used: {e}")
         return None
+    st.caption(f"{name}: {described(name)}.")
     if kind == "random":
         st.caption("Random weights: every page marks this network untrained.")
         return name, None

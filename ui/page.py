@@ -51,6 +51,12 @@ def current_image() -> tuple[Image.Image, bytes]:
     return img, ctx.image.data
 
 
+def smallest_short_side(model: SPPNet, step: int = 32) -> int:
+    """A size slider's lowest value: ``step`` pixels, or the network's measured smallest input (Inception-v3's 75)
+    rounded up to a multiple of ``step``, so that no position of the slider is refused."""
+    return step * -(-max(step, model.spec.min_side) // step)
+
+
 def measured_field_note(model: SPPNet) -> None:
     """For a network by name (timm, torchvision): its conv5 geometry was measured, and what the drawn boxes mean when
     every cell sees the whole image (squeeze-and-excitation) or more than the image."""

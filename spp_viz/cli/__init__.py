@@ -19,6 +19,7 @@ from ..models import BASE_MODEL, ZOO
 from ..registry import DEFAULT_MODEL, PYRAMID_MODELS
 from ..weights import WeightsError
 from . import commands, folder_benches
+from .catalog import add_models
 
 
 def _add_model_args(p: argparse.ArgumentParser, default: str = DEFAULT_MODEL) -> None:
@@ -217,7 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="spp-viz app [STREAMLIT FLAGS] serves the Streamlit app (see spp_viz.serve).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    adders = (_add_predict, _add_index, _add_train, _add_lab_experiments, _add_detection_lab, _add_distill, _add_bench)
+    adders = (_add_predict, _add_index, _add_train, _add_lab_experiments, _add_detection_lab, _add_distill, _add_bench,
+              add_models)  # fmt: skip
     for add in adders:
         add(sub)
     return parser

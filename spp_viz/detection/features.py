@@ -16,12 +16,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..external import stage_at_stride
 from ..footprint import measure
 from ..geometry import layer_geometry
 from ..models import SPPNet
 from ..pyramid import SpatialPyramidPool, check_levels
 from ..settings import cache_root
+from ..split import stage_at_stride
 from .data import DetectionImage
 from .detector import DetectorConfig
 from .proposals import proposals
