@@ -10,6 +10,7 @@ such package is installed.
 from __future__ import annotations
 
 import os
+import secrets
 from importlib import resources
 from pathlib import Path
 
@@ -21,6 +22,8 @@ DEVICE_ENV = "SPP_VIZ_DEVICE"  # auto, cuda, mps or cpu
 SERVER_PATHS_ENV = "SPP_VIZ_SERVER_PATHS"  # "1": students may name files and folders on the server's disk
 WORKERS_ENV = "SPP_VIZ_WORKERS"  # threads of the server's queue for heavy work (default: half the cores)
 MAX_MODELS_ENV = "SPP_VIZ_MAX_MODELS"  # models the server holds at once (default 3)
+DATABASE_ENV = "SPP_VIZ_DATABASE_URL"  # the class database: postgresql://...; unset: SQLite in the cache folder
+TEACHER_KEY_ENV = "SPP_VIZ_TEACHER_KEY"  # the passphrase that opens classes; unset: one made at start, printed
 
 LAB_DIR_NAME = "lab"  # the folder under cache_root() where the Lab saves its models
 MAX_UPLOAD_MB = 25  # a photo's upload limit; `spp-viz app` passes it to Streamlit as server.maxUploadSize
@@ -70,3 +73,17 @@ def server_paths() -> bool:
     behind a reverse proxy every client looks local.
     """
     return os.environ.get(SERVER_PATHS_ENV, "").strip() == "1"
+
+
+_GENERATED_KEY: list[str] = []  # the passphrase made for this process, once
+
+
+def teacher_key() -> str:
+    """``SPP_VIZ_TEACHER_KEY``, or a passphrase made once per process (``spp-viz app`` prints it to the server's
+    log at start, where the teacher reads the app's address)."""
+    key = os.environ.get(TEACHER_KEY_ENV, "").strip()
+    if key:
+        return key
+    if not _GENERATED_KEY:
+        _GENERATED_KEY.append("-".join(secrets.token_hex(2) for _ in range(3)))
+    return _GENERATED_KEY[0]

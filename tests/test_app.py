@@ -61,8 +61,10 @@ TITLES = {
     "pages/6_Detection.py": "Detection: SPP-net against R-CNN",
     "pages/7_SPP_Lab.py": "SPP Lab: train your own",
     "pages/8_Lab_experiments.py": "SPP Lab: the paper's comparisons",
+    "pages/9_Class.py": "Class",
 }
-PHOTO_FREE = {"pages/7_SPP_Lab.py", "pages/8_Lab_experiments.py"}  # the Lab pages train on their own images
+# The Lab pages train on their own images; the Class page shows the photo only once a class's code is typed.
+PHOTO_FREE = {"pages/7_SPP_Lab.py", "pages/8_Lab_experiments.py", "pages/9_Class.py"}
 
 
 def page_text(at: AppTest) -> str:

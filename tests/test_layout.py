@@ -12,7 +12,7 @@ from conftest import ROOT
 LIB = ROOT / "spp_viz"
 # The paper's order, bottom-up, by package: a module may import only modules of its own package or of packages listed
 # before it (or modules outside this list, which sit at the bottom: devices, images, stats, paper, progress, weights,
-# gallery). The three large concepts are packages: explain (per-photo analyses), detection, lab.
+# gallery). The large concepts are packages: explain (per-photo analyses), detection, lab, classroom.
 ORDER = [
     "spp_viz.pyramid",
     "spp_viz.pyramid_head",
@@ -26,13 +26,14 @@ ORDER = [
     "spp_viz.explain",
     "spp_viz.detection",
     "spp_viz.lab",
+    "spp_viz.classroom",
     "spp_viz.registry",
     "spp_viz.plots",
     "spp_viz.cli",
     "spp_viz.serve",
     "spp_viz.__main__",
 ]
-PACKAGES = ("spp_viz.explain", "spp_viz.detection", "spp_viz.lab", "spp_viz.plots")
+PACKAGES = ("spp_viz.explain", "spp_viz.detection", "spp_viz.lab", "spp_viz.plots", "spp_viz.classroom")
 MAX_PAGE_FUNCTION_LINES = 40
 
 

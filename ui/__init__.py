@@ -16,6 +16,7 @@ from typing import Any
 
 _WHERE = {
     "heavy": None,  # a submodule
+    "classroom": None,  # a submodule: the Class page's glue
     **dict.fromkeys(
         ["cached_class_zip", "cached_comparison", "cached_feature_maps", "cached_fixed_length",
          "cached_shuffle", "cached_spp_detection", "decode_image", "detection_sets", "get_model", "vector_files"],

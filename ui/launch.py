@@ -6,6 +6,7 @@ package live, goes first on the path: app.py's ``import ui`` then finds the pack
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -16,7 +17,10 @@ if __name__ == "__main__":
     from streamlit.web.cli import main
 
     import ui.warmup
+    from spp_viz.settings import TEACHER_KEY_ENV, teacher_key
 
     ui.warmup.start()
+    if not os.environ.get(TEACHER_KEY_ENV):  # the Class page's passphrase, where the teacher reads the URL
+        print(f"  Class mode: the teacher's passphrase is {teacher_key()} (set {TEACHER_KEY_ENV} to choose one).")
     sys.argv = ["streamlit", "run", *sys.argv[1:]]
     sys.exit(main())

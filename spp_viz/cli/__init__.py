@@ -20,6 +20,7 @@ from ..registry import DEFAULT_MODEL, PYRAMID_MODELS
 from ..weights import WeightsError
 from . import commands, folder_benches
 from .catalog import add_models
+from .classes import add_class
 
 
 def _add_model_args(p: argparse.ArgumentParser, default: str = DEFAULT_MODEL) -> None:
@@ -219,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     adders = (_add_predict, _add_index, _add_train, _add_lab_experiments, _add_detection_lab, _add_distill, _add_bench,
-              add_models)  # fmt: skip
+              add_models, add_class)  # fmt: skip
     for add in adders:
         add(sub)
     return parser

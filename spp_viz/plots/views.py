@@ -156,3 +156,20 @@ def view_differences(result: ViewsSummary) -> go.Figure:
         legend={"orientation": "h"},
     )
     return fig
+
+
+def poll_figure(poll: dict[str, int], happened: dict[str, int], labelled: int) -> go.Figure:
+    """The class's poll ("which view will be right?") beside what happened: per view, the students who voted for it
+    and the labelled photos whose top-1 it got right; "none", photos no view got right."""
+    choices = list(poll)
+    words = {"crop": "centre crop", "warp": "warp", "full": "full image", "none": "none of them"}
+    fig = go.Figure(
+        [
+            go.Bar(name="voted for it", x=[words.get(c, c) for c in choices], y=[poll[c] for c in choices]),
+            go.Bar(name=f"right (top-1, of {labelled} labelled)", x=[words.get(c, c) for c in choices],
+                   y=[happened.get(c, 0) for c in choices]),
+        ]
+    )  # fmt: skip
+    fig.update_layout(barmode="group", height=280, margin={"t": 30, "b": 10}, yaxis={"title": "photos"},
+                      title="The poll against what happened")  # fmt: skip
+    return fig

@@ -1,0 +1,38 @@
+"""Class mode (issue 33): a teacher opens a class, students join with its code and submit what the app's three views
+made of their own photo, and the class's results live in a real database (``store``) and are summed up as the app's
+views bench sums up its photos (``results``)."""
+
+from .results import ClassResults, class_results, export, export_csv
+from .store import (
+    ATTEMPTS,
+    CLASSES,
+    CODE_LENGTH,
+    DATABASE_ENV,
+    ENTRIES,
+    MAX_PER_MINUTE,
+    MAX_TITLE,
+    NONE_OF_THESE,
+    POLL_CHOICES,
+    SCHEMA_VERSION,
+    TEACHER_KEY_ENV,
+    VERSION,
+    VIEWS,
+    ClassError,
+    ClassInfo,
+    ClassStore,
+    DatabaseDown,
+    Entry,
+    database_url,
+    entry_from_probs,
+    migrate,
+    teacher_key,
+    thumbnail,
+    with_driver,
+)  # fmt: skip
+
+__all__ = [
+    "ATTEMPTS", "CLASSES", "CODE_LENGTH", "DATABASE_ENV", "ENTRIES", "MAX_PER_MINUTE", "MAX_TITLE", "NONE_OF_THESE",
+    "POLL_CHOICES", "SCHEMA_VERSION", "TEACHER_KEY_ENV", "VERSION", "VIEWS", "ClassError", "ClassInfo", "ClassResults",
+    "ClassStore", "DatabaseDown", "Entry", "class_results", "database_url", "entry_from_probs", "export", "export_csv",
+    "migrate", "teacher_key", "thumbnail", "with_driver",
+]  # fmt: skip

@@ -1,0 +1,103 @@
+"""The Class page in AppTest (issue 33): a teacher session opens a class; student sessions join with its code, upload
+their photos, label them and vote; the teacher's screen counts them, its per-view figures are the app's own views of
+those photos (computed here again, outside the app), and a withdrawal drops the count. Every mistake: one message."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import ROOT, SAMPLES
+from streamlit.testing.v1 import AppTest
+
+from spp_viz import classroom, registry
+from spp_viz.explain.views import compare_views
+from spp_viz.images import load_image
+
+PAGE = "pages/9_Class.py"
+KEY = "a-teachers-key"
+pytestmark = pytest.mark.usefixtures("fresh_streamlit_caches")
+
+
+@pytest.fixture(autouse=True)
+def class_database(tmp_path, monkeypatch):
+    monkeypatch.setenv(classroom.TEACHER_KEY_ENV, KEY)
+    monkeypatch.setenv(classroom.DATABASE_ENV, f"sqlite:///{tmp_path / 'classes.sqlite'}")
+
+
+def session(photo: str | None = None) -> AppTest:
+    """A new browser session on the Class page, with ``photo`` uploaded in the sidebar first (AppTest shows the
+    sidebar's widgets before a page switch only)."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
+    if photo is not None:
+        at.file_uploader(key="upload").upload(photo, (SAMPLES / photo).read_bytes(), "image/jpeg").run()
+    return at.switch_page(PAGE).run()
+
+
+def teacher_opens(title: str = "") -> tuple[AppTest, str]:
+    t = session()
+    t.radio(key="class_role").set_value("the teacher").run()
+    t.text_input(key="class_key").set_value(KEY)
+    t.text_input(key="class_title").set_value(title)
+    t.button[0].click().run()  # the form's "Open a class"
+    assert not t.exception and not t.error, [e.value for e in t.error]
+    return t, metrics(t)["Class code"]
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def student_submits(code: str, photo: str, label: int, vote: str) -> AppTest:
+    s = session(photo)
+    s.text_input(key="class_code").set_value(code.lower()).run()
+    s.selectbox(key="class_label").set_value(label).run()
+    s.radio(key="class_vote").set_value(vote).run()
+    s.button(key="class_submit").click().run()
+    assert not s.exception and not s.error, [e.value for e in s.error]
+    assert len(s.success) == 1 and s.success[0].value.startswith("Sent.")
+    return s
+
+
+def test_a_class_pools_its_students_photos_and_a_withdrawal_drops_the_count():
+    t, code = teacher_opens("Period 3 <script>alert(1)</script> **bold**")
+    assert [x.value for x in t.text] == ["Period 3 <script>alert(1)</script> **bold**"]  # shown as typed, not as HTML
+    assert any(code in c.value for c in t.code)  # the link to share carries the code
+    photos = {"chelsea.jpg": 281, "coffee.jpg": 504, "rocket.jpg": 812}  # tabby, coffee mug, space shuttle
+    students = [student_submits(code, p, c, "full") for p, c in photos.items()]
+    t.run()
+    assert metrics(t)["Photos"] == "3" and metrics(t)["Showing one of ImageNet's classes"] == "3"
+    # The teacher's per-view top-1 equals the app's views of the same photos, computed here outside the app
+    model = registry.load(registry.DEFAULT_MODEL)
+    right = {v: 0 for v in classroom.VIEWS}
+    for photo, label in photos.items():
+        comparison = compare_views(model, load_image((SAMPLES / photo).read_bytes()), 256)
+        for v in classroom.VIEWS:
+            right[v] += comparison.top1[v] == label
+    table = t.table[0].value
+    for v, title in (("crop", "Centre crop"), ("warp", "Warp"), ("full", "Full image (SPP)")):
+        assert table.loc[title, "top-1"] == f"{right[v] / 3:.1%}", (v, table)
+    tally = next(c.value for c in t.caption if c.value.startswith("Poll:"))
+    assert "the full image (SPP) 3" in tally and f"Right (top-1): the centre crop {right['crop']}," in tally
+    students[0].button(key="class_withdraw").click().run()
+    t.run()
+    assert metrics(t)["Photos"] == "2"
+
+
+def test_mistakes_each_give_one_message():
+    s = session()
+    s.text_input(key="class_code").set_value("NOPE42").run()
+    wrong = "**there is no class with the code NOPE42: check it on the teacher's screen.**"
+    assert [e.value for e in s.error] == [wrong]
+    t = session()
+    t.radio(key="class_role").set_value("the teacher").run()
+    t.text_input(key="class_key").set_value("a guess")
+    t.button[0].click().run()
+    assert len(t.error) == 1 and "not the teacher's passphrase" in t.error[0].value
+
+
+def test_an_unreachable_database_leaves_the_rest_of_the_app_working(monkeypatch):
+    monkeypatch.setenv(classroom.DATABASE_ENV, "postgresql://nobody@127.0.0.1:9/none")
+    s = session()
+    assert not s.exception
+    assert len(s.error) == 1 and "the class database cannot be reached" in s.error[0].value
+    s.switch_page("pages/1_Feature_maps.py").run()
+    assert not s.exception and not s.error
