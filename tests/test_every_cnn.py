@@ -109,7 +109,7 @@ def test_a_spread_of_timm_families_is_split_at_forward_features(arch):
 @pytest.mark.parametrize(
     ("arch", "layer"),
     [("vit_tiny_patch16_224", "Attention"), ("mobilevit_xxs", "Attention"), ("coatnet_nano_rw_224", "Attention2d"),
-     ("botnet26t_256", "BottleneckAttn")],
+     ("botnet26t_256", "SelfAttnBlock")],
 )  # fmt: skip
 def test_timm_transformers_and_hybrids_are_refused_before_anything_is_built(arch, layer):
     with pytest.raises(ValueError, match=rf"attend over positions.*: {layer}\)"):
