@@ -183,6 +183,8 @@ def disagreements(entries: list[Entry], store: ClassStore, info: ClassInfo) -> N
 
 
 def student(store: ClassStore) -> None:
+    img, _ = ui.current_image()  # the sidebar's photo: a file that cannot be read says so here, first
+    st.image(img, caption="Your photo (the sidebar's)", width=240)
     code = st.text_input("Class code", value=st.query_params.get(ui.classroom.CLASS_PARAM, ""), key="class_code")
     if not code.strip():
         st.info("Type the code on the teacher's screen, or follow the teacher's link.")
@@ -194,9 +196,7 @@ def student(store: ClassStore) -> None:
         return
     if info.title:
         st.text(f"Class {info.code}: {info.title}")  # as typed: never read as Markdown or HTML
-    img, _ = ui.current_image()
     names = ui.classroom.class_names(info)
-    st.image(img, caption="Your photo (the sidebar's)", width=240)
     label = st.selectbox("What does your photo show?", [NONE_OF_THESE, *range(len(names))], index=None,
                          format_func=lambda i: "none of these" if i == NONE_OF_THESE else names[i],
                          placeholder="type to search ImageNet's classes", key="class_label")  # fmt: skip

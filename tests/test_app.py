@@ -63,8 +63,7 @@ TITLES = {
     "pages/8_Lab_experiments.py": "SPP Lab: the paper's comparisons",
     "pages/9_Class.py": "Class",
 }
-# The Lab pages train on their own images; the Class page shows the photo only once a class's code is typed.
-PHOTO_FREE = {"pages/7_SPP_Lab.py", "pages/8_Lab_experiments.py", "pages/9_Class.py"}
+PHOTO_FREE = {"pages/7_SPP_Lab.py", "pages/8_Lab_experiments.py"}  # the Lab pages train on their own images
 
 
 def page_text(at: AppTest) -> str:
