@@ -39,8 +39,9 @@ def main() -> None:
     st.title("Class")
     st.markdown(
         "Does the whole image through SPP beat the centre crop and the warp? The paper says so for its networks "
-        f"({paper.VOC07_CLAIM} mAP; {paper.CALTECH101_CLAIM}%; see {ui.NOTES}). Here the class tests it on the "
-        "photos it brought: each student's photo goes through the three views, and the teacher's screen pools them."
+        f"({paper.VOC07_CLAIM}, mAP; {paper.CALTECH101_CLAIM}, accuracy in %; see {ui.NOTES}). Here the class tests "
+        "it on the photos it brought: each student's photo goes through the three views, and the teacher's screen "
+        "pools them."
     )
     role = st.radio("You are", ["a student", "the teacher"], horizontal=True, key="class_role")
     said = st.session_state.pop("class_message", None)  # what a button's callback could not do
@@ -148,7 +149,7 @@ def live_results(store: ClassStore, code: str) -> None:
         + f", none of them {r.happened['none']}."
     )
     shipped_and_paper()
-    disagreements(r.disagreements, store, info)
+    disagreements(r.disagreements, info)
     d1, d2 = st.columns(2)
     d1.download_button("Download CSV", export_csv(entries), f"class-{code}.csv", "text/csv", key="class_csv")
     d2.download_button("Download JSON", json.dumps(export(entries, info), indent=2), f"class-{code}.json",
@@ -162,12 +163,12 @@ def shipped_and_paper() -> None:
     acc = ", ".join(f"{v} {shipped.accuracy[v]['top1']:.1%}" for v in VIEWS)
     st.caption(
         f"Beside it: the app's own run over {shipped.n} ImageNet photos ({shipped.model}, top-1: {acc}; the Crop, warp "
-        f"or SPP page has its intervals), and the paper's ({paper.VOC07_CLAIM} mAP, {paper.CALTECH101_CLAIM}%, "
+        f"or SPP page has its intervals), and the paper's ({paper.VOC07_CLAIM}, mAP; {paper.CALTECH101_CLAIM}, in %; "
         "ZF-5 trained with SPP). A class's few photos give wide intervals: read the sentences above, not the points."
     )
 
 
-def disagreements(entries: list[Entry], store: ClassStore, info: ClassInfo) -> None:
+def disagreements(entries: list[Entry], info: ClassInfo) -> None:
     if not entries:
         return
     st.subheader("Where the views disagree")
