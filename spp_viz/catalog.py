@@ -23,7 +23,7 @@ class Entry:
     family: str  # the library's module that defines it
     params: int | None  # None when the meta device cannot build it (the real build decides)
     weights: str  # "offline" (a pip package or already downloaded), "download", or "none" (no pretrained weights)
-    refused: str  # why the app cannot split it at conv5; "" when it can (confirmed on a real build)
+    refused: str  # why the app cannot split it at conv5; "": accepted here, and its real build checks the split
 
     def describe(self) -> str:
         size = "" if self.params is None else f"{self.params / 1e6:.1f} M parameters, "
