@@ -79,9 +79,10 @@ def entry(name: str) -> Entry:
         net = meta_net(library, arch)
     except Exception:  # noqa: BLE001  it reads a tensor's values while it builds: ``refusal`` says what it can
         net = None
-    size = sum(p.numel() for p in net.parameters()) if net is not None else None
     if library == "torchvision":  # the weights' own metadata: RegNet's widths cannot be computed on the meta device
         size = params(library, arch)
+    else:
+        size = sum(p.numel() for p in net.parameters()) if net is not None else None
     verdict = refusal_of(library, net) if net is not None else refusal(library, arch)
     return Entry(name, families(library).get(arch, "?"), size, _weights(library, arch), verdict)
 
