@@ -1,11 +1,12 @@
 """How long the teacher's screen takes with a class of 200 entries (issue 33: "a class of 200 entries still draws in
 under a second").
 
-A class is opened in a fresh SQLite file and 200 entries with made-up predictions are stored (each view's top-5, the
-true class, a poll answer; a thumbnail for every fourth). Timed, median of 5: reading them back and summing them up
-(``store.entries`` + ``class_results``: the bootstrap intervals and McNemar's tests), and one script run of the Class
-page in the teacher's role in AppTest (the page's own code: table, sentences, poll chart, disagreement thumbnails,
-downloads), side by side with the same page on an empty class. Run: python bench/class_draw.py
+For each of the three questions (views, heads, shuffle) a class is opened in a fresh SQLite file and 200 entries with
+made-up predictions are stored (each arm's top-5, the true class, a poll answer; a thumbnail for every fourth). Timed,
+median of 5: reading them back and summing them up (``store.entries`` + ``class_results``: the bootstrap intervals and
+McNemar's tests, or the Wilson intervals), and one script run of the Class page in the teacher's role in AppTest (the
+page's own code: table, sentences, poll chart, disagreement thumbnails, downloads), side by side with the same page on
+an empty class. Run: python bench/class_draw.py
 """
 
 from __future__ import annotations
@@ -23,13 +24,15 @@ ENTRIES = 200
 KEY = "bench-key"
 
 
-def fill(store, code: str, n: int) -> None:
+def fill(store, code: str, n: int, asks: str) -> None:
     import io
 
     import numpy as np
     from PIL import Image
 
-    from spp_viz.classroom import VIEWS, Entry
+    from spp_viz.classroom import Entry, question
+
+    arms, poll = question(asks).arms, question(asks).poll[0]
 
     rng = np.random.default_rng(0)
     buf = io.BytesIO()
@@ -37,9 +40,9 @@ def fill(store, code: str, n: int) -> None:
     for i in range(n):
         truth = int(rng.integers(1000))
         top5 = {v: [truth if rng.random() < 0.6 else int(rng.integers(1000)), *map(int, rng.integers(1000, size=4))]
-                for v in VIEWS}  # fmt: skip
+                for v in arms}  # fmt: skip
         store.clock = lambda i=i: 1_900_000_000.0 + i * 61  # past the per-minute cap: one browser per minute
-        store.submit(code, Entry(f"b{i}", truth, top5, {v: 0.5 for v in VIEWS}, "full",
+        store.submit(code, Entry(f"b{i}", truth, top5, {v: 0.5 for v in arms}, poll,
                                  thumbnail=buf.getvalue() if i % 4 == 0 else None))  # fmt: skip
 
 
@@ -71,17 +74,17 @@ def main() -> None:
     os.environ["SPP_VIZ_DATABASE_URL"] = url
     from spp_viz.classroom import ClassStore, class_results
 
-    store = ClassStore(url, clock=lambda: 1_900_000_000.0)
-    empty = store.open_class(KEY, "empty", hours=24).code
-    full = store.open_class(KEY, "two hundred", hours=24).code
-    fill(store, full, ENTRIES)
-    summed = median_seconds(lambda: class_results(store.entries(full), "efficientnet_lite0_spp"))
-    store.clock = lambda: 1_900_000_000.0  # the classes are open at this time
-    print(f"store.entries + class_results, {ENTRIES} entries, median of 5: {summed:.3f} s")
-    with_none, with_all = page_seconds(empty, 0), page_seconds(full, ENTRIES)
-    print(f"the teacher's page, one script run, median of 5: empty class {with_none:.3f} s, {ENTRIES} entries "
-          f"{with_all:.3f} s ({'met' if with_all <= 1.0 else 'MISSED'}: goal <= 1 s)")  # fmt: skip
-
+    for asks in ("views", "heads", "shuffle"):
+        store = ClassStore(url, clock=lambda: 1_900_000_000.0)
+        empty = store.open_class(KEY, "empty", hours=24, asks=asks)
+        full = store.open_class(KEY, "two hundred", hours=24, asks=asks)
+        fill(store, full.code, ENTRIES, asks)
+        summed = median_seconds(lambda: class_results(store.entries(full.code), full))  # noqa: B023
+        store.clock = lambda: 1_900_000_000.0  # the classes are open at this time
+        print(f"[{asks}] store.entries + class_results, {ENTRIES} entries, median of 5: {summed:.3f} s")
+        with_none, with_all = page_seconds(empty.code, 0), page_seconds(full.code, ENTRIES)
+        print(f"[{asks}] the teacher's page, one script run, median of 5: empty class {with_none:.3f} s, {ENTRIES} "
+              f"entries {with_all:.3f} s ({'met' if with_all <= 1.0 else 'MISSED'}: goal <= 1 s)")  # fmt: skip
 
 if __name__ == "__main__":
     main()

@@ -11,10 +11,11 @@ import streamlit as st
 import ui
 from spp_viz import paper
 from spp_viz.classroom import (
+    DEFAULT_QUESTION,
     MAX_TITLE,
+    NEVER,
     NONE_OF_THESE,
-    POLL_CHOICES,
-    VIEWS,
+    QUESTIONS,
     ClassError,
     ClassInfo,
     ClassStore,
@@ -24,24 +25,23 @@ from spp_viz.classroom import (
     entry_from_probs,
     export,
     export_csv,
+    first_change,
     thumbnail,
 )
-from spp_viz.explain.view_summary import ViewsSummary, table_rows
+from spp_viz.classroom.results import ClassResults, shipped_findings
 from spp_viz.plots.views import poll_figure
-from spp_viz.settings import ASSETS
 
-POLL_WORDS = {"crop": "the centre crop", "warp": "the warp", "full": "the full image (SPP)", "none": "none of them"}
-SHIPPED_SPP = ASSETS / "view_accuracy_spp.json"  # the Crop, warp or SPP page's 500-photo run (its comment: how made)
 DOWN = "Your own exploration on the other pages keeps working."
 
 
 def main() -> None:
+    ui.context()  # a fresh server's first request may open this page directly: leave Streamlit's legacy mode first
     st.title("Class")
     st.markdown(
         "Does the whole image through SPP beat the centre crop and the warp? The paper says so for its networks "
         f"({paper.VOC07_CLAIM}, mAP; {paper.CALTECH101_CLAIM}, accuracy in %; see {ui.NOTES}). Here the class tests "
-        "it on the photos it brought: each student's photo goes through the three views, and the teacher's screen "
-        "pools them."
+        "it on the photos it brought: each student's photo goes through the three views (or the two heads, or the "
+        "shuffles: the teacher picks the question), and the teacher's screen pools them."
     )
     role = st.radio("You are", ["a student", "the teacher"], horizontal=True, key="class_role")
     said = st.session_state.pop("class_message", None)  # what a button's callback could not do
@@ -81,7 +81,8 @@ def open_form(store: ClassStore) -> None:
         st.text_input("Teacher's passphrase", type="password", key="class_key",
                       help="SPP_VIZ_TEACHER_KEY, or the server's log")  # fmt: skip
         st.text_input("Title (shown to the class)", max_chars=MAX_TITLE, key="class_title")
-        st.selectbox("The question", ["Crop vs warp vs full image (SPP)"], help="The views the app compares.")
+        st.selectbox("The question", list(QUESTIONS), format_func=lambda q: QUESTIONS[q].title, key="class_question",
+                     index=list(QUESTIONS).index(DEFAULT_QUESTION), help="The app's own comparisons")  # fmt: skip
         a, b = st.columns(2)
         a.number_input("Open for (hours)", 0.25, 24.0, 2.0, 0.25, key="class_hours")
         b.number_input("Rows deleted after (days)", 1, 90, 7, key="class_days")
@@ -99,7 +100,9 @@ def act(what, *args) -> None:
 def open_class(store: ClassStore) -> None:
     s = st.session_state
     try:
-        info = store.open_class(s.class_key, s.class_title, s.class_hours, s.class_days, ui.classroom.class_network())
+        asks = s.class_question
+        info = store.open_class(s.class_key, s.class_title, s.class_hours, s.class_days,
+                                ui.classroom.class_network(asks), asks)  # fmt: skip
     except (ClassError, DatabaseDown) as e:
         s["class_message"] = str(e)
         return
@@ -116,7 +119,7 @@ def share_panel(info: ClassInfo) -> None:
     closes = pd.Timestamp(info.closes_at, unit="s", tz="UTC").strftime("%H:%M UTC")
     kept = pd.Timestamp(info.delete_after, unit="s", tz="UTC").strftime("%Y-%m-%d")
     a.caption(
-        f"Network: {info.model}. "
+        f"Question: {info.asks.title}. Network: {info.model}. "
         + (f"Open until {closes}" if info.is_open() else f"Closed at {closes}")
         + f"; its rows are deleted on {kept}. No photo is stored unless a student shares a 128-pixel thumbnail."
     )
@@ -131,24 +134,20 @@ def live_results(store: ClassStore, code: str) -> None:
     except (ClassError, DatabaseDown) as e:
         st.error(f"**{e}.**")
         return
-    r = class_results(entries, info.model)
+    r = class_results(entries, info)
     a, b, c = st.columns(3)
     a.metric("Photos", r.count)
     b.metric("Showing one of ImageNet's classes", r.labelled)
-    c.metric("Views disagree on", len(r.disagreements))
-    if r.summary is not None:
-        st.table(pd.DataFrame(table_rows(r.summary)).set_index("view"))  # a plain table: readable from the back row
-        for line in r.findings:
-            st.markdown(f"- {line}")
-    st.plotly_chart(poll_figure(r.poll, r.happened, r.labelled), key="class_poll_chart")
-    st.caption(
-        "Poll: "
-        + ", ".join(f"{POLL_WORDS[c]} {n}" for c, n in r.poll.items())
-        + ". Right (top-1): "
-        + ", ".join(f"{POLL_WORDS[v]} {r.happened[v]}" for v in VIEWS)
-        + f", none of them {r.happened['none']}."
-    )
-    shipped_and_paper()
+    c.metric(f"{info.asks.compared.capitalize()} disagree on", len(r.disagreements))
+    if r.table:
+        st.table(pd.DataFrame(r.table).set_index(next(iter(r.table[0]))))  # a plain table: readable from the back row
+    for line in r.findings:
+        st.markdown(f"- {line}")
+    came_true = "first changed here" if info.question == "shuffle" else f"right (top-1, of {r.labelled} labelled)"
+    st.plotly_chart(poll_figure(r.poll, r.happened, info.asks.poll_words, came_true), key="class_poll_chart")
+    st.caption(tally(r, info))
+    for line in shipped_findings(info.question):
+        st.caption(line)
     disagreements(r.disagreements, info)
     d1, d2 = st.columns(2)
     d1.download_button("Download CSV", export_csv(entries), f"class-{code}.csv", "text/csv", key="class_csv")
@@ -156,26 +155,24 @@ def live_results(store: ClassStore, code: str) -> None:
                        "application/json", key="class_json")  # fmt: skip
 
 
-def shipped_and_paper() -> None:
-    if not SHIPPED_SPP.is_file():
-        return
-    shipped = ViewsSummary.from_json(json.loads(SHIPPED_SPP.read_text()))
-    acc = ", ".join(f"{v} {shipped.accuracy[v]['top1']:.1%}" for v in VIEWS)
-    st.caption(
-        f"Beside it: the app's own run over {shipped.n} ImageNet photos ({shipped.model}, top-1: {acc}; the Crop, warp "
-        f"or SPP page has its intervals), and the paper's ({paper.VOC07_CLAIM}, mAP; {paper.CALTECH101_CLAIM}, in %; "
-        "ZF-5 trained with SPP). A class's few photos give wide intervals: read the sentences above, not the points."
-    )
+def tally(r: ClassResults, info: ClassInfo) -> str:
+    """The poll and what happened, in words (the chart's numbers, for the back row)."""
+    words = info.asks.poll_words
+    poll = "Poll: " + ", ".join(f"{words[c]} {n}" for c, n in r.poll.items()) + ". "
+    if info.question == "shuffle":
+        return poll + "First changed at: " + ", ".join(f"{words[c]} {n}" for c, n in r.happened.items()) + "."
+    right = ", ".join(f"{words[a]} {r.happened[a]}" for a in info.asks.arms)
+    return poll + f"Right (top-1): {right}, {words['none']} {r.happened['none']}."
 
 
 def disagreements(entries: list[Entry], info: ClassInfo) -> None:
     if not entries:
         return
-    st.subheader("Where the views disagree")
+    st.subheader(f"Where {info.asks.compared} disagree")
     names = ui.classroom.class_names(info)
     cols = st.columns(6)
     for i, e in enumerate(entries[:24]):
-        tops = "; ".join(f"{v}: {names[e.top5[v][0]]}" for v in VIEWS)
+        tops = "; ".join(f"{info.asks.arm_titles[a]}: {names[t]}" for a, t in e.top1.items())
         truth = "none of ImageNet's" if e.true_class == NONE_OF_THESE else names[e.true_class]
         with cols[i % 6]:
             if e.thumbnail:
@@ -186,13 +183,21 @@ def disagreements(entries: list[Entry], info: ClassInfo) -> None:
 def student(store: ClassStore) -> None:
     img, _ = ui.current_image()  # the sidebar's photo: a file that cannot be read says so here, first
     st.image(img, caption="Your photo (the sidebar's)", width=240)
-    code = st.text_input("Class code", value=st.query_params.get(ui.classroom.CLASS_PARAM, ""), key="class_code")
+    pending = st.session_state.get("class_pending")  # an answer not sent yet keeps its class's code on the page
+    default = st.query_params.get(ui.classroom.CLASS_PARAM, "") or (pending[0] if pending else "")
+    code = st.text_input("Class code", value=default, key="class_code")
     if not code.strip():
         st.info("Type the code on the teacher's screen, or follow the teacher's link.")
         return
     try:
         info = store.find(code)
-    except (ClassError, DatabaseDown) as e:
+    except DatabaseDown as e:
+        if "class_pending" in st.session_state:  # a Submit that could not reach the database
+            st.error(f"**Not sent yet: {e}.** Your answer is kept; it is sent again on your next click. {DOWN}")
+        else:
+            st.error(f"**{e}.** {DOWN}")
+        return
+    except ClassError as e:
         st.error(f"**{e}.**")
         return
     if info.title:
@@ -201,8 +206,8 @@ def student(store: ClassStore) -> None:
     label = st.selectbox("What does your photo show?", [NONE_OF_THESE, *range(len(names))], index=None,
                          format_func=lambda i: "none of these" if i == NONE_OF_THESE else names[i],
                          placeholder="type to search ImageNet's classes", key="class_label")  # fmt: skip
-    poll = st.radio("Before the reveal: which view will be right?", POLL_CHOICES, index=None,
-                    format_func=POLL_WORDS.get, key="class_vote")  # fmt: skip
+    poll = st.radio(info.asks.prompt, info.asks.poll, index=None, format_func=info.asks.poll_words.get,
+                    key="class_vote")  # fmt: skip
     st.checkbox("Share a 128-pixel thumbnail with the class", key="class_share")
     if label is not None and poll is not None:
         st.button("Submit", type="primary", key="class_submit", on_click=submit, args=(info, img))
@@ -211,12 +216,16 @@ def student(store: ClassStore) -> None:
 
 
 def submit(info: ClassInfo, img) -> None:
-    """The Submit button's callback: the three views of the photo, kept as this session's pending entry."""
+    """The Submit button's callback: the photo through the question's arms, kept as this session's pending entry."""
     s = st.session_state
-    probs = ui.classroom.class_views(info).probs
+    probs = ui.classroom.class_probs(info)
     thumb = thumbnail(img) if s.class_share else None
-    s["class_pending"] = (info.code, entry_from_probs(ui.classroom.browser_id(), s.class_label, probs, s.class_vote,
-                                                      thumb))  # fmt: skip
+    try:
+        entry = entry_from_probs(ui.classroom.browser_id(), s.class_label, probs, s.class_vote, thumb, info.question)
+    except ClassError as e:
+        s["class_message"] = str(e)
+        return
+    s["class_pending"] = (info.code, entry)
 
 
 def send_pending(store: ClassStore) -> None:
@@ -242,14 +251,16 @@ def mine_panel(store: ClassStore, info: ClassInfo, names: list[str]) -> None:
         return
     if mine is None:
         return
-    right = [v for v in VIEWS if mine.right(v)]
+    q = info.asks
     said = "none of these" if mine.true_class == NONE_OF_THESE else names[mine.true_class]
-    st.success(
-        f"Sent. You said your photo shows {said} and voted for {POLL_WORDS[mine.poll]}. "
-        + "; ".join(f"{v}: {names[mine.top5[v][0]]}" for v in VIEWS)
-        + ". "
-        + (f"Right: {', '.join(right)}." if right else "No view's top-1 is your class.")
-    )
+    tops = "; ".join(f"{q.arm_titles[a]}: {names[t]}" for a, t in mine.top1.items())
+    if q.key == "shuffle":
+        k = first_change(mine.top1)
+        came = "The top-1 never changed." if k == NEVER else f"The top-1 first changed at {k}x{k} tiles."
+    else:
+        right = [q.arm_titles[a] for a in q.arms if mine.right(a)]
+        came = f"Right: {', '.join(right)}." if right else f"None of {q.compared} has your class as its top-1."
+    st.success(f"Sent. You said your photo shows {said} and voted for {q.poll_words[mine.poll]}. {tops}. {came}")
     st.button("Withdraw my entry", key="class_withdraw", on_click=act, args=(store.withdraw, info.code, mine.browser))
 
 

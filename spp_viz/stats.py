@@ -41,6 +41,22 @@ def paired_bootstrap(a: Sequence[bool], b: Sequence[bool], samples: int = 2000, 
     return Interval(float(d.mean()), float(draws.std(ddof=1)), float(lo), float(hi))
 
 
+def wilson(hits: Sequence[bool], z: float = 1.959964) -> Interval:
+    """A proportion with its 95% Wilson score interval (it stays inside [0, 1] and is not empty at 0 or N hits,
+    where the normal approximation is, which matters for a class's few photos).
+
+    Args:
+        hits: [N] whether each item counts.
+    """
+    h = np.asarray(hits, dtype=bool)
+    if h.ndim != 1 or len(h) == 0:
+        raise ValueError(f"need a non-empty list of outcomes, got shape {h.shape}")
+    n, p = len(h), float(h.mean())
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return Interval(p, math.sqrt(p * (1 - p) / n), max(0.0, centre - half), min(1.0, centre + half))
+
+
 @dataclass(frozen=True)
 class McNemar:
     """McNemar's exact test on paired outcomes: only the items where a and b disagree count."""

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import pytest
 from conftest import ROOT, SAMPLES
+from pg_server import postgres_server
 from streamlit.testing.v1 import AppTest
 
 from spp_viz import classroom, registry
-from spp_viz.explain.views import compare_views
+from spp_viz.explain.views import compare_views, full_view, probabilities
 from spp_viz.images import load_image
 
 PAGE = "pages/9_Class.py"
@@ -32,11 +33,12 @@ def session(photo: str | None = None) -> AppTest:
     return at.switch_page(PAGE).run()
 
 
-def teacher_opens(title: str = "") -> tuple[AppTest, str]:
+def teacher_opens(title: str = "", asks: str = "views") -> tuple[AppTest, str]:
     t = session()
     t.radio(key="class_role").set_value("the teacher").run()
     t.text_input(key="class_key").set_value(KEY)
     t.text_input(key="class_title").set_value(title)
+    t.selectbox(key="class_question").set_value(asks)
     t.button[0].click().run()  # the form's "Open a class"
     assert not t.exception and not t.error, [e.value for e in t.error]
     return t, metrics(t)["Class code"]
@@ -46,11 +48,16 @@ def metrics(at: AppTest) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
 
 
-def student_submits(code: str, photo: str, label: int, vote: str) -> AppTest:
+def student_joins(code: str, photo: str, label: int, vote: str) -> AppTest:
     s = session(photo)
     s.text_input(key="class_code").set_value(code.lower()).run()
     s.selectbox(key="class_label").set_value(label).run()
     s.radio(key="class_vote").set_value(vote).run()
+    return s
+
+
+def student_submits(code: str, photo: str, label: int, vote: str) -> AppTest:
+    s = student_joins(code, photo, label, vote)
     s.button(key="class_submit").click().run()
     assert not s.exception and not s.error, [e.value for e in s.error]
     assert len(s.success) == 1 and s.success[0].value.startswith("Sent.")
@@ -101,3 +108,67 @@ def test_an_unreachable_database_leaves_the_rest_of_the_app_working(monkeypatch)
     assert len(s.error) == 1 and "the class database cannot be reached" in s.error[0].value
     s.switch_page("pages/1_Feature_maps.py").run()
     assert not s.exception and not s.error
+
+
+def test_a_heads_class_compares_the_two_heads_the_app_ships():
+    """The {6,3,2,1} head against the one-level head: the teacher's table equals each network's top-1 on the full
+    image (shorter side 256), computed here with the two networks loaded outside the app."""
+    t, code = teacher_opens(asks="heads")
+    assert any("Question: {6,3,2,1} pyramid head vs one-level head" in c.value for c in t.caption)
+    photos = {"chelsea.jpg": 281, "coffee.jpg": 504}
+    for photo, label in photos.items():
+        s = student_submits(code, photo, label, "spp")
+        assert "{6,3,2,1} head (SPP-net):" in s.success[0].value
+    t.run()
+    right = {}
+    for arm, name in (("spp", registry.DEFAULT_MODEL), ("one_level", registry.base_of(registry.DEFAULT_MODEL))):
+        model = registry.load(name)
+        right[arm] = sum(
+            int(probabilities(model, full_view(load_image((SAMPLES / p).read_bytes()), 256).image).argmax()) == label
+            for p, label in photos.items()
+        )
+    table = t.table[0].value
+    assert table.loc["{6,3,2,1} head (SPP-net)", "top-1"] == f"{right['spp'] / 2:.1%}", table
+    assert table.loc["One-level head (Lite0)", "top-1"] == f"{right['one_level'] / 2:.1%}", table
+    tally = next(c.value for c in t.caption if c.value.startswith("Poll:"))
+    assert tally.startswith("Poll: the {6,3,2,1} head 2, the one-level head 0, neither 0.")
+    assert any("distilled from the one-level head" in c.value for c in t.caption)  # beside it: the shipped run
+
+
+def test_a_shuffle_class_finds_where_each_photos_top1_first_changes():
+    t, code = teacher_opens(asks="shuffle")
+    s = student_joins(code, "rocket.jpg", 812, "never")
+    assert s.radio(key="class_vote").options[-1] == "not up to 8x8"
+    s.button(key="class_submit").click().run()
+    assert not s.exception and s.success[0].value.startswith("Sent.")
+    t.run()
+    photo = load_image((SAMPLES / "rocket.jpg").read_bytes())
+    probs = classroom.shuffle_probs(registry.load(registry.DEFAULT_MODEL), photo)
+    first = classroom.first_change({arm: int(p.argmax()) for arm, p in probs.items()})
+    at = {k: int(first == k) for k in ("2", "3", "4", "6", "8")}
+    said = f"the top-1 first changed at {', '.join(f'{k}x{k}: {n}' for k, n in at.items())}"
+    assert any(said in m.value for m in t.markdown), [m.value for m in t.markdown]
+    assert any(c.value.startswith("Poll: 2x2 0, 3x3 0, 4x4 0, 6x6 0, 8x8 0, not up to 8x8 1.") for c in t.caption)
+
+
+def test_a_submission_made_while_the_database_is_down_is_sent_when_it_is_back(monkeypatch):
+    """PostgreSQL stops after the student joined: Submit keeps the answer and says so, the other pages keep
+    working, and the next click once the server is back sends it, once."""
+    with postgres_server() as pg:
+        monkeypatch.setenv(classroom.DATABASE_ENV, pg.url)
+        code = classroom.ClassStore(pg.url).open_class(KEY).code
+        s = student_joins(code, "coffee.jpg", 504, "warp")
+        pg.stop()
+        s.button(key="class_submit").click().run()
+        assert not s.exception and len(s.error) == 1 and not s.success
+        assert s.error[0].value.startswith("**Not sent yet: the class database cannot be reached")
+        assert "Your answer is kept; it is sent again on your next click." in s.error[0].value
+        s.switch_page("pages/1_Feature_maps.py").run()
+        assert not s.exception and not s.error
+        pg.start()
+        s.switch_page(PAGE).run()
+        assert not s.exception and not s.error, [e.value for e in s.error]
+        assert s.success[0].value.startswith("Sent. You said your photo shows coffee mug")
+        s.run()  # another click: nothing is sent twice
+        entries = classroom.ClassStore(pg.url).entries(code)
+        assert [(e.true_class, e.poll) for e in entries] == [(504, "warp")]

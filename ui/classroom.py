@@ -6,14 +6,14 @@ from __future__ import annotations
 import io
 import secrets
 
+import numpy as np
 import streamlit as st
 
 from spp_viz import registry
-from spp_viz.classroom import ClassInfo, ClassStore, database_url
-from spp_viz.explain.views import Comparison
+from spp_viz.classroom import ClassInfo, ClassStore, database_url, head_probs, shuffle_probs
 from spp_viz.models import ZOO
 
-from .cache import comparison
+from .cache import comparison, decode_image, get_model
 from .session import ModelChoice, Subject, context
 
 BROWSER_PARAM = "you"  # the anonymous per-browser id, kept in the page's address so that a reload keeps it
@@ -39,25 +39,44 @@ def browser_id() -> str:
     return you
 
 
-def class_network() -> str:
+def class_network(asks: str = "views") -> str:
     """The network a class opened now would use: the sidebar's, when it is one of the app's own; else the SPP-net
-    (every student must be able to load it by name, so no uploaded weights and no network by name)."""
+    (every student must be able to load it by name, so no uploaded weights and no network by name). The heads
+    question needs a network with a pyramid head (its one-level contrast is the network it was distilled from)."""
     ctx = context()
+    if asks == "heads":
+        pyramid = ctx.model.name in registry.PYRAMID_MODELS and ctx.model.weights is None
+        return ctx.model.name if pyramid else registry.DEFAULT_MODEL
     own = ctx.model.name in ZOO or ctx.model.name in registry.PYRAMID_MODELS
     return ctx.model.name if own and ctx.model.weights is None else registry.DEFAULT_MODEL
 
 
-def class_views(info: ClassInfo) -> Comparison:
-    """The three views of this session's photo through the class's network (st.cache_data on the bytes)."""
+def class_probs(info: ClassInfo) -> dict[str, np.ndarray]:
+    """This session's photo through the class's question's arms (cached on the photo's bytes): the three views, the
+    two heads, or the shuffles."""
     ctx = context()
     subject = Subject(ModelChoice(info.model, ctx.device), ctx.image)
-    return comparison(subject, 256, False)
+    if info.question == "heads":
+        return _heads(subject)
+    if info.question == "shuffle":
+        return _shuffles(subject)
+    return dict(comparison(subject, 256, False).probs)  # the Crop, warp or SPP page's own cached views
+
+
+@st.cache_data(max_entries=32, show_spinner="Running both heads ...")
+def _heads(subject: Subject) -> dict[str, np.ndarray]:
+    one_level = ModelChoice(registry.base_of(subject.model.name), subject.model.device)
+    img = decode_image(subject.image.data, subject.image.name)
+    return head_probs(get_model(subject.model), get_model(one_level), img)
+
+
+@st.cache_data(max_entries=32, show_spinner="Shuffling the tiles at each k ...")
+def _shuffles(subject: Subject) -> dict[str, np.ndarray]:
+    return shuffle_probs(get_model(subject.model), decode_image(subject.image.data, subject.image.name))
 
 
 def class_names(info: ClassInfo) -> list[str]:
     """The class's network's class names (the network is on the server's shelf already, or is loaded now)."""
-    from .cache import get_model
-
     return get_model(ModelChoice(info.model, context().device)).class_names
 
 

@@ -1,7 +1,19 @@
-"""Class mode (issue 33): a teacher opens a class, students join with its code and submit what the app's three views
-made of their own photo, and the class's results live in a real database (``store``) and are summed up as the app's
-views bench sums up its photos (``results``)."""
+"""Class mode (issue 33): a teacher opens a class asking one of the app's comparisons (``questions``), students join
+with its code and submit what it made of their own photo, and the class's results live in a real database
+(``store``) and are summed up with the app's own statistics (``results``)."""
 
+from .questions import (
+    DEFAULT_QUESTION,
+    NEVER,
+    QUESTIONS,
+    VIEWS,
+    Question,
+    first_change,
+    head_probs,
+    question,
+    shuffle_probs,
+    view_probs,
+)
 from .results import ClassResults, class_results, export, export_csv
 from .store import (
     ATTEMPTS,
@@ -16,7 +28,6 @@ from .store import (
     SCHEMA_VERSION,
     TEACHER_KEY_ENV,
     VERSION,
-    VIEWS,
     ClassError,
     ClassInfo,
     ClassStore,
@@ -31,6 +42,8 @@ from .store import (
 )  # fmt: skip
 
 __all__ = [
+    "DEFAULT_QUESTION", "NEVER", "QUESTIONS", "Question", "first_change", "head_probs", "question", "shuffle_probs",
+    "view_probs",
     "ATTEMPTS", "CLASSES", "CODE_LENGTH", "DATABASE_ENV", "ENTRIES", "MAX_PER_MINUTE", "MAX_TITLE", "NONE_OF_THESE",
     "POLL_CHOICES", "SCHEMA_VERSION", "TEACHER_KEY_ENV", "VERSION", "VIEWS", "ClassError", "ClassInfo", "ClassResults",
     "ClassStore", "DatabaseDown", "Entry", "class_results", "database_url", "entry_from_probs", "export", "export_csv",

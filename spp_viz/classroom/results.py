@@ -1,51 +1,185 @@
-"""What a class's photos say: counts, each view's accuracy with the app's own paired statistics, the poll against
-what happened, the photos where the views disagree; and the class's exports (CSV, JSON)."""
+"""What a class's photos say, for the class's question: counts, each arm's accuracy with the app's own paired
+statistics (or, for the shuffle question, where the top-1 first changed), the poll against what happened, the photos
+where the arms disagree; and the class's exports (CSV, JSON)."""
 
 from __future__ import annotations
 
 import io
+import json
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .store import NONE_OF_THESE, POLL_CHOICES, VIEWS, ClassInfo, Entry
+from .. import paper
+from ..explain.bag_of_words import SHUFFLE_TILES
+from ..settings import ASSETS
+from ..stats import mcnemar, paired_bootstrap, wilson
+from .questions import NEVER, Question, first_change
+from .store import NONE_OF_THESE, ClassInfo, Entry
 
 
 @dataclass(frozen=True)
 class ClassResults:
-    """The teacher's screen: counts, each view's accuracy and the paired differences (the app's own views bench
-    statistics, ``explain.view_accuracy``), its sentences, the poll against what happened, and the disagreements."""
+    """The teacher's screen: counts, a table (one row per arm), sentences computed from it, the poll against what
+    happened, and the entries whose arms disagree."""
 
     count: int  # entries
     labelled: int  # entries whose photo shows one of ImageNet's classes
-    summary: object | None  # explain.view_summary.ViewsSummary over the labelled entries; None when there are none
+    table: list[dict[str, str]]  # one row per arm (per k for the shuffle question); empty when nothing to show
     findings: list[str]
     poll: dict[str, int]  # answer -> how many students gave it
-    happened: dict[str, int]  # view -> labelled photos it got right (top-1); "none": photos no view got right
-    disagreements: list[Entry]  # entries whose three views' top-1 differ
+    happened: dict[str, int]  # answer -> photos for which it came true
+    disagreements: list[Entry]  # entries whose arms' top-1 differ
+    summary: object | None = None  # the views question's explain.view_summary.ViewsSummary (None otherwise)
 
 
-def class_results(entries: list[Entry], model: str, short_side: int = 256) -> ClassResults:
-    """``entries`` summed up as the views bench sums up its photos (bootstrap intervals, McNemar's test)."""
-    from ..explain.view_accuracy import ViewsReport
-    from ..explain.view_summary import findings
-
+def class_results(entries: list[Entry], info: ClassInfo, short_side: int = 256) -> ClassResults:
+    """``entries`` summed up for the class's question, with the app's own statistics (bootstrap intervals over
+    photos, McNemar's test, "no clear difference" when an interval spans 0)."""
+    q = info.asks
     labelled = [e for e in entries if e.true_class != NONE_OF_THESE]
-    summary, said = None, []
-    if labelled:
-        report = ViewsReport(
-            model=model, short_side=short_side, views=VIEWS, names=[f"photo {i + 1}" for i in range(len(labelled))],
-            labels=np.array([e.true_class for e in labelled]),
-            top1={v: np.array([e.right(v, 1) for e in labelled]) for v in VIEWS},
-            top5={v: np.array([e.right(v, 5) for e in labelled]) for v in VIEWS},
-        )  # fmt: skip
-        summary = report.summary()
-        said = findings(summary, where="photos of this class")
-    poll = {c: sum(e.poll == c for e in entries) for c in POLL_CHOICES}
-    happened = {v: sum(e.right(v) for e in labelled) for v in VIEWS}
-    happened["none"] = sum(not any(e.right(v) for v in VIEWS) for e in labelled)
-    disagree = [e for e in entries if len({e.top5[v][0] for v in VIEWS}) > 1]
-    return ClassResults(len(entries), len(labelled), summary, said, poll, happened, disagree)
+    poll = {c: sum(e.poll == c for e in entries) for c in q.poll}
+    disagree = [e for e in entries if len(set(e.top1.values())) > 1]
+    if q.key == "shuffle":
+        table, said, happened = _shuffle(entries)
+        return ClassResults(len(entries), len(labelled), table, said, poll, happened, disagree)
+    happened = {a: sum(e.right(a) for e in labelled) for a in q.arms}
+    happened["none"] = sum(not any(e.right(a) for a in q.arms) for e in labelled)
+    if q.key == "views":
+        summary, table, said = _views(labelled, info.model, short_side)
+        return ClassResults(len(entries), len(labelled), table, said, poll, happened, disagree, summary)
+    table, said = _paired(labelled, q)
+    return ClassResults(len(entries), len(labelled), table, said, poll, happened, disagree)
+
+
+def _views(labelled: list[Entry], model: str, short_side: int) -> tuple[object | None, list[dict], list[str]]:
+    """The views question: the views bench's own summary, table and sentences."""
+    from ..explain.view_accuracy import ViewsReport
+    from ..explain.view_summary import findings, table_rows
+
+    if not labelled:
+        return None, [], []
+    views = tuple(labelled[0].top5)
+    report = ViewsReport(
+        model=model, short_side=short_side, views=views, names=[f"photo {i + 1}" for i in range(len(labelled))],
+        labels=np.array([e.true_class for e in labelled]),
+        top1={v: np.array([e.right(v, 1) for e in labelled]) for v in views},
+        top5={v: np.array([e.right(v, 5) for e in labelled]) for v in views},
+    )  # fmt: skip
+    summary = report.summary()
+    return summary, table_rows(summary), findings(summary, where="photos of this class")
+
+
+def _paired(labelled: list[Entry], q: Question) -> tuple[list[dict], list[str]]:
+    """Two arms on the same photos (the heads question): each one's accuracy, the first minus the second with its
+    95% paired bootstrap interval, and McNemar's p."""
+    if not labelled:
+        return [], []
+    a, b = q.arms
+    hits = {(arm, k): [e.right(arm, k) for e in labelled] for arm in q.arms for k in (1, 5)}
+    rows = []
+    for arm in q.arms:
+        row = {"head": q.arm_titles[arm], **{f"top-{k}": f"{np.mean(hits[arm, k]):.1%}" for k in (1, 5)}}
+        for k, label in ((1, "top-1"), (5, "top-5")):
+            if arm == b:
+                row[f"{label} difference (95% interval)"] = "reference"
+                continue
+            d = paired_bootstrap(hits[a, k], hits[b, k])
+            row[f"{label} difference (95% interval)"] = (
+                f"{100 * d.value:+.1f} ({100 * d.low:+.1f} to {100 * d.high:+.1f}) points"
+            )
+        row["McNemar p, top-1"] = "" if arm == b else f"{mcnemar(hits[a, 1], hits[b, 1]).p_value:.2g}"
+        rows.append(row)
+    d, test = paired_bootstrap(hits[a, 1], hits[b, 1]), mcnemar(hits[a, 1], hits[b, 1])
+    band = f"95% interval {100 * d.low:+.1f} to {100 * d.high:+.1f} points, McNemar p = {test.p_value:.2g}"
+    first, second = q.arm_titles[a], q.arm_titles[b][0].lower() + q.arm_titles[b][1:]
+    if d.low > 0:
+        verdict = f"beats the {second} by {100 * d.value:.1f} points ({band})"
+    elif d.high < 0:
+        verdict = f"falls {100 * -d.value:.1f} points below the {second} ({band})"
+    else:
+        verdict = f"shows no clear difference from the {second}: {100 * d.value:+.1f} points ({band})"
+    return rows, [
+        f"Over {len(labelled)} photos of this class, top-1: {first} {np.mean(hits[a, 1]):.1%}, "
+        f"{second} {np.mean(hits[b, 1]):.1%}.",
+        f"On the same photos the {first} {verdict}; right only with it: {test.only_a} photo(s), only with the "
+        f"{second}: {test.only_b}.",
+    ]
+
+
+def _shuffle(entries: list[Entry]) -> tuple[list[dict], list[str], dict[str, int]]:
+    """The shuffle question: per k, the photos whose top-1 survived (with a 95% Wilson interval); where each photo's
+    top-1 first changed."""
+    firsts = [first_change(e.top1) for e in entries]
+    happened = {str(k): firsts.count(str(k)) for k in SHUFFLE_TILES}
+    happened[NEVER] = firsts.count(NEVER)
+    if not entries:
+        return [], [], happened
+    rows = []
+    for k in SHUFFLE_TILES:
+        kept = [e.top1[f"k{k}"] == e.top1["original"] for e in entries]
+        iv = wilson(kept)
+        rows.append({
+            "tiles": f"{k}x{k}", "top-1 unchanged": f"{iv.value:.1%}",
+            "95% interval": f"{100 * iv.low:.1f} to {100 * iv.high:.1f}%",
+            "first changed here": str(happened[str(k)]),
+        })  # fmt: skip
+    n = len(entries)
+    where = ", ".join(f"{k}x{k}: {happened[str(k)]}" for k in SHUFFLE_TILES)
+    return rows, [
+        f"Over {n} photos of this class, the top-1 first changed at {where}; "
+        f"it never changed up to {SHUFFLE_TILES[-1]}x{SHUFFLE_TILES[-1]} for {happened[NEVER]}.",
+        f"With {SHUFFLE_TILES[0]}x{SHUFFLE_TILES[0]} tiles the top-1 stayed for {rows[0]['top-1 unchanged']} of the "
+        f"photos (95% interval {rows[0]['95% interval']}); with {SHUFFLE_TILES[-1]}x{SHUFFLE_TILES[-1]} for "
+        f"{rows[-1]['top-1 unchanged']} ({rows[-1]['95% interval']}).",
+    ], happened
+
+
+# The app's shipped 500-photo runs (each file records the command that made it), beside a class's figures.
+SHIPPED_VIEWS_SPP = ASSETS / "view_accuracy_spp.json"  # efficientnet_lite0_spp, the three views
+SHIPPED_VIEWS_LITE0 = ASSETS / "view_accuracy.json"  # efficientnet_lite0 (the one-level head), the three views
+SHIPPED_SHUFFLE_SPP = ASSETS / "bag_of_words_spp.json"  # efficientnet_lite0_spp, the shuffle test
+
+
+def shipped_findings(asks: str) -> list[str]:
+    """What the app's own 500-photo run and the paper say on the question, for beside a class's figures."""
+    from ..explain.bag_of_words import ShuffleSummary
+    from ..explain.view_summary import ViewsSummary, head_findings
+
+    def read(path):
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    if asks == "views" and (d := read(SHIPPED_VIEWS_SPP)):
+        shipped = ViewsSummary.from_json(d)
+        acc = ", ".join(f"{v} {shipped.accuracy[v]['top1']:.1%}" for v in shipped.accuracy)
+        return [
+            f"Beside it: the app's own run over {shipped.n} ImageNet photos ({shipped.model}, top-1: {acc}; the "
+            f"Crop, warp or SPP page has its intervals), and the paper's ({paper.VOC07_CLAIM}, mAP; "
+            f"{paper.CALTECH101_CLAIM}, in %; ZF-5 trained with SPP). A class's few photos give wide intervals: read "
+            "the sentences above, not the points."
+        ]
+    if asks == "heads" and (a := read(SHIPPED_VIEWS_LITE0)) and (b := read(SHIPPED_VIEWS_SPP)):
+        one, four = ViewsSummary.from_json(a), ViewsSummary.from_json(b)
+        same_image = head_findings(one, four)[0]  # HEAD_PAIRS starts with the full image against the full image
+        return [
+            f"Beside it: the app's own run over {four.n} ImageNet photos: {same_image}",
+            f"The paper ({paper.LEVELS_CLAIM}; without SPP {paper.ZF5_ERRORS['no SPP'][0]}, in %, ImageNet val) "
+            "trained each network with its own head; here the pyramid head was distilled from the one-level head on "
+            "the same frozen conv layers, so a small or no difference is what to expect.",
+        ]
+    if asks == "shuffle" and (d := read(SHIPPED_SHUFFLE_SPP)):
+        shipped = ShuffleSummary.from_json(d)
+
+        def kept(row) -> str:
+            m, half = row.top1_unchanged.mean, 1.96 * row.top1_unchanged.se
+            return f"{row.k}x{row.k} {m:.1%} ({100 * (m - half):.1f} to {100 * (m + half):.1f}%)"
+
+        return [
+            f"The app's own run over {shipped.n} ImageNet photos ({shipped.model}; each photo cut to its k's grid): "
+            f"top-1 unchanged at {', '.join(kept(r) for r in shipped.rows)}. The paper makes no such measurement: it "
+            "likens SPP to spatial-pyramid bag-of-words, where the 1x1 level ignores where a feature is."
+        ]
+    return []
 
 
 def export(entries: list[Entry], info: ClassInfo) -> dict:
@@ -54,7 +188,7 @@ def export(entries: list[Entry], info: ClassInfo) -> dict:
 
 
 def export_csv(entries: list[Entry]) -> str:
-    """One row per entry: the true class, the poll, each view's top-1, top-5 and probability of the true class."""
+    """One row per entry: the true class, the poll, each arm's top-1, top-5 and probability of the true class."""
     import csv
 
     buf = io.StringIO()

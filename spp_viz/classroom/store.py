@@ -22,10 +22,10 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..settings import DATABASE_ENV, TEACHER_KEY_ENV, cache_root, teacher_key  # noqa: F401  (re-exported)
+from .questions import DEFAULT_QUESTION, QUESTIONS, Question, question
 
-SCHEMA_VERSION = 1
-VIEWS = ("crop", "warp", "full")
-POLL_CHOICES = ("crop", "warp", "full", "none")  # "which view will be right?"; none: "none of the three"
+SCHEMA_VERSION = 2  # 2: each class has a question (questions.QUESTIONS); version 1's classes asked "views"
+POLL_CHOICES = QUESTIONS["views"].poll  # "which view will be right?"; none: "none of the three"
 NONE_OF_THESE = -1  # the true class when the photo shows none of ImageNet's classes
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read off a projector
 CODE_LENGTH = 6
@@ -50,6 +50,11 @@ class ClassInfo:
     opened_at: float  # seconds since the epoch
     closes_at: float
     delete_after: float
+    question: str = DEFAULT_QUESTION  # a key of questions.QUESTIONS
+
+    @property
+    def asks(self) -> Question:
+        return question(self.question)
 
     def is_open(self, now: float | None = None) -> bool:
         return (time.time() if now is None else now) < self.closes_at
@@ -61,20 +66,25 @@ class Entry:
 
     browser: str
     true_class: int  # NONE_OF_THESE when the photo shows none of ImageNet's classes
-    top5: dict[str, list[int]]  # view -> its five classes, best first
-    p_true: dict[str, float]  # view -> its probability of the true class (0 when none)
-    poll: str  # one of POLL_CHOICES
+    top5: dict[str, list[int]]  # arm (a view, a head, a shuffle) -> its five classes, best first
+    p_true: dict[str, float]  # arm -> its probability of the true class (0 when none)
+    poll: str  # one of the class's question's poll answers
     submitted_at: float = 0.0
     thumbnail: bytes | None = field(default=None, repr=False)  # a JPEG, only when shared
 
     def right(self, view: str, k: int = 1) -> bool:
         return self.true_class != NONE_OF_THESE and self.true_class in self.top5[view][:k]
 
+    @property
+    def top1(self) -> dict[str, int]:
+        return {a: t[0] for a, t in self.top5.items()}
+
     def row(self) -> dict:
         """The entry as the downloads and the CLI export write it (no thumbnail, no browser id)."""
+        arms = list(self.top5)
         return {"true_class": self.true_class, "poll": self.poll, "submitted_at": round(self.submitted_at, 3),
-                **{f"{v}_top1": self.top5[v][0] for v in VIEWS}, **{f"{v}_top5": self.top5[v] for v in VIEWS},
-                **{f"{v}_p_true": round(self.p_true[v], 6) for v in VIEWS}}  # fmt: skip
+                **{f"{a}_top1": self.top5[a][0] for a in arms}, **{f"{a}_top5": self.top5[a] for a in arms},
+                **{f"{a}_p_true": round(self.p_true[a], 6) for a in arms}}  # fmt: skip
 
 
 def database_url() -> str:
@@ -100,19 +110,23 @@ def thumbnail(jpeg_or_image) -> bytes:
 
 
 def entry_from_probs(browser: str, true_class: int, probs: dict[str, np.ndarray], poll: str,
-                     thumb: bytes | None = None) -> Entry:  # fmt: skip
-    """An entry from each view's class probabilities (``explain.views.Comparison.probs``).
+                     thumb: bytes | None = None, asks: str = DEFAULT_QUESTION) -> Entry:  # fmt: skip
+    """An entry from each arm's class probabilities (``questions.view_probs``, ``head_probs``, ``shuffle_probs``).
 
     Raises:
-        ClassError: for a poll answer or a class index that is not one of the choices.
+        ClassError: for a poll answer or a class index that is not one of the choices, or probabilities of other arms
+            than the question's.
     """
-    if poll not in POLL_CHOICES:
-        raise ClassError(f"the poll's answer must be one of {', '.join(POLL_CHOICES)}, not {poll!r}")
+    q = question(asks)
+    if poll not in q.poll:
+        raise ClassError(f"the poll's answer must be one of {', '.join(q.poll)}, not {poll!r}")
+    if set(probs) != set(q.arms):
+        raise ClassError(f"this class asks about {', '.join(q.arms)}, not {', '.join(probs)}: reload the page")
     n = len(next(iter(probs.values())))
     if true_class != NONE_OF_THESE and not 0 <= true_class < n:
         raise ClassError(f"the true class must be one of the {n} classes or none of them, not {true_class}")
-    top5 = {v: [int(i) for i in np.argsort(-probs[v], kind="stable")[:5]] for v in VIEWS}
-    p_true = {v: float(probs[v][true_class]) if true_class != NONE_OF_THESE else 0.0 for v in VIEWS}
+    top5 = {a: [int(i) for i in np.argsort(-probs[a], kind="stable")[:5]] for a in q.arms}
+    p_true = {a: float(probs[a][true_class]) if true_class != NONE_OF_THESE else 0.0 for a in q.arms}
     return Entry(browser, int(true_class), top5, p_true, poll, time.time(), thumb)
 
 
@@ -159,20 +173,23 @@ class ClassStore:
 
     # --- the teacher
     def open_class(self, key: str, title: str = "", hours: float = 2.0, retention_days: float = 7.0,
-                   model: str = "efficientnet_lite0_spp") -> ClassInfo:  # fmt: skip
-        """A new class with a fresh code, open for ``hours`` and deleted ``retention_days`` after it opened.
+                   model: str = "efficientnet_lite0_spp", asks: str = DEFAULT_QUESTION) -> ClassInfo:  # fmt: skip
+        """A new class with a fresh code asking question ``asks``, open for ``hours`` and deleted
+        ``retention_days`` after it opened.
 
         Raises:
-            ClassError: a wrong passphrase, a title that is too long, or durations out of range.
+            ClassError: a wrong passphrase, a title that is too long, durations out of range, or no such question.
         """
         self._check_key(key)
+        if asks not in QUESTIONS:
+            raise ClassError(f"a class asks one of {', '.join(QUESTIONS)}, not {asks!r}")
         title = " ".join(title.split())
         if len(title) > MAX_TITLE:
             raise ClassError(f"a class title has at most {MAX_TITLE} characters, this one {len(title)}")
         if not 0 < hours <= 24 or not 0 < retention_days <= 90:
             raise ClassError("a class is open for up to 24 hours and kept for up to 90 days")
         now = self.clock()
-        info = ClassInfo(_new_code(), title, model, now, now + hours * 3600, now + retention_days * 86400)
+        info = ClassInfo(_new_code(), title, model, now, now + hours * 3600, now + retention_days * 86400, asks)
 
         def work(conn) -> None:
             self._purge(conn, now)
@@ -210,9 +227,12 @@ class ClassStore:
         """Store ``entry``, replacing the same browser's earlier one in this class (a browser counts once).
 
         Raises:
-            ClassError: a wrong or closed code, or more than ``MAX_PER_MINUTE`` submissions from this browser.
+            ClassError: a wrong or closed code, an entry for another question than the class's, or more than
+                ``MAX_PER_MINUTE`` submissions from this browser.
         """
         info = self.find(code)
+        if set(entry.top5) != set(info.asks.arms):
+            raise ClassError(f"class {info.code} asks about {info.asks.compared}: reload the page and submit again")
         now = self.clock()
 
         def work(conn) -> None:
@@ -292,6 +312,7 @@ def _tables():
         Column("opened_at", Float, nullable=False),
         Column("closes_at", Float, nullable=False),
         Column("delete_after", Float, nullable=False),
+        Column("question", String(16), nullable=False, server_default=DEFAULT_QUESTION),  # since version 2
     )  # fmt: skip
     entries = Table(
         "spp_viz_entries", meta,
@@ -299,8 +320,8 @@ def _tables():
         Column("browser", String(64), primary_key=True),  # a browser counts once per class
         Column("submitted_at", Float, nullable=False),
         Column("true_class", Integer, nullable=False),
-        Column("top5", Text, nullable=False),  # JSON: {view: [five class indices]}
-        Column("p_true", Text, nullable=False),  # JSON: {view: probability of the true class}
+        Column("top5", Text, nullable=False),  # JSON: {arm: [five class indices]}
+        Column("p_true", Text, nullable=False),  # JSON: {arm: probability of the true class}
         Column("poll", String(8), nullable=False),
         Column("thumbnail", LargeBinary, nullable=True),  # only when the student shared it
     )  # fmt: skip
@@ -310,8 +331,22 @@ def _tables():
 
 
 META, VERSION, CLASSES, ENTRIES, ATTEMPTS = _tables()
-# Migrations from each version to the next, as functions of a connection; none yet (version 1 is the first).
-MIGRATIONS: dict[int, Callable] = {}
+
+
+def _add_question(conn) -> None:
+    """1 -> 2: each class asks a question; the classes opened before asked about the views."""
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+    from sqlalchemy import Column, String
+
+    # Alembic's operations write the ALTER for the database at hand (SQLite and PostgreSQL differ), not us.
+    Operations(MigrationContext.configure(conn)).add_column(
+        CLASSES.name, Column("question", String(16), nullable=False, server_default=DEFAULT_QUESTION)
+    )
+
+
+# Migrations from each version to the next, as functions of a connection (Alembic's operations on it).
+MIGRATIONS: dict[int, Callable] = {1: _add_question}
 
 
 def migrate(conn) -> int:

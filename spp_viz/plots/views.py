@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import plotly.graph_objects as go
 from PIL import Image, ImageDraw
@@ -158,18 +158,17 @@ def view_differences(result: ViewsSummary) -> go.Figure:
     return fig
 
 
-def poll_figure(poll: dict[str, int], happened: dict[str, int], labelled: int) -> go.Figure:
-    """The class's poll ("which view will be right?") beside what happened: per view, the students who voted for it
-    and the labelled photos whose top-1 it got right; "none", photos no view got right."""
+def poll_figure(poll: dict[str, int], happened: dict[str, int], words: Mapping[str, str], came_true: str) -> go.Figure:
+    """The class's poll beside what happened: per answer, the students who gave it and the photos for which it came
+    true (``came_true`` names that bar: "right (top-1, of 5 labelled)", "first changed here (of 6)")."""
     choices = list(poll)
-    words = {"crop": "centre crop", "warp": "warp", "full": "full image", "none": "none of them"}
+    names = [words.get(c, c) for c in choices]
     fig = go.Figure(
         [
-            go.Bar(name="voted for it", x=[words.get(c, c) for c in choices], y=[poll[c] for c in choices]),
-            go.Bar(name=f"right (top-1, of {labelled} labelled)", x=[words.get(c, c) for c in choices],
-                   y=[happened.get(c, 0) for c in choices]),
+            go.Bar(name="voted for it", x=names, y=[poll[c] for c in choices]),
+            go.Bar(name=came_true, x=names, y=[happened.get(c, 0) for c in choices]),
         ]
-    )  # fmt: skip
+    )
     fig.update_layout(barmode="group", height=280, margin={"t": 30, "b": 10}, yaxis={"title": "photos"},
                       title="The poll against what happened")  # fmt: skip
     return fig
