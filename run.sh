@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # One entry point for a fresh Linux machine with Python 3.11 and pip:
 #   bash run.sh app    create .venv if needed, install requirements.txt, then `spp-viz app` (Streamlit)
+#   bash run.sh serve --replicas N [--port P]
+#                      N app servers behind HAProxy on one port (`spp-viz serve`); needs Debian's haproxy package
+#                      (sudo apt-get install haproxy); Ctrl-C stops them all
 #   bash run.sh test   create .venv if needed, install requirements-dev.txt, then run the test suite:
 #                      the default tier; --fast: no browser, AppTest or training; --all: the release tier too
 #   bash run.sh docs   build the documentation into site/ (mkdocs build --strict)
@@ -44,6 +47,12 @@ case "$cmd" in
     ensure_venv requirements.txt
     exec "$VENV/bin/spp-viz" app "$@"
     ;;
+  serve)
+    command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || {
+      echo "run.sh serve: HAProxy is not installed: sudo apt-get install haproxy (Debian, Ubuntu)" >&2; exit 2; }
+    ensure_venv requirements.txt
+    exec "$VENV/bin/spp-viz" serve "$@"
+    ;;
   test)
     ensure_venv requirements-dev.txt
     # Three tiers (README, docs/tests.md): --fast for the edit-test loop, the default, and --all for a release.
@@ -59,7 +68,7 @@ case "$cmd" in
     NO_MKDOCS_2_WARNING=1 exec "$VENV/bin/mkdocs" build --strict "$@"
     ;;
   *)
-    echo "usage: bash run.sh app|test [--fast|--all]|docs [args...]" >&2
+    echo "usage: bash run.sh app|serve --replicas N|test [--fast|--all]|docs [args...]" >&2
     exit 2
     ;;
 esac

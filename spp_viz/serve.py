@@ -1,7 +1,8 @@
-"""``spp-viz app``: the Streamlit app served from wherever the package lives (a checkout or an installed wheel).
+"""``spp-viz app``: the Streamlit app served from wherever the package lives (a checkout or an installed wheel);
+``spp-viz serve --replicas N``: N of them behind HAProxy (``replicas``).
 
-This is the ``spp-viz`` entry point. ``app`` is handled here, before the command line's other commands are imported:
-they load torch, and Streamlit loads it again in the process that replaces this one.
+This is the ``spp-viz`` entry point. ``app`` and ``serve`` are handled here, before the command line's other commands
+are imported: they load torch, and Streamlit loads it again in the processes that serve.
 """
 
 from __future__ import annotations
@@ -35,9 +36,38 @@ def streamlit_command(extra: Sequence[str] = ()) -> list[str]:
     return [sys.executable, str(webapp / "ui" / "launch.py"), str(webapp / "app.py"), *streamlit_flags(), *extra]
 
 
+def serve_replicas(args: Sequence[str]) -> int:
+    """``spp-viz serve --replicas N [--port P] [--address A] [--replica-ports FIRST]``."""
+    import argparse
+
+    from .replicas import Plan, ServeError, serve
+
+    parser = argparse.ArgumentParser(
+        prog="spp-viz serve",
+        description="Serve SPP-net Explorer from N app servers behind HAProxy (Debian's haproxy package), on one "
+        "port: each browser session sticks to one replica; a replica that fails its health checks is taken out and "
+        "its students go to another; Ctrl-C stops every process started.",
+    )
+    parser.add_argument("--replicas", type=int, default=2, help="app servers (default 2)")
+    parser.add_argument("--port", type=int, default=8501, help="the port students open (default 8501)")
+    parser.add_argument("--address", default="0.0.0.0", help="the proxy's address (default 0.0.0.0: the network)")
+    parser.add_argument("--replica-ports", type=int, default=0, metavar="FIRST",
+                        help="the first replica's port on 127.0.0.1 (default: --port + 1, then + 2 ...)")  # fmt: skip
+    ns = parser.parse_args(list(args))
+    try:
+        plan = Plan(ns.replicas, ns.port, ns.address, ns.replica_ports)
+        return serve(plan, streamlit_command)
+    except ServeError as e:
+        print(f"spp-viz serve: {e}", file=sys.stderr)
+        return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``spp-viz app [streamlit flags]`` starts the app; any other command goes to ``spp_viz.cli``."""
+    """``spp-viz app [streamlit flags]`` starts the app, ``spp-viz serve --replicas N`` several behind a proxy; any
+    other command goes to ``spp_viz.cli``."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["serve"]:
+        return serve_replicas(args[1:])
     if args[:1] == ["app"]:
         if any(a in ("-h", "--help") for a in args[1:]):
             print("usage: spp-viz app [STREAMLIT FLAGS]\n\nServe SPP-net Explorer with Streamlit, e.g. "

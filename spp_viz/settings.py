@@ -23,6 +23,8 @@ SERVER_PATHS_ENV = "SPP_VIZ_SERVER_PATHS"  # "1": students may name files and fo
 WORKERS_ENV = "SPP_VIZ_WORKERS"  # threads of the server's queue for heavy work (default: half the cores)
 MAX_MODELS_ENV = "SPP_VIZ_MAX_MODELS"  # models the server holds at once (default 3)
 DATABASE_ENV = "SPP_VIZ_DATABASE_URL"  # the class database: postgresql://...; unset: SQLite in the cache folder
+REPLICA_ENV = "SPP_VIZ_REPLICA"  # this app server's name behind the proxy (spp-viz serve --replicas N sets it)
+REPLICAS_ENV = "SPP_VIZ_REPLICAS"  # how many replicas that serve started
 TEACHER_KEY_ENV = "SPP_VIZ_TEACHER_KEY"  # the passphrase that opens classes; unset: one made at start, printed
 
 LAB_DIR_NAME = "lab"  # the folder under cache_root() where the Lab saves its models
@@ -76,6 +78,12 @@ def server_paths() -> bool:
 
 
 _GENERATED_KEY: list[str] = []  # the passphrase made for this process, once
+
+
+def replica() -> tuple[str, int] | None:
+    """(this app server's name, how many replicas) behind ``spp-viz serve --replicas N``; None for a lone server."""
+    name = os.environ.get(REPLICA_ENV, "").strip()
+    return (name, int(os.environ.get(REPLICAS_ENV, "1") or 1)) if name else None
 
 
 def teacher_key() -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from .files import write_atomically
 from .settings import OFFLINE_ENV, offline
 
 ALEXNET_URL = "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"
@@ -152,10 +153,9 @@ def save_tagged(state: dict[str, Tensor], path: str | Path, key: str, info: dict
     """Tensors as .safetensors with ``info`` as JSON under the metadata key ``key`` (what the file is for)."""
     from safetensors.torch import save_file
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in state.items()}, str(path), metadata={key: json.dumps(info)})
-    return path
+    tensors = {k: v.contiguous() for k, v in state.items()}
+    # Renamed into place: a Lab model saved by one app server is read whole by another sharing the folder.
+    return write_atomically(path, lambda tmp: save_file(tensors, str(tmp), metadata={key: json.dumps(info)}))
 
 
 def read_tagged(path: str | Path, key: str, what: str) -> dict:

@@ -452,6 +452,7 @@ def test_attributions_page_gradcam_levels_and_slow_warning():
     assert any(b.label == "Run Occlusion" for b in at.button)
 
 
+@pytest.mark.release  # 15 s of Integrated Gradients; GradCAM and Occlusion stay in the default tier
 def test_attributions_page_runs_integrated_gradients_after_the_warning():
     at = start(model_name="zf5").switch_page(ATTRIBUTIONS).run()
     at.multiselect(key="attr_methods").set_value(["integrated_gradients"]).run()

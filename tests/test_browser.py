@@ -226,6 +226,7 @@ def test_attributions_page(server, page):
     save_screenshot(page, "attributions", charts=False)
 
 
+@pytest.mark.release  # 22 s: the detector trained in a browser; AppTest trains and tests it in the default tier
 def test_detection_page(server, page):
     page.goto(f"{server}/Detection", timeout=120_000)
     wait_text(page, "ImageNet classifier applied to each window")

@@ -4,6 +4,7 @@ starts itself; the class's figures against a count by hand; the CLI export again
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 
 import numpy as np
@@ -287,3 +288,38 @@ def test_a_version_1_database_is_migrated_and_its_classes_asked_about_the_views(
         assert conn.execute(classroom.VERSION.select()).scalar_one() == classroom.SCHEMA_VERSION == 2
     again.submit("OLDONE", entry("a", 1, {"crop": 1, "warp": 1, "full": 1}))
     assert len(again.entries("OLDONE")) == 1
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_app_servers_opening_a_new_database_at_once_all_get_it(backend, tmp_path, request):
+    """Replicas (issue 34) that open one new database at the same moment race to create its tables: each of them
+    gets a working store."""
+    url = f"sqlite:///{tmp_path / 'race.sqlite'}"
+    if backend == "postgresql":  # a database of its own on the module's server: no tables yet
+        from sqlalchemy import create_engine, text
+
+        base = request.getfixturevalue("pg_url")
+        name = f"race_{secrets.token_hex(4)}"
+        admin = create_engine(classroom.with_driver(base), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE DATABASE {name}"))
+        admin.dispose()
+        url = f"{base.rsplit('/', 1)[0]}/{name}"
+    stores, errors = [], []
+    barrier = threading.Barrier(6)
+
+    def open_store() -> None:
+        barrier.wait()
+        try:
+            stores.append(ClassStore(url))
+        except BaseException as e:  # noqa: BLE001  collected and asserted below
+            errors.append(e)
+
+    threads = [threading.Thread(target=open_store) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    code = stores[0].open_class(KEY).code
+    assert all(s.find(code).code == code for s in stores)

@@ -68,12 +68,14 @@ def conv5_metric(at: AppTest) -> str:
         # 3/2 pad 1 -> 97, then three stride-2 stages -> 49, 25, 13; down: 128, 64, 32, 16, 8.
         ("timm:resnet18", "file", "8 x 13 x 512"),
         ("torchvision:mobilenet_v3_small", "file", "8 x 13 x 576"),
-        ("timm:tf_efficientnet_lite1", "pretrained", "8 x 13 x 1280"),
+        # Release tier (the suite's 10 minutes): a second pretrained timm network and a second torchvision family; the
+        # default tier keeps ResNet-18, MobileNetV3 and MobileNetV2 through every page.
+        pytest.param("timm:tf_efficientnet_lite1", "pretrained", "8 x 13 x 1280", marks=pytest.mark.release),
         # Issue 32, families the allow-list refused. MobileNetV2 by hand: a 3x3/2 conv then four stride-2 blocks
         # (3x3, pad 1): 128 x 193, 64 x 97, 32 x 49, 16 x 25, 8 x 13. DenseNet-121: conv 7/2 pad 3 -> 128 x 193,
         # pool 3/2 pad 1 -> 64 x 97, three 2x2 average-pooling transitions -> 32 x 48, 16 x 24, 8 x 12.
         ("torchvision:mobilenet_v2", "file", "8 x 13 x 1280"),
-        ("torchvision:densenet121", "file", "8 x 12 x 1024"),
+        pytest.param("torchvision:densenet121", "file", "8 x 12 x 1024", marks=pytest.mark.release),
     ],
 )
 def test_every_page_runs_with_a_network_by_name(name, weights, conv5):

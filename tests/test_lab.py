@@ -250,6 +250,7 @@ def test_run_experiments_pairs_networks_by_seed():
     assert crop["per_seed"]["crop"][1] == alone.test["crop"]
 
 
+@pytest.mark.release  # 10 s of training in three processes: a release check (the suite's 10 minutes)
 def test_networks_trained_in_parallel_processes_are_the_ones_trained_here():
     """``jobs=2``: two processes of one torch thread each. A network's numbers depend on its configuration and seed
     only, so they equal training it here with one thread."""

@@ -30,6 +30,7 @@ ORDER = [
     "spp_viz.registry",
     "spp_viz.plots",
     "spp_viz.cli",
+    "spp_viz.replicas",
     "spp_viz.serve",
     "spp_viz.__main__",
 ]

@@ -18,6 +18,7 @@ from spp_viz.settings import (
     MAX_UPLOAD_MB,
     WEIGHTS_MAX_MB,
     cache_root,
+    replica,
     server_paths,
 )
 from spp_viz.weights import UploadedWeights, WeightsError
@@ -118,7 +119,9 @@ def _image_box() -> ImageChoice:
     up = st.file_uploader(
         "Your photo",
         type=IMAGE_TYPES,
-        key="upload",
+        # A lost session's browser still shows the photo it uploaded to the server that is gone, and would not send
+        # the same file again: a widget of another key starts empty.
+        key="upload-again" if session_lost() else "upload",
         help=f"JPEG, PNG, GIF, WebP, BMP or TIFF, at most {MAX_UPLOAD_MB} MB. "
         "Large photos are shrunk to 2048 pixels on the longer side.",
     )
@@ -141,6 +144,7 @@ def _image_box() -> ImageChoice:
 def sidebar() -> Context:
     """Draw the shared sidebar (model, device, image) and keep its choices in session state."""
     with st.sidebar:
+        moved_notice()
         model = _in_use(_model_box())
         image = _image_box()
         folder = ""
@@ -158,6 +162,12 @@ def sidebar() -> Context:
     return ctx
 
 
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 def rss_mb() -> float | None:
     """This process's resident memory in MB (Linux), or None where /proc is missing."""
     try:
@@ -169,16 +179,48 @@ def rss_mb() -> float | None:
     return None
 
 
+def session_lost() -> bool:
+    """True when this browser asked to resume a session this server does not have (Streamlit's websocket names it)."""
+    from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    protocols = [p.strip() for p in (st.context.headers.get("Sec-WebSocket-Protocol") or "").split(",")]
+    had = protocols[2] if len(protocols) > 2 else ""  # the session id the browser asks to resume
+    return ctx is not None and bool(had) and had != ctx.session_id
+
+
+def moved_notice() -> None:
+    """Say why the photo is gone when this browser's session was lost: its websocket names the session it had (to
+    resume it), and this server does not have it, because its app server stopped (behind ``spp-viz serve``, another
+    replica or the same one started again) or the browser was away past ``disconnectedSessionTTL``."""
+    from spp_viz.replicas import BEFORE_HEADER
+
+    if not session_lost():
+        return
+    here, before = replica(), (st.context.headers.get(BEFORE_HEADER) or "").strip()
+    if here is not None and before and before != here[0]:
+        why = f"The app server you were on ({before}) stopped, so {here[0]} took over"
+    elif here is not None:
+        why = f"The app server you were on ({here[0]}) was started again"
+    else:
+        why = "This server no longer had your session (it was restarted, or you were away for more than 10 minutes)"
+    st.warning(f"{why} and the app started again here: upload your photo again. Nothing else is needed.")
+
+
 def server_panel() -> None:
     """For a teacher serving a class: what this server process holds, to check it stays healthy."""
     with st.expander("Server"):
         loads, models = loaded_models()
         rss = rss_mb()
+        here = replica()
+        where = (f"- This server: replica **{here[0]}** of {here[1]} behind the proxy (torch threads: "
+                 f"{torch_threads()})\n" if here else "")  # fmt: skip
         held = ", ".join(
             f"{registry.title(key.name)} ({seconds:.1f} s to load)" for key, seconds in model_shelf().load_times()
         )
         st.markdown(
-            f"- Model loads in this process: **{loads}** (each model loads once, then every session shares it)\n"
+            where
+            + f"- Model loads in this process: **{loads}** (each model loads once, then every session shares it)\n"
             f"- Models held: **{len(models)}** of at most {max_models()} ({MAX_MODELS_ENV}; the least recently used "
             f"goes first){': ' + held if held else ''}; hooks on them now: "
             f"**{sum(hook_count(m) for m in models)}** (0 unless an attribution is running)\n"

@@ -155,7 +155,21 @@ class ClassStore:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA busy_timeout=15000")
 
-        self._run(lambda c: migrate(c))
+        self._migrate()
+
+    def _migrate(self, attempts: int = 5) -> None:
+        """``migrate``, tried again when another app server (a replica on the same database) created the same table
+        at the same moment: the loser's CREATE fails with "already exists", and the second look finds it."""
+        from sqlalchemy.exc import ProgrammingError
+
+        for attempt in range(attempts):
+            try:
+                self._run(migrate)
+                return
+            except (DatabaseDown, ProgrammingError) as e:
+                if attempt == attempts - 1 or "already exists" not in str(e).lower():
+                    raise
+                time.sleep(0.1 * (attempt + 1))
 
     def _run(self, work: Callable):
         """``work(connection)`` in one transaction; the database's own failures become ``DatabaseDown``."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -16,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..files import write_atomically
 from ..footprint import measure
 from ..geometry import layer_geometry
 from ..models import SPPNet
@@ -123,14 +123,10 @@ class FeatureCache:
             return
         # The meta file is written last and renamed into place: an interrupted run never leaves an entry that looks
         # complete, and the next run resumes from the images already done.
+        # Each writer (another app server on the same cache folder, another thread) writes a file of its own name.
         for suffix, arr in (("boxes.npy", boxes), ("feats.npy", feats)):
-            tmp = self.root / f"{key}.{suffix}.tmp"
-            with open(tmp, "wb") as f:
-                np.save(f, arr)
-            os.replace(tmp, self.root / f"{key}.{suffix}")
-        tmp = self.root / f"{key}.json.tmp"
-        tmp.write_text(json.dumps(meta))
-        os.replace(tmp, self.root / f"{key}.json")
+            write_atomically(self.root / f"{key}.{suffix}", lambda tmp, arr=arr: np.save(tmp, arr))
+        write_atomically(self.root / f"{key}.json", lambda tmp: tmp.write_text(json.dumps(meta)))
 
 
 @dataclass(frozen=True)
