@@ -38,6 +38,19 @@ GOAL = 1.3  # issue 34: two replicas at least 1.3x one replica's throughput on t
 TIMEOUT_MS = 600_000
 
 
+def cpu_seconds(log: Path) -> tuple[float, float, float]:
+    """(the app servers' CPU seconds, the whole machine's busy seconds, its idle seconds) so far, from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    folder = Path(re.search(r"\(log: (\S+)/replica-r1\.log\)", log.read_text()).group(1))
+    servers = 0.0
+    for pid_file in folder.glob("replica-r*.pid"):
+        fields = Path(f"/proc/{pid_file.read_text().strip()}/stat").read_text().rsplit(")", 1)[1].split()
+        servers += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    cpu = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = (cpu[3] + cpu[4]) / tick  # idle, iowait
+    return servers, sum(cpu) / tick - idle, idle
+
+
 def rss_mb(log: Path) -> list[float]:
     """Each replica's resident memory now (MB), read from /proc through the pid files serve writes."""
     folder = Path(re.search(r"\(log: (\S+)/replica-r1\.log\)", log.read_text()).group(1))
@@ -129,14 +142,15 @@ def table(result: dict) -> str:
         "same two cores as the servers), through HAProxy in both configurations.",
         "",
         "| app servers | pages served per minute | wait median | wait 95th percentile | pages counted "
-        "| memory per server, idle / after (MB) |",
-        "|---|---|---|---|---|---|",
+        "| memory per server, idle / after (MB) | CPU time: servers / browsers and the rest / idle |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in ("1", "2"):
         x = result["runs"][r]
         memory = ", ".join(f"{a} / {b}" for a, b in zip(x["rss_idle_mb"], x["rss_after_mb"], strict=True))
+        cpu = f"{x['cpu_servers']:.0%} / {x['cpu_others']:.0%} / {x['cpu_idle']:.0%}"
         lines.append(f"| {r} | {x['per_minute']:.1f} | {x['median_s']:.2f} s | {x['p95_s']:.2f} s | {x['count']} "
-                     f"| {memory} |")  # fmt: skip
+                     f"| {memory} | {cpu} |")  # fmt: skip
     lines += ["", f"Two replicas against one: **{ratio:.2f}x** the throughput (goal: at least {GOAL}x: "
               f"{'met' if ratio >= GOAL else 'MISSED'})."]  # fmt: skip
     return "\n".join(lines)
@@ -164,7 +178,9 @@ def main() -> None:
         proc = start(replicas, port, log)
         try:
             idle_rss = rss_mb(log)
+            before = cpu_seconds(log)
             waits = asyncio.run(measure(f"http://127.0.0.1:{port}", photos, args.seconds))
+            servers, busy, idle = (b - a for a, b in zip(before, cpu_seconds(log), strict=True))
             busy_rss = rss_mb(log)
         finally:
             proc.send_signal(signal.SIGINT)
@@ -173,6 +189,10 @@ def main() -> None:
             "count": len(waits), "per_minute": len(waits) / args.seconds * 60,
             "median_s": statistics.median(waits), "p95_s": p95(waits),
             "rss_idle_mb": [round(x) for x in idle_rss], "rss_after_mb": [round(x) for x in busy_rss],
+            # Of the machine's CPU time while the sessions ran (uploads and first rounds included): the app servers',
+            # everything else's (Chromium, HAProxy, this script), and idle.
+            "cpu_servers": servers / (busy + idle), "cpu_others": (busy - servers) / (busy + idle),
+            "cpu_idle": idle / (busy + idle),
         }  # fmt: skip
         print(f"{replicas} replica(s): {result['runs'][str(replicas)]}", flush=True)
     result.update(date=time.strftime("%Y-%m-%d"), machine=machine())
