@@ -38,12 +38,16 @@ GOAL = 1.3  # issue 34: two replicas at least 1.3x one replica's throughput on t
 TIMEOUT_MS = 600_000
 
 
+def serve_folder(log: Path) -> Path:
+    """The folder where serve keeps its replicas' logs and pid files, as its log names it."""
+    return Path(re.search(r"\(log: (\S+)/replica-r1\.log\)", log.read_text()).group(1))
+
+
 def cpu_seconds(log: Path) -> tuple[float, float, float]:
     """(the app servers' CPU seconds, the whole machine's busy seconds, its idle seconds) so far, from /proc."""
     tick = os.sysconf("SC_CLK_TCK")
-    folder = Path(re.search(r"\(log: (\S+)/replica-r1\.log\)", log.read_text()).group(1))
     servers = 0.0
-    for pid_file in folder.glob("replica-r*.pid"):
+    for pid_file in serve_folder(log).glob("replica-r*.pid"):
         fields = Path(f"/proc/{pid_file.read_text().strip()}/stat").read_text().rsplit(")", 1)[1].split()
         servers += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
     cpu = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
@@ -53,9 +57,8 @@ def cpu_seconds(log: Path) -> tuple[float, float, float]:
 
 def rss_mb(log: Path) -> list[float]:
     """Each replica's resident memory now (MB), read from /proc through the pid files serve writes."""
-    folder = Path(re.search(r"\(log: (\S+)/replica-r1\.log\)", log.read_text()).group(1))
     out = []
-    for pid_file in sorted(folder.glob("replica-r*.pid")):
+    for pid_file in sorted(serve_folder(log).glob("replica-r*.pid")):
         status = Path(f"/proc/{pid_file.read_text().strip()}/status").read_text()
         out.append(int(next(x for x in status.splitlines() if x.startswith("VmRSS:")).split()[1]) / 1024)
     return out

@@ -12,7 +12,6 @@ from .questions import (
     head_probs,
     question,
     shuffle_probs,
-    view_probs,
 )
 from .results import ClassResults, class_results, export, export_csv
 from .store import (
@@ -43,7 +42,6 @@ from .store import (
 
 __all__ = [
     "DEFAULT_QUESTION", "NEVER", "QUESTIONS", "Question", "first_change", "head_probs", "question", "shuffle_probs",
-    "view_probs",
     "ATTEMPTS", "CLASSES", "CODE_LENGTH", "DATABASE_ENV", "ENTRIES", "MAX_PER_MINUTE", "MAX_TITLE", "NONE_OF_THESE",
     "POLL_CHOICES", "SCHEMA_VERSION", "TEACHER_KEY_ENV", "VERSION", "VIEWS", "ClassError", "ClassInfo", "ClassResults",
     "ClassStore", "DatabaseDown", "Entry", "class_results", "database_url", "entry_from_probs", "export", "export_csv",

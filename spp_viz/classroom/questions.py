@@ -19,11 +19,11 @@ import numpy as np
 from PIL import Image
 
 from ..explain.bag_of_words import SHUFFLE_SHORT_SIDE, SHUFFLE_TILES, shuffle_tiles, tile_grid
-from ..explain.views import compare_views, full_view, probabilities
+from ..explain.views import full_view, probabilities
 from ..images import resize_short_side
 from ..models import SPPNet
 
-SHORT_SIDE = 256  # the paper's full-image view, as the Crop, warp or SPP page uses it
+SHORT_SIDE = 256  # the paper's full-image view, as the Crop, warp or SPP page uses it (its compare_views: the views)
 # The shuffle question cuts the photo once to a multiple of every k (2, 3, 4, 6, 8 -> 24 pixels), so that one
 # unshuffled photo is the reference for every k (the Pyramid page cuts it to each k's grid: at most k - 1 pixels).
 SHUFFLE_GRID = int(np.lcm.reduce(SHUFFLE_TILES))
@@ -85,11 +85,6 @@ def question(key: str) -> Question:
     if key not in QUESTIONS:
         raise ValueError(f"no class question {key!r}; there are {', '.join(QUESTIONS)}")
     return QUESTIONS[key]
-
-
-def view_probs(model: SPPNet, img: Image.Image) -> dict[str, np.ndarray]:
-    """``views``: each view's class probabilities (the Crop, warp or SPP page's ``compare_views``)."""
-    return dict(compare_views(model, img, SHORT_SIDE).probs)
 
 
 def head_probs(pyramid: SPPNet, one_level: SPPNet, img: Image.Image) -> dict[str, np.ndarray]:

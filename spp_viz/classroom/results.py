@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import paper
 from ..explain.bag_of_words import SHUFFLE_TILES
+from ..explain.view_summary import PairedDiff, _verdict
 from ..settings import ASSETS
 from ..stats import mcnemar, paired_bootstrap, wilson
 from .questions import NEVER, Question, first_change
@@ -91,14 +92,9 @@ def _paired(labelled: list[Entry], q: Question) -> tuple[list[dict], list[str]]:
         row["McNemar p, top-1"] = "" if arm == b else f"{mcnemar(hits[a, 1], hits[b, 1]).p_value:.2g}"
         rows.append(row)
     d, test = paired_bootstrap(hits[a, 1], hits[b, 1]), mcnemar(hits[a, 1], hits[b, 1])
-    band = f"95% interval {100 * d.low:+.1f} to {100 * d.high:+.1f} points, McNemar p = {test.p_value:.2g}"
     first, second = q.arm_titles[a], q.arm_titles[b][0].lower() + q.arm_titles[b][1:]
-    if d.low > 0:
-        verdict = f"beats the {second} by {100 * d.value:.1f} points ({band})"
-    elif d.high < 0:
-        verdict = f"falls {100 * -d.value:.1f} points below the {second} ({band})"
-    else:
-        verdict = f"shows no clear difference from the {second}: {100 * d.value:+.1f} points ({band})"
+    # The views bench's own words for a paired difference ("no clear difference" when the interval spans 0).
+    verdict = _verdict(PairedDiff(d.value, d.low, d.high, test.p_value, test.only_a, test.only_b), second)
     return rows, [
         f"Over {len(labelled)} photos of this class, top-1: {first} {np.mean(hits[a, 1]):.1%}, "
         f"{second} {np.mean(hits[b, 1]):.1%}.",

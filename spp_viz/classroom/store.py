@@ -111,7 +111,8 @@ def thumbnail(jpeg_or_image) -> bytes:
 
 def entry_from_probs(browser: str, true_class: int, probs: dict[str, np.ndarray], poll: str,
                      thumb: bytes | None = None, asks: str = DEFAULT_QUESTION) -> Entry:  # fmt: skip
-    """An entry from each arm's class probabilities (``questions.view_probs``, ``head_probs``, ``shuffle_probs``).
+    """An entry from each arm's class probabilities (the views: ``explain.views.Comparison.probs``; the heads and
+    the shuffles: ``questions.head_probs``, ``shuffle_probs``).
 
     Raises:
         ClassError: for a poll answer or a class index that is not one of the choices, or probabilities of other arms
