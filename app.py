@@ -9,13 +9,18 @@ from pathlib import Path
 
 import streamlit as st
 
-import ui
-import ui.warmup
+from spp_viz.settings import keep_downloads_in_cache
+
+keep_downloads_in_cache()  # before timm's imports: huggingface_hub reads its cache folder once
+
+import ui  # noqa: E402
+import ui.warmup  # noqa: E402
 
 ui.warmup.wait()  # `spp-viz app` imports what follows and loads the network while it starts: let that finish first
 
 from spp_viz import paper  # noqa: E402
 from spp_viz.explain.level_views import classifier_reads  # noqa: E402
+from spp_viz.files import disk_full  # noqa: E402
 from spp_viz.images import ImageError  # noqa: E402
 from spp_viz.plots.views import crop_warp_spp  # noqa: E402
 from spp_viz.pyramid import num_bins  # noqa: E402
@@ -99,4 +104,12 @@ def page_files() -> list[st.Page]:
 
 
 ui.sidebar()
-st.navigation([st.Page(home, title="Home", icon=":material/home:", default=True), *page_files()]).run()
+try:
+    st.navigation([st.Page(home, title="Home", icon=":material/home:", default=True), *page_files()]).run()
+except OSError as e:  # a full disk reaches a student as one sentence, never as a traceback
+    if not disk_full(e):
+        raise
+    st.error(
+        f"**The server's disk is full** ({e.strerror}), so this page could not save what it computed. Tell "
+        "whoever runs the server: the app keeps its own cache folder within its budget, so something else filled it."
+    )

@@ -144,6 +144,14 @@ def result_panel(run: ui.heavy.LabRun) -> None:
                 "n/a" if run.test[v] is None else f"{run.test[v]:.1%}",
                 help="a network without SPP cannot take the full image" if run.test[v] is None else None,
             )
+    if run.unsaved is not None:
+        st.error(
+            f"**The server's disk is full: {path.name} could not be saved there** ({run.seconds:.1f} s of training "
+            "kept). Download it now: it stays in your session only, and the sidebar cannot offer it."
+        )
+        st.download_button("Download the model (.safetensors)", run.unsaved, path.name, "application/octet-stream",
+                           on_click="ignore", key="lab_unsaved")  # fmt: skip
+        return
     st.success(
         f"Saved as **{path.name}** ({run.seconds:.1f} s of training). Every page can now use it: pick "
         f"*Lab: {path.stem}* as the network in the sidebar."

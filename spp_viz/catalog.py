@@ -12,7 +12,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from .external import build_external, listed, meta_net, refusal, refusal_of
+from .external import build_external, listed, meta_facts, meta_net
 
 
 @dataclass(frozen=True)
@@ -24,9 +24,11 @@ class Entry:
     params: int | None  # None when the meta device cannot build it (the real build decides)
     weights: str  # "offline" (a pip package or already downloaded), "download", or "none" (no pretrained weights)
     refused: str  # why the app cannot split it at conv5; "": accepted here, and its real build checks the split
+    nbytes: int | None = None  # parameters and buffers, in bytes: what the server's size cap is checked against
 
     def describe(self) -> str:
         size = "" if self.params is None else f"{self.params / 1e6:.1f} M parameters, "
+        size += "" if self.nbytes is None else f"{self.nbytes / 1e6:,.0f} MB, "
         weights = {"offline": "pretrained weights on this disk", "download": "pretrained weights would download",
                    "none": "no pretrained weights"}[self.weights]  # fmt: skip
         return f"{self.family} family, {size}{weights}" + (f"; refused: it {self.refused}" if self.refused else "")
@@ -75,16 +77,10 @@ def _by_family(item: tuple[str, str]) -> tuple[str, str]:
 def entry(name: str) -> Entry:
     """``name``'s family, size, weights and verdict, from one build on the meta device (no weights are read)."""
     library, _, arch = name.partition(":")
-    try:
-        net = meta_net(library, arch)
-    except Exception:  # noqa: BLE001  it reads a tensor's values while it builds: ``refusal`` says what it can
-        net = None
-    if library == "torchvision":  # the weights' own metadata: RegNet's widths cannot be computed on the meta device
-        size = params(library, arch)
-    else:
-        size = sum(p.numel() for p in net.parameters()) if net is not None else None
-    verdict = refusal_of(library, net) if net is not None else refusal(library, arch)
-    return Entry(name, families(library).get(arch, "?"), size, _weights(library, arch), verdict)
+    facts = meta_facts(library, arch)
+    # torchvision: the weights' own metadata (RegNet's widths cannot be computed on the meta device)
+    size = params(library, arch) if library == "torchvision" else facts.params
+    return Entry(name, families(library).get(arch, "?"), size, _weights(library, arch), facts.refused, facts.nbytes)
 
 
 def params(library: str, arch: str) -> int | None:

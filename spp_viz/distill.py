@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from .files import in_use, write_atomically
 from .gallery import GalleryItem
 from .images import ImageError, load_image, resize_short_side, to_tensor
 from .models import SPPNet
@@ -147,16 +148,14 @@ def collect(
             key = hashlib.sha1(settings.encode() + hashlib.sha1(data).digest()).hexdigest()
             path = cache / f"{key}.npz" if cache is not None else None
             if path is not None and path.is_file():
-                with np.load(path) as z:
+                with in_use(path), np.load(path) as z:
                     pair = (z["vectors"], z["logits"])
             else:
                 # The photo's bytes seed its crops: the same photo gets the same views wherever it is listed.
                 pair = _photo_vectors(model, load_image(data, name=item.name), config, int(key[:8], 16))
                 computed += 1
-                if path is not None:
-                    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-                    np.savez(tmp, vectors=pair[0], logits=pair[1])
-                    os.replace(tmp, path)  # a stopped run never leaves a half-written photo
+                if path is not None:  # renamed into place: a stopped run never leaves a half-written photo
+                    write_atomically(path, lambda tmp, pair=pair: np.savez(tmp, vectors=pair[0], logits=pair[1]))
         except ImageError as e:
             skipped.append((item.name, str(e)))
             continue
@@ -385,6 +384,14 @@ def load_head(path: str | Path, model: SPPNet) -> PyramidHead:
     state = {k: v.float() for k, v in load_file(str(path)).items()}
     load_into(head, state, f"the pyramid head in {Path(path).name}")
     return head.eval().requires_grad_(False).to(model.device)
+
+
+def head_bytes(path: str | Path) -> int:
+    """A saved head's size in memory, from its file's header: its tensors in float32 (the file keeps float16)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return sum(math.prod(f.get_slice(k).get_shape()) * 4 for k in f.keys())  # noqa: SIM118  (not a dict)
 
 
 def with_pyramid_head(model: SPPNet, head: PyramidHead, name: str) -> SPPNet:

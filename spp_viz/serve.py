@@ -12,14 +12,15 @@ import sys
 import tomllib
 from collections.abc import Sequence
 
-from .settings import MAX_UPLOAD_MB, webapp_dir
+from .settings import server_upload_mb, webapp_dir
 
 
 def streamlit_flags() -> list[str]:
     """The app's ``.streamlit/config.toml`` as command-line flags (Streamlit reads that file from the working folder
-    only, and a teacher may start the app from anywhere), with the upload limit from ``settings.MAX_UPLOAD_MB``."""
+    only, and a teacher may start the app from anywhere), with the server's upload limit from the environment
+    (``settings.server_upload_mb``: it follows ``SPP_VIZ_MAX_MODEL_MB``)."""
     config = tomllib.loads((webapp_dir() / ".streamlit" / "config.toml").read_text())
-    config.setdefault("server", {})["maxUploadSize"] = MAX_UPLOAD_MB
+    config.setdefault("server", {})["maxUploadSize"] = server_upload_mb()
     flags = []
     for section, values in config.items():
         for key, value in values.items():

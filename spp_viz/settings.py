@@ -21,15 +21,21 @@ CACHE_ENV = "SPP_VIZ_CACHE"  # activation indexes, distillation views, detection
 DEVICE_ENV = "SPP_VIZ_DEVICE"  # auto, cuda, mps or cpu
 SERVER_PATHS_ENV = "SPP_VIZ_SERVER_PATHS"  # "1": students may name files and folders on the server's disk
 WORKERS_ENV = "SPP_VIZ_WORKERS"  # threads of the server's queue for heavy work (default: half the cores)
-MAX_MODELS_ENV = "SPP_VIZ_MAX_MODELS"  # models the server holds at once (default 3)
+MAX_MODEL_MB_ENV = "SPP_VIZ_MAX_MODEL_MB"  # the largest network the server builds, in MB (default 600)
+MODEL_MEMORY_MB_ENV = "SPP_VIZ_MODEL_MEMORY_MB"  # what the models held at once may take (default: memory / 4)
+CACHE_MB_ENV = "SPP_VIZ_CACHE_MB"  # what the cache folder may hold, in MB (default 5,000)
 DATABASE_ENV = "SPP_VIZ_DATABASE_URL"  # the class database: postgresql://...; unset: SQLite in the cache folder
 REPLICA_ENV = "SPP_VIZ_REPLICA"  # this app server's name behind the proxy (spp-viz serve --replicas N sets it)
 REPLICAS_ENV = "SPP_VIZ_REPLICAS"  # how many replicas that serve started
+TORCH_HOME_ENV = "TORCH_HOME"  # torch hub's folder: torchvision's downloaded weights (its hub/checkpoints)
+HF_CACHE_ENV = "HF_HUB_CACHE"  # the Hugging Face cache: timm's downloaded weights
 TEACHER_KEY_ENV = "SPP_VIZ_TEACHER_KEY"  # the passphrase that opens classes; unset: one made at start, printed
 
 LAB_DIR_NAME = "lab"  # the folder under cache_root() where the Lab saves its models
-MAX_UPLOAD_MB = 25  # a photo's upload limit; `spp-viz app` passes it to Streamlit as server.maxUploadSize
-WEIGHTS_MAX_MB = 250  # a weights file's upload limit: AlexNet's checkpoint is 233 MB
+MAX_UPLOAD_MB = 25  # a photo's upload limit (the uploader's own; weights files have theirs: weights_max_mb())
+ZIP_MAX_MB = 100  # a Lab archive's upload limit
+DEFAULT_MAX_MODEL_MB = 600  # VGG-16 (528 MB) fits; ConvNeXt-XXLarge (3.4 GB) does not
+DEFAULT_CACHE_MB = 5000
 
 
 def _package_dir(package: str, checkout: Path) -> Path:
@@ -68,6 +74,19 @@ def cache_root() -> Path:
     return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "spp_viz"))
 
 
+def downloads_dir() -> Path:
+    """Where the app keeps the pretrained weights its students download: inside the cache folder, under its budget."""
+    return cache_root() / "downloads"
+
+
+def keep_downloads_in_cache() -> None:
+    """Point torch hub (``TORCH_HOME``) and the Hugging Face cache (``HF_HUB_CACHE``) into ``downloads_dir()``,
+    unless whoever started the app set them (a folder of their own, then not trimmed). The app calls this at start,
+    before timm or huggingface_hub are imported (the latter reads its variable once)."""
+    os.environ.setdefault(TORCH_HOME_ENV, str(downloads_dir() / "torch"))
+    os.environ.setdefault(HF_CACHE_ENV, str(downloads_dir() / "huggingface"))
+
+
 def server_paths() -> bool:
     """Whether students may name files and folders on the server's disk (``SPP_VIZ_SERVER_PATHS=1``).
 
@@ -84,6 +103,71 @@ def replica() -> tuple[str, int] | None:
     """(this app server's name, how many replicas) behind ``spp-viz serve --replicas N``; None for a lone server."""
     name = os.environ.get(REPLICA_ENV, "").strip()
     return (name, int(os.environ.get(REPLICAS_ENV, "1") or 1)) if name else None
+
+
+def _megabytes(env: str, default: int) -> int:
+    """A whole number of MB from the environment, or ``default`` when unset.
+
+    Raises:
+        ValueError: for anything but a positive whole number, naming the variable.
+    """
+    raw = os.environ.get(env, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw.replace("_", "").replace(",", ""))
+    except ValueError:
+        raise ValueError(f"{env} must be a whole number of MB, got {raw!r}") from None
+    if value < 1:
+        raise ValueError(f"{env} must be at least 1 (MB), got {value}")
+    return value
+
+
+def max_model_mb() -> int:
+    """``SPP_VIZ_MAX_MODEL_MB``: the largest network (parameters and buffers) the server builds, in MB."""
+    return _megabytes(MAX_MODEL_MB_ENV, DEFAULT_MAX_MODEL_MB)
+
+
+def machine_memory_mb() -> int:
+    """This machine's memory in MB (4 GB where the system does not say)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2**20
+    except (AttributeError, ValueError, OSError):
+        return 4096
+
+
+def model_memory_mb() -> int:
+    """``SPP_VIZ_MODEL_MEMORY_MB``: what the models the server holds at once may take together, in MB (default: a
+    quarter of the machine's memory: the rest is for the students' sessions, their photos and the work)."""
+    return _megabytes(MODEL_MEMORY_MB_ENV, machine_memory_mb() // 4)
+
+
+def cache_mb() -> int:
+    """``SPP_VIZ_CACHE_MB``: what the cache folder may hold, in MB; the least recently used files go first."""
+    return _megabytes(CACHE_MB_ENV, DEFAULT_CACHE_MB)
+
+
+def weights_max_mb() -> int:
+    """A weights file's upload limit: the largest network the server builds (``max_model_mb``)."""
+    return max_model_mb()
+
+
+def server_upload_mb() -> int:
+    """Streamlit's ``server.maxUploadSize``: it checks this one number for every upload, so it is the largest of the
+    uploaders' own limits (each uploader states and enforces its own in the browser; the app checks again)."""
+    return max(MAX_UPLOAD_MB, ZIP_MAX_MB, weights_max_mb())
+
+
+def budgets() -> list[tuple[str, str, str]]:
+    """(variable, its value now, what it bounds) of every budget a student's actions meet, for the Server panel and
+    the docs (``docs/serving.md`` lists the same variables)."""
+    return [
+        (MAX_MODEL_MB_ENV, f"{max_model_mb():,} MB", "the largest network built, and a weights file's upload limit"),
+        (MODEL_MEMORY_MB_ENV, f"{model_memory_mb():,} MB", "the models held at once (least recently used dropped)"),
+        (CACHE_MB_ENV, f"{cache_mb():,} MB", f"the cache folder {cache_root()} (least recently used files removed)"),
+        ("(fixed)", f"{MAX_UPLOAD_MB} MB", "a photo's upload limit"),
+        ("(fixed)", f"{ZIP_MAX_MB} MB", "a Lab archive's upload limit"),
+    ]
 
 
 def teacher_key() -> str:

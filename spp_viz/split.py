@@ -11,8 +11,10 @@ the network's layers; nothing is copied.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -63,7 +65,26 @@ CONTAINERS = (nn.Module, nn.Sequential, nn.ModuleList, nn.ModuleDict)
 
 class LayerTracer(fx.Tracer):
     """fx's tracer, keeping subclasses of PyTorch's own layers whole: torchvision's LayerNorm2d stays one call of a
-    norm layer (that ``footprint.transparent_copy`` can swap) instead of ``F.layer_norm`` on its weights."""
+    norm layer (that ``footprint.transparent_copy`` can swap) instead of ``F.layer_norm`` on its weights.
+
+    While it traces, fx replaces ``nn.Module.__call__`` and ``__getattr__`` for the whole process: another thread's
+    network (a student's page beside a build on the server's queue) would then be traced into this graph, and fail
+    ("module is not installed as a submodule"). Calls from other threads pass straight through.
+    """
+
+    def trace(self, root: nn.Module, concrete_args: dict | None = None) -> fx.Graph:
+        self._thread = threading.get_ident()
+        return super().trace(root, concrete_args)
+
+    def call_module(self, m: nn.Module, forward: Callable, args: tuple, kwargs: dict) -> Any:
+        if threading.get_ident() != self._thread:
+            return forward(*args, **kwargs)
+        return super().call_module(m, forward, args, kwargs)
+
+    def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict) -> Any:
+        if threading.get_ident() != self._thread:
+            return attr_val
+        return super().getattr(attr, attr_val, parameter_proxy_cache)
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         builtin = any(c.__module__.startswith("torch.nn.") and c not in CONTAINERS for c in type(m).__mro__)

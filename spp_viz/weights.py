@@ -34,6 +34,16 @@ class UploadedWeights:
 Weights = str | Path | UploadedWeights | None
 
 
+def file_bytes(weights: str | Path | UploadedWeights) -> int | None:
+    """The size of a weights file (uploaded bytes, or a file on disk) in bytes; None when there is no such file."""
+    if isinstance(weights, UploadedWeights):
+        return len(weights.data)
+    try:
+        return Path(weights).stat().st_size
+    except OSError:
+        return None
+
+
 def read_state_dict(path: str | Path | UploadedWeights) -> dict[str, Tensor]:
     """Read tensors from a .safetensors file or a torch checkpoint (a path, or uploaded bytes), never unpickling code.
 
@@ -150,12 +160,23 @@ def alexnet_state() -> dict[str, Tensor]:
 
 
 def save_tagged(state: dict[str, Tensor], path: str | Path, key: str, info: dict) -> Path:
-    """Tensors as .safetensors with ``info`` as JSON under the metadata key ``key`` (what the file is for)."""
+    """Tensors as .safetensors with ``info`` as JSON under the metadata key ``key`` (what the file is for).
+
+    Raises:
+        files.DiskFull: when the disk is full (``tagged_bytes`` makes the same file in memory).
+    """
     from safetensors.torch import save_file
 
     tensors = {k: v.contiguous() for k, v in state.items()}
     # Renamed into place: a Lab model saved by one app server is read whole by another sharing the folder.
     return write_atomically(path, lambda tmp: save_file(tensors, str(tmp), metadata={key: json.dumps(info)}))
+
+
+def tagged_bytes(state: dict[str, Tensor], key: str, info: dict) -> bytes:
+    """The bytes of the file ``save_tagged`` writes, made in memory (to offer as a download)."""
+    from safetensors.torch import save
+
+    return save({k: v.contiguous() for k, v in state.items()}, metadata={key: json.dumps(info)})
 
 
 def read_tagged(path: str | Path, key: str, what: str) -> dict:

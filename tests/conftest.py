@@ -16,6 +16,9 @@ os.environ["SPP_VIZ_OFFLINE"] = "1"
 # Activation indexes go to a fresh folder per test run, never to the user's ~/.cache.
 os.environ["SPP_VIZ_CACHE"] = tempfile.mkdtemp(prefix="spp_viz_test_cache_")
 os.environ.setdefault("SPP_VIZ_DEVICE", "auto")
+# The models one test process holds, as a small server would: the suite's many networks otherwise stay held up to
+# the default (a quarter of the machine's memory).
+os.environ.setdefault("SPP_VIZ_MODEL_MEMORY_MB", "1500")
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "assets" / "samples"

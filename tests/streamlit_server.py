@@ -43,10 +43,13 @@ def chromium_or_skip() -> None:
 
 
 @contextmanager
-def streamlit_server(timeout: float = 120) -> Iterator[str]:
-    """Start `spp-viz app` offline on a free loopback port; yield its URL once healthy; stop it after."""
+def streamlit_server(
+    timeout: float = 120, procs: list | None = None, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """Start `spp-viz app` offline on a free loopback port; yield its URL once healthy; stop it after. ``procs``
+    gets the server's process; ``env`` adds to its environment."""
     port = free_port()
-    env = {**os.environ, "SPP_VIZ_OFFLINE": "1"}
+    env = {**os.environ, "SPP_VIZ_OFFLINE": "1", **(env or {})}
     # The command a teacher runs (`spp-viz app`), which passes .streamlit/config.toml and the upload limit as flags.
     cmd = [
         sys.executable,
@@ -67,6 +70,8 @@ def streamlit_server(timeout: float = 120) -> Iterator[str]:
     ARTIFACTS.mkdir(exist_ok=True)
     with open(ARTIFACTS / f"server-{port}.log", "w+") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+        if procs is not None:
+            procs.append(proc)
         try:
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:

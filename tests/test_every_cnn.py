@@ -175,3 +175,39 @@ def test_models_lists_each_familys_smallest_member_measured():
     assert bad.returncode == 2 and "timm has no family 'nosuch'; its families:" in bad.stderr
     refused = json.loads(cli("models", "--family", "swin_transformer", "--json").stdout)["families"][0]
     assert refused["accepted"] == 0 and "attend over positions" in refused["field"]
+
+
+def test_tracing_a_network_leaves_another_threads_network_alone():
+    """fx swaps nn.Module.__call__ for the whole process while it traces: a student's forward pass on another thread
+    (beside a build on the server's queue) failed with "module is not installed as a submodule" before the tracer
+    let other threads through."""
+    import threading
+
+    import torchvision
+
+    from spp_viz import split
+
+    traced, other = torchvision.models.resnet18().eval(), torchvision.models.mobilenet_v2().eval()
+    x, stop, errors, passes = torch.rand(1, 3, 64, 64), threading.Event(), [], [0]
+    with torch.no_grad():
+        want = other(x)
+
+    def student() -> None:
+        while not stop.is_set():
+            try:
+                with torch.no_grad():
+                    assert torch.equal(other(x), want)
+                passes[0] += 1
+            except Exception as e:  # noqa: BLE001  recorded, the test fails on it
+                errors.append(repr(e))
+                return
+
+    thread = threading.Thread(target=student)
+    thread.start()
+    try:
+        for _ in range(8):
+            split.trace(traced, torch.zeros(1, 3, 64, 64))
+    finally:
+        stop.set()
+        thread.join()
+    assert errors == [] and passes[0] > 0

@@ -162,49 +162,64 @@ def test_the_lab_fine_tunes_a_network_by_name():
     assert model.class_names == ["a", "b"] and model.channels == 512
 
 
-def test_the_shelf_holds_at_most_max_models_dropping_the_least_recently_used(monkeypatch):
-    monkeypatch.setenv("SPP_VIZ_MAX_MODELS", "2")
-    shelf = ModelShelf()
+LINEAR_BYTES = (100 * 100 + 100) * 4  # nn.Linear(100, 100) in float32: weight and bias, by hand: 40,400 bytes
+
+
+def test_the_shelf_holds_models_within_its_byte_budget_dropping_the_least_recently_used():
+    """Counted in bytes against hand-computed sizes: two 40,400-byte models fit in 100,000 bytes, a third pushes out
+    the least recently used; a model that shares a held model's weight tensor counts that tensor once."""
+    shelf = ModelShelf(budget=lambda: 100_000)
     loads: list[str] = []
 
-    def loader(key: str):
+    def loader(key: str, make=lambda: torch.nn.Linear(100, 100)):
         def load():
             loads.append(key)
             time.sleep(0.2)
-            return torch.nn.Linear(1, 1)
+            return make()
 
         return load
 
     a = shelf.get("a", loader("a"))
     shelf.get("b", loader("b"))
+    assert shelf.held_bytes() == 2 * LINEAR_BYTES
     assert shelf.get("a", loader("a")) is a  # a is now the most recent: b goes first
     shelf.get("c", loader("c"))
-    assert [k for k, _ in shelf.models()] == ["a", "c"] and loads == ["a", "b", "c"]
+    assert [k for k, _ in shelf.models()] == ["a", "c"] and loads == ["a", "b", "c"] and shelf.dropped == 1
     assert shelf.seconds("c") >= 0.2 and shelf.seconds("b") is None
-    # Two sessions asking at once for a model not held: one load, both get it.
+    # d holds a's own Linear and a small one of its own: a's 40,400 bytes once, plus (10 x 100 + 10) x 4 = 4,040.
+    shelf.get("d", loader("d", lambda: torch.nn.Sequential(a, torch.nn.Linear(100, 10))))
+    assert [k for k, _ in shelf.models()] == ["a", "c", "d"]
+    assert shelf.held_bytes() == 2 * LINEAR_BYTES + 4_040 and shelf.own_bytes("d") == 4_040
+    assert shelf.own_bytes("a") == 0  # dropping a frees nothing while d holds its tensors
+    # Two sessions asking at once for a model not held: one load, both get it; it pushes out the oldest (a, then c).
     got = []
-    threads = [threading.Thread(target=lambda: got.append(shelf.get("d", loader("d")))) for _ in range(2)]
+    threads = [threading.Thread(target=lambda: got.append(shelf.get("e", loader("e")))) for _ in range(2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert loads.count("d") == 1 and got[0] is got[1]
-    monkeypatch.setenv("SPP_VIZ_MAX_MODELS", "nonsense")
-    shelf.get("e", loader("e"))
-    assert len(shelf.models()) == 3  # the default
+    assert loads.count("e") == 1 and got[0] is got[1]
+    assert [k for k, _ in shelf.models()] == ["d", "e"] and shelf.held_bytes() == 2 * LINEAR_BYTES + 4_040
+    # A model larger than the whole budget is held alone (the one in use always stays).
+    shelf.get("big", loader("big", lambda: torch.nn.Linear(200, 200)))
+    assert [k for k, _ in shelf.models()] == ["big"]
 
 
 def test_the_shelf_drops_the_spp_head_before_the_lite0_it_reads(fresh_models, monkeypatch):
-    """With room for two models, a third pushes out the SPP-net's head, never the Lite0 whose conv layers the head
-    still holds: asked for again, the head is rebuilt on the same Lite0, and Lite0 is never loaded twice."""
+    """With room for the SPP-net (Lite0 and its head) and ZF-5 less 0.1 MB, ZF-5 pushes out the SPP-net's head, never
+    the Lite0 whose conv layers the head still holds: asked for again, the head is rebuilt on the same Lite0, and
+    Lite0 is never loaded twice."""
+    from spp_viz import registry
     from ui.cache import get_model, model_shelf
     from ui.session import ModelChoice
 
-    monkeypatch.setenv("SPP_VIZ_MAX_MODELS", "2")
     spp, lite0, zf5 = (ModelChoice(n, "cpu") for n in ("efficientnet_lite0_spp", "efficientnet_lite0", "zf5"))
     first = get_model(spp)
     base = get_model(lite0)
     assert first.features is base.features
+    both = model_shelf().held_bytes()
+    assert abs(both - registry.size("efficientnet_lite0_spp")) < 1e4  # the size said before, read off the meta device
+    monkeypatch.setenv("SPP_VIZ_MODEL_MEMORY_MB", str(int((both + registry.size("zf5")) / 1e6 - 0.1)))
     get_model(zf5)
     assert [k.name for k, _ in model_shelf().models()] == ["efficientnet_lite0", "zf5"]  # the head went first
     again = get_model(spp)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from spp_viz.detection.features import FeatureCache
-from spp_viz.files import write_atomically
+from spp_viz.files import FOLDER_LOCK, DiskFull, disk_full, in_use, trim, usage, write_atomically
 
 SHAPE = (64, 1024)  # 256 KB of float32 per write: long enough for two writers to overlap
 
@@ -42,7 +42,8 @@ def test_two_processes_writing_one_entry_never_leave_a_mixed_or_half_file(tmp_pa
         w.join()
         assert w.exitcode == 0
     assert reads > 10
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["same.boxes.npy", "same.feats.npy", "same.json"]
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name != FOLDER_LOCK)  # the lock says the folder is in use
+    assert left == ["same.boxes.npy", "same.feats.npy", "same.json"]
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary_one(tmp_path):
@@ -55,3 +56,60 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary_one(tmp_path):
     with pytest.raises(OSError, match="disk full"):
         write_atomically(path, broken)
     assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def aged(path, seconds_ago: float, size: int = 1000):
+    """A file of ``size`` bytes last used ``seconds_ago``."""
+    import os
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"x" * size)
+    when = time.time() - seconds_ago
+    os.utime(path, (when, when))
+    return path
+
+
+def test_the_cache_folder_is_trimmed_least_recently_used_first_keeping_what_is_in_use(tmp_path):
+    """Five 1,000-byte files in a 2,500-byte budget: the least recently used go until it fits, passing over a file
+    held in use, a folder held in use, and the class database (never cache)."""
+    oldest = aged(tmp_path / "index" / "a.npz", 500)
+    held = aged(tmp_path / "lab" / "b.safetensors", 400)
+    busy = aged(tmp_path / "detection" / "c.feats.npy", 300)
+    older = aged(tmp_path / "index" / "d.npz", 200)
+    newest = aged(tmp_path / "index" / "e.npz", 100)
+    database = aged(tmp_path / "classes.sqlite", 1000, size=5000)
+    assert usage(tmp_path).nbytes == 5000 and usage(tmp_path).kept_bytes == 5000 and usage(tmp_path).files == 5
+    with in_use(held, tmp_path / "detection"):
+        removed = trim(tmp_path, budget=2500)
+    assert removed == [oldest, older, newest]  # b is held, c's folder is held: the newer ones go instead
+    assert held.exists() and busy.exists() and database.exists() and usage(tmp_path).nbytes == 2000
+    assert trim(tmp_path, budget=1500) == [busy]  # let go: c was used longest ago (holding b read it just now)
+    assert trim(tmp_path, budget=10_000) == []  # within the budget: nothing goes
+
+
+def test_reading_a_file_marks_it_used(tmp_path):
+    first, second = aged(tmp_path / "a.npz", 300), aged(tmp_path / "b.npz", 200)
+    with in_use(first):  # read now: b is now the least recently used
+        pass
+    assert trim(tmp_path, budget=1000) == [second]
+
+
+def test_a_full_disk_is_one_message_and_leaves_nothing_behind(tmp_path):
+    import errno
+
+    def full(tmp):
+        tmp.write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(DiskFull) as info:
+        write_atomically(tmp_path / "model.safetensors", full)
+    assert disk_full(info.value) and "disk is full: model.safetensors could not be saved" in str(info.value)
+    assert list(tmp_path.iterdir()) == []  # no half-written temporary file
+
+
+def test_a_write_into_the_cache_folder_keeps_it_within_its_budget(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPP_VIZ_CACHE", str(tmp_path))
+    monkeypatch.setenv("SPP_VIZ_CACHE_MB", "1")  # 1,000,000 bytes
+    old = aged(tmp_path / "index" / "old.npz", 100, size=600_000)
+    new = write_atomically(tmp_path / "lab" / "new.safetensors", lambda p: p.write_bytes(b"y" * 600_000))
+    assert new.exists() and not old.exists()

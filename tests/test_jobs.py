@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from ui.job_queue import JobCancelled, JobQueue, QueueFull, default_workers
+from ui.job_queue import JobCancelled, JobQueue, QueueFull, current_job, default_workers
 
 
 def wait_all(jobs, timeout=20.0):
@@ -154,3 +154,40 @@ def test_workers_from_the_environment(monkeypatch):
         monkeypatch.setenv("SPP_VIZ_WORKERS", bad)
         with pytest.raises(ValueError, match="SPP_VIZ_WORKERS"):
             default_workers()
+
+
+def test_a_keyed_job_is_shared_and_stops_only_when_nobody_waits():
+    """Two sessions asking for the same network's build wait for one job; one leaving does not stop it; once both
+    have left, it stops at its next report. A job on a worker knows it is one (``current_job``)."""
+    q = JobQueue(workers=1)
+    gate, runs, seen = threading.Event(), [], []
+
+    def build(job):
+        runs.append(job.id)
+        seen.append(current_job() is job)
+        while not gate.is_set():
+            job.report(0.5, "building")
+            time.sleep(0.01)
+        return "model"
+
+    alice, bob = (lambda: True), (lambda: True)
+    first = q.submit("build", build, alice, key=("build", "resnet"))
+    second = q.submit("build", build, bob, key=("build", "resnet"))
+    other = q.submit("build", build, key=("build", "vgg"))
+    assert second is first and other is not first and q.joined(("build", "resnet")) is first
+    time.sleep(0.1)
+    q.cancel(first, alice)  # Alice's page stopped waiting; Bob still waits
+    time.sleep(0.1)
+    assert first.state == "running" and not first.done
+    gate.set()
+    wait_all([first, other])
+    assert first.future.result() == "model" and runs == [first.id, other.id] and seen == [True, True]
+    assert current_job() is None and q.joined(("build", "resnet")) is None  # done: the next ask starts afresh
+    gate.clear()
+    third = q.submit("build", build, alice, key=("build", "resnet"))
+    assert third is not first
+    time.sleep(0.1)
+    q.cancel(third, alice)  # the only one waiting leaves: stopped at its next report
+    wait_all([third])
+    assert third.state == "cancelled"
+    q.close()

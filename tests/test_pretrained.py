@@ -53,7 +53,7 @@ def test_sources_offline(monkeypatch, tmp_path):
     assert f"a download of {meta_mb:.1f} MB" in where.describe()
     (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
     (tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth").write_bytes(b"x" * 123)
-    assert source("torchvision", "resnet18") == Source("cached", 123, str(tmp_path / "hub" / "checkpoints"),
-                                                       where.url)  # fmt: skip
+    file = tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    assert source("torchvision", "resnet18") == Source("cached", 123, str(file.parent), where.url, file=str(file))
     lite1 = source("timm", "tf_efficientnet_lite1")
     assert lite1.kind == "package" and lite1.size > 20e6 and "no download" in lite1.describe()

@@ -15,7 +15,7 @@ import pytest
 from conftest import ROOT
 from streamlit_server import free_port
 
-from spp_viz.settings import MAX_UPLOAD_MB
+from spp_viz.settings import server_upload_mb
 
 # A wheel built and installed, then the app run from it: an integration test, not for the edit-test loop.
 pytestmark = pytest.mark.apptest
@@ -110,7 +110,8 @@ def test_installed_app_runs_and_spp_viz_app_serves_it(installed, tmp_path):
         argv = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
         webapp = installed / "spp_viz" / "webapp"
         assert argv[1] == str(webapp / "ui" / "launch.py").encode() and str(webapp / "app.py").encode() in argv
-        assert f"--server.maxUploadSize={MAX_UPLOAD_MB}".encode() in argv and b"--server.fileWatcherType=none" in argv
+        assert f"--server.maxUploadSize={server_upload_mb()}".encode() in argv
+        assert b"--server.fileWatcherType=none" in argv
     finally:
         proc.terminate()
         proc.wait(timeout=30)

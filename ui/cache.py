@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import streamlit as st
 from PIL import Image
+from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
 from spp_viz import registry
 from spp_viz.explain.attribution import Attribution
@@ -27,8 +28,11 @@ from spp_viz.gallery import GalleryItem
 from spp_viz.images import load_image, to_tensor
 from spp_viz.models import SPPNet
 from spp_viz.plots.exports import npy_bytes
+from spp_viz.progress import Progress
 from spp_viz.pyramid import vector_csv
+from spp_viz.weights import Weights
 
+from .job_queue import current_job
 from .model_shelf import ModelShelf
 from .session import UPLOAD_PREFIX, ModelChoice, Subject, context, session_weights
 
@@ -43,26 +47,48 @@ def model_shelf() -> ModelShelf:
 
 
 def get_model(choice: ModelChoice) -> SPPNet:
-    """One model per choice, shared by every session (read only: nothing may change it or hook it)."""
+    """One model per choice, shared by every session (read only: nothing may change it or hook it).
+
+    A model the server does not hold is built on the heavy-work queue, never on a page's own thread; a session that
+    asks while it is built waits for the same build. The sidebar asks first and shows the build's place and progress
+    (``ui.heavy.build_model``); a later ask here (after the shelf dropped the model) waits without drawing.
+    """
+    if model_shelf().held(choice) or current_job() is not None or get_script_run_ctx() is None:
+        return shelved(choice)  # held; or on a worker already; or the server's own warm-up
+    from .builds import build_model  # it imports this module
+
+    return build_model(choice, show=False)
+
+
+def shelved(choice: ModelChoice, progress: Progress | None = None, weights: Weights = None) -> SPPNet:
+    """The model from the shelf, loaded here (on this thread) when it is not held; ``weights`` are the choice's own,
+    read on the page's thread beforehand (``choice_weights``) when this runs on a worker."""
     base_name = registry.base_of(choice.name)
     if base_name is None:
-        return model_shelf().get(choice, lambda: _load(choice))
+        return model_shelf().get(choice, lambda: _load(choice, progress=progress, weights=weights))
     # A pyramid-head model reads the cached base network's conv layers: one copy of Lite0 for both menu entries.
     # The base is asked for again after the head, so that it is the more recently used of the two: the shelf drops
     # the head (50 MB in memory, rebuilt from its file) before the base, never the base while a head still holds
     # its layers (a later ask for Lite0 would then load a second copy).
     base_choice = ModelChoice(base_name, choice.device)
-    model = model_shelf().get(choice, lambda: _load(choice, get_model(base_choice)))
-    get_model(base_choice)
+    model = model_shelf().get(choice, lambda: _load(choice, shelved(base_choice), progress))
+    shelved(base_choice)
     return model
 
 
-def _load(choice: ModelChoice, base: SPPNet | None = None) -> SPPNet:
-    weights = choice.weights
-    if weights is not None and weights.startswith(UPLOAD_PREFIX):
-        # Only the digest is hashed as the key; the bytes come from this session, never from the server's disk.
-        weights = session_weights(weights)
-    return registry.load(choice.name, device=choice.device, weights=weights, base=base)
+def choice_weights(choice: ModelChoice) -> Weights:
+    """The weights ``choice`` names: a path, or this session's upload (only its digest is hashed as the key; the
+    bytes come from this session, never from the server's disk). Read on the page's own thread."""
+    if choice.weights is not None and choice.weights.startswith(UPLOAD_PREFIX):
+        return session_weights(choice.weights)
+    return choice.weights
+
+
+def _load(
+    choice: ModelChoice, base: SPPNet | None = None, progress: Progress | None = None, weights: Weights = None
+) -> SPPNet:
+    weights = weights if weights is not None else choice_weights(choice)
+    return registry.load(choice.name, device=choice.device, weights=weights, base=base, progress=progress)
 
 
 def loaded_models() -> tuple[int, list[SPPNet]]:

@@ -7,15 +7,18 @@ from __future__ import annotations
 import streamlit as st
 
 from spp_viz import catalog
-from spp_viz.external import PRETRAINED, SUGGESTIONS, check_name, download_pretrained
+from spp_viz.budgets import TooLarge, check_weights_file
+from spp_viz.external import PRETRAINED, SUGGESTIONS, check_name, network_bytes
 from spp_viz.external import pretrained_source as _pretrained_source
 from spp_viz.pretrained import Source
+from spp_viz.settings import weights_max_mb
 from spp_viz.weights import UploadedWeights, WeightsError
 
-from .session import remember_weights
+from .builds import BuildStopped, download, download_stop_key
+from .jobs import restart
+from .session import refuse_upload, refused, remember_weights, upload_key
 
 WEIGHT_KINDS = {"random": "random (untrained)", "pretrained": "the library's pretrained", "file": "a file of mine"}
-WEIGHTS_MAX_MB = 600  # VGG-16's state dict is 528 MB
 OFFLINE_PRETRAINED = "timm:tf_efficientnet_lite1"  # its weights come in a pip package: no download
 
 
@@ -88,17 +91,26 @@ def external_box() -> tuple[str, str | None] | None:
 
 
 def _file(name: str) -> tuple[str, str] | None:
+    base = f"weights_upload_{name}"
     up = st.file_uploader(
         f"State dict of {name} (.safetensors, .pth)",
         type=["safetensors", "pth", "pt"],
-        key=f"weights_upload_{name}",
-        max_upload_size=WEIGHTS_MAX_MB,
-        help="Keys as the library names them; read with weights_only=True (nothing is unpickled). "
-        "It stays in your session.",
+        key=upload_key(base),
+        max_upload_size=weights_max_mb(),
+        help=f"At most {weights_max_mb()} MB. Keys as the library names them; read with weights_only=True (nothing "
+        "is unpickled). It stays in your session.",
     )
     if up is None:
+        if (why := refused(base)) is not None:
+            st.error(f"**That file was not read:** {why}.")
         st.caption("Upload the file to use this network.")
         return None
+    try:  # before the file is read or kept: a huge file leaves the server's memory at once
+        check_weights_file(name, up.size, network_bytes(name))
+    except TooLarge as e:
+        refuse_upload(base, up, str(e))
+        st.rerun()
+    refused(base, taken=True)
     return name, remember_weights(UploadedWeights(up.name, up.getvalue()))
 
 
@@ -121,15 +133,13 @@ def _pretrained(name: str) -> tuple[str, str] | None:
     if name in failed:
         st.error(f"**{name}**: {failed[name]} Untick the box and tick it again to retry.")
         return None
-    bar = st.progress(0.0, text="Starting the download ...")
-
-    def show(got: int, total: int | None) -> None:
-        text = f"{got / 1e6:.1f} of {total / 1e6:.1f} MB" if total else f"{got / 1e6:.1f} MB"
-        bar.progress(min(1.0, got / total) if total else 0.0, text=text)
-
     try:
-        download_pretrained(name, show)
-    except WeightsError as e:
+        download(name, size)
+    except BuildStopped as e:
+        st.info(f"**{e}** was stopped.")
+        st.button("Download them again", key="download_again", on_click=restart, args=(download_stop_key(name),))
+        return None
+    except (WeightsError, ValueError) as e:
         failed[name] = str(e)
         st.error(f"**{name}**: {e} Untick the box and tick it again to retry.")
         return None

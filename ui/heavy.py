@@ -9,7 +9,7 @@ session's own: ``last_lab_training`` gives it back.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ from spp_viz.gallery import GalleryItem
 from spp_viz.images import to_tensor
 from spp_viz.lab.experiments import ExperimentResults, run_experiments
 from spp_viz.lab.models import LabConfig
+from spp_viz.lab.store import NotSaved
 from spp_viz.lab.train import EpochLog, TrainResult, run_lab
 from spp_viz.models import SPPNet
 from spp_viz.progress import Progress
@@ -140,7 +141,8 @@ def _stat(path: Path | None) -> tuple[int, float]:
 @dataclass(frozen=True)
 class LabRun:
     """What the Lab page shows of this session's last training run (the network itself stays on disk, not in the
-    session: a class of sessions each holding a model would fill the server's memory)."""
+    session: a class of sessions each holding a model would fill the server's memory). On a full disk the model's
+    file stays in the session instead (``unsaved``), for its download."""
 
     path: Path
     history: list[EpochLog]
@@ -148,6 +150,7 @@ class LabRun:
     seconds: float
     best_epoch: int  # 0: no early stopping, the last epoch's weights
     epochs: int  # planned
+    unsaved: bytes | None = field(default=None, repr=False)  # the model's file when the disk could not take it
 
 
 _LAB_RUN = "ui.heavy.lab_run"  # this session's last LabRun, in st.session_state
@@ -173,8 +176,11 @@ def lab_training(
             progress=job.report, on_epoch=job.updates.append,
         )  # fmt: skip
 
-    path, result = run_heavy("Lab training", work, on_update=on_update)
-    run = LabRun(path, result.history, result.test, result.seconds, result.best_epoch, result.config.epochs)
+    try:
+        path, result, unsaved = *run_heavy("Lab training", work, on_update=on_update), None
+    except NotSaved as e:  # trained, but the disk is full: the file goes to the student instead
+        path, result, unsaved = lab_dir / e.name, e.result, e.data
+    run = LabRun(path, result.history, result.test, result.seconds, result.best_epoch, result.config.epochs, unsaved)
     st.session_state[_LAB_RUN] = run
     return run
 

@@ -1,7 +1,9 @@
 """The server's bounded queue for heavy work, as threads see it: no Streamlit here (tests drive it with threads).
 
 Jobs run on ``SPP_VIZ_WORKERS`` worker threads in the order they were asked for; a job whose session has gone is
-dropped before it starts, and a cancelled one stops at its next progress report. ``ui.jobs`` is the page side.
+dropped before it starts, and a cancelled one stops at its next progress report. A job submitted with a ``key``
+(building a network, a download) is shared: a second session asking for the same key waits for the same job, and
+the job is cancelled only once every session waiting for it has stopped waiting. ``ui.jobs`` is the page side.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import itertools
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,7 +39,8 @@ class Job:
     id: int
     kind: str  # "R-CNN mode", "Occlusion", ...: jobs of a kind share a running mean of their length
     fn: Callable[[Job], Any]
-    alive: Callable[[], bool]
+    watchers: list[Callable[[], bool]]  # one per session waiting for it: is that session still connected?
+    key: Hashable | None = None  # a shared job's key (None: the job of one session)
     future: Future = field(default_factory=Future)
     state: str = "waiting"  # waiting, running, done, dropped, cancelled, failed
     fraction: float = 0.0
@@ -57,6 +60,19 @@ class Job:
     @property
     def done(self) -> bool:
         return self.future.done()
+
+    def alive(self) -> bool:
+        """Whether any session waiting for the job is still connected."""
+        return any(watch() for watch in list(self.watchers))
+
+
+_current = threading.local()
+
+
+def current_job() -> Job | None:
+    """The job this thread runs now (on a worker), else None: work already on a worker runs there directly instead
+    of queueing behind itself."""
+    return getattr(_current, "job", None)
 
 
 def default_workers() -> int:
@@ -83,6 +99,7 @@ class JobQueue:
         self._running: set[int] = set()
         self._lock = threading.Condition()
         self._ids = itertools.count(1)
+        self._shared: dict[Hashable, Job] = {}  # keyed jobs waiting or running
         self._means: dict[str, tuple[float, int]] = {}  # kind -> (mean seconds, jobs finished)
         self._closed = False
         self._threads = [
@@ -91,15 +108,29 @@ class JobQueue:
         for t in self._threads:
             t.start()
 
-    def submit(self, kind: str, fn: Callable[[Job], Any], alive: Callable[[], bool] = lambda: True) -> Job:
-        """Queue ``fn(job)``; raises QueueFull when ``max_waiting`` jobs are already waiting."""
+    def submit(
+        self, kind: str, fn: Callable[[Job], Any], alive: Callable[[], bool] = lambda: True, key: Hashable | None = None
+    ) -> Job:
+        """Queue ``fn(job)``; with ``key``, join the job of that key when one waits or runs. Raises QueueFull when
+        ``max_waiting`` jobs are already waiting."""
         with self._lock:
+            if key is not None and (same := self._shared.get(key)) is not None and not same.done:
+                same.watchers.append(alive)
+                return same
             if len(self._waiting) >= self.max_waiting:
                 raise QueueFull(f"the server has {len(self._waiting)} heavy jobs waiting already")
-            job = Job(next(self._ids), kind, fn, alive)
+            job = Job(next(self._ids), kind, fn, [alive], key)
+            if key is not None:
+                self._shared[key] = job
             self._waiting.append(job)
             self._lock.notify()
         return job
+
+    def joined(self, key: Hashable) -> Job | None:
+        """The shared job of ``key`` while it waits or runs."""
+        with self._lock:
+            job = self._shared.get(key)
+            return job if job is not None and not job.done else None
 
     def position(self, job: Job) -> int:
         """0 while the job runs (or has run); k when k - 1 jobs wait before it."""
@@ -123,14 +154,30 @@ class JobQueue:
     def mean(self, kind: str) -> float:
         return self._means.get(kind, (DEFAULT_ESTIMATE_S, 0))[0]
 
-    def cancel(self, job: Job) -> None:
-        """Nobody waits for the job: drop it if it waits, stop it at its next report if it runs."""
-        job._cancel.set()
+    def finished(self, kind: str) -> int:
+        """How many jobs of ``kind`` have run to the end."""
+        return self._means.get(kind, (0.0, 0))[1]
+
+    def cancel(self, job: Job, alive: Callable[[], bool] | None = None) -> None:
+        """One session stopped waiting for the job (``alive`` names which; None: all of them). Once nobody waits:
+        drop it if it waits, stop it at its next report if it runs."""
         with self._lock:
+            if alive is not None and alive in job.watchers:
+                job.watchers.remove(alive)
+            else:
+                job.watchers.clear()
+            if job.watchers:
+                return
+            job._cancel.set()
             if job in self._waiting:
                 self._waiting.remove(job)
                 job.state = "cancelled"
                 job.future.cancel()
+                self._forget(job)
+
+    def _forget(self, job: Job) -> None:
+        if job.key is not None and self._shared.get(job.key) is job:
+            del self._shared[job.key]
 
     def stats(self) -> dict[str, int]:
         with self._lock:
@@ -153,11 +200,14 @@ class JobQueue:
 
     def _work(self) -> None:
         while (job := self._next()) is not None:
+            _current.job = job
             try:
                 self._run(job)
             finally:
+                _current.job = None
                 with self._lock:
                     self._running.discard(job.id)
+                    self._forget(job)
 
     def _run(self, job: Job) -> None:
         try:

@@ -51,44 +51,71 @@ def run_heavy(
     *,
     on_update: Callable[[list[Any]], None] | None = None,
     key: Hashable | None = None,
+    join: Hashable | None = None,
+    title: str | None = None,
+    stop: str | None = None,
 ) -> Any:
     """Run ``fn(job)`` through the server's queue and wait for it, showing the place in the queue and progress.
 
     ``fn`` reports with ``job.report(fraction, text, update)``; ``on_update`` is called here, in the page's own run,
     with every update so far whenever one arrives (a live training chart). With ``key``, a finished result is kept
-    for every session and returned at once next time (``kept``). Exceptions of ``fn`` are raised here.
+    for every session and returned at once next time (``kept``). With ``join``, the job is shared: a session asking
+    while the job of that key waits or runs waits for the same job (a network's build, a download). ``title`` is
+    what the student reads (default ``kind``, which also names the jobs whose mean length estimates the wait). With
+    ``stop``, a Stop button of that key is shown; a click stops this session's wait (``stopped`` then says so) and
+    the job, unless another session waits for it too. Exceptions of ``fn`` are raised here.
     """
     store = shared_results()
     if key is not None and (hit := store.get(key)) is not None:
         return hit
-    queue = server_queue()
+    title = title or kind
+    queue, alive = server_queue(), _session_alive()
     try:
-        job = queue.submit(kind, fn, _session_alive())
+        job = queue.submit(kind, fn, alive, key=join)
     except QueueFull as e:
-        st.error(f"**The server is too busy to start {kind} now** ({e}). Try again in a minute.")
+        st.error(f"**The server is too busy to start {title} now** ({e}). Try again in a minute.")
         st.stop()
-    box, bar = st.empty(), st.empty()
+    box, bar, button = st.empty(), st.empty(), st.empty()
+    if stop is not None:
+        button.button("Stop", key=stop, on_click=_stop, args=(stop,))
     seen = 0
     try:
         while not job.done:
             place = queue.position(job)
             if place:
-                box.info(
-                    f"**{kind}** waits for its turn: place {place} in the queue, about {queue.estimate(job):.0f} s."
-                )
+                wait = queue.estimate(job)
+                box.info(f"**{title}** waits for its turn: place {place} in the queue, about {wait:.0f} s.")
             else:
                 box.empty()
-                bar.progress(job.fraction, text=job.text or f"{kind} ...")
+                bar.progress(job.fraction, text=job.text or f"{title} ...")
                 if on_update is not None and len(job.updates) > seen:
                     seen = len(job.updates)
                     on_update(list(job.updates))
             time.sleep(0.2)
         result = job.future.result()
     finally:
-        if not job.done:  # this run stopped waiting (a rerun, a Stop button, a closed tab): nobody needs the job
-            queue.cancel(job)
+        if not job.done:  # this run stopped waiting (a rerun, a Stop button, a closed tab)
+            queue.cancel(job, alive)
         box.empty()
         bar.empty()
+        button.empty()
     if key is not None:
         store.put(key, result)
     return result
+
+
+_STOPPED = "ui.jobs.stopped"  # the Stop buttons clicked in this session, by key, until ``restart``
+
+
+def _stop(key: str) -> None:
+    st.session_state.setdefault(_STOPPED, set()).add(key)
+
+
+def stopped(key: str) -> bool:
+    """Whether this session clicked the Stop button of ``key`` (and has not asked to start again)."""
+    return key in st.session_state.get(_STOPPED, set())
+
+
+def restart(key: str) -> None:
+    """Forget a Stop click: the next ``run_heavy`` with this stop key starts its job again."""
+    st.session_state.get(_STOPPED, set()).discard(key)

@@ -16,8 +16,10 @@ if __name__ == "__main__":
     import streamlit.web.bootstrap  # noqa: F401
     from streamlit.web.cli import main
 
+    from spp_viz.settings import TEACHER_KEY_ENV, keep_downloads_in_cache, teacher_key
+
+    keep_downloads_in_cache()  # before the warm-up imports timm (huggingface_hub reads its folder once)
     import ui.warmup
-    from spp_viz.settings import TEACHER_KEY_ENV, teacher_key
 
     ui.warmup.start()
     if not os.environ.get(TEACHER_KEY_ENV):  # the Class page's passphrase, where the teacher reads the URL

@@ -138,6 +138,32 @@ def add_gallery_uploads(files) -> None:
         remember_upload(f.name, f.getvalue())
 
 
+def upload_key(base: str) -> str:
+    """The key of the uploader ``base``: a new one after ``refuse_upload``, so the browser shows it empty."""
+    generation = st.session_state.get(f"{base}.generation", 0)
+    return f"{base}-{generation}" if generation else base
+
+
+def refuse_upload(base: str, up, message: str) -> None:
+    """Refuse an upload (``st.file_uploader``'s file) of the uploader ``base``: its bytes leave the server's memory
+    now, not when the session ends, the uploader comes back empty, and ``refused`` keeps ``message`` until the next
+    upload is taken."""
+    from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if ctx is not None and hasattr(ctx.uploaded_file_mgr, "remove_file"):  # as st.chat_input drops its files
+        ctx.uploaded_file_mgr.remove_file(ctx.session_id, up.file_id)
+    st.session_state[f"{base}.generation"] = st.session_state.get(f"{base}.generation", 0) + 1
+    st.session_state[f"{base}.refused"] = message
+
+
+def refused(base: str, taken: bool = False) -> str | None:
+    """The message of the uploader ``base``'s last refused file; ``taken``: a new file was taken, forget it."""
+    if taken:
+        st.session_state.pop(f"{base}.refused", None)
+    return st.session_state.get(f"{base}.refused")
+
+
 UPLOAD_PREFIX = "upload:"
 
 

@@ -2,31 +2,44 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from pathlib import Path
 
 import streamlit as st
 
 from spp_viz import registry
+from spp_viz.budgets import TooLarge, check_weights_file, megabytes
 from spp_viz.devices import available_devices, resolve_device
 from spp_viz.explain.attribution import hook_count
+from spp_viz.files import usage
 from spp_viz.images import samples
 from spp_viz.models import ZOO
 from spp_viz.settings import (
     LAB_DIR_NAME,
-    MAX_MODELS_ENV,
     MAX_UPLOAD_MB,
-    WEIGHTS_MAX_MB,
+    WORKERS_ENV,
+    budgets,
     cache_root,
     replica,
     server_paths,
+    weights_max_mb,
 )
 from spp_viz.weights import UploadedWeights, WeightsError
 
-from .cache import get_model, loaded_models, model_shelf
+from .builds import BuildStopped, build_model, build_stop_key
+from .cache import loaded_models, model_shelf
 from .external_box import external_box
-from .model_shelf import max_models
-from .session import Context, ImageChoice, ModelChoice, remember_upload, remember_weights
+from .jobs import restart, server_queue
+from .model_shelf import memory_budget
+from .session import (
+    Context,
+    ImageChoice,
+    ModelChoice,
+    refuse_upload,
+    refused,
+    remember_upload,
+    remember_weights,
+    upload_key,
+)
 
 LAB_DIR = cache_root() / LAB_DIR_NAME  # where the Lab saves models: every page can select them
 IMAGE_TYPES = ["jpg", "jpeg", "png", "gif", "webp", "bmp", "tif", "tiff"]
@@ -36,14 +49,23 @@ def _weights_box(name: str) -> str | None:
     """A zoo model's optional weights: an upload (kept in this session only) or, where allowed, a server path."""
     st.caption(f"Weights: {ZOO[name].weights}.")
     with st.expander("Your own weights (optional)"):
+        base = f"weights_upload_{name}"
         up = st.file_uploader(
             "Weights file (.safetensors, .pth)",
             type=["safetensors", "pth", "pt"],
-            key=f"weights_upload_{name}",
-            max_upload_size=WEIGHTS_MAX_MB,
-            help=f"At most {WEIGHTS_MAX_MB} MB, read with weights_only=True; it stays in your session.",
+            key=upload_key(base),
+            max_upload_size=weights_max_mb(),
+            help=f"At most {weights_max_mb()} MB, read with weights_only=True; it stays in your session.",
         )
+        if up is None and (why := refused(base)) is not None:
+            st.error(f"**That file was not read:** {why}.")
         if up is not None:
+            try:  # before the file is read or kept: a huge file leaves the server's memory at once
+                check_weights_file(name, up.size, registry.size(name))
+            except TooLarge as e:
+                refuse_upload(base, up, str(e))
+                st.rerun()
+            refused(base, taken=True)
             return remember_weights(UploadedWeights(up.name, up.getvalue()))
         if server_paths():
             path = st.text_input(
@@ -95,12 +117,15 @@ def _in_use(choice: ModelChoice | None) -> ModelChoice:
     if choice is None:
         st.caption(f"Still using **{registry.title(fallback.name)}** until then.")
         return fallback
-    shelf = model_shelf()
     try:
-        # Held: a lookup that makes it the most recently used. Not held: a load, said while it runs.
-        waiting = st.spinner(f"Loading {registry.title(choice.name)} ...") if not shelf.held(choice) else nullcontext()
-        with waiting:
-            get_model(choice)
+        # Held: a lookup that makes it the most recently used. Not held: a build on the server's queue, its place,
+        # size and progress shown here, with a Stop button.
+        build_model(choice)
+    except BuildStopped as e:
+        st.info(f"**{e}** was stopped.")
+        st.button("Build it again", key="build_again", on_click=restart, args=(build_stop_key(choice),))
+        st.caption(f"Still using **{registry.title(fallback.name)}**.")
+        return fallback
     except Exception as e:  # a student's network can fail inside timm or torchvision in many ways: none may crash
         if choice == fallback:
             return choice  # nothing loaded before: the page says why
@@ -108,7 +133,7 @@ def _in_use(choice: ModelChoice | None) -> ModelChoice:
         st.error(f"**{registry.title(choice.name)} could not be loaded.** {why}")
         st.caption(f"Still using **{registry.title(fallback.name)}**.")
         return fallback
-    seconds = shelf.seconds(choice)
+    seconds = model_shelf().seconds(choice)
     st.caption(f"Running on **{choice.device}**." + (f" Loaded in {seconds:.1f} s." if seconds else ""))
     st.session_state["model_ok"] = choice
     return choice
@@ -116,12 +141,14 @@ def _in_use(choice: ModelChoice | None) -> ModelChoice:
 
 def _image_box() -> ImageChoice:
     st.header("Image")
+    base = "upload-again" if session_lost() else "upload"
     up = st.file_uploader(
         "Your photo",
         type=IMAGE_TYPES,
         # A lost session's browser still shows the photo it uploaded to the server that is gone, and would not send
         # the same file again: a widget of another key starts empty.
-        key="upload-again" if session_lost() else "upload",
+        key=upload_key(base),
+        max_upload_size=MAX_UPLOAD_MB,
         help=f"JPEG, PNG, GIF, WebP, BMP or TIFF, at most {MAX_UPLOAD_MB} MB. "
         "Large photos are shrunk to 2048 pixels on the longer side.",
     )
@@ -132,7 +159,13 @@ def _image_box() -> ImageChoice:
         format_func=lambda i: options[i].title,
         key="sample",
     )
+    if up is not None and up.size > MAX_UPLOAD_MB * 2**20:  # the browser refuses it; a hand-made request is not one
+        refuse_upload(base, up, f"that file is over {MAX_UPLOAD_MB} MB, the most a photo may be")
+        st.rerun()
+    if up is None and (why := refused(base)) is not None:
+        st.error(f"**Your photo was not read:** {why}.")
     if up is not None:
+        refused(base, taken=True)
         remember_upload(up.name, up.getvalue())
         st.caption(f"In use: **{up.name}**, your upload (it stays in your session). Remove it to use the sample.")
         return ImageChoice(up.name, up.getvalue())
@@ -208,21 +241,31 @@ def moved_notice() -> None:
 
 
 def server_panel() -> None:
-    """For a teacher serving a class: what this server process holds, to check it stays healthy."""
+    """For a teacher serving a class: what this server process holds against its budgets, to check it stays
+    healthy: the models, the queue, the cache folder, memory, and the settings that bound them."""
     with st.expander("Server"):
         loads, models = loaded_models()
-        rss = rss_mb()
-        here = replica()
+        shelf, rss, here = model_shelf(), rss_mb(), replica()
         where = (f"- This server: replica **{here[0]}** of {here[1]} behind the proxy (torch threads: "
                  f"{torch_threads()})\n" if here else "")  # fmt: skip
         held = ", ".join(
-            f"{registry.title(key.name)} ({seconds:.1f} s to load)" for key, seconds in model_shelf().load_times()
+            f"{registry.title(key.name)} ({megabytes(shelf.own_bytes(key) or 0)}, {seconds:.1f} s to load)"
+            for key, seconds in shelf.load_times()
         )
+        queue, disk = server_queue().stats(), usage()
         st.markdown(
             where
             + f"- Model loads in this process: **{loads}** (each model loads once, then every session shares it)\n"
-            f"- Models held: **{len(models)}** of at most {max_models()} ({MAX_MODELS_ENV}; the least recently used "
-            f"goes first){': ' + held if held else ''}; hooks on them now: "
-            f"**{sum(hook_count(m) for m in models)}** (0 unless an attribution is running)\n"
+            f"- Models held: **{len(models)}**, **{megabytes(shelf.held_bytes())}** of "
+            f"{megabytes(memory_budget())} (the least recently used goes first){': ' + held if held else ''}; "
+            f"hooks on them now: **{sum(hook_count(m) for m in models)}** (0 unless an attribution is running)\n"
+            f"- Heavy-work queue: **{queue['running']}** running, **{queue['waiting']}** waiting, on "
+            f"{queue['workers']} worker(s) ({WORKERS_ENV}); builds and downloads of networks go through it too\n"
+            f"- Cache folder: **{megabytes(disk.nbytes)}** of {megabytes(disk.budget)} in {disk.files:,} files"
+            f"{f' (and the class database, {megabytes(disk.kept_bytes)}, never trimmed)' if disk.kept_bytes else ''}\n"
             + (f"- Memory in use (RSS): **{rss:.0f} MB**" if rss is not None else "- Memory in use: unknown here")
+        )
+        st.markdown(
+            "| setting | value | bounds |\n|---|---|---|\n"
+            + "\n".join(f"| `{v}` | {value} | {what} |" for v, value, what in budgets())
         )

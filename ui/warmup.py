@@ -30,11 +30,13 @@ def _warm() -> None:
         from spp_viz import registry
         from spp_viz.devices import resolve_device
         from spp_viz.explain.level_views import classifier_reads  # noqa: F401
+        from spp_viz.files import trim
         from spp_viz.plots.views import crop_warp_spp  # noqa: F401
 
         from .session import ModelChoice
 
         _seconds["imports"] = time.perf_counter() - t0
+        trim()  # the cache folder within its budget from the start (SPP_VIZ_CACHE_MB may have been lowered)
         ui.cache.get_model(ModelChoice(registry.DEFAULT_MODEL, str(resolve_device("auto"))))
         _seconds["network"] = time.perf_counter() - t0 - _seconds["imports"]
         # Streamlit runs gc.collect(2) after every script run (runner.postScriptGC), holding the GIL: over the

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..files import write_atomically
+from ..files import DiskFull, hold, write_atomically
 from ..footprint import measure
 from ..geometry import layer_geometry
 from ..models import SPPNet
@@ -83,13 +84,28 @@ def fingerprint(backbone: SPPNet) -> str:
 
 
 class FeatureCache:
-    """Window boxes and float16 features per (image, settings) on disk; None keeps them in memory (tests)."""
+    """Window boxes and float16 features per (image, settings) on disk; None keeps them in memory (tests).
+
+    While it lives it holds its folder in use (``files.in_use``), so the cache folder's trimmer removes none of the
+    features a training reads (memory mapped); ``close`` (or its end) lets go. On a full disk, what cannot be
+    written is kept in memory for this run instead, and ``disk_full`` says so.
+    """
 
     def __init__(self, root: str | Path | None = FEATURE_CACHE) -> None:
         self.root = Path(root) if root is not None else None
         self._memory: dict[str, tuple[dict, np.ndarray, np.ndarray]] = {}
+        self._held: list[int] = []
+        self.disk_full = False
         if self.root is not None:
             self.root.mkdir(parents=True, exist_ok=True)
+            self._held = hold(self.root)
+
+    def close(self) -> None:
+        while self._held:
+            os.close(self._held.pop())
+
+    def __del__(self) -> None:
+        self.close()
 
     @staticmethod
     def key(**parts) -> str:
@@ -97,7 +113,7 @@ class FeatureCache:
 
     def get(self, key: str) -> tuple[dict, np.ndarray, np.ndarray] | None:
         """(meta, boxes, features) or None; features are memory-mapped, read only when used."""
-        if self.root is None:
+        if self.root is None or key in self._memory:
             return self._memory.get(key)
         meta = self.root / f"{key}.json"
         if not meta.exists():
@@ -113,7 +129,7 @@ class FeatureCache:
 
     def features(self, key: str) -> np.ndarray:
         """One entry's features, read whole into memory (and dropped by the caller after use)."""
-        if self.root is None:
+        if self.root is None or key in self._memory:
             return self._memory[key][2]
         return np.load(self.root / f"{key}.feats.npy")
 
@@ -124,9 +140,13 @@ class FeatureCache:
         # The meta file is written last and renamed into place: an interrupted run never leaves an entry that looks
         # complete, and the next run resumes from the images already done.
         # Each writer (another app server on the same cache folder, another thread) writes a file of its own name.
-        for suffix, arr in (("boxes.npy", boxes), ("feats.npy", feats)):
-            write_atomically(self.root / f"{key}.{suffix}", lambda tmp, arr=arr: np.save(tmp, arr))
-        write_atomically(self.root / f"{key}.json", lambda tmp: tmp.write_text(json.dumps(meta)))
+        try:
+            for suffix, arr in (("boxes.npy", boxes), ("feats.npy", feats)):
+                write_atomically(self.root / f"{key}.{suffix}", lambda tmp, arr=arr: np.save(tmp, arr))
+            write_atomically(self.root / f"{key}.json", lambda tmp: tmp.write_text(json.dumps(meta)))
+        except DiskFull:
+            self.disk_full = True
+            self._memory[key] = (meta, boxes, np.asarray(feats))
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,8 @@ its last checkpoint after an interruption, and extended rather than rebuilt when
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import os
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..files import DiskFull, in_use, write_atomically
 from ..gallery import INDEX_SHORT_SIDE, GalleryItem, gallery_view, prefetched
 from ..images import ImageError, to_tensor
 from ..models import SPPNet
@@ -74,9 +74,15 @@ class ActivationIndex:
         return int(np.sum(self.values[channel] > value)) + 1
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # A name of its own per writer: two sessions building the same index never share a temporary file.
-        tmp = path.with_name(f"{path.stem}.{os.getpid()}-{threading.get_ident()}.tmp.npz")
+        """Written under its writer's own name and renamed into place (``files.write_atomically``): an interrupted
+        save never leaves a half-written index, and two sessions building one index never share a file.
+
+        Raises:
+            DiskFull: when the disk is full.
+        """
+        write_atomically(path, self._write)
+
+    def _write(self, tmp: Path) -> None:
         np.savez(
             tmp,
             model=self.model,
@@ -93,11 +99,10 @@ class ActivationIndex:
             xs=self.xs,
             skipped=np.array(self.skipped, dtype=str).reshape(-1, 3),
         )
-        tmp.replace(path)  # atomic: an interrupted save never leaves a half-written index
 
     @classmethod
     def load(cls, path: Path) -> ActivationIndex:
-        with np.load(path, allow_pickle=False) as z:
+        with in_use(path), np.load(path, allow_pickle=False) as z:
             return cls(
                 model=str(z["model"]),
                 top_k=int(z["top_k"]),
@@ -259,10 +264,11 @@ def build_index(
     builder.run([unique[i] for i in todo], [unique_hashes[i] for i in todo], short_side, batch_size)
     counted(progress, builder.total, builder.total, "images")
     if cache:
-        index.save(final_path)
+        with contextlib.suppress(DiskFull):  # on a full disk the index is used now and built again next time
+            index.save(final_path)
         # The final index supersedes its checkpoint; an older index it grew from stays, for the sets it covers.
-        if partial_path is not None and partial_path.exists():
-            partial_path.unlink()
+        if partial_path is not None:
+            partial_path.unlink(missing_ok=True)
     return BuildReport(index, final_path, from_cache=False, reused=reused, computed=builder.computed)
 
 
@@ -332,6 +338,7 @@ class _Builder:
         self.since_checkpoint += len(batch)
         # Checkpoint before reporting: a stop raised from the progress callback keeps this batch.
         if self.partial_path is not None and self.since_checkpoint >= self.checkpoint_every:
-            index.save(self.partial_path)
+            with contextlib.suppress(DiskFull):  # no checkpoint on a full disk: the build itself goes on
+                index.save(self.partial_path)
             self.since_checkpoint = 0
         counted(self.progress, self.finished, self.total, "images")

@@ -2,26 +2,46 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import torch
 
 from ..devices import resolve_device
 from ..external import PRETRAINED, build_external, is_external
+from ..files import DiskFull, in_use
 from ..models import SPPNet, fc_classifier, load_model
 from ..pyramid import SpatialPyramidPool
-from ..weights import load_into, read_tagged, save_tagged
+from ..weights import load_into, read_tagged, save_tagged, tagged_bytes
 from .models import LabConfig, build_lab_model, head_on
 
+LAB_KEY = "spp_viz_lab"  # the metadata key of a Lab model's file
 
-def save_model(model: SPPNet, path: str | Path, meta: dict) -> Path:
-    """safetensors: the weights, and in the metadata the config and class names needed to rebuild the model."""
-    return save_tagged(model.state_dict(), path, "spp_viz_lab", {**meta, "class_names": list(model.class_names)})
+class NotSaved(DiskFull):
+    """A trained model the full disk could not take: ``data`` is its file, made in memory, to offer as a download,
+    ``result`` what the training gave."""
+
+    def __init__(self, name: str, data: bytes, result: object) -> None:
+        super().__init__(errno.ENOSPC, f"the server's disk is full: {name} could not be saved")
+        self.name, self.data, self.result = name, data, result
+
+
+def save_model(model: SPPNet, path: str | Path, meta: dict, result: object = None) -> Path:
+    """safetensors: the weights, and in the metadata the config and class names needed to rebuild the model.
+
+    Raises:
+        NotSaved: when the disk is full; it carries the file's bytes and ``result``.
+    """
+    info = {**meta, "class_names": list(model.class_names)}
+    try:
+        return save_tagged(model.state_dict(), path, LAB_KEY, info)
+    except DiskFull as e:
+        raise NotSaved(Path(path).name, tagged_bytes(model.state_dict(), LAB_KEY, info), result) from e
 
 
 def read_meta(path: str | Path) -> dict:
     """The Lab metadata of a saved model (raises WeightsError for other files)."""
-    return read_tagged(path, "spp_viz_lab", "Lab model")
+    return read_tagged(path, LAB_KEY, "Lab model")
 
 
 def load_base(name: str, weights: str | None = None) -> SPPNet:
@@ -45,8 +65,9 @@ def load_trained(path: str | Path, device: str | torch.device | None = None) -> 
     """Rebuild a Lab model (synthetic, or fine-tuned on a folder) from its file, in eval mode."""
     from safetensors.torch import load_file
 
-    meta = read_meta(path)
-    state = load_file(str(path))
+    with in_use(path):
+        meta = read_meta(path)
+        state = load_file(str(path))
     if meta["kind"] == "synthetic":
         cfg = meta["config"]
         config = LabConfig(**{**cfg, "levels": tuple(cfg["levels"])})  # files from before LabConfig.norm: "batch"

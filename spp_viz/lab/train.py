@@ -182,7 +182,7 @@ def synthetic_data(config: LabConfig) -> dict[str, list[LabelledImage]]:
 def save_result(result: TrainResult, path: str | Path) -> Path:
     """Save a model trained on the built-in shapes, with its config and test accuracy."""
     cfg = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(result.config).items()}
-    return save_model(result.model, path, {"kind": "synthetic", "config": cfg, "test": result.test})
+    return save_model(result.model, path, {"kind": "synthetic", "config": cfg, "test": result.test}, result)
 
 
 def fine_tune_folder(
@@ -352,6 +352,7 @@ def run_lab(
 
     Raises:
         ValueError: for a bad config, or a folder that cannot be used.
+        store.NotSaved: when the disk is full after training: it carries the model's file and the result.
     """
     config.validate()
     if dataset not in DATASETS:
@@ -372,4 +373,4 @@ def run_lab(
         base, folder, config.levels, sides, epochs, seed=config.seed, progress=progress, on_epoch=on_epoch,
         base_weights=base_weights,
     )  # fmt: skip
-    return save_model(result.model, out, result.meta), result
+    return save_model(result.model, out, result.meta, result), result
