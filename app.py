@@ -5,6 +5,7 @@ Builds the navigation from the files in pages/ and draws the shared sidebar (mod
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import streamlit as st
@@ -16,13 +17,14 @@ keep_downloads_in_cache()  # before timm's imports: huggingface_hub reads its ca
 import ui  # noqa: E402
 import ui.warmup  # noqa: E402
 
-ui.warmup.wait()  # `spp-viz app` imports what follows and loads the network while it starts: let that finish first
+if st.context.headers:  # a browser's run (AppTest's come from none): the server warms up, however it was started
+    ui.warmup.start()
+ui.warmup.wait()  # the warm-up imports what follows and loads the network: let that finish first
 
 from spp_viz import paper  # noqa: E402
 from spp_viz.explain.level_views import classifier_reads  # noqa: E402
 from spp_viz.files import disk_full  # noqa: E402
 from spp_viz.images import ImageError  # noqa: E402
-from spp_viz.plots.views import crop_warp_spp  # noqa: E402
 from spp_viz.pyramid import num_bins  # noqa: E402
 
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
@@ -63,11 +65,11 @@ M = {SQUARES} = {M}, and ZF-5's {K} channels give {K} x {M} = **{LENGTH:,}** num
     ctx = ui.context()
     if ctx.image_bytes is not None:
         try:
-            img = ui.decode_image(ctx.image_bytes, ctx.image_name)
+            picture = ui.approaches_picture(ctx.image)  # the photo decoded (checked) and drawn, once per photo
         except ImageError as e:
             st.error(f"**This image cannot be used:** {e}")
         else:
-            st.image(crop_warp_spp(img), caption=f"{ctx.image_name}: what each approach feeds the network")
+            st.image(picture, caption=f"{ctx.image_name}: what each approach feeds the network")
     st.markdown(
         """
 **Pages**
@@ -100,7 +102,8 @@ the paper itself, never from this app.
 
 def page_files() -> list[st.Page]:
     """One st.Page per pages/NN_Title.py, in file-name order (files starting with "_" are helpers)."""
-    return [st.Page(str(p)) for p in sorted(PAGES_DIR.glob("[0-9]*.py"))]
+    # Copies: st.navigation marks the page it runs on the page object, and sessions run at once.
+    return [copy.copy(page) for page in ui.page_paths(str(PAGES_DIR))]
 
 
 ui.sidebar()

@@ -8,8 +8,7 @@ import streamlit as st
 import ui
 from spp_viz.explain.feature_maps import FeatureMaps
 from spp_viz.explain.level_views import classifier_reads
-from spp_viz.plots.exports import npy_bytes, png_bytes
-from spp_viz.plots.maps import channel_grid, channel_heatmap, overlay, predictions_bar, size_sweep
+from spp_viz.plots.maps import channel_grid, channel_heatmap, predictions_bar, size_sweep
 
 
 def sizes_panel(fm: FeatureMaps, short_side: int) -> None:
@@ -50,7 +49,7 @@ def grid_panel(fm: FeatureMaps, maps: np.ndarray) -> None:
     )
 
 
-def channel_panel(fm: FeatureMaps, maps: np.ndarray, which: str, img) -> None:
+def channel_panel(fm: FeatureMaps, maps: np.ndarray, which: str, short_side: int) -> None:
     """One channel large, and stretched over the image."""
     c = fm.conv5.shape[0]
     channel = int(
@@ -65,16 +64,17 @@ def channel_panel(fm: FeatureMaps, maps: np.ndarray, which: str, img) -> None:
         width="stretch",
     )
     alpha = right.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05)
-    blended = overlay(img.resize((fm.input_hw[1], fm.input_hw[0])), maps[channel], alpha)
+    clipped = maps is fm.conv5
+    blended = ui.cached_channel_overlay(short_side, clipped, channel, alpha)
     right.image(blended, caption=f"channel {channel} stretched over the input ({fm.input_hw[1]} x {fm.input_hw[0]})")
     d1, d2 = st.columns(2)
     # Bytes, not callables: see ui.vector_files for why.
     d1.download_button(
-        "Download this overlay (PNG)", png_bytes(blended), f"conv5_channel{channel}.png", "image/png", on_click="ignore"
+        "Download this overlay (PNG)", blended, f"conv5_channel{channel}.png", "image/png", on_click="ignore"
     )
     d2.download_button(
         f"Download all of conv5, {which} (.npy, C x H x W)",
-        npy_bytes(maps),
+        ui.cached_maps_npy(short_side, clipped),
         "conv5.npy" if which == "conv5" else f"conv5_{which.replace(' ', '_')}.npy",
         "application/octet-stream",
         on_click="ignore",
@@ -107,7 +107,7 @@ def main() -> None:
     maps, which = ui.response_maps(fm, key="fm_clipped")
     grid_panel(fm, maps)
     st.subheader("One channel")
-    channel_panel(fm, maps, which, img)
+    channel_panel(fm, maps, which, short_side)
 
 
 main()

@@ -10,30 +10,22 @@ import streamlit as st
 import ui
 from spp_viz import paper
 from spp_viz.explain.labels import LabelReader, labelled_items
-from spp_viz.explain.view_summary import ViewsSummary, findings, head_findings, side_by_side, table_rows
+from spp_viz.explain.view_summary import ViewsSummary, findings, table_rows
 from spp_viz.explain.views import (
     MULTI_SCALES,
     VIEW_TITLES,
     Comparison,
     View,
     candidate_classes,
-    make_views,
     predictions_csv,
 )
 from spp_viz.gallery import folder_items
 from spp_viz.models import SPPNet
 from spp_viz.plots.maps import predictions_bar
-from spp_viz.plots.views import sweep_figure, view_differences, view_picture
+from spp_viz.plots.views import sweep_figure, view_differences
 from spp_viz.provenance import sentence as made_by
-from spp_viz.settings import ASSETS
 
 SWEEP_SIDES = tuple(range(128, 801, 64))
-# Made by: python -m spp_viz bench views ../shared/imagenet-sample --multi --model efficientnet_lite0 --json
-#   > assets/view_accuracy.json
-SHIPPED = ASSETS / "view_accuracy.json"
-# Made by: python -m spp_viz bench views ../shared/imagenet-sample --model efficientnet_lite0_spp --held-out FOLDS
-#   --multi --json > assets/view_accuracy_spp.json (FOLDS: python -m spp_viz distill ... --fold-heads FOLDS)
-SHIPPED_SPP = ASSETS / "view_accuracy_spp.json"
 
 
 def describe(view: View) -> str:
@@ -44,14 +36,15 @@ def describe(view: View) -> str:
     return f"everything, shape kept: {view.image.width} x {view.image.height} pixels through SPP"
 
 
-def views_panel(img, views: dict[str, View], comp: Comparison) -> None:
-    """The views side by side, each with its top-5, and whether they agree."""
+def views_panel(views: dict[str, View], pictures: dict[str, bytes], comp: Comparison) -> None:
+    """The views side by side (their pictures drawn once per photo and size), each with its top-5, and whether they
+    agree."""
     cols = st.columns(len(comp.top5))
     for col, name in zip(cols, comp.top5, strict=True):
         with col:
             st.markdown(f"**{VIEW_TITLES[name]}**")
             if name in views:
-                st.image(view_picture(views[name], img), caption=describe(views[name]))
+                st.image(pictures[name], caption=describe(views[name]))
             else:
                 st.caption(
                     f"softmax averaged over full-image views at shorter sides {', '.join(map(str, MULTI_SCALES))} "
@@ -106,12 +99,10 @@ def results_panel(result: ViewsSummary, where: str, key: str) -> None:
 def shipped_panel(model_name: str) -> None:
     """The runs over 500 ImageNet photos shipped with the app: the sidebar network's first (else the SPP-net's), then
     the two heads side by side."""
-    one, four = (
-        ViewsSummary.from_json(json.loads(f.read_text())) if f.is_file() else None for f in (SHIPPED, SHIPPED_SPP)
-    )
-    first = one if one is not None and one.model == model_name else four or one
-    if first is None:
+    shipped = ui.cache.shipped_views(model_name)
+    if shipped is None:
         return
+    first = shipped.first
     st.caption(
         f"Shipped with the app: {first.model}, {first.n} ImageNet photos (one for each even class index, the public "
         f"imagenet-sample-images set), shorter side {first.short_side}, {first.seconds:.0f} s on a 2-core CPU"
@@ -120,15 +111,16 @@ def shipped_panel(model_name: str) -> None:
         + made_by(first.provenance)
     )
     results_panel(first, "ImageNet photos", "view_accuracy")
-    if one is not None and four is not None:
-        heads_panel(one, four)
+    if shipped.four is not None and shipped.side:
+        heads_panel(shipped)
 
 
-def heads_panel(one: ViewsSummary, four: ViewsSummary) -> None:
+def heads_panel(shipped: ui.cache.ShippedViews) -> None:
     """Lite0's one-level head and the distilled {6,3,2,1} head on the same photos."""
+    four = shipped.four
     st.markdown(f"**The one-level head against the four-level head**, on the same {four.n} photos:")
-    st.dataframe(pd.DataFrame(side_by_side(one, four)), hide_index=True, width="stretch")
-    for sentence in head_findings(one, four):
+    st.dataframe(pd.DataFrame(shipped.side), hide_index=True, width="stretch")
+    for sentence in shipped.heads:
         st.markdown("- " + sentence)
     st.caption(
         f"{four.model}: Lite0's conv layers with a {{6,3,2,1}} max pyramid and fully connected layers distilled from "
@@ -211,8 +203,8 @@ def main() -> None:
         help="The paper's multi-view test also adds 18 crops and flips per scale; this averages full images only.",
     )
     comp = ui.cached_comparison(short_side, multi)
-    views = make_views(img, model.input_size, short_side)
-    views_panel(img, views, comp)
+    views, pictures = ui.cached_views_shown(short_side)
+    views_panel(views, pictures, comp)
     st.download_button(
         "Download the predictions (CSV)", predictions_csv(comp), "predictions.csv", "text/csv", on_click="ignore"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -267,5 +268,17 @@ class SamplePhoto:
 
 def samples() -> list[SamplePhoto]:
     """The sample images listed in assets/samples/samples.json."""
+    return list(_samples())
+
+
+@functools.cache
+def _samples() -> tuple[SamplePhoto, ...]:
+    """Read once per process: the sidebar asks on every click of every student."""
     entries = json.loads((SAMPLES_DIR / "samples.json").read_text())
-    return [SamplePhoto(**{**e, "classes": tuple(e["classes"])}) for e in entries]
+    return tuple(SamplePhoto(**{**e, "classes": tuple(e["classes"])}) for e in entries)
+
+
+@functools.cache
+def sample_bytes(file: str) -> bytes:
+    """A sample photo's bytes, read once per process."""
+    return (SAMPLES_DIR / file).read_bytes()

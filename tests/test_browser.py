@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Iterator
 
@@ -380,6 +381,76 @@ def test_gradcam_does_not_wait_for_another_sessions_slow_attributions(server, br
     finally:
         a.context.close()
         b.context.close()
+
+
+def plain(text: str) -> str:
+    """Markdown's text as a browser shows it: no list marks, emphasis or code marks, links as their text, one space
+    between words."""
+    text = re.sub(r"^\s*(?:[-*]|\d+\.)\s+", "", text, flags=re.M)  # list items
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)  # links
+    return " ".join(re.sub(r"[*`]|\\(?=[{}])", "", text).split())
+
+
+DURATION = re.compile(r"\d+(\.\d+)? (s|ms)\b")  # a time a run measured: never the same twice
+
+
+def apptest_texts(at) -> list[str]:
+    """The main area's text as AppTest holds it, in page order (what bench/student.py's Page.texts reads)."""
+    out = []
+
+    def walk(node) -> None:
+        proto = getattr(node, "proto", None)
+        kind = type(proto).DESCRIPTOR.name if proto is not None and hasattr(type(proto), "DESCRIPTOR") else ""
+        if kind in ("Markdown", "Text", "Alert", "Heading"):
+            out.append(proto.body)
+        elif kind == "Code":
+            out.append(proto.code_text)
+        elif kind == "Metric":
+            out.extend([proto.label, proto.body])
+        children = getattr(node, "children", None) or {}
+        for child in children.values() if isinstance(children, dict) else children:
+            walk(child)
+
+    walk(at.main)
+    return [t for t in out if t]
+
+
+def test_a_simulated_student_sees_what_apptest_and_chromium_see(server, page):
+    """The simulated student (bench/student.py, Streamlit's own protocol) against a real server: its upload is in use
+    on every page, each page's text equals the AppTest run's (times measured by the run aside), and for the same
+    photo and page a Chromium session shows the same text and as many figures and images."""
+    import sys
+
+    from streamlit.testing.v1 import AppTest
+
+    sys.path.insert(0, str(SAMPLES.parents[1] / "bench"))
+    from student import Student
+
+    photo = SAMPLES / "coffee.jpg"
+    at = AppTest.from_file(str(SAMPLES.parents[1] / "app.py"), default_timeout=300).run()
+    at.sidebar.file_uploader(key="upload").upload(photo.name, photo.read_bytes(), "image/jpeg").run()
+    with Student(server) as student:
+        student.open()
+        uploaded = student.upload(photo.read_bytes(), photo.name)
+        assert uploaded.shows(f"In use: **{photo.name}**")
+        for name, script in (("Feature maps", "1_Feature_maps"), ("Crop warp SPP", "4_Crop_warp_SPP")):
+            shown = student.page(name)
+            assert shown.status == "finished" and not shown.exceptions and not shown.errors
+            assert shown.shows(f"In use: **{photo.name}**")  # still this student's photo, not the sample
+            at.switch_page(f"pages/{script}.py").run()
+            assert [DURATION.sub("T", t) for t in shown.texts] == [DURATION.sub("T", t) for t in apptest_texts(at)]
+    page.goto(server, timeout=120_000)
+    page.locator(".st-key-upload input[type='file']").set_input_files(str(photo))
+    wait_text(page, f"In use: {photo.name}")
+    page.locator("[data-testid='stSidebarNav']").get_by_role("link", name="Crop warp SPP").click()
+    wait_text(page, "Download the predictions (CSV)")
+    page.locator("[data-testid='stApp'][data-test-script-state='notRunning']").wait_for(timeout=180_000)
+    body = plain(page.locator("[data-testid='stMain']").inner_text())
+    missing = [t for t in shown.texts if DURATION.sub("T", plain(t)) not in DURATION.sub("T", body)]
+    assert not missing, missing
+    expect(page.locator("[data-testid='stMain'] [data-testid='stPlotlyChart']")).to_have_count(shown.figures,
+                                                                                              timeout=60_000)
+    expect(page.locator("[data-testid='stMain'] [data-testid='stImage']")).to_have_count(shown.images, timeout=60_000)
 
 
 NAV_PAGES = {  # the sidebar's link (from the file name) -> a text its page shows

@@ -156,6 +156,9 @@ def test_the_upload_limits_hold_whatever_the_command():
 
 def test_the_server_panel_shows_the_budgets():
     at = start()
+    assert not any("Models held" in m.value for m in at.sidebar.markdown)  # closed: nothing computed for it
+    at.session_state["server_panel"] = True  # what a click on it sets
+    at.run()
     panel = "\n".join(m.value for m in at.sidebar.markdown)
     assert "Models held: **" in panel and " MB** of " in panel and "Heavy-work queue:" in panel
     assert "Cache folder: **" in panel

@@ -18,12 +18,14 @@ _WHERE = {
     "heavy": None,  # a submodule
     "classroom": None,  # a submodule: the Class page's glue
     **dict.fromkeys(
-        ["cached_class_zip", "cached_comparison", "cached_feature_maps", "cached_fixed_length",
-         "cached_shuffle", "cached_spp_detection", "decode_image", "detection_sets", "get_model", "vector_files"],
+        ["approaches_picture", "cached_channel_overlay", "cached_class_zip", "cached_comparison",
+         "cached_feature_maps", "cached_fixed_length", "cached_maps_npy", "cached_shuffle", "cached_spp_detection",
+         "cached_views_shown", "decode_image", "detection_sets", "get_model", "vector_files"],
         "cache",
     ),
     **dict.fromkeys(
-        ["NOTES", "current_image", "current_model", "measured_field_note", "response_maps", "smallest_short_side"],
+        ["NOTES", "current_image", "current_model", "measured_field_note", "page_paths", "response_maps",
+         "smallest_short_side"],
         "page",
     ),
     **dict.fromkeys(

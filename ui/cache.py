@@ -8,8 +8,11 @@ arguments, and the ``cached_*`` helpers fill it in from this session's sidebar.
 from __future__ import annotations
 
 import collections
+import io
+import json
 import threading
 from collections.abc import Hashable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,18 +26,21 @@ from spp_viz.explain.attribution import run as run_attribution
 from spp_viz.explain.bag_of_words import ShuffleResult, shuffle_test
 from spp_viz.explain.feature_maps import FeatureMaps, compute_feature_maps
 from spp_viz.explain.level_views import SizeRow, fixed_length_rows
-from spp_viz.explain.views import Comparison, compare_views, make_views
+from spp_viz.explain.view_summary import ViewsSummary, head_findings, side_by_side
+from spp_viz.explain.views import Comparison, View, compare_views, make_views
 from spp_viz.gallery import GalleryItem
 from spp_viz.images import load_image, to_tensor
 from spp_viz.models import SPPNet
-from spp_viz.plots.exports import npy_bytes
+from spp_viz.plots.exports import npy_bytes, png_bytes
+from spp_viz.plots.views import crop_warp_spp, view_picture
 from spp_viz.progress import Progress
 from spp_viz.pyramid import vector_csv
+from spp_viz.settings import ASSETS
 from spp_viz.weights import Weights
 
 from .job_queue import current_job
 from .model_shelf import ModelShelf
-from .session import UPLOAD_PREFIX, ModelChoice, Subject, context, session_weights
+from .session import UPLOAD_PREFIX, ImageChoice, ModelChoice, Subject, context, session_weights
 
 if TYPE_CHECKING:  # the detection and Lab code is imported where it is used: the home page needs neither
     from spp_viz.detection.data import DetectionSet
@@ -182,6 +188,40 @@ def cached_class_zip(data: bytes) -> tuple[dict[str, list[GalleryItem]], list[tu
     return read_class_zip(data)
 
 
+# Made by: python -m spp_viz bench views ../shared/imagenet-sample --multi --model efficientnet_lite0 --json
+#   > assets/view_accuracy.json
+SHIPPED_VIEWS = ASSETS / "view_accuracy.json"
+# Made by: python -m spp_viz bench views ../shared/imagenet-sample --model efficientnet_lite0_spp --held-out FOLDS
+#   --multi --json > assets/view_accuracy_spp.json (FOLDS: python -m spp_viz distill ... --fold-heads FOLDS)
+SHIPPED_VIEWS_SPP = ASSETS / "view_accuracy_spp.json"
+
+
+@dataclass(frozen=True)
+class ShippedViews:
+    """The shipped views runs as the Crop, warp or SPP page shows them: the sidebar network's run first (else the
+    SPP-net's), and the two heads side by side with what their paired differences say."""
+
+    first: ViewsSummary
+    one: ViewsSummary | None  # Lite0's one-level head
+    four: ViewsSummary | None  # the distilled {6,3,2,1} head
+    side: list[dict[str, str]]  # side_by_side(one, four), [] without both
+    heads: list[str]  # head_findings(one, four)
+
+
+@st.cache_resource(show_spinner=False)
+def shipped_views(model_name: str) -> ShippedViews | None:
+    """Read and worked out once per server, shared read-only: the paired bootstraps between the two heads took a
+    fifth of the server's time when 30 students opened the page at once."""
+    one, four = (ViewsSummary.from_json(json.loads(f.read_text())) if f.is_file() else None
+                 for f in (SHIPPED_VIEWS, SHIPPED_VIEWS_SPP))  # fmt: skip
+    first = one if one is not None and one.model == model_name else four or one
+    if first is None:
+        return None
+    both = one is not None and four is not None
+    return ShippedViews(first, one, four, side_by_side(one, four) if both else [],
+                        head_findings(one, four) if both else [])  # fmt: skip
+
+
 # Download buttons get bytes, not callables. A callable's file is made on the click and belongs to no session, so
 # Streamlit deletes it at the end of the next two script runs of any session: with a class working at once, the
 # browser's fetch then finds no file and the download fails (seen in tests/test_load.py). Costly encodings are
@@ -194,11 +234,65 @@ def vector_files(vector: np.ndarray, levels: tuple[int, ...], channels: int) -> 
     return vector_csv(vector, levels, channels).encode(), npy_bytes(vector)
 
 
+# Pictures encoded once per photo and setting, at the size they are shown: st.image would encode a picture again on
+# every run (resizing and PNG encoding took a tenth of the server's time under a burst of 30 students).
+
+
+def jpeg_bytes(img: Image.Image, quality: int = 90) -> bytes:
+    buf = io.BytesIO()
+    img.convert("RGB").save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def approaches_picture(image: ImageChoice) -> bytes:
+    """The home page's strip: what crop, warp and SPP feed the network, for this photo."""
+    return jpeg_bytes(crop_warp_spp(decode_image(image.data, image.name)))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def views_shown(subject: Subject, short_side: int) -> tuple[dict[str, View], dict[str, bytes]]:
+    """The three views of the photo at ``short_side`` and their pictures (what each keeps, drawn on the photo)."""
+    model, img = _model_and_image(subject)
+    views = make_views(img, model.input_size, short_side)
+    return views, {name: jpeg_bytes(view_picture(view, img)) for name, view in views.items()}
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def channel_overlay(subject: Subject, short_side: int | None, clipped: bool, channel: int, alpha: float) -> bytes:
+    """One conv5 channel stretched over the input (PNG: shown, and offered as the download)."""
+    from spp_viz.plots.maps import overlay  # matplotlib's colour maps: not for the home page
+
+    fm = feature_maps(subject, short_side)
+    _, img = _model_and_image(subject)
+    maps = fm.conv5 if clipped else fm.responses
+    return png_bytes(overlay(img.resize((fm.input_hw[1], fm.input_hw[0])), maps[channel], alpha))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def maps_npy(subject: Subject, short_side: int | None, clipped: bool) -> bytes:
+    """All of conv5 (or the maps before its clip) as .npy bytes, for the download."""
+    fm = feature_maps(subject, short_side)
+    return npy_bytes(fm.conv5 if clipped else fm.responses)
+
+
 # For this session's model and image (call ui.current_image() first).
 
 
 def cached_feature_maps(short_side: int | None) -> FeatureMaps:
     return feature_maps(context().subject, short_side)
+
+
+def cached_channel_overlay(short_side: int | None, clipped: bool, channel: int, alpha: float) -> bytes:
+    return channel_overlay(context().subject, short_side, clipped, channel, alpha)
+
+
+def cached_maps_npy(short_side: int | None, clipped: bool) -> bytes:
+    return maps_npy(context().subject, short_side, clipped)
+
+
+def cached_views_shown(short_side: int) -> tuple[dict[str, View], dict[str, bytes]]:
+    return views_shown(context().subject, short_side)
 
 
 def cached_comparison(short_side: int = 256, multi: bool = False) -> Comparison:

@@ -6,7 +6,6 @@ package live, goes first on the path: app.py's ``import ui`` then finds the pack
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -16,13 +15,8 @@ if __name__ == "__main__":
     import streamlit.web.bootstrap  # noqa: F401
     from streamlit.web.cli import main
 
-    from spp_viz.settings import TEACHER_KEY_ENV, keep_downloads_in_cache, teacher_key
-
-    keep_downloads_in_cache()  # before the warm-up imports timm (huggingface_hub reads its folder once)
     import ui.warmup
 
-    ui.warmup.start()
-    if not os.environ.get(TEACHER_KEY_ENV):  # the Class page's passphrase, where the teacher reads the URL
-        print(f"  Class mode: the teacher's passphrase is {teacher_key()} (set {TEACHER_KEY_ENV} to choose one).")
+    ui.warmup.start()  # while Streamlit starts: the first student finds the network loaded
     sys.argv = ["streamlit", "run", *sys.argv[1:]]
     sys.exit(main())

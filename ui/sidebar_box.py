@@ -11,7 +11,7 @@ from spp_viz.budgets import TooLarge, check_weights_file, megabytes
 from spp_viz.devices import available_devices, resolve_device
 from spp_viz.explain.attribution import hook_count
 from spp_viz.files import usage
-from spp_viz.images import samples
+from spp_viz.images import sample_bytes, samples
 from spp_viz.models import ZOO
 from spp_viz.settings import (
     LAB_DIR_NAME,
@@ -171,7 +171,7 @@ def _image_box() -> ImageChoice:
         return ImageChoice(up.name, up.getvalue())
     sample = options[pick]
     st.caption(f"In use: **{sample.title}**, a sample ({sample.credit}; {sample.licence}).")
-    return ImageChoice(sample.file, sample.path.read_bytes())
+    return ImageChoice(sample.file, sample_bytes(sample.file))
 
 
 def sidebar() -> Context:
@@ -243,7 +243,11 @@ def moved_notice() -> None:
 def server_panel() -> None:
     """For a teacher serving a class: what this server process holds against its budgets, to check it stays
     healthy: the models, the queue, the cache folder, memory, and the settings that bound them."""
-    with st.expander("Server"):
+    # Drawn only while open: its figures (the cache folder's walk among them) cost every student's every run otherwise.
+    panel = st.expander("Server", key="server_panel", on_change="rerun")
+    if not panel.open:
+        return
+    with panel:
         loads, models = loaded_models()
         shelf, rss, here = model_shelf(), rss_mb(), replica()
         where = (f"- This server: replica **{here[0]}** of {here[1]} behind the proxy (torch threads: "

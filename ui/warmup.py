@@ -1,16 +1,19 @@
-"""The server's warm-up: while Streamlit starts and the first browser loads its page, import what the home page
-needs and load the default network into the shelf, so that the first student does not wait for them.
+"""The server's warm-up: import what the home page needs, load the default network into the shelf and freeze the
+objects made so far out of the garbage collector's sight, so that no student waits for them and no click pays a full
+collection over them; and the start-up messages a teacher reads in the server's log.
 
-``ui/launch.py`` (what ``spp-viz app`` runs) calls ``start`` before Streamlit's own start; ``app.py`` calls ``wait``
-before its imports, so the warm-up and the first page never import the same modules at once (two threads importing
-one module cycle can see it half-initialised). Under ``streamlit run app.py`` or AppTest nothing starts it and
-``wait`` returns at once.
+Every way of starting the app gets it once per process: ``ui/launch.py`` (what ``spp-viz app``, ``spp-viz serve``
+and a container run) calls ``start`` before Streamlit's own start, while the first browser loads its page;
+``streamlit run app.py`` has app.py call ``start`` in the first session's run. ``app.py`` then calls ``wait`` before
+its imports, so the warm-up and a page never import the same modules at once (two threads importing one module cycle
+can see it half-initialised). AppTest starts none: its runs come from no browser.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import os
 import threading
 import time
 
@@ -53,11 +56,26 @@ def _warm() -> None:
     print(f"  Warm-up done: imports {imports:.1f} s, default network {network:.1f} s.", flush=True)
 
 
+_start_lock = threading.Lock()
+
+
 def start() -> None:
-    """Begin the warm-up on a thread of its own (once per process)."""
-    if not _started.is_set():
+    """Begin the warm-up on a thread of its own and say the start-up messages (once per process, whoever asks)."""
+    with _start_lock:
+        if _started.is_set():
+            return
         _started.set()
-        threading.Thread(target=_warm, name="spp-viz-warm-up", daemon=True).start()
+    from spp_viz.settings import TEACHER_KEY_ENV, keep_downloads_in_cache, teacher_key
+
+    keep_downloads_in_cache()  # before the warm-up imports timm (huggingface_hub reads its folder once)
+    if not os.environ.get(TEACHER_KEY_ENV):  # the Class page's passphrase, where the teacher reads the address
+        print(f"  Class mode: the teacher's passphrase is {teacher_key()} (set {TEACHER_KEY_ENV} to choose one).",
+              flush=True)  # fmt: skip
+    threading.Thread(target=_warm, name="spp-viz-warm-up", daemon=True).start()
+
+
+def started() -> bool:
+    return _started.is_set()
 
 
 def wait(timeout: float = 120) -> None:
