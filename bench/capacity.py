@@ -158,6 +158,8 @@ def one_student(url: str, photo: Path | None, barrier: threading.Barrier, out: d
         out["replica"] = student.replica
     except StudentError as e:
         out["problems"].append(str(e))
+    except Exception as e:  # noqa: BLE001  any failure of a student is a problem the report counts
+        out["problems"].append(f"{type(e).__name__}: {e}")
     finally:
         out["done"] = time.monotonic()
         student.close()

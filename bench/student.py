@@ -24,11 +24,13 @@ from urllib.parse import urlparse
 import requests
 import websocket
 from google.protobuf.message import Message
+from requests.adapters import HTTPAdapter
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ClientState_pb2 import ClientState, ContextInfo
 from streamlit.proto.Common_pb2 import FileURLs, FileURLsRequest, UploadedFileInfo
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.proto.WidgetStates_pb2 import WidgetState
+from urllib3.util.retry import Retry
 
 TEXT_ELEMENTS = {"markdown": "body", "text": "body", "alert": "body", "heading": "body", "code": "code_text"}
 WIDGET_ID = re.compile(r"^\$\$ID-[0-9a-f]+-(.*)$")
@@ -108,6 +110,9 @@ class Student:
         self.timeout = timeout
         self.locale = locale
         self.http = requests.Session()
+        # As a browser does: a request sent on a kept-alive connection the proxy had just closed is sent again.
+        retry = Retry(total=3, connect=3, read=2, status=0, allowed_methods=None, backoff_factor=0.2)
+        self.http.mount("http://", HTTPAdapter(max_retries=retry))
         self.ws: websocket.WebSocket | None = None
         self.session_id = ""
         self.pages: dict[str, str] = {}  # page name -> script hash (from the navigation message)
@@ -124,7 +129,7 @@ class Student:
         """Load the app as a browser's first visit does (its page, the health check that sets the XSRF cookie, the
         host's settings), connect, and run the page."""
         for part in (path, "/_stcore/health", "/_stcore/host-config"):  # as the browser: health sets the XSRF cookie
-            self.http.get(self.url + part, timeout=60).raise_for_status()
+            self._http("GET", part, timeout=60).raise_for_status()
         netloc = urlparse(self.url).netloc
         cookies = "; ".join(f"{c.name}={c.value}" for c in self.http.cookies)
         xsrf = self.http.cookies.get("_streamlit_xsrf", "")
@@ -174,8 +179,8 @@ class Student:
             raise StudentError(f"the server refused the upload of {name}: {urls.file_urls_response.error_msg}")
         urls = urls.file_urls_response.file_urls[0]
         xsrf = self.http.cookies.get("_streamlit_xsrf", "")
-        response = self.http.put(self.url + urls.upload_url, files={"file": (name, data)},
-                                 headers={"X-Xsrftoken": xsrf} if xsrf else {}, timeout=self.timeout)  # fmt: skip
+        response = self._http("PUT", urls.upload_url, files={"file": (name, data)},
+                              headers={"X-Xsrftoken": xsrf} if xsrf else {}, timeout=self.timeout)  # fmt: skip
         if response.status_code != 204:
             raise StudentError(f"the upload of {name} failed: HTTP {response.status_code} {response.text[:200]}")
         state = WidgetState(id=widget)
@@ -214,6 +219,12 @@ class Student:
         return self.http.cookies.get("SPPVIZ_REPLICA")
 
     # ------------------------------------------------------------------ the protocol
+
+    def _http(self, method: str, path: str, **kwargs) -> requests.Response:
+        try:
+            return self.http.request(method, self.url + path, **kwargs)
+        except requests.RequestException as e:
+            raise StudentError(f"{method} {path} failed: {type(e).__name__}: {e}") from e
 
     def _client_state(self, extra: list[WidgetState] = ()) -> ClientState:
         state = ClientState(page_script_hash=self.page_hash, query_string=self.query, context_info=ContextInfo(
