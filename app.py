@@ -67,9 +67,9 @@ M = {SQUARES} = {M}, and ZF-5's {K} channels give {K} x {M} = **{LENGTH:,}** num
         try:
             picture = ui.approaches_picture(ctx.image)  # the photo decoded (checked) and drawn, once per photo
         except ImageError as e:
-            st.error(f"**This image cannot be used:** {e}")
+            st.error(f"**This image cannot be used:** {ui.md(e)}")
         else:
-            st.image(picture, caption=f"{ctx.image_name}: what each approach feeds the network")
+            st.image(picture, caption=f"{ctx.image_name}: what each approach feeds the network")  # a caption: text
     st.markdown(
         """
 **Pages**

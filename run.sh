@@ -36,6 +36,18 @@ ensure_venv() {
   fi
 }
 
+# The deployment files' scanners (checkov, hadolint, kubernetes-validate) pin their own versions of packages the app
+# uses too: they live in a virtual environment of their own, made and filled once per requirements-scan.txt.
+ensure_scan_venv() {
+  local scan=${SPP_VIZ_SCAN_VENV:-.venv-scan} hash
+  hash=$(sha256sum requirements-scan.txt | cut -c1-16)
+  [ -f "$scan/.installed-$hash" ] && return
+  [ -x "$scan/bin/python" ] || "$(pick_python)" -m venv "$scan"
+  "$scan/bin/python" -m pip install --quiet --upgrade pip
+  "$scan/bin/python" -m pip install --quiet -r requirements-scan.txt
+  touch "$scan/.installed-$hash"
+}
+
 # glibc gives each thread its own malloc arena, and Streamlit runs each session's script on a thread of its own:
 # with 8 browser sessions the server grew by 2,219 MB with the default and by 1,198 MB with 2 arenas (test_load.py).
 export MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2}
@@ -55,6 +67,7 @@ case "$cmd" in
     ;;
   test)
     ensure_venv requirements-dev.txt
+    ensure_scan_venv
     # Three tiers (README, docs/tests.md): --fast for the edit-test loop, the default, and --all for a release.
     tier=()
     case "${1:-}" in

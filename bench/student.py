@@ -33,6 +33,7 @@ from streamlit.proto.WidgetStates_pb2 import WidgetState
 from urllib3.util.retry import Retry
 
 TEXT_ELEMENTS = {"markdown": "body", "text": "body", "alert": "body", "heading": "body", "code": "code_text"}
+ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")  # Markdown's backslash escape of an ASCII punctuation mark
 WIDGET_ID = re.compile(r"^\$\$ID-[0-9a-f]+-(.*)$")
 
 
@@ -85,7 +86,9 @@ class Page:
                 if e.WhichOneof("type") == "alert" and e.alert.format == e.alert.ERROR]  # fmt: skip
 
     def shows(self, text: str) -> bool:
-        return any(text in t for t in (self.texts + self.sidebar_texts))
+        """Whether the page shows ``text`` (Markdown's backslash escapes, which the app puts before a user's
+        characters, read as the characters they stand for)."""
+        return any(text in ESCAPED.sub(r"\1", t) for t in (self.texts + self.sidebar_texts))
 
     @property
     def sidebar_texts(self) -> list[str]:

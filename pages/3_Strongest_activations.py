@@ -124,7 +124,7 @@ def gallery_panel(model: SPPNet, channel: int, fm224: FeatureMaps, kind: str) ->
     if report.skipped:
         with st.expander(f"{len(report.skipped)} file(s) skipped: they could not be read as images"):
             for name, reason in report.skipped:
-                st.write(f"- **{name}**: {reason}")
+                st.write(f"- **{ui.md(name)}**: {ui.md(reason)}")
     extra = {h: data for h, (_, data) in ui.session_uploads().items()}
     patches = top_patches(index, channel, model, extra, kind)
     if not patches:

@@ -149,17 +149,17 @@ def folder_panel(model: SPPNet, short_side: int, multi: bool) -> None:
     try:
         items = folder_items(folder)
     except ValueError as e:
-        st.error(f"**The gallery folder cannot be used:** {e}")
+        st.error(f"**The gallery folder cannot be used:** {ui.md(e)}")
         return
     keep, _, unlabeled = labelled_items(items, LabelReader.for_model(model))
     megabytes = sum(i.path.stat().st_size for i in items if i.path) / 1e6
     st.write(
-        f"{folder}: {len(items)} image files ({megabytes:.1f} MB), {len(keep)} with a label read from the name "
+        f"{ui.md(folder)}: {len(items)} image files ({megabytes:.1f} MB), {len(keep)} with a label read from the name "
         f"(each runs {3 + (len(MULTI_SCALES) if multi else 0)} forward passes)."
     )
     if unlabeled:
         with st.expander(f"{len(unlabeled)} file(s) without a readable label: left out"):
-            st.write("\n".join(f"- **{n}**: {why}" for n, why in unlabeled[:200]))
+            st.write("\n".join(f"- **{ui.md(n)}**: {ui.md(why)}" for n, why in unlabeled[:200]))
     if not keep:
         st.warning(
             "No file here has a label: name files with a WordNet id (n01440764_1.JPEG), a class index and id "

@@ -81,8 +81,8 @@ def folder_source() -> tuple[str | dict, str]:
     """Your images to fine-tune on: a .zip of class folders (in your session only) or, where the teacher allows it,
     a folder on the server. Returns (the source, its name); a message and a stop when nothing usable is given."""
     base = registry.title(registry.fine_tune_base(ui.context().model_name)[0])
-    st.caption(f"Fine-tuned on the frozen conv layers of **{base}**: the sidebar's network (the default one when the "
-               "sidebar holds a Lab or pyramid-head model).")  # fmt: skip
+    st.caption(f"Fine-tuned on the frozen conv layers of **{ui.md(base)}**: the sidebar's network (the default one "
+               "when the sidebar holds a Lab or pyramid-head model).")  # fmt: skip
     archive = st.file_uploader(
         "Your images: a .zip with one folder per class",
         type=["zip"],
@@ -95,12 +95,12 @@ def folder_source() -> tuple[str | dict, str]:
         try:
             classes, skipped = ui.cached_class_zip(archive.getvalue())
         except ValueError as err:
-            st.error(f"**This archive cannot be used:** {err}")
+            st.error(f"**This archive cannot be used:** {ui.md(err)}")
             st.stop()
-        st.caption(", ".join(f"{name}: {len(items)} files" for name, items in sorted(classes.items())))
+        st.caption(", ".join(f"{ui.md(name)}: {len(items)} files" for name, items in sorted(classes.items())))
         if skipped:
             with st.expander(f"{len(skipped)} file(s) skipped"):
-                st.write("\n".join(f"- **{name}**: {why}" for name, why in skipped))
+                st.write("\n".join(f"- **{ui.md(name)}**: {ui.md(why)}" for name, why in skipped))
         return classes, archive.name
     if ui.server_paths():
         folder = st.text_input("or an image folder on this computer (one subfolder per class)", key="lab_folder")
@@ -119,7 +119,8 @@ def run_training(dataset: str, config: LabConfig, source: tuple[str | dict, str]
     base, weights = registry.fine_tune_base(ui.context().model_name, ui.context().weights)
     try:
         ui.heavy.lab_training(
-            dataset, config, source=source, base=base, base_weights=weights, lab_dir=ui.LAB_DIR, on_update=draw
+            dataset, config, source=source, base=base, base_weights=weights, lab_dir=ui.PRIVATE_LAB_DIR,
+            on_update=draw
         )
     except (ValueError, WeightsError) as err:
         st.error(f"**Fine-tuning cannot run:** {err}")
@@ -146,16 +147,27 @@ def result_panel(run: ui.heavy.LabRun) -> None:
             )
     if run.unsaved is not None:
         st.error(
-            f"**The server's disk is full: {path.name} could not be saved there** ({run.seconds:.1f} s of training "
-            "kept). Download it now: it stays in your session only, and the sidebar cannot offer it."
+            f"**The server's disk is full: {ui.md(path.name)} could not be saved there** ({run.seconds:.1f} s of "
+            "training kept). Download it now: it stays in your session only, and the sidebar cannot offer it."
         )
         st.download_button("Download the model (.safetensors)", run.unsaved, path.name, "application/octet-stream",
                            on_click="ignore", key="lab_unsaved")  # fmt: skip
         return
+    saved_panel(run, path)
+
+
+def saved_panel(run: ui.heavy.LabRun, path: Path) -> None:
+    """Where the model went, who sees it in the sidebar, the teacher's share form, its download."""
+    shared = path.parent == ui.LAB_DIR
     st.success(
-        f"Saved as **{path.name}** ({run.seconds:.1f} s of training). Every page can now use it: pick "
-        f"*Lab: {path.stem}* as the network in the sidebar."
-    )
+        f"Saved as **{ui.md(path.name)}** ({run.seconds:.1f} s of training). Every page can now use it: pick "
+        f"*Lab: {ui.md(path.stem)}* as the network in the sidebar. "
+        + ("The teacher shared it: every student's sidebar lists it." if shared else
+           "Only your session lists it (what a student trains stays theirs, and a zip's photos with it). The "
+           "teacher can share it with the class.")
+    )  # fmt: skip
+    if not shared and path.exists():
+        share_form(path)
     if path.exists():
         st.download_button(
             "Download the model (.safetensors)",
@@ -165,7 +177,20 @@ def result_panel(run: ui.heavy.LabRun) -> None:
             on_click="ignore",
         )
     else:
-        st.warning(f"{path} is no longer on this server, so it cannot be downloaded.")
+        st.warning(f"{ui.md(path.name)} is no longer on this server, so it cannot be downloaded.")
+
+
+def share_form(path) -> None:
+    """The teacher shares a student's Lab model with the class (every sidebar then lists it)."""
+    with st.expander("Share it with the class (the teacher's passphrase)"):
+        key = st.text_input("Teacher's passphrase", type="password", key="lab_share_key")
+        if st.button("Share", key="lab_share") and key:
+            try:
+                ui.heavy.share_lab_model(path, key, ui.LAB_DIR)
+            except ValueError as e:
+                st.error(f"**Not shared:** {ui.md(e)}.")
+                return
+            st.rerun()
 
 
 def main() -> None:

@@ -28,10 +28,16 @@ from spp_viz.classroom import (
     first_change,
     thumbnail,
 )
+from spp_viz.classroom.access import Throttled
 from spp_viz.classroom.results import ClassResults, shipped_findings
 from spp_viz.plots.views import poll_figure
 
 DOWN = "Your own exploration on the other pages keeps working."
+PASSPHRASE_HELP = (
+    "SPP_VIZ_TEACHER_KEY, or the one the server made: the line \"Class mode: the teacher's passphrase is ...\" in the "
+    "server's log (the terminal that runs it: printed at start by spp-viz app and spp-viz serve, at the first "
+    "student's visit under streamlit run app.py; docker compose logs app; kubectl logs deploy/spp-viz)"
+)
 
 
 def main() -> None:
@@ -43,14 +49,15 @@ def main() -> None:
         "it on the photos it brought: each student's photo goes through the three views (or the two heads, or the "
         "shuffles: the teacher picks the question), and the teacher's screen pools them."
     )
-    role = st.radio("You are", ["a student", "the teacher"], horizontal=True, key="class_role")
+    token = st.query_params.get(ui.classroom.TEACHER_PARAM)
+    role = st.radio("You are", ["a student", "the teacher"], horizontal=True, key="class_role", index=1 if token else 0)
     said = st.session_state.pop("class_message", None)  # what a button's callback could not do
     if said:
-        st.error(f"**{said}.**")
+        st.error(f"**{ui.md(said)}.**")
     try:
         store = ui.classroom.class_store()
     except DatabaseDown as e:
-        st.error(f"**{e}.** {DOWN}")
+        st.error(f"**{ui.md(e)}.** {DOWN}")
         return
     if role == "the teacher":
         teacher(store)
@@ -59,27 +66,30 @@ def main() -> None:
 
 
 def teacher(store: ClassStore) -> None:
-    opened = st.session_state.get("class_teacher")
-    if opened is None:
+    """The dashboard of the class the teacher's token (in this page's address) opens, else the form to open one."""
+    token = st.query_params.get(ui.classroom.TEACHER_PARAM)
+    try:
+        info = store.teacher_class(token) if token else None
+    except DatabaseDown as e:
+        st.error(f"**{ui.md(e)}.** {DOWN}")
+        return
+    if info is None:
+        if token:
+            st.warning("This teacher's link no longer opens a class: it was closed, or deleted after its retention.")
         open_form(store)
         return
-    key, code = opened
-    try:
-        info = store.find(code, open_only=False)
-    except (ClassError, DatabaseDown) as e:
-        st.error(f"**{e}.**")
-        return
     share_panel(info)
+    st.caption("This page's address holds your teacher's token (a reload keeps the dashboard): keep the address bar "
+               "off the projector. Closing the class ends the token.")  # fmt: skip
     if info.is_open():
-        st.button("Close the class now", key="class_close", on_click=act, args=(store.close_class, key, code))
-    live_results(store, code)
+        st.button("Close the class now", key="class_close", on_click=close_class, args=(store, token, info.code))
+    live_results(store, info.code)
 
 
 def open_form(store: ClassStore) -> None:
     # Buttons act in callbacks, which run before the script: a click that lands while a run reruns is not lost.
     with st.form("class_open"):
-        st.text_input("Teacher's passphrase", type="password", key="class_key",
-                      help="SPP_VIZ_TEACHER_KEY, or the server's log")  # fmt: skip
+        st.text_input("Teacher's passphrase", type="password", key="class_key", help=PASSPHRASE_HELP)
         st.text_input("Title (shown to the class)", max_chars=MAX_TITLE, key="class_title")
         st.selectbox("The question", list(QUESTIONS), format_func=lambda q: QUESTIONS[q].title, key="class_question",
                      index=list(QUESTIONS).index(DEFAULT_QUESTION), help="The app's own comparisons")  # fmt: skip
@@ -89,24 +99,30 @@ def open_form(store: ClassStore) -> None:
         st.form_submit_button("Open a class", type="primary", on_click=open_class, args=(store,))
 
 
-def act(what, *args) -> None:
-    """A button's callback: ``what(*args)``, its failure kept for the run that follows to say."""
+def act(what, *args, **kwargs) -> None:
+    """A button's callback: ``what(*args, **kwargs)``, its failure kept for the run that follows to say."""
     try:
-        what(*args)
-    except (ClassError, DatabaseDown) as e:
+        what(*args, **kwargs)
+    except (ClassError, DatabaseDown, Throttled) as e:
         st.session_state["class_message"] = str(e)
 
 
+def close_class(store: ClassStore, token: str, code: str) -> None:
+    act(store.close_class, token, code)
+    st.query_params.pop(ui.classroom.TEACHER_PARAM, None)
+
+
 def open_class(store: ClassStore) -> None:
+    """The form's callback: the passphrase (5 tries a minute per session), the class, the teacher's token."""
     s = st.session_state
     try:
+        ui.classroom.throttles()["passphrase"].attempt(ui.classroom.session_key(), "passphrase attempts")
         asks = s.class_question
         info = store.open_class(s.class_key, s.class_title, s.class_hours, s.class_days,
                                 ui.classroom.class_network(asks), asks)  # fmt: skip
-    except (ClassError, DatabaseDown) as e:
+        st.query_params[ui.classroom.TEACHER_PARAM] = store.teacher_token(s.class_key, info.code)
+    except (ClassError, DatabaseDown, Throttled) as e:
         s["class_message"] = str(e)
-        return
-    s["class_teacher"] = (s.class_key, info.code)
 
 
 def share_panel(info: ClassInfo) -> None:
@@ -132,7 +148,7 @@ def live_results(store: ClassStore, code: str) -> None:
     try:
         info, entries = store.find(code, open_only=False), store.entries(code)
     except (ClassError, DatabaseDown) as e:
-        st.error(f"**{e}.**")
+        st.error(f"**{ui.md(e)}.**")
         return
     r = class_results(entries, info)
     a, b, c = st.columns(3)
@@ -190,15 +206,15 @@ def student(store: ClassStore) -> None:
         st.info("Type the code on the teacher's screen, or follow the teacher's link.")
         return
     try:
-        info = store.find(code)
+        info = find_class(store, code)
     except DatabaseDown as e:
         if "class_pending" in st.session_state:  # a Submit that could not reach the database
-            st.error(f"**Not sent yet: {e}.** Your answer is kept; it is sent again on your next click. {DOWN}")
+            st.error(f"**Not sent yet: {ui.md(e)}.** Your answer is kept; it is sent again on your next click. {DOWN}")
         else:
-            st.error(f"**{e}.** {DOWN}")
+            st.error(f"**{ui.md(e)}.** {DOWN}")
         return
-    except ClassError as e:
-        st.error(f"**{e}.**")
+    except (ClassError, Throttled) as e:
+        st.error(f"**{ui.md(e)}.**")
         return
     if info.title:
         st.text(f"Class {info.code}: {info.title}")  # as typed: never read as Markdown or HTML
@@ -215,13 +231,23 @@ def student(store: ClassStore) -> None:
     mine_panel(store, info, names)
 
 
+def find_class(store: ClassStore, code: str) -> ClassInfo:
+    """The open class of a code: each new code a session tries counts against its 5 a minute (a rerun of the same
+    code does not), so codes cannot be guessed at speed; a closed class and a wrong code read the same."""
+    s = st.session_state
+    if s.get("class_tried") != code:
+        ui.classroom.throttles()["join"].attempt(ui.classroom.session_key(), "class codes tried")
+        s["class_tried"] = code
+    return store.find(code)
+
+
 def submit(info: ClassInfo, img) -> None:
     """The Submit button's callback: the photo through the question's arms, kept as this session's pending entry."""
     s = st.session_state
     probs = ui.classroom.class_probs(info)
     thumb = thumbnail(img) if s.class_share else None
     try:
-        entry = entry_from_probs(ui.classroom.browser_id(), s.class_label, probs, s.class_vote, thumb, info.question)
+        entry = entry_from_probs(ui.classroom.student_id(), s.class_label, probs, s.class_vote, thumb, info.question)
     except ClassError as e:
         s["class_message"] = str(e)
         return
@@ -234,20 +260,20 @@ def send_pending(store: ClassStore) -> None:
     if pending is None:
         return
     try:
-        store.submit(*pending)
+        store.submit(*pending, session=ui.classroom.session_key())
     except DatabaseDown as e:
-        st.error(f"**Not sent yet: {e}.** Your answer is kept; it is sent again on your next click. {DOWN}")
+        st.error(f"**Not sent yet: {ui.md(e)}.** Your answer is kept; it is sent again on your next click. {DOWN}")
         return
     except ClassError as e:
-        st.error(f"**{e}.**")
+        st.error(f"**{ui.md(e)}.**")
     del st.session_state["class_pending"]
 
 
 def mine_panel(store: ClassStore, info: ClassInfo, names: list[str]) -> None:
     try:
-        mine = store.mine(info.code, ui.classroom.browser_id())
+        mine = store.mine(info.code, ui.classroom.student_id())
     except DatabaseDown as e:
-        st.error(f"**{e}.** {DOWN}")
+        st.error(f"**{ui.md(e)}.** {DOWN}")
         return
     if mine is None:
         return
@@ -261,7 +287,8 @@ def mine_panel(store: ClassStore, info: ClassInfo, names: list[str]) -> None:
         right = [q.arm_titles[a] for a in q.arms if mine.right(a)]
         came = f"Right: {', '.join(right)}." if right else f"None of {q.compared} has your class as its top-1."
     st.success(f"Sent. You said your photo shows {said} and voted for {q.poll_words[mine.poll]}. {tops}. {came}")
-    st.button("Withdraw my entry", key="class_withdraw", on_click=act, args=(store.withdraw, info.code, mine.browser))
+    st.button("Withdraw my entry", key="class_withdraw", on_click=act, args=(store.withdraw, info.code, mine.browser),
+              kwargs={"session": ui.classroom.session_key()})  # fmt: skip
 
 
 main()

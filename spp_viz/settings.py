@@ -24,6 +24,7 @@ WORKERS_ENV = "SPP_VIZ_WORKERS"  # threads of the server's queue for heavy work 
 MAX_MODEL_MB_ENV = "SPP_VIZ_MAX_MODEL_MB"  # the largest network the server builds, in MB (default 600)
 MODEL_MEMORY_MB_ENV = "SPP_VIZ_MODEL_MEMORY_MB"  # what the models held at once may take (default: memory / 4)
 CACHE_MB_ENV = "SPP_VIZ_CACHE_MB"  # what the cache folder may hold, in MB (default 5,000)
+CLASS_MAX_ENTRIES_ENV = "SPP_VIZ_CLASS_MAX_ENTRIES"  # entries a class takes (default 200)
 DATABASE_ENV = "SPP_VIZ_DATABASE_URL"  # the class database: postgresql://...; unset: SQLite in the cache folder
 REPLICA_ENV = "SPP_VIZ_REPLICA"  # this app server's name behind the proxy (spp-viz serve --replicas N sets it)
 REPLICAS_ENV = "SPP_VIZ_REPLICAS"  # how many replicas that serve started
@@ -106,7 +107,7 @@ def replica() -> tuple[str, int] | None:
 
 
 def _megabytes(env: str, default: int) -> int:
-    """A whole number of MB from the environment, or ``default`` when unset.
+    """A positive whole number (of MB, for most) from the environment, or ``default`` when unset.
 
     Raises:
         ValueError: for anything but a positive whole number, naming the variable.
@@ -117,9 +118,9 @@ def _megabytes(env: str, default: int) -> int:
     try:
         value = int(raw.replace("_", "").replace(",", ""))
     except ValueError:
-        raise ValueError(f"{env} must be a whole number of MB, got {raw!r}") from None
+        raise ValueError(f"{env} must be a positive whole number, got {raw!r}") from None
     if value < 1:
-        raise ValueError(f"{env} must be at least 1 (MB), got {value}")
+        raise ValueError(f"{env} must be a positive whole number, got {value}")
     return value
 
 
@@ -145,6 +146,11 @@ def model_memory_mb() -> int:
 def cache_mb() -> int:
     """``SPP_VIZ_CACHE_MB``: what the cache folder may hold, in MB; the least recently used files go first."""
     return _megabytes(CACHE_MB_ENV, DEFAULT_CACHE_MB)
+
+
+def class_max_entries() -> int:
+    """``SPP_VIZ_CLASS_MAX_ENTRIES``: the entries one class takes (default 200)."""
+    return _megabytes(CLASS_MAX_ENTRIES_ENV, 200)
 
 
 def weights_max_mb() -> int:

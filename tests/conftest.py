@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import subprocess
 import tempfile
 from pathlib import Path
@@ -22,6 +23,16 @@ os.environ.setdefault("SPP_VIZ_MODEL_MEMORY_MB", "1500")
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "assets" / "samples"
+
+
+def plain(markdown: str) -> str:
+    """What a Markdown value reads as on screen: ui.md's backslash escapes and autolink breakers undone."""
+    return re.sub(r"\\(.)", r"\1", markdown).replace("\u2060", "")
+
+
+def said(at) -> list[str]:
+    """The page's errors, warnings, infos and successes as they read on screen."""
+    return [plain(e.value) for e in [*at.error, *at.warning, *at.info, *at.success]]
 
 
 def encode(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
@@ -49,10 +60,11 @@ def clear_server_state(models: bool = False) -> None:
     import streamlit as st
 
     from ui.cache import detection_sets, model_shelf, shared_results
+    from ui.classroom import throttles
     from ui.jobs import server_queue
 
     st.cache_data.clear()
-    for resource in (shared_results, server_queue, detection_sets, *([model_shelf] if models else [])):
+    for resource in (shared_results, server_queue, detection_sets, throttles, *([model_shelf] if models else [])):
         resource.clear()
 
 

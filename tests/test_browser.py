@@ -387,8 +387,9 @@ def plain(text: str) -> str:
     """Markdown's text as a browser shows it: no list marks, emphasis or code marks, links as their text, one space
     between words."""
     text = re.sub(r"^\s*(?:[-*]|\d+\.)\s+", "", text, flags=re.M)  # list items
-    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)  # links
-    return " ".join(re.sub(r"[*`]|\\(?=[{}])", "", text).split())
+    text = re.sub(r"(?<!\\)\[([^\]]*)\]\([^)]*\)", r"\1", text)  # links (an escaped bracket is no link)
+    text = re.sub(r"(?<!\\)[*`]", "", text)  # emphasis and code marks
+    return " ".join(re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", text).split())  # escapes: the characters they stand for
 
 
 DURATION = re.compile(r"\d+(\.\d+)? (s|ms)\b")  # a time a run measured: never the same twice
@@ -451,6 +452,32 @@ def test_a_simulated_student_sees_what_apptest_and_chromium_see(server, page):
     expect(page.locator("[data-testid='stMain'] [data-testid='stPlotlyChart']")).to_have_count(shown.figures,
                                                                                               timeout=60_000)
     expect(page.locator("[data-testid='stMain'] [data-testid='stImage']")).to_have_count(shown.images, timeout=60_000)
+
+
+def test_text_from_a_link_or_a_zip_is_shown_as_typed_never_as_a_link_or_a_picture(server, page, tmp_path):
+    """A class code from the link and a zip's folder name reach the page inside Markdown sentences: both show as the
+    characters typed, with no link and no picture of their writer's choosing."""
+    page.goto(f"{server}/Class?class=[x](http://127.0.0.1:9/a)", timeout=120_000)
+    wait_text(page, "there is no open class with the code")
+    assert "[X](HTTP://127.0.0.1:9/A)" in page.inner_text("[data-testid='stMain']").replace("\u2060", "")
+    assert page.locator("a[href*='127.0.0.1:9']").count() == 0
+    import zipfile
+
+    from badfiles import photo, save
+
+    archive = tmp_path / "classes.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for folder in ("![i](x)", "plain"):
+            for i in range(2):
+                z.writestr(f"{folder}/{i}.png", save(photo(64, 64, seed=i), "PNG"))
+    page.locator("[data-testid='stSidebarNav']").get_by_role("link", name="SPP Lab").click()
+    wait_text(page, "What the built-in images look like")
+    page.get_by_text("your images (fine-tune)").first.click()
+    page.locator(".st-key-lab_zip input[type='file']").set_input_files(str(archive))
+    wait_text(page, "plain: 2 files")
+    assert "![i](x): 2 files" in page.inner_text("[data-testid='stMain']").replace("\u2060", "")
+    assert page.locator("[data-testid='stMain'] img[src='x']").count() == 0
+    assert_no_exception(page)
 
 
 NAV_PAGES = {  # the sidebar's link (from the file name) -> a text its page shows

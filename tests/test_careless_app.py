@@ -9,7 +9,7 @@ import tomllib
 
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, plain
 from streamlit.testing.v1 import AppTest
 from test_external_app import errors, other_network, start
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.usefixtures("fresh_models")
 
 
 def sidebar_text(at: AppTest) -> str:
-    return "\n".join(e.value for e in [*at.sidebar.markdown, *at.sidebar.caption, *at.sidebar.info])
+    return "\n".join(plain(e.value) for e in [*at.sidebar.markdown, *at.sidebar.caption, *at.sidebar.info])
 
 
 def test_a_network_over_the_cap_is_one_message_and_the_previous_network_stays():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -43,7 +44,7 @@ def store(request, tmp_path):
     url = f"sqlite:///{tmp_path / 'classes.sqlite'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
     s = ClassStore(url, clock=Clock())
     with s.engine.begin() as conn:
-        for table in (classroom.ENTRIES, classroom.CLASSES, classroom.ATTEMPTS):
+        for table in (classroom.ENTRIES, classroom.CLASSES, classroom.ATTEMPTS, classroom.TEACHERS):
             conn.execute(table.delete())
     return s
 
@@ -65,7 +66,7 @@ def test_only_the_teachers_passphrase_opens_a_class(store):
     assert len(info.code) == classroom.CODE_LENGTH and info.title == "Period 3"
     assert info.closes_at - info.opened_at == 2 * 3600 and info.delete_after - info.opened_at == 7 * 86400
     assert store.find(info.code.lower()) == info  # a code typed in lower case, with spaces, still finds it
-    with pytest.raises(ClassError, match="there is no class with the code ZZZZZZ"):
+    with pytest.raises(ClassError, match="there is no open class with the code ZZZZZZ"):
         store.find("zzz zzz")
 
 
@@ -99,13 +100,18 @@ def test_a_class_closes_then_its_rows_are_deleted(store):
     info = store.open_class(KEY, hours=1, retention_days=1)
     store.submit(info.code, entry("a", 1, {"crop": 1, "warp": 1, "full": 1}))
     store.clock.now += 3601
-    with pytest.raises(ClassError, match=f"class {info.code} closed at"):
+    # A closed class reads to a student as a code that never was (a code cannot be told open from guessed).
+    with pytest.raises(ClassError, match=f"there is no open class with the code {info.code}:"):
         store.submit(info.code, entry("b", 1, {"crop": 1, "warp": 1, "full": 1}))
+    with pytest.raises(ClassError) as never:
+        store.find("ZZZZZZ")
+    assert str(never.value).replace("ZZZZZZ", info.code) == f"there is no open class with the code {info.code}: " \
+        "check it on the teacher's screen"
     assert len(store.entries(info.code)) == 1  # the teacher still sees a closed class
     store.clock.now += 86400
     store.purge()
     assert store.entries(info.code) == []
-    with pytest.raises(ClassError, match="there is no class"):
+    with pytest.raises(ClassError, match="there is no open class"):
         store.find(info.code, open_only=False)
 
 
@@ -181,7 +187,7 @@ def test_the_cli_export_equals_the_pages_download(tmp_path, monkeypatch):
     assert json.loads(out.stdout) == classroom.export(store.entries(info.code), store.find(info.code))
     assert json.loads(out.stdout)["entries"][0]["full_top1"] == 7
     bad = cli("class", "export", "NOPE42", SPP_VIZ_DATABASE_URL=url)
-    assert bad.returncode == 2 and "there is no class with the code NOPE42" in bad.stderr
+    assert bad.returncode == 2 and "there is no open class with the code NOPE42" in bad.stderr
 
 
 def test_the_heads_figures_equal_a_count_by_hand():
@@ -262,7 +268,8 @@ def test_a_class_keeps_its_question_and_refuses_another_questions_entry(store):
 
 def test_a_version_1_database_is_migrated_and_its_classes_asked_about_the_views(store):
     """A database written by the first schema (no question column) opens under this code: Alembic adds the column,
-    the old class reads as the views question, its entries stay, and the version table says 2."""
+    the old class reads as the views question, its entries stay, and the version table says 3 (the teachers' tokens
+    came with version 3: a table of their own, made as it is missing)."""
     from sqlalchemy import Column, Float, Integer, MetaData, String, Table, inspect
 
     with store.engine.begin() as conn:
@@ -285,7 +292,7 @@ def test_a_version_1_database_is_migrated_and_its_classes_asked_about_the_views(
     assert "question" in {c["name"] for c in inspect(again.engine).get_columns("spp_viz_classes")}
     assert again.find("OLDONE").question == "views"
     with again.engine.connect() as conn:
-        assert conn.execute(classroom.VERSION.select()).scalar_one() == classroom.SCHEMA_VERSION == 2
+        assert conn.execute(classroom.VERSION.select()).scalar_one() == classroom.SCHEMA_VERSION == 3
     again.submit("OLDONE", entry("a", 1, {"crop": 1, "warp": 1, "full": 1}))
     assert len(again.entries("OLDONE")) == 1
 
@@ -323,3 +330,166 @@ def test_app_servers_opening_a_new_database_at_once_all_get_it(backend, tmp_path
     assert not errors, errors
     code = stores[0].open_class(KEY).code
     assert all(s.find(code).code == code for s in stores)
+
+
+# --- trust: limits follow the server's session, a class has a cap, retention is kept, a teacher's token
+
+
+def test_one_session_with_fifty_made_up_ids_is_held_to_six_a_minute_and_the_class_to_its_cap(store, monkeypatch):
+    """The per-minute limit counts the server's session, whatever student id each entry carries; the class takes at
+    most SPP_VIZ_CLASS_MAX_ENTRIES entries (here 10), and a student already in it may still replace theirs."""
+    monkeypatch.setenv("SPP_VIZ_CLASS_MAX_ENTRIES", "10")
+    code = store.open_class(KEY).code
+    taken, refused = [], []
+    for minute in range(3):
+        for i in range(50 // 3 + 1):
+            browser = f"{minute:02d}{i:014d}"
+            try:
+                store.submit(code, entry(browser, 3, {"crop": 3, "warp": 3, "full": 3}), session="one-session")
+                taken.append(browser)
+            except ClassError as e:
+                refused.append(str(e))
+        store.clock.now += 61
+    assert len(store.entries(code)) == 10  # the cap
+    # Minute 1: 6 taken, 11 held back; minute 2: 4 more fill the class; then every try is refused by the cap.
+    assert [b[:2] for b in taken] == ["00"] * 6 + ["01"] * 4
+    assert sum("at most 6 submissions a minute" in r for r in refused) == 17 - 6
+    assert sum("has its 10 entries already" in r for r in refused) == (17 - 4) + 17
+    store.submit(code, entry(taken[0], 5, {"crop": 5, "warp": 5, "full": 5}), session="another")  # a replacement
+    assert {e.true_class for e in store.entries(code) if e.browser == taken[0]} == {5}
+
+
+def test_a_closed_class_and_a_code_that_never_was_read_the_same(store):
+    code = store.open_class(KEY).code
+    store.close_class(KEY, code)
+    with pytest.raises(ClassError) as closed:
+        store.find(code)
+    with pytest.raises(ClassError) as never:
+        store.find("ZZZZZZ")
+    assert str(closed.value).replace(code, "X") == str(never.value).replace("ZZZZZZ", "X")
+    assert store.find(code, open_only=False).code == code  # the teacher still sees it
+
+
+def test_an_expired_class_is_gone_before_and_after_the_purge(store, monkeypatch):
+    """From the moment its retention ends: not found, no entries, not exported; then purged, thumbnail and all."""
+    info = store.open_class(KEY, retention_days=1)
+    store.submit(info.code, Entry("a" * 16, 3, {v: [3, 1, 2, 4, 5] for v in classroom.VIEWS},
+                                  {v: 0.5 for v in classroom.VIEWS}, "full", thumbnail=b"jpeg"))  # fmt: skip
+    assert store.entries(info.code)[0].thumbnail == b"jpeg"
+    store.clock.now = info.delete_after + 1
+    with pytest.raises(ClassError, match="no open class"):
+        store.find(info.code, open_only=False)
+    assert store.entries(info.code) == []
+    with store.engine.connect() as conn:  # still in the database until the purge
+        assert conn.execute(classroom.ENTRIES.select()).first() is not None
+    assert store.purge() == 1
+    with store.engine.connect() as conn:
+        assert conn.execute(classroom.ENTRIES.select()).first() is None  # the thumbnail went with its class
+        assert conn.execute(classroom.CLASSES.select()).first() is None
+    monkeypatch.setenv(classroom.DATABASE_ENV, store.url)
+    out = cli("class", "export", info.code)
+    assert out.returncode == 2 and "no open class" in out.stderr
+
+
+def test_the_cli_purges_and_the_export_ignores_an_expired_class(store, monkeypatch):
+    """`spp-viz class purge` and `export` on the real clock: a class whose retention ended (its date moved to the
+    past here) is not exported, and the purge deletes it."""
+    monkeypatch.setenv(classroom.DATABASE_ENV, store.url)
+    code = ClassStore(store.url).open_class(KEY).code
+    assert cli("class", "export", code).returncode == 0
+    with store.engine.begin() as conn:
+        conn.execute(classroom.CLASSES.update().values(delete_after=1.0))
+    assert cli("class", "export", code).returncode == 2
+    done = cli("class", "purge")
+    assert done.returncode == 0 and done.stdout.startswith("1 class(es) past their retention deleted")
+
+
+def test_a_teachers_token_reopens_the_dashboard_until_the_class_is_closed(store):
+    info = store.open_class(KEY)
+    token = store.teacher_token(KEY, info.code)
+    assert store.teacher_class(token) == info and store.teacher_class("made-up") is None
+    with store.engine.connect() as conn:  # only its hash is stored
+        assert token not in str(conn.execute(classroom.TEACHERS.select()).all())
+    with pytest.raises(ClassError, match="not the teacher's passphrase"):
+        store.teacher_token("guess", info.code)
+    store.close_class(token, info.code)  # the token closes its own class ...
+    assert store.teacher_class(token) is None  # ... and is revoked by it
+    with pytest.raises(ClassError, match="not the teacher's passphrase"):
+        store.close_class(token, info.code)
+
+
+def test_every_database_failure_is_one_sentence(store, monkeypatch):
+    """Busy, a full disk, unreachable: DatabaseDown with a sentence (the page keeps the student's entry and says it)."""
+    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    code = store.open_class(KEY).code
+    failures = [(PoolTimeout("QueuePool limit reached"), "busy"),
+                (OperationalError("INSERT", {}, Exception("database or disk is full")), "disk is full"),
+                (OperationalError("SELECT", {}, Exception("connection refused")), "cannot be reached")]  # fmt: skip
+    for error, said in failures:
+
+        def failing(error=error):
+            raise error
+
+        monkeypatch.setattr(store.engine, "begin", failing)
+        with pytest.raises(DatabaseDown, match=said):
+            store.submit(code, entry("b", 3, {"crop": 3, "warp": 3, "full": 3}))
+        monkeypatch.undo()
+        monkeypatch.setenv(classroom.TEACHER_KEY_ENV, KEY)
+
+
+def test_throttles_and_signed_student_ids():
+    from spp_viz.classroom.access import Throttle, Throttled, new_student, signed, verified
+
+    now = [0.0]
+    t = Throttle(limit=5, window_s=60, clock=lambda: now[0])
+    for _ in range(5):
+        t.attempt("s")
+    with pytest.raises(Throttled, match="try again in 60 s"):
+        t.attempt("s")
+    t.attempt("other")  # another session has its own five
+    now[0] = 45.0
+    with pytest.raises(Throttled, match="try again in 15 s"):
+        t.attempt("s")
+    now[0] = 60.5
+    t.attempt("s")
+    me = new_student()
+    assert verified(signed(me, "server key"), "server key") == me
+    assert verified(signed(me, "another server"), "server key") is None
+    assert verified(f"{me}.0123456789abcdef", "server key") is None and verified("[x](http://a)", "k") is None
+
+
+def test_the_server_purges_expired_classes_at_start_and_every_sweep(store):
+    """keep_retention (what the server starts): a class past its date goes at once, a later one at a later sweep;
+    one sweeper per database."""
+    from spp_viz.classroom.retention import keep_retention
+
+    old, later = store.open_class(KEY, retention_days=1), store.open_class(KEY, retention_days=2)
+    store.clock.now += 86400 + 1
+
+    def codes() -> set[str]:
+        with store.engine.begin() as conn:
+            return {r[0] for r in conn.execute(classroom.CLASSES.select().with_only_columns(classroom.CLASSES.c.code))}
+
+    def until(done, seconds: float = 20) -> bool:
+        deadline = time.monotonic() + seconds
+        while not done() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return done()
+
+    assert codes() == {old.code, later.code}  # past its date but not yet purged
+    stop = keep_retention(store, every_s=0.05)
+    try:
+        assert stop is not None and keep_retention(store) is None  # one sweeper per database
+        assert until(lambda: codes() == {later.code})
+        store.clock.now += 86400
+        assert until(lambda: codes() == set())
+    finally:
+        stop.set()
+    deadline, again = time.monotonic() + 20, None  # stopped, the database may be swept again (a later server)
+    while again is None and time.monotonic() < deadline:
+        again = keep_retention(store, every_s=3600)
+        time.sleep(0.02)
+    assert again is not None
+    again.set()

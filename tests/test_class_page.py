@@ -5,7 +5,7 @@ those photos (computed here again, outside the app), and a withdrawal drops the 
 from __future__ import annotations
 
 import pytest
-from conftest import ROOT, SAMPLES
+from conftest import ROOT, SAMPLES, plain
 from pg_server import postgres_server
 from streamlit.testing.v1 import AppTest
 
@@ -92,13 +92,13 @@ def test_a_class_pools_its_students_photos_and_a_withdrawal_drops_the_count():
 def test_mistakes_each_give_one_message():
     s = session()
     s.text_input(key="class_code").set_value("NOPE42").run()
-    wrong = "**there is no class with the code NOPE42: check it on the teacher's screen.**"
-    assert [e.value for e in s.error] == [wrong]
+    wrong = "**there is no open class with the code NOPE42: check it on the teacher's screen.**"
+    assert [plain(e.value) for e in s.error] == [wrong]
     t = session()
     t.radio(key="class_role").set_value("the teacher").run()
     t.text_input(key="class_key").set_value("a guess")
     t.button[0].click().run()
-    assert len(t.error) == 1 and "not the teacher's passphrase" in t.error[0].value
+    assert len(t.error) == 1 and "not the teacher's passphrase" in plain(t.error[0].value)
 
 
 def test_an_unreachable_database_leaves_the_rest_of_the_app_working(monkeypatch):

@@ -4,12 +4,14 @@ their session (weights, a gallery, a .zip of class folders), and a session keeps
 from __future__ import annotations
 
 import io
+import re
 import zipfile
+from pathlib import Path
 
 import pytest
 import torch
 from badfiles import photo, save
-from conftest import ROOT
+from conftest import ROOT, plain
 from streamlit.testing.v1 import AppTest
 
 import ui.session as session
@@ -203,4 +205,6 @@ def test_lab_fine_tunes_on_an_uploaded_zip():
     at.slider(key="lab_epochs").set_value(1).run()
     at.button(key="lab_train").click().run()
     assert not at.exception, [e.value for e in at.exception]
-    assert any("Saved as **shapes-zf5-421.safetensors**" in s.value for s in at.success)
+    (path,) = at.session_state["ui.heavy.lab_own"]
+    assert re.fullmatch(r"shapes-zf5-421-([\w-]*-)?[0-9a-f]{12}\.safetensors", Path(path).name), path
+    assert any(f"Saved as **{Path(path).name}**" in plain(s.value) for s in at.success)

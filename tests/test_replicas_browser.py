@@ -154,11 +154,15 @@ class Session:
         await idle(self.page)
         # Served by r1, or by r2 started again (serve restarts it) if that answered first; the panel says which.
         self.replica_after = await replica_of(self.context)
+        self.step(f"on {self.replica_after}; opening the Server panel")
         assert await server_panel_names(self.page) == self.replica_after
         # The uploader starts empty under another key (the old one still showed the photo sent to the dead server).
+        self.step("sending the photo again")
         await self.page.locator(".st-key-upload-again input[type='file']").set_input_files(str(self.image))
+        self.step("waiting for the sidebar's In use")
         await self.page.get_by_text(f"In use: {self.image.name}").first.wait_for(timeout=TIMEOUT_MS)
         await idle(self.page)
+        self.step("Feature maps again")
         await visit(self.page, "Feature maps", "(rank 1 of 1280)", self.image)
         self.step("done")
 
@@ -178,10 +182,18 @@ async def run(url: str, folder: Path, images) -> tuple[list[Session], float, flo
                 timeout=PHASE_TIMEOUT,
             )
         except TimeoutError:
+            report = []
             for i, s in enumerate(sessions):
                 await s.page.screenshot(path=ARTIFACTS / f"replicas-session{i}.png")
-            raise AssertionError("sessions stuck after the kill:\n" + "\n".join(
-                f"session {i} on {s.replica}: {s.steps[-2:]}" for i, s in enumerate(sessions))) from None
+                report.append(f"session {i} on {s.replica}: {s.steps[-2:]}")
+                if s.steps[-1:] != [f"{s.steps[-1][:9]}done"]:  # what a stuck page shows, and what failed
+                    sidebar = await s.page.locator("[data-testid='stSidebar']").inner_text()
+                    main = await s.page.locator("[data-testid='stMain']").inner_text()
+                    report.append(f"  cookie {await replica_of(s.context)}; failed requests {s.failed}; "
+                                  f"websockets {[round(t - killed_at, 1) for t in s.sockets]}\n"
+                                  f"  sidebar: {sidebar[:400]!r}\n  page: {main[:400]!r}")
+            logs = "".join(f"\n--- {p.name}:\n" + p.read_text()[-1500:] for p in sorted(folder.glob("*.log")))
+            raise AssertionError("sessions stuck after the kill:\n" + "\n".join(report) + logs) from None
         seconds = time.monotonic() - killed_at
         await browser.close()
     return sessions, seconds, killed_at

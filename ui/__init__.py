@@ -33,7 +33,8 @@ _WHERE = {
          "image_key", "leave_legacy_pages_mode", "session_uploads"],
         "session",
     ),
-    **dict.fromkeys(["IMAGE_TYPES", "LAB_DIR", "server_paths", "sidebar"], "sidebar_box"),
+    **dict.fromkeys(["IMAGE_TYPES", "LAB_DIR", "PRIVATE_LAB_DIR", "server_paths", "sidebar"], "sidebar_box"),
+    "md": "text",
 }  # fmt: skip
 
 __all__ = sorted(_WHERE)

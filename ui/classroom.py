@@ -1,5 +1,6 @@
-"""The Class page's glue (issue 33): one class database per server, this browser's anonymous id, the teacher's
-passphrase on the server's log, and a student's photo through the class's network (cached on the photo's bytes)."""
+"""The Class page's glue: one class database per server (its expired classes purged at start and every hour), the
+student's id made by the server (``spp_viz.classroom.access``), the throttles on joining and on the passphrase, and a
+student's photo through the class's network (cached on the photo's bytes)."""
 
 from __future__ import annotations
 
@@ -11,18 +12,24 @@ import streamlit as st
 
 from spp_viz import registry
 from spp_viz.classroom import ClassInfo, ClassStore, database_url, head_probs, shuffle_probs
+from spp_viz.classroom.access import Throttle, new_student, signed, verified
+from spp_viz.classroom.retention import keep_retention
 from spp_viz.models import ZOO
+from spp_viz.settings import teacher_key
 
 from .cache import comparison, decode_image, get_model
 from .session import ModelChoice, Subject, context
 
-BROWSER_PARAM = "you"  # the anonymous per-browser id, kept in the page's address so that a reload keeps it
+BROWSER_PARAM = "you"  # the student's id, signed by the server, in the page's address: a reconnect keeps the entry
 CLASS_PARAM = "class"  # the class code, in the link the teacher shares
+TEACHER_PARAM = "teacher"  # the teacher's token, in the teacher's own address: a reload reopens the dashboard
 
 
 @st.cache_resource(show_spinner="Opening the class database ...")
 def _store(url: str) -> ClassStore:
-    return ClassStore(url)  # raises DatabaseDown: nothing is cached then, and the next run tries again
+    store = ClassStore(url)  # raises DatabaseDown: nothing is cached then, and the next run tries again
+    keep_retention(store)  # the server's hourly sweep (at start too: ui.warmup)
+    return store
 
 
 def class_store() -> ClassStore:
@@ -30,13 +37,33 @@ def class_store() -> ClassStore:
     return _store(database_url())
 
 
-def browser_id() -> str:
-    """This browser's anonymous id: made once, then kept in the page's address (``?you=...``)."""
-    you = st.query_params.get(BROWSER_PARAM, "")
-    if len(you) != 16 or not all(c in "0123456789abcdef" for c in you):
-        you = secrets.token_hex(8)
-        st.query_params[BROWSER_PARAM] = you
-    return you
+def student_id() -> str:
+    """This student's id in a class: made by the server once per session and kept in the page's address signed
+    (``?you=...``), so that a reconnect (a new session) gets its own entry back; an id the browser made up is not
+    taken, and every new session still has its own limits (``session_key``)."""
+    s = st.session_state
+    if "class_student" not in s:
+        s["class_student"] = verified(st.query_params.get(BROWSER_PARAM, ""), teacher_key()) or new_student()
+    link = signed(s["class_student"], teacher_key())
+    if st.query_params.get(BROWSER_PARAM) != link:
+        st.query_params[BROWSER_PARAM] = link
+    return s["class_student"]
+
+
+def session_key() -> str:
+    """The server's own id of this browser session: what the per-minute limits and the throttles count. Made by the
+    server and held in the session's state (a browser cannot choose it; a reload is a new session, as it would be
+    with Streamlit's own session id, which AppTest's sessions all share)."""
+    s = st.session_state
+    if "class_session" not in s:
+        s["class_session"] = f"session:{secrets.token_hex(12)}"
+    return s["class_session"]
+
+
+@st.cache_resource(show_spinner=False)
+def throttles() -> dict[str, Throttle]:
+    """Per session, 5 a minute: joining a class with a code, trying the teacher's passphrase."""
+    return {"join": Throttle(), "passphrase": Throttle()}
 
 
 def class_network(asks: str = "views") -> str:

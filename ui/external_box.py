@@ -17,6 +17,7 @@ from spp_viz.weights import UploadedWeights, WeightsError
 from .builds import BuildStopped, download, download_stop_key
 from .jobs import restart
 from .session import refuse_upload, refused, remember_weights, upload_key
+from .text import md
 
 WEIGHT_KINDS = {"random": "random (untrained)", "pretrained": "the library's pretrained", "file": "a file of mine"}
 OFFLINE_PRETRAINED = "timm:tf_efficientnet_lite1"  # its weights come in a pip package: no download
@@ -79,9 +80,9 @@ def external_box() -> tuple[str, str | None] | None:
     try:
         check_name(name)
     except ValueError as e:
-        st.error(f"**{name}** cannot be used: {e}")
+        st.error(f"**{md(name)}** cannot be used: {md(e)}")
         return None
-    st.caption(f"{name}: {described(name)}.")
+    st.caption(f"{md(name)}: {described(name)}.")
     if kind == "random":
         st.caption("Random weights: every page marks this network untrained.")
         return name, None
@@ -102,7 +103,7 @@ def _file(name: str) -> tuple[str, str] | None:
     )
     if up is None:
         if (why := refused(base)) is not None:
-            st.error(f"**That file was not read:** {why}.")
+            st.error(f"**That file was not read:** {md(why)}.")
         st.caption("Upload the file to use this network.")
         return None
     try:  # before the file is read or kept: a huge file leaves the server's memory at once
@@ -118,7 +119,7 @@ def _pretrained(name: str) -> tuple[str, str] | None:
     try:
         where = pretrained_source(name)
     except (WeightsError, ValueError) as e:
-        st.error(f"**{name}** has no pretrained weights to fetch: {e}")
+        st.error(f"**{md(name)}** has no pretrained weights to fetch: {md(e)}")
         return None
     st.caption(f"Pretrained weights: {where.describe()}.")
     if where.kind != "download":
@@ -131,17 +132,17 @@ def _pretrained(name: str) -> tuple[str, str] | None:
         failed.pop(name, None)
         return None
     if name in failed:
-        st.error(f"**{name}**: {failed[name]} Untick the box and tick it again to retry.")
+        st.error(f"**{md(name)}**: {md(failed[name])} Untick the box and tick it again to retry.")
         return None
     try:
         download(name, size)
     except BuildStopped as e:
-        st.info(f"**{e}** was stopped.")
+        st.info(f"**{md(e)}** was stopped.")
         st.button("Download them again", key="download_again", on_click=restart, args=(download_stop_key(name),))
         return None
     except (WeightsError, ValueError) as e:
         failed[name] = str(e)
-        st.error(f"**{name}**: {e} Untick the box and tick it again to retry.")
+        st.error(f"**{md(name)}**: {md(e)} Untick the box and tick it again to retry.")
         return None
     finally:
         pretrained_source.clear()  # it is cached now, or still to download

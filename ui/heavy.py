@@ -8,6 +8,7 @@ session's own: ``last_lab_training`` gives it back.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -182,7 +183,42 @@ def lab_training(
         path, result, unsaved = lab_dir / e.name, e.result, e.data
     run = LabRun(path, result.history, result.test, result.seconds, result.best_epoch, result.config.epochs, unsaved)
     st.session_state[_LAB_RUN] = run
+    if unsaved is None:
+        own_lab_models().append(path)
     return run
+
+
+def own_lab_models() -> list[Path]:
+    """The Lab models this session trained: only its own sidebar offers them, until the teacher shares one."""
+    return st.session_state.setdefault("ui.heavy.lab_own", [])
+
+
+def share_lab_model(path: Path, key: str, shared: Path) -> Path:
+    """Move this session's Lab model into the folder every session's sidebar lists, on the teacher's passphrase
+    (5 tries a minute per session).
+
+    Raises:
+        ValueError: a wrong passphrase, or too many tries.
+    """
+    from spp_viz.classroom.access import Throttled, is_teacher
+    from spp_viz.settings import teacher_key
+
+    from .classroom import session_key, throttles
+
+    try:
+        throttles()["passphrase"].attempt(session_key(), "passphrase attempts")
+    except Throttled as e:
+        raise ValueError(str(e)) from e
+    if not is_teacher(key, teacher_key()):
+        raise ValueError("that is not the teacher's passphrase")
+    target = shared / path.name
+    os.replace(path, target)
+    models = own_lab_models()
+    models[:] = [target if p == path else p for p in models]
+    run = last_lab_training()
+    if run is not None and run.path == path:
+        st.session_state[_LAB_RUN] = replace(run, path=target)
+    return target
 
 
 def last_lab_training() -> LabRun | None:

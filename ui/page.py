@@ -17,6 +17,7 @@ from spp_viz.weights import WeightsError
 
 from .cache import decode_image, get_model
 from .session import context
+from .text import md
 
 NOTES = "the paper notes (He et al., arXiv 1406.4729)"
 
@@ -35,7 +36,7 @@ def current_model() -> SPPNet:
     try:
         model = get_model(ctx.model)
     except (WeightsError, ValueError) as e:
-        st.error(f"**{registry.title(ctx.model_name)} could not be loaded.** {e}")
+        st.error(f"**{md(registry.title(ctx.model_name))} could not be loaded.** {md(e)}")
         st.stop()
     if not model.pretrained:
         st.warning(
@@ -54,11 +55,11 @@ def current_image() -> tuple[Image.Image, bytes]:
     try:
         img = decode_image(ctx.image.data, ctx.image.name)
     except ImageError as e:
-        st.error(f"**This image cannot be used:** {e}")
+        st.error(f"**This image cannot be used:** {md(e)}")
         st.stop()
     if "downsized_from" in img.info:
         w0, h0 = img.info["downsized_from"]
-        st.caption(f"{ctx.image_name} was shrunk from {w0} x {h0} to {img.width} x {img.height} pixels on reading.")
+        st.caption(f"{md(ctx.image_name)} was shrunk from {w0} x {h0} to {img.width} x {img.height} pixels on reading.")
     return img, ctx.image.data
 
 

@@ -40,8 +40,10 @@ from .session import (
     remember_weights,
     upload_key,
 )
+from .text import md
 
-LAB_DIR = cache_root() / LAB_DIR_NAME  # where the Lab saves models: every page can select them
+LAB_DIR = cache_root() / LAB_DIR_NAME  # Lab models every session lists: the teacher's (CLI) and the ones shared
+PRIVATE_LAB_DIR = LAB_DIR / "private"  # where the Lab page saves a student's model: only that session lists it
 IMAGE_TYPES = ["jpg", "jpeg", "png", "gif", "webp", "bmp", "tif", "tiff"]
 
 
@@ -58,7 +60,7 @@ def _weights_box(name: str) -> str | None:
             help=f"At most {weights_max_mb()} MB, read with weights_only=True; it stays in your session.",
         )
         if up is None and (why := refused(base)) is not None:
-            st.error(f"**That file was not read:** {why}.")
+            st.error(f"**That file was not read:** {md(why)}.")
         if up is not None:
             try:  # before the file is read or kept: a huge file leaves the server's memory at once
                 check_weights_file(name, up.size, registry.size(name))
@@ -88,7 +90,8 @@ def _title(name: str) -> str:
 def _model_box() -> ModelChoice | None:
     """The model the sidebar asks for; None while it waits (for a name, a file, a download)."""
     st.header("Model")
-    options = [*registry.names(LAB_DIR), OTHER]
+    own = [f"{registry.LAB_PREFIX}{p}" for p in st.session_state.get("ui.heavy.lab_own", []) if Path(p).is_file()]
+    options = list(dict.fromkeys([*registry.names(LAB_DIR), *own, OTHER]))
     name = st.selectbox(
         "Network", options, format_func=_title, key="model_name", index=options.index(registry.DEFAULT_MODEL)
     )
@@ -115,23 +118,23 @@ def _in_use(choice: ModelChoice | None) -> ModelChoice:
     """The model this run uses: ``choice`` once it loads, else the last one that did (the previous model stays)."""
     fallback = st.session_state.get("model_ok") or ModelChoice(registry.DEFAULT_MODEL, str(resolve_device("auto")))
     if choice is None:
-        st.caption(f"Still using **{registry.title(fallback.name)}** until then.")
+        st.caption(f"Still using **{md(registry.title(fallback.name))}** until then.")
         return fallback
     try:
         # Held: a lookup that makes it the most recently used. Not held: a build on the server's queue, its place,
         # size and progress shown here, with a Stop button.
         build_model(choice)
     except BuildStopped as e:
-        st.info(f"**{e}** was stopped.")
+        st.info(f"**{md(e)}** was stopped.")
         st.button("Build it again", key="build_again", on_click=restart, args=(build_stop_key(choice),))
-        st.caption(f"Still using **{registry.title(fallback.name)}**.")
+        st.caption(f"Still using **{md(registry.title(fallback.name))}**.")
         return fallback
     except Exception as e:  # a student's network can fail inside timm or torchvision in many ways: none may crash
         if choice == fallback:
             return choice  # nothing loaded before: the page says why
         why = str(e) if isinstance(e, (WeightsError, ValueError)) else f"{type(e).__name__}: {e}"
-        st.error(f"**{registry.title(choice.name)} could not be loaded.** {why}")
-        st.caption(f"Still using **{registry.title(fallback.name)}**.")
+        st.error(f"**{md(registry.title(choice.name))} could not be loaded.** {md(why)}")
+        st.caption(f"Still using **{md(registry.title(fallback.name))}**.")
         return fallback
     seconds = model_shelf().seconds(choice)
     st.caption(f"Running on **{choice.device}**." + (f" Loaded in {seconds:.1f} s." if seconds else ""))
@@ -163,11 +166,11 @@ def _image_box() -> ImageChoice:
         refuse_upload(base, up, f"that file is over {MAX_UPLOAD_MB} MB, the most a photo may be")
         st.rerun()
     if up is None and (why := refused(base)) is not None:
-        st.error(f"**Your photo was not read:** {why}.")
+        st.error(f"**Your photo was not read:** {md(why)}.")
     if up is not None:
         refused(base, taken=True)
         remember_upload(up.name, up.getvalue())
-        st.caption(f"In use: **{up.name}**, your upload (it stays in your session). Remove it to use the sample.")
+        st.caption(f"In use: **{md(up.name)}**, your upload (it stays in your session). Remove it to use the sample.")
         return ImageChoice(up.name, up.getvalue())
     sample = options[pick]
     st.caption(f"In use: **{sample.title}**, a sample ({sample.credit}; {sample.licence}).")

@@ -42,9 +42,8 @@ def _warm() -> None:
         trim()  # the cache folder within its budget from the start (SPP_VIZ_CACHE_MB may have been lowered)
         ui.cache.get_model(ModelChoice(registry.DEFAULT_MODEL, str(resolve_device("auto"))))
         _seconds["network"] = time.perf_counter() - t0 - _seconds["imports"]
-        # Streamlit runs gc.collect(2) after every script run (runner.postScriptGC), holding the GIL: over the
-        # 436,000 objects of the imports and the network that took 0.21 s of every click, for every student
-        # (bench/gc_pause.py). Frozen, they are skipped by every later collection; what the pages make is collected.
+        # A full collection walks every object; frozen, the 436,000 of the imports and the network are skipped by
+        # Python's own collections (Streamlit's after every run, 0.21 s each, is off: .streamlit/config.toml).
         gc.collect()
         gc.freeze()
     except Exception:  # the first page then loads it itself and shows the error where a teacher sees it
@@ -54,6 +53,18 @@ def _warm() -> None:
     # On the server's log, where a teacher reads the URL: Streamlit's logging shows its own loggers only.
     imports, network = _seconds.get("imports", 0.0), _seconds.get("network", 0.0)
     print(f"  Warm-up done: imports {imports:.1f} s, default network {network:.1f} s.", flush=True)
+    _class_retention()
+
+
+def _class_retention() -> None:
+    """Open the class database at the server's start: its classes past their retention are deleted now, and every
+    hour while the server runs (``spp_viz.classroom.retention``). A database that is down waits for the Class page."""
+    try:
+        import ui.classroom
+
+        ui.classroom.class_store()
+    except Exception as e:  # noqa: BLE001  the Class page says so to whoever opens it; every other page works
+        log.warning("the class database could not be opened at start (%s)", e)
 
 
 _start_lock = threading.Lock()

@@ -1,6 +1,7 @@
-"""Class mode (issue 33): a teacher opens a class asking one of the app's comparisons (``questions``), students join
-with its code and submit what it made of their own photo, and the class's results live in a real database
-(``store``) and are summed up with the app's own statistics (``results``)."""
+"""Class mode: a teacher opens a class asking one of the app's comparisons (``questions``), students join with its
+code and submit what it made of their own photo, and the class's results live in a real database (``store``, its
+``schema``, kept past no retention date: ``retention``) and are summed up with the app's own statistics
+(``results``). Who may do what, without accounts: ``access``."""
 
 from .questions import (
     DEFAULT_QUESTION,
@@ -26,6 +27,7 @@ from .store import (
     POLL_CHOICES,
     SCHEMA_VERSION,
     TEACHER_KEY_ENV,
+    TEACHERS,
     VERSION,
     ClassError,
     ClassInfo,
@@ -43,7 +45,7 @@ from .store import (
 __all__ = [
     "DEFAULT_QUESTION", "NEVER", "QUESTIONS", "Question", "first_change", "head_probs", "question", "shuffle_probs",
     "ATTEMPTS", "CLASSES", "CODE_LENGTH", "DATABASE_ENV", "ENTRIES", "MAX_PER_MINUTE", "MAX_TITLE", "NONE_OF_THESE",
-    "POLL_CHOICES", "SCHEMA_VERSION", "TEACHER_KEY_ENV", "VERSION", "VIEWS", "ClassError", "ClassInfo", "ClassResults",
-    "ClassStore", "DatabaseDown", "Entry", "class_results", "database_url", "entry_from_probs", "export", "export_csv",
-    "migrate", "teacher_key", "thumbnail", "with_driver",
+    "POLL_CHOICES", "SCHEMA_VERSION", "TEACHER_KEY_ENV", "TEACHERS", "VERSION", "VIEWS", "ClassError", "ClassInfo",
+    "ClassResults", "ClassStore", "DatabaseDown", "Entry", "class_results", "database_url", "entry_from_probs",
+    "export", "export_csv", "migrate", "teacher_key", "thumbnail", "with_driver",
 ]  # fmt: skip

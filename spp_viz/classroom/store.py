@@ -21,16 +21,27 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ..settings import DATABASE_ENV, TEACHER_KEY_ENV, cache_root, teacher_key  # noqa: F401  (re-exported)
+from ..settings import DATABASE_ENV, TEACHER_KEY_ENV, cache_root, class_max_entries, teacher_key  # noqa: F401
+from .access import new_teacher_token, token_hash
 from .questions import DEFAULT_QUESTION, QUESTIONS, Question, question
+from .schema import (  # noqa: F401  (re-exported)
+    ATTEMPTS,
+    CLASSES,
+    CODE_LENGTH,
+    ENTRIES,
+    MAX_TITLE,
+    META,
+    SCHEMA_VERSION,
+    TEACHERS,
+    VERSION,
+    SchemaError,
+    migrate,
+)
 
-SCHEMA_VERSION = 2  # 2: each class has a question (questions.QUESTIONS); version 1's classes asked "views"
 POLL_CHOICES = QUESTIONS["views"].poll  # "which view will be right?"; none: "none of the three"
 NONE_OF_THESE = -1  # the true class when the photo shows none of ImageNet's classes
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read off a projector
-CODE_LENGTH = 6
-MAX_PER_MINUTE = 6  # submissions (and withdrawals) per browser per minute
-MAX_TITLE = 120
+MAX_PER_MINUTE = 6  # submissions (and withdrawals) per student's session per minute
 THUMBNAIL_SIDE = 128
 
 
@@ -167,23 +178,34 @@ class ClassStore:
             try:
                 self._run(migrate)
                 return
+            except SchemaError as e:
+                raise ClassError(str(e)) from e
             except (DatabaseDown, ProgrammingError) as e:
                 if attempt == attempts - 1 or "already exists" not in str(e).lower():
                     raise
                 time.sleep(0.1 * (attempt + 1))
 
     def _run(self, work: Callable):
-        """``work(connection)`` in one transaction; the database's own failures become ``DatabaseDown``."""
-        from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+        """``work(connection)`` in one transaction. Every failure of the database itself becomes ``DatabaseDown``,
+        with one sentence a student can read: unreachable, busy, a full disk, or a write refused three times."""
+        from sqlalchemy.exc import DBAPIError, IntegrityError, ProgrammingError
+        from sqlalchemy.exc import TimeoutError as PoolTimeout
 
         for attempt in range(3):
             try:
                 with self.engine.begin() as conn:
                     return work(conn)
-            except IntegrityError:  # the same browser's two submissions at once, or a code drawn twice: again
+            except IntegrityError as e:  # the same student's two submissions at once, or a code drawn twice: again
                 if attempt == 2:
-                    raise
-            except (OperationalError, InterfaceError) as e:
+                    raise DatabaseDown("the class database refused the write three times (others wrote the same "
+                                       "row at that moment)") from e  # fmt: skip
+            except PoolTimeout as e:
+                raise DatabaseDown("the class database is busy: every connection to it is in use") from e
+            except ProgrammingError:  # the app's own mistake, or the race _migrate retries: not the student's
+                raise
+            except DBAPIError as e:
+                if any(w in str(e.orig).lower() for w in ("disk is full", "no space left", "diskfull")):
+                    raise DatabaseDown("the server's disk is full: the class database cannot write") from e
                 raise DatabaseDown(f"the class database cannot be reached ({type(e.orig).__name__}: {e.orig})") from e
 
     # --- the teacher
@@ -213,10 +235,40 @@ class ClassStore:
         self._run(work)
         return info
 
-    def close_class(self, key: str, code: str) -> None:
+    def teacher_token(self, key: str, code: str) -> str:
+        """A token that reopens ``code``'s dashboard without the passphrase (a reload, the projector's tab): random,
+        stored hashed, gone when the class is closed or deleted."""
         self._check_key(key)
+        info = self.find(code, open_only=False)
+        token = new_teacher_token()
+        self._run(lambda c: c.execute(TEACHERS.insert().values(token_hash=token_hash(token), code=info.code,
+                                                                 expires_at=info.delete_after)))  # fmt: skip
+        return token
+
+    def teacher_class(self, token: str) -> ClassInfo | None:
+        """The class a teacher's token opens, or None (unknown, revoked, or its class gone)."""
         now = self.clock()
-        self._run(lambda c: c.execute(CLASSES.update().where(CLASSES.c.code == _clean(code)).values(closes_at=now)))
+        query = TEACHERS.select().where((TEACHERS.c.token_hash == token_hash(token)) & (TEACHERS.c.expires_at > now))
+        row = self._run(lambda c: c.execute(query).first())
+        if row is None:
+            return None
+        try:
+            return self.find(row.code, open_only=False)
+        except ClassError:
+            return None
+
+    def close_class(self, key_or_token: str, code: str) -> None:
+        """Close the class now (by the passphrase, or the class's own teacher token), and revoke its tokens."""
+        info = self.teacher_class(key_or_token)
+        if info is None or info.code != _clean(code):
+            self._check_key(key_or_token)
+        now, code = self.clock(), _clean(code)
+
+        def work(conn) -> None:
+            conn.execute(CLASSES.update().where(CLASSES.c.code == code).values(closes_at=now))
+            conn.execute(TEACHERS.delete().where(TEACHERS.c.code == code))
+
+        self._run(work)
 
     def _check_key(self, key: str) -> None:
         if not hmac.compare_digest(key.strip().encode(), teacher_key().encode()):
@@ -224,35 +276,47 @@ class ClassStore:
 
     # --- everyone
     def find(self, code: str, open_only: bool = True) -> ClassInfo:
-        """The class with this code.
+        """The class with this code; a class past its retention is gone from the moment it expires, whether or not
+        it was purged yet.
 
         Raises:
-            ClassError: "no class with code ..." or "class ... closed at ..." (one message each).
+            ClassError: "no open class with code ...": a closed class and a code that never was read the same.
         """
         code = _clean(code)
-        row = self._run(lambda c: c.execute(CLASSES.select().where(CLASSES.c.code == code)).mappings().first())
-        if row is None:
-            raise ClassError(f"there is no class with the code {code or '(empty)'}: check it on the teacher's screen")
-        info = ClassInfo(**row)
-        if open_only and not info.is_open(self.clock()):
-            raise ClassError(f"class {code} closed at {time.strftime('%H:%M', time.localtime(info.closes_at))}")
+        now = self.clock()
+        query = CLASSES.select().where((CLASSES.c.code == code) & (CLASSES.c.delete_after > now))
+        row = self._run(lambda c: c.execute(query).mappings().first())
+        info = ClassInfo(**row) if row is not None else None
+        if info is None or open_only and not info.is_open(now):
+            raise ClassError(f"there is no open class with the code {code or '(empty)'}: check it on the teacher's "
+                             "screen")  # fmt: skip
         return info
 
-    def submit(self, code: str, entry: Entry) -> None:
-        """Store ``entry``, replacing the same browser's earlier one in this class (a browser counts once).
+    def submit(self, code: str, entry: Entry, session: str | None = None) -> None:
+        """Store ``entry``, replacing the same student's earlier one in this class (a student counts once).
+
+        Args:
+            session: the server's own session the entry comes from: its per-minute limit (default the entry's
+                student id).
 
         Raises:
-            ClassError: a wrong or closed code, an entry for another question than the class's, or more than
-                ``MAX_PER_MINUTE`` submissions from this browser.
+            ClassError: a wrong or closed code, an entry for another question than the class's, more than
+                ``MAX_PER_MINUTE`` submissions from this session, or a class full (``SPP_VIZ_CLASS_MAX_ENTRIES``).
         """
         info = self.find(code)
         if set(entry.top5) != set(info.asks.arms):
             raise ClassError(f"class {info.code} asks about {info.asks.compared}: reload the page and submit again")
-        now = self.clock()
+        now, cap = self.clock(), class_max_entries()
 
         def work(conn) -> None:
-            self._limit(conn, entry.browser, now)
-            conn.execute(ENTRIES.delete().where((ENTRIES.c.code == info.code) & (ENTRIES.c.browser == entry.browser)))
+            self._limit(conn, session or entry.browser, now)
+            mine = (ENTRIES.c.code == info.code) & (ENTRIES.c.browser == entry.browser)
+            if conn.execute(ENTRIES.select().where(mine)).first() is None:
+                held = len(conn.execute(ENTRIES.select().with_only_columns(ENTRIES.c.browser)
+                                        .where(ENTRIES.c.code == info.code)).all())  # fmt: skip
+                if held >= cap:
+                    raise ClassError(f"class {info.code} has its {cap} entries already: no more are taken")
+            conn.execute(ENTRIES.delete().where(mine))
             conn.execute(ENTRIES.insert().values(
                 code=info.code, browser=entry.browser, submitted_at=now, true_class=entry.true_class,
                 top5=json.dumps(entry.top5), p_true=json.dumps(entry.p_true), poll=entry.poll,
@@ -260,23 +324,24 @@ class ClassStore:
 
         self._run(work)
 
-    def withdraw(self, code: str, browser: str) -> bool:
-        """Delete this browser's entry in the class; True when there was one."""
+    def withdraw(self, code: str, browser: str, session: str | None = None) -> bool:
+        """Delete this student's entry in the class; True when there was one."""
         info = self.find(code, open_only=False)
         now = self.clock()
 
         def work(conn) -> bool:
-            self._limit(conn, browser, now)
+            self._limit(conn, session or browser, now)
             gone = conn.execute(ENTRIES.delete().where((ENTRIES.c.code == info.code) & (ENTRIES.c.browser == browser)))
             return gone.rowcount > 0
 
         return self._run(work)
 
     def entries(self, code: str) -> list[Entry]:
-        """The class's entries, oldest first."""
-        query = (
-            ENTRIES.select().where(ENTRIES.c.code == _clean(code)).order_by(ENTRIES.c.submitted_at, ENTRIES.c.browser)
-        )
+        """The class's entries, oldest first; none once the class is past its retention."""
+        now = self.clock()
+        alive = CLASSES.select().with_only_columns(CLASSES.c.code).where(CLASSES.c.delete_after > now)
+        query = (ENTRIES.select().where((ENTRIES.c.code == _clean(code)) & ENTRIES.c.code.in_(alive))
+                 .order_by(ENTRIES.c.submitted_at, ENTRIES.c.browser))  # fmt: skip
         rows = self._run(lambda c: c.execute(query).mappings().all())
         return [Entry(r["browser"], r["true_class"], json.loads(r["top5"]), json.loads(r["p_true"]), r["poll"],
                       r["submitted_at"], r["thumbnail"]) for r in rows]  # fmt: skip
@@ -284,23 +349,29 @@ class ClassStore:
     def mine(self, code: str, browser: str) -> Entry | None:
         return next((e for e in self.entries(code) if e.browser == browser), None)
 
-    def _limit(self, conn, browser: str, now: float) -> None:
-        recent = conn.execute(ATTEMPTS.select().where((ATTEMPTS.c.browser == browser) & (ATTEMPTS.c.at > now - 60)))
+    def _limit(self, conn, key: str, now: float) -> None:
+        recent = conn.execute(ATTEMPTS.select().where((ATTEMPTS.c.browser == key) & (ATTEMPTS.c.at > now - 60)))
         if len(recent.all()) >= MAX_PER_MINUTE:
-            raise ClassError(f"at most {MAX_PER_MINUTE} submissions a minute from one browser: wait a moment")
-        conn.execute(ATTEMPTS.insert().values(browser=browser, at=now))
+            raise ClassError(f"at most {MAX_PER_MINUTE} submissions a minute: wait a moment")
+        conn.execute(ATTEMPTS.insert().values(browser=key, at=now))
 
-    def _purge(self, conn, now: float) -> None:
-        """Classes past their retention, with their entries; attempts older than a minute."""
+    def _purge(self, conn, now: float) -> int:
+        """Classes past their retention, with their entries (thumbnails included) and teacher tokens; attempts older
+        than a minute. Returns how many classes went."""
         old = [r[0] for r in conn.execute(CLASSES.select().with_only_columns(CLASSES.c.code)
-                                          .where(CLASSES.c.delete_after < now))]  # fmt: skip
+                                          .where(CLASSES.c.delete_after <= now))]  # fmt: skip
         if old:
             conn.execute(ENTRIES.delete().where(ENTRIES.c.code.in_(old)))
+            conn.execute(TEACHERS.delete().where(TEACHERS.c.code.in_(old)))
             conn.execute(CLASSES.delete().where(CLASSES.c.code.in_(old)))
+        conn.execute(TEACHERS.delete().where(TEACHERS.c.expires_at <= now))
         conn.execute(ATTEMPTS.delete().where(ATTEMPTS.c.at < now - 60))
+        return len(old)
 
-    def purge(self) -> None:
-        self._run(lambda c: self._purge(c, self.clock()))
+    def purge(self) -> int:
+        """Delete what is past its retention now; how many classes went (``spp-viz class purge``, the server's
+        hourly sweep)."""
+        return self._run(lambda c: self._purge(c, self.clock()))
 
 
 def _clean(code: str) -> str:
@@ -309,76 +380,3 @@ def _clean(code: str) -> str:
 
 def _new_code() -> str:
     return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
-
-
-# --- the schema: SQLAlchemy's own create, versioned in a table of its own
-
-
-def _tables():
-    from sqlalchemy import Column, Float, Integer, LargeBinary, MetaData, String, Table, Text
-
-    meta = MetaData()
-    version = Table("spp_viz_schema", meta, Column("version", Integer, nullable=False))
-    classes = Table(
-        "spp_viz_classes", meta,
-        Column("code", String(CODE_LENGTH), primary_key=True),
-        Column("title", String(MAX_TITLE), nullable=False),
-        Column("model", String(64), nullable=False),
-        Column("opened_at", Float, nullable=False),
-        Column("closes_at", Float, nullable=False),
-        Column("delete_after", Float, nullable=False),
-        Column("question", String(16), nullable=False, server_default=DEFAULT_QUESTION),  # since version 2
-    )  # fmt: skip
-    entries = Table(
-        "spp_viz_entries", meta,
-        Column("code", String(CODE_LENGTH), primary_key=True),
-        Column("browser", String(64), primary_key=True),  # a browser counts once per class
-        Column("submitted_at", Float, nullable=False),
-        Column("true_class", Integer, nullable=False),
-        Column("top5", Text, nullable=False),  # JSON: {arm: [five class indices]}
-        Column("p_true", Text, nullable=False),  # JSON: {arm: probability of the true class}
-        Column("poll", String(8), nullable=False),
-        Column("thumbnail", LargeBinary, nullable=True),  # only when the student shared it
-    )  # fmt: skip
-    attempts = Table("spp_viz_attempts", meta, Column("browser", String(64), nullable=False, index=True),
-                     Column("at", Float, nullable=False))  # fmt: skip
-    return meta, version, classes, entries, attempts
-
-
-META, VERSION, CLASSES, ENTRIES, ATTEMPTS = _tables()
-
-
-def _add_question(conn) -> None:
-    """1 -> 2: each class asks a question; the classes opened before asked about the views."""
-    from alembic.migration import MigrationContext
-    from alembic.operations import Operations
-    from sqlalchemy import Column, String
-
-    # Alembic's operations write the ALTER for the database at hand (SQLite and PostgreSQL differ), not us.
-    Operations(MigrationContext.configure(conn)).add_column(
-        CLASSES.name, Column("question", String(16), nullable=False, server_default=DEFAULT_QUESTION)
-    )
-
-
-# Migrations from each version to the next, as functions of a connection (Alembic's operations on it).
-MIGRATIONS: dict[int, Callable] = {1: _add_question}
-
-
-def migrate(conn) -> int:
-    """Create the tables if missing, then run each migration from the stored version up to ``SCHEMA_VERSION``.
-
-    Raises:
-        ClassError: when the database's schema is newer than this code (a newer app wrote it).
-    """
-    META.create_all(conn, checkfirst=True)
-    row = conn.execute(VERSION.select()).first()
-    if row is None:
-        conn.execute(VERSION.insert().values(version=SCHEMA_VERSION))
-        return SCHEMA_VERSION
-    found = row[0]
-    if found > SCHEMA_VERSION:
-        raise ClassError(f"the class database has schema version {found}, newer than this app's {SCHEMA_VERSION}")
-    for v in range(found, SCHEMA_VERSION):
-        MIGRATIONS[v](conn)
-    conn.execute(VERSION.update().values(version=SCHEMA_VERSION))
-    return SCHEMA_VERSION

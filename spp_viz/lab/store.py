@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+import hashlib
+import os
 from pathlib import Path
 
 import torch
@@ -26,17 +28,26 @@ class NotSaved(DiskFull):
         self.name, self.data, self.result = name, data, result
 
 
-def save_model(model: SPPNet, path: str | Path, meta: dict, result: object = None) -> Path:
+def save_model(model: SPPNet, path: str | Path, meta: dict, result: object = None, by_content: bool = False) -> Path:
     """safetensors: the weights, and in the metadata the config and class names needed to rebuild the model.
+
+    Args:
+        by_content: name the file after its content too (``{path's stem}-{its SHA-256's first 12}``), so that two
+            trainings of the same name never overwrite each other.
 
     Raises:
         NotSaved: when the disk is full; it carries the file's bytes and ``result``.
     """
     info = {**meta, "class_names": list(model.class_names)}
     try:
-        return save_tagged(model.state_dict(), path, LAB_KEY, info)
+        saved = save_tagged(model.state_dict(), path, LAB_KEY, info)
     except DiskFull as e:
         raise NotSaved(Path(path).name, tagged_bytes(model.state_dict(), LAB_KEY, info), result) from e
+    if not by_content:
+        return saved
+    named = saved.with_name(f"{saved.stem}-{hashlib.sha256(saved.read_bytes()).hexdigest()[:12]}{saved.suffix}")
+    os.replace(saved, named)  # the same content under the same name: the same file
+    return named
 
 
 def read_meta(path: str | Path) -> dict:

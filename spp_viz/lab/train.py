@@ -179,10 +179,11 @@ def synthetic_data(config: LabConfig) -> dict[str, list[LabelledImage]]:
     return {split: make_split(split, n, config.seed) for split, n in counts.items()}
 
 
-def save_result(result: TrainResult, path: str | Path) -> Path:
+def save_result(result: TrainResult, path: str | Path, by_content: bool = False) -> Path:
     """Save a model trained on the built-in shapes, with its config and test accuracy."""
     cfg = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(result.config).items()}
-    return save_model(result.model, path, {"kind": "synthetic", "config": cfg, "test": result.test}, result)
+    meta = {"kind": "synthetic", "config": cfg, "test": result.test}
+    return save_model(result.model, path, meta, result, by_content)
 
 
 def fine_tune_folder(
@@ -357,6 +358,7 @@ def run_lab(
     config.validate()
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}: use one of {', '.join(DATASETS)}")
+    by_content = out is None  # in the Lab's folder: named after its content too, never overwriting another
     if out is None:
         if lab_dir is None:
             raise ValueError("give out or lab_dir")
@@ -364,7 +366,7 @@ def run_lab(
         out = Path(lab_dir) / lab_file_name(dataset, config, name, base)
     if dataset == "synthetic":
         result = train(config, progress=progress, on_epoch=on_epoch)
-        return save_result(result, out), result
+        return save_result(result, out, by_content), result
     if config.regime not in FINE_TUNE_SIDES:
         raise ValueError(f"fine-tuning on a folder takes the regimes {' or '.join(FINE_TUNE_SIDES)}")
     sides = FINE_TUNE_SIDES[config.regime]
@@ -373,4 +375,4 @@ def run_lab(
         base, folder, config.levels, sides, epochs, seed=config.seed, progress=progress, on_epoch=on_epoch,
         base_weights=base_weights,
     )  # fmt: skip
-    return save_model(result.model, out, result.meta, result), result
+    return save_model(result.model, out, result.meta, result, by_content), result
