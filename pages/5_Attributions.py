@@ -16,7 +16,7 @@ from spp_viz.plots.exports import png_bytes
 from spp_viz.plots.maps import overlay
 from spp_viz.plots.views import level_means_bar, level_shares_bar, view_picture
 from spp_viz.provenance import sentence as made_by
-from spp_viz.settings import ASSETS
+from spp_viz.settings import ASSETS, DEFAULT_MODEL
 
 SLOW_SECONDS = 5.0  # ask before running anything estimated to take longer
 # Made by: python -m spp_viz bench levels ../shared/imagenet-sample --model efficientnet_lite0_spp --held-out FOLDS
@@ -71,7 +71,7 @@ def levels_panel(model: SPPNet, views, target: int) -> None:
         "that level's numbers are set to zero. Fine levels keep where things are, the 1x1 level only what: the "
         "Pyramid page's bag-of-words test measures that."
     )
-    if model.name == "efficientnet_lite0_spp" and SHIPPED_LEVELS.is_file():
+    if model.name == DEFAULT_MODEL and SHIPPED_LEVELS.is_file():
         summary = LevelSummary.from_json(json.loads(SHIPPED_LEVELS.read_text()))
         st.plotly_chart(level_means_bar(summary), width="stretch")
         st.caption(

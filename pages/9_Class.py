@@ -1,5 +1,5 @@
 """Class: the class's own photos become the experiment. The teacher opens a class; students join with its code,
-submit what the three views made of their photo, and the teacher's screen pools them live (issue 33)."""
+submit what the three views made of their photo, and the teacher's screen pools them live."""
 
 from __future__ import annotations
 

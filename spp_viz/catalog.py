@@ -1,5 +1,5 @@
 """The CNNs this installation offers: every classification model timm and torchvision list, by family, with its
-parameter count, where its pretrained weights would come from and whether the app can split it at conv5 (issue 32).
+parameter count, where its pretrained weights would come from and whether the app can split it at conv5.
 
 A family is the library's own module for the architecture (timm's ``resnet``, ``byobnet``; torchvision's
 ``densenet``). Listing a name builds nothing; ``entry`` builds it on the meta device (no memory, no weights);

@@ -1,4 +1,4 @@
-"""Any CNN of timm or torchvision as an SPPNet: the names "timm:NAME" and "torchvision:NAME" (issue 23).
+"""Any CNN of timm or torchvision as an SPPNet: the names "timm:NAME" and "torchvision:NAME".
 
 conv5 is the network's last spatial map before its global pooling: timm's ``forward_features``; for torchvision,
 the node its traced graph pools (``split.find_cut``). The network's own head (the pooling, one level, and its fully
@@ -7,7 +7,7 @@ against the original on a probe image before it is used. Stride and receptive fi
 (``footprint.measure``).
 
 Only names the libraries list are built, and which of them are accepted is decided from the network (``check_name``,
-``split``), not from a list of names (issue 32); nothing from a user is unpickled: weights are read by
+``split``), not from a list of names; nothing from a user is unpickled: weights are read by
 ``weights.read_state_dict`` (safetensors, or a .pth read with ``weights_only``).
 """
 

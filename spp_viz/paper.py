@@ -1,6 +1,6 @@
 """Every number and claim the app quotes from the paper (He et al., arXiv 1406.4729), in one place.
 
-Each constant names where the project's notes (``../shared/spp-paper-notes.md``) quote it from the paper; pages, the
+Each constant names the part of the paper it comes from (as the project's notes on the paper file it); pages, the
 CLI and the library read them from here, never from copies. Nothing here was measured by this project.
 """
 

@@ -18,14 +18,10 @@ from .distill import head_bytes, load_head, with_pyramid_head
 from .external import PRETRAINED, build_external, check_name, is_external, meta_facts
 from .models import BASE_MODEL, ZOO, SPPNet, load_model
 from .progress import Progress
-from .settings import ASSETS
+from .settings import ASSETS, DEFAULT_MODEL
 from .weights import UploadedWeights, Weights, file_bytes
 
 LAB_PREFIX = "lab:"
-# The network the app and the command line open on: an SPP-net, whose classifier reads the pyramid the pages draw.
-# Its accuracy shows no clear difference from its teacher Lite0 (docs/model-card.md); Lite0 stays in the menu as the
-# one-level contrast.
-DEFAULT_MODEL = "efficientnet_lite0_spp"
 
 __all__ = [
     "DEFAULT_MODEL", "LAB_PREFIX", "PYRAMID_MODELS", "base_of", "checked_size", "fine_tune_base", "is_zoo", "load",
@@ -47,7 +43,7 @@ PYRAMID_MODELS: dict[str, PyramidModel] = {
     m.name: m
     for m in (
         PyramidModel(
-            "efficientnet_lite0_spp",
+            DEFAULT_MODEL,
             "SPP-net: Lite0 conv layers + {6,3,2,1} head, distilled from Lite0 (default)",
             "efficientnet_lite0",
             ASSETS / "efficientnet_lite0_spp_head.safetensors",

@@ -1,5 +1,5 @@
 """``spp-viz serve --replicas N``: N app servers on one machine behind HAProxy, for more students than one server's
-interpreter lock serves (issue 34).
+interpreter lock serves.
 
 Every request of a browser session (the websocket, uploads, media) must reach the replica that holds the session, or
 uploads fail with "400 session invalid": HAProxy inserts a cookie naming the replica on the first answer

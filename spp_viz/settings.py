@@ -32,6 +32,10 @@ TORCH_HOME_ENV = "TORCH_HOME"  # torch hub's folder: torchvision's downloaded we
 HF_CACHE_ENV = "HF_HUB_CACHE"  # the Hugging Face cache: timm's downloaded weights
 TEACHER_KEY_ENV = "SPP_VIZ_TEACHER_KEY"  # the passphrase that opens classes; unset: one made at start, printed
 
+# The network the app and the command line open on: an SPP-net, whose classifier reads the pyramid the pages draw.
+# Its accuracy shows no clear difference from its teacher Lite0 (docs/model-card.md); Lite0 stays in the menu as the
+# one-level contrast. Named here, below every module that means it (spp_viz.registry builds it).
+DEFAULT_MODEL = "efficientnet_lite0_spp"
 LAB_DIR_NAME = "lab"  # the folder under cache_root() where the Lab saves its models
 MAX_UPLOAD_MB = 25  # a photo's upload limit (the uploader's own; weights files have theirs: weights_max_mb())
 ZIP_MAX_MB = 100  # a Lab archive's upload limit

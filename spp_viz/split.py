@@ -1,5 +1,5 @@
 """A network split where the paper splits it, found in its graph: conv5 (the last map before the global pooling that
-feeds the classifier), the pooling (a one-level pyramid), and the layers after it (issue 32).
+feeds the classifier), the pooling (a one-level pyramid), and the layers after it.
 
 torchvision's classification models have no common ``forward_features``: ResNet pools with an ``avgpool`` layer,
 MobileNetV2 and DenseNet with ``adaptive_avg_pool2d`` in ``forward`` (DenseNet after one more ReLU), ShuffleNet and

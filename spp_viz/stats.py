@@ -13,6 +13,17 @@ from dataclasses import dataclass
 import numpy as np
 
 
+def verdict(low: float, high: float, threshold: float = 0.0) -> str:
+    """Where an interval of a difference lies against ``threshold``: "above" when all of it lies above, "below" when
+    all of it lies below, "unclear" when it spans the threshold (or is not a number). Every comparison the app puts
+    in words is decided here; ``spp_viz.verdicts`` words it."""
+    if low > threshold:
+        return "above"
+    if high < threshold:
+        return "below"
+    return "unclear"
+
+
 @dataclass(frozen=True)
 class Interval:
     """A bootstrap estimate: the value on the data, its standard error and 95% interval."""
@@ -97,14 +108,15 @@ class SeedVerdict:
     @property
     def clear(self) -> bool:
         """True when the difference exceeds twice its standard error (needs at least two seeds)."""
-        return self.seeds >= 2 and abs(self.diff) > 2 * self.se
+        return self.direction != "none"
 
     @property
     def direction(self) -> str:
         """ "a" or "b" (the better one, when the difference is clear), or "none"."""
-        if not self.clear:
+        if self.seeds < 2:
             return "none"
-        return "a" if self.diff > 0 else "b"
+        side = verdict(self.diff - 2 * self.se, self.diff + 2 * self.se)
+        return {"above": "a", "below": "b", "unclear": "none"}[side]
 
 
 def seed_verdict(a: Sequence[float], b: Sequence[float]) -> SeedVerdict:

@@ -4,6 +4,7 @@ streamlit), read bottom-up in the paper's order; pages only lay out; the docs' m
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -206,3 +207,53 @@ def test_the_servers_thread_only_classes_load_without_streamlit():
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "False"
+
+
+# --- rules a program can check (issue 47's guards): no history in code, no reach into another module's private
+# names, one place that words a verdict, no path outside the repository in what a user reads.
+APP_CODE = [*sorted(LIB.rglob("*.py")), *sorted((ROOT / "ui").glob("*.py")), *page_files(), ROOT / "app.py"]
+
+
+def test_code_says_why_not_its_history():
+    tagged = [f"{p.relative_to(ROOT)}:{i}" for p in APP_CODE for i, line in enumerate(p.read_text().splitlines(), 1)
+              if re.search(r"\(issue \d+\)", line)]  # fmt: skip
+    assert not tagged, tagged
+
+
+def test_no_module_imports_another_modules_private_names():
+    reached = []
+    for path in APP_CODE:
+        for n in ast.walk(ast.parse(path.read_text())):
+            if isinstance(n, ast.ImportFrom) and n.module != "__future__":
+                reached += [f"{path.relative_to(ROOT)}: {a.name}" for a in n.names
+                            if a.name.startswith("_") and not a.name.startswith("__")]
+    assert not reached, reached
+
+
+def test_only_verdicts_words_a_verdict():
+    """The words of a verdict live in spp_viz/verdicts.py; other modules may explain the rule in a docstring."""
+    worded = []
+    for path in sorted(LIB.rglob("*.py")):
+        if path.name == "verdicts.py":
+            continue
+        tree = ast.parse(path.read_text())
+        holders = [n for n in ast.walk(tree) if isinstance(n, ast.Module | ast.ClassDef | ast.FunctionDef) and n.body]
+        docs = {id(n.body[0].value) for n in holders if isinstance(n.body[0], ast.Expr)}
+        strings = [n for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+        worded += [f"{path.relative_to(ROOT)}:{n.lineno}" for n in strings
+                   if id(n) not in docs and "clear difference" in n.value.lower()]  # fmt: skip
+    assert not worded, worded
+
+
+def test_what_a_user_reads_names_no_folder_outside_the_repository():
+    read = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    found = [p.relative_to(ROOT).as_posix() for p in read if "shared/spp-paper" in p.read_text()]
+    assert not found, found
+
+
+def test_the_default_networks_name_is_written_once():
+    from spp_viz.settings import DEFAULT_MODEL
+
+    written = [f"{p.relative_to(ROOT)}" for p in APP_CODE for n in ast.walk(ast.parse(p.read_text()))
+               if isinstance(n, ast.Constant) and n.value == DEFAULT_MODEL]  # fmt: skip
+    assert written == ["spp_viz/settings.py"], written

@@ -161,7 +161,7 @@ KEPT_FEATURES = 256  # SPP feature rows a cached detection result keeps: those R
 @st.cache_data(max_entries=16, show_spinner="Proposals and one conv pass ...")
 def spp_detection(subject: Subject, mode: str, windows: int, scales: tuple[int, ...]) -> ModeResult:
     """classify_windows (timed proposals, then SPP-net mode), keeping the first windows' feature vectors only: all
-    2,000 are 64,000 numbers each, 520 MB that st.cache_data pickled in 0.7 s on every first visit (issue 31)."""
+    2,000 are 64,000 numbers each, 520 MB that st.cache_data pickled in 0.7 s on every first visit."""
     from spp_viz.detection.classify import classify_windows
 
     model, img = _model_and_image(subject)

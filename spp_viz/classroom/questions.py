@@ -1,4 +1,4 @@
-"""The questions a class can test on its own photos (issue 33), each from the app's own comparisons.
+"""The questions a class can test on its own photos, each from the app's own comparisons.
 
 - ``views``: the centre crop, the warp and the full image through SPP (the Crop, warp or SPP page).
 - ``heads``: the {6,3,2,1} pyramid head against the one-level head on the same conv layers and the same full image

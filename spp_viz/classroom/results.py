@@ -10,9 +10,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .. import paper
+from .. import paper, verdicts
 from ..explain.bag_of_words import SHUFFLE_TILES
-from ..explain.view_summary import PairedDiff, _verdict
 from ..settings import ASSETS
 from ..stats import mcnemar, paired_bootstrap, wilson
 from .questions import NEVER, Question, first_change
@@ -93,8 +92,7 @@ def _paired(labelled: list[Entry], q: Question) -> tuple[list[dict], list[str]]:
         rows.append(row)
     d, test = paired_bootstrap(hits[a, 1], hits[b, 1]), mcnemar(hits[a, 1], hits[b, 1])
     first, second = q.arm_titles[a], q.arm_titles[b][0].lower() + q.arm_titles[b][1:]
-    # The views bench's own words for a paired difference ("no clear difference" when the interval spans 0).
-    verdict = _verdict(PairedDiff(d.value, d.low, d.high, test.p_value, test.only_a, test.only_b), second)
+    verdict = verdicts.paired(d.value, d.low, d.high, test.p_value, second)
     return rows, [
         f"Over {len(labelled)} photos of this class, top-1: {first} {np.mean(hits[a, 1]):.1%}, "
         f"{second} {np.mean(hits[b, 1]):.1%}.",

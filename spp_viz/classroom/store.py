@@ -1,4 +1,4 @@
-"""Class mode (issue 33): a teacher opens a class, students join with its code and submit what the app's three views
+"""Class mode: a teacher opens a class, students join with its code and submit what the app's three views
 made of their own photo, and the class's results live in a real database.
 
 The database is SQLite in the cache folder by default (WAL mode, one writer at a time: a class of 30 on one server),
@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ..settings import DATABASE_ENV, TEACHER_KEY_ENV, cache_root, class_max_entries, teacher_key  # noqa: F401
+from ..settings import DATABASE_ENV, DEFAULT_MODEL, TEACHER_KEY_ENV, cache_root, class_max_entries, teacher_key  # noqa: F401
 from .access import new_teacher_token, token_hash
 from .questions import DEFAULT_QUESTION, QUESTIONS, Question, question
 from .schema import (  # noqa: F401  (re-exported)
@@ -210,7 +210,7 @@ class ClassStore:
 
     # --- the teacher
     def open_class(self, key: str, title: str = "", hours: float = 2.0, retention_days: float = 7.0,
-                   model: str = "efficientnet_lite0_spp", asks: str = DEFAULT_QUESTION) -> ClassInfo:  # fmt: skip
+                   model: str = DEFAULT_MODEL, asks: str = DEFAULT_QUESTION) -> ClassInfo:  # fmt: skip
         """A new class with a fresh code asking question ``asks``, open for ``hours`` and deleted
         ``retention_days`` after it opened.
 

@@ -1,4 +1,4 @@
-"""``spp-viz models``: the timm and torchvision CNNs this installation accepts, family by family (issue 32)."""
+"""``spp-viz models``: the timm and torchvision CNNs this installation accepts, family by family."""
 
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ from functools import cached_property
 
 import numpy as np
 
+from .. import verdicts
 from ..models import SPPNet
 from ..progress import Progress, report
 from ..stats import Interval
@@ -182,22 +183,13 @@ def bootstrap_map(
 
 def compare_sentence(name_a: str, name_b: str, diff: Interval, unit: str = "mAP points") -> str:
     """A sentence for the difference a - b: a clear difference only when the 95% interval excludes zero."""
-    d = 100 * diff.value
-    band = f"{100 * diff.low:+.1f} to {100 * diff.high:+.1f}"
-    if diff.low > 0 or diff.high < 0:
-        better, worse = (name_a, name_b) if d > 0 else (name_b, name_a)
-        return f"{better} scores {abs(d):.1f} {unit} above {worse} (95% interval of {name_a} - {name_b}: {band})."
-    return f"No clear difference between {name_a} and {name_b}: {d:+.1f} {unit}, 95% interval {band} includes 0."
+    return verdicts.between(name_a, name_b, diff.value, diff.low, diff.high, unit)
 
 
 def margin_verdict(diff: Interval, margin: float) -> str:
-    """Whether a difference a - b stays above -margin: "holds" when the whole 95% interval does, "fails" when the
-    whole interval lies below it, "unclear" when it spans -margin (the paper's claim: SPP-net within 2 points)."""
-    if diff.low > -margin:
-        return "holds"
-    if diff.high < -margin:
-        return "fails"
-    return "unclear"
+    """Whether a difference a - b stays above -margin ("holds", "fails", "unclear"): the paper's claim, SPP-net
+    within 2 points."""
+    return verdicts.within_margin(diff.low, diff.high, margin)
 
 
 BOOTSTRAP_SAMPLES = 1000  # resamples of the test images behind every interval the page, CLI and JSON report

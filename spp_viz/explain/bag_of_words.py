@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from .. import stats
+from .. import stats, verdicts
 from ..gallery import GalleryItem
 from ..images import ImageError, load_image, resize_short_side, to_tensor
 from ..models import Prediction, SPPNet, top_predictions
@@ -390,11 +390,11 @@ def heads_findings(one: ShuffleSummary, four: ShuffleSummary) -> list[str]:
             continue
         a, b = r1.top1_unchanged, r4.top1_unchanged
         diff, se = b.mean - a.mean, math.hypot(a.se, b.se)
-        more = "notices the shuffle more" if diff < 0 else "keeps its top-1 more often"
-        verdict = "no clear difference" if abs(diff) <= 2 * se else f"{four.model} {more}"
+        more = f"{four.model} " + ("notices the shuffle more" if diff < 0 else "keeps its top-1 more often")
+        said = verdicts.NO_CLEAR_DIFFERENCE if stats.verdict(diff - 2 * se, diff + 2 * se) == "unclear" else more
         out.append(
             f"{r1.k}x{r1.k} tiles: the top-1 class survives in {a.mean:.0%} (SE {a.se:.1%}) of the photos under "
             f"{one.model} and {b.mean:.0%} (SE {b.se:.1%}) under {four.model}: {100 * diff:+.1f} points "
-            f"(SE {100 * se:.1f}), {verdict}."
+            f"(SE {100 * se:.1f}), {said}."
         )
     return out

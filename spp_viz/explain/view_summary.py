@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .. import paper
+from .. import paper, verdicts
 from ..provenance import entry as provenance_entry
+from ..settings import DEFAULT_MODEL
 from ..stats import mcnemar, paired_bootstrap
 from .views import MULTI_SCALES, VIEW_TITLES
 
@@ -132,18 +133,12 @@ def across_models(a: ViewsSummary, view_a: str, b: ViewsSummary, view_b: str) ->
 
 
 def _verdict(d: PairedDiff, other: str) -> str:
-    """A paired difference in words: clear only when its 95% interval excludes zero."""
-    band = f"95% interval {100 * d.low:+.1f} to {100 * d.high:+.1f}, McNemar p = {d.mcnemar_p:.2g}"
-    if d.low > 0:
-        return f"beats the {other} by {100 * d.diff:.1f} points ({band})"
-    if d.high < 0:
-        return f"falls {100 * -d.diff:.1f} points below the {other} ({band})"
-    return f"shows no clear difference from the {other}: {100 * d.diff:+.1f} points ({band})"
+    return verdicts.paired(d.diff, d.low, d.high, d.mcnemar_p, other)
 
 
 def how_trained(model: str) -> str:
     """One sentence on how ``model`` was trained, for the findings that depend on it."""
-    if model == "efficientnet_lite0_spp":
+    if model == DEFAULT_MODEL:
         return (
             "this one has Lite0's conv layers, trained on 224 x 224 crops, and a {6,3,2,1} head distilled from Lite0's "
             "own head on 500 photos (full images at three sizes and random crops), so its conv layers still know "

@@ -18,7 +18,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .data import CLASSES, SIZES, _shape_box
+from .data import CLASSES, SIZES, shape_box
 
 BIN_PIXELS = 4  # the outline's resolution, in pixels of the view
 VIEWS_WITH_CEILING = ("crop", "warp")  # the full view keeps the outline: its ceiling is 100%
@@ -30,7 +30,7 @@ def _boxes(count: int, seed: int, sizes: Sequence[tuple[int, int]]) -> Iterator[
     for i in range(count):
         w, h = sizes[int(rng.integers(len(sizes)))]
         label = i % len(CLASSES)
-        yield label, w, h, _shape_box(rng, w, h, label)
+        yield label, w, h, shape_box(rng, w, h, label)
 
 
 def outline(view: str, label: int, w: int, h: int, box: tuple[int, int, int, int], size: int = 64) -> Hashable:

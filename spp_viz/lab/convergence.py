@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from .experiments import EXPERIMENT_CONFIG, ExperimentResults, claims
 from .train import train_view
 
-CONVERGED = 0.95  # the Lab's goal for a converged network, on the view it was trained for (issue 22)
+CONVERGED = 0.95  # the Lab's goal for a converged network, on the view it was trained for
 # How close to its view's ceiling a network counts as there: twice the binomial standard error of one network's
 # accuracy on 1,000 test images near 88% (1 point).
 CEILING_SLACK = 0.02

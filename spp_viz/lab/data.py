@@ -44,7 +44,7 @@ class LabelledImage:
     box: tuple[int, int, int, int]  # the shape's bounding box (x0, y0, x1, y1), inside the image
 
 
-def _shape_box(rng: np.random.Generator, w: int, h: int, label: int) -> tuple[int, int, int, int]:
+def shape_box(rng: np.random.Generator, w: int, h: int, label: int) -> tuple[int, int, int, int]:
     """A box for the shape: side 45-70% of the shorter image side, 2:1 for ellipse/rectangle (either way up)."""
     base = rng.uniform(0.45, 0.70) * min(w, h)
     bw = bh = base
@@ -84,7 +84,7 @@ def make_sample(rng: np.random.Generator, label: int) -> LabelledImage:
     ramp = np.linspace(0.0, 1.0, h)[:, None, None]
     background = (top[None, None, :] * (1 - ramp) + bottom[None, None, :] * ramp).repeat(w, axis=1)
     img = Image.fromarray(background.astype(np.uint8), "RGB")
-    box = _shape_box(rng, w, h, label)
+    box = shape_box(rng, w, h, label)
     colour = tuple(int(c) for c in rng.integers(0, 256, size=3))
     while sum(abs(c - b) for c, b in zip(colour, top.tolist(), strict=True)) < 150:  # visible against the background
         colour = tuple(int(c) for c in rng.integers(0, 256, size=3))

@@ -11,7 +11,7 @@ from multiprocessing import get_context
 import numpy as np
 import torch
 
-from .. import paper
+from .. import paper, verdicts
 from ..progress import Progress, report
 from ..provenance import entry as provenance_entry
 from ..provenance import sentence as provenance_sentence
@@ -287,11 +287,7 @@ def claim_verdict(a: Sequence[float], b: Sequence[float]) -> tuple[str, SeedVerd
     """ "matches the paper", "the opposite of the paper" or "no clear difference on these data", for the paper's
     claim that a beats b, from accuracies paired by seed: clear only when |mean difference| > 2 standard errors."""
     v = seed_verdict(a, b)
-    if v.direction == "a":
-        return "matches the paper", v
-    if v.direction == "b":
-        return "the opposite of the paper", v
-    return "no clear difference on these data", v
+    return verdicts.paper_claim(v.direction), v
 
 
 def paper_verdicts(results: ExperimentResults) -> list[str]:

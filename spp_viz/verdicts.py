@@ -1,0 +1,42 @@
+"""Every verdict the app puts in words, in one place: a difference is clear only when ``stats.verdict`` says its
+interval lies on one side ("no clear difference" otherwise), so a change of wording, or of language, happens here
+once. The pages, the CLI, the findings and the class's results all call these."""
+
+from __future__ import annotations
+
+from .stats import verdict
+
+NO_CLEAR_DIFFERENCE = "no clear difference"
+
+
+def paired(diff: float, low: float, high: float, mcnemar_p: float, other: str) -> str:
+    """One view against ``other`` on the same photos, as the rest of a sentence that names the view first."""
+    band = f"95% interval {100 * low:+.1f} to {100 * high:+.1f}, McNemar p = {mcnemar_p:.2g}"
+    side = verdict(low, high)
+    if side == "above":
+        return f"beats the {other} by {100 * diff:.1f} points ({band})"
+    if side == "below":
+        return f"falls {100 * -diff:.1f} points below the {other} ({band})"
+    return f"shows {NO_CLEAR_DIFFERENCE} from the {other}: {100 * diff:+.1f} points ({band})"
+
+
+def between(name_a: str, name_b: str, value: float, low: float, high: float, unit: str = "points") -> str:
+    """A sentence for the difference a - b of two named things."""
+    d, band = 100 * value, f"{100 * low:+.1f} to {100 * high:+.1f}"
+    if verdict(low, high) != "unclear":
+        better, worse = (name_a, name_b) if d > 0 else (name_b, name_a)
+        return f"{better} scores {abs(d):.1f} {unit} above {worse} (95% interval of {name_a} - {name_b}: {band})."
+    return f"No clear difference between {name_a} and {name_b}: {d:+.1f} {unit}, 95% interval {band} includes 0."
+
+
+def within_margin(low: float, high: float, margin: float) -> str:
+    """A claim that a - b stays above -margin: "holds" when the whole interval does, "fails" when the whole interval
+    lies below it, "unclear" when it spans -margin."""
+    return {"above": "holds", "below": "fails", "unclear": "unclear"}[verdict(low, high, -margin)]
+
+
+def paper_claim(direction: str) -> str:
+    """The paper's claim that a beats b, against a comparison's direction ("a", "b" or "none")."""
+    return {"a": "matches the paper", "b": "the opposite of the paper"}.get(
+        direction, f"{NO_CLEAR_DIFFERENCE} on these data"
+    )
