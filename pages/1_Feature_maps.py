@@ -82,6 +82,7 @@ def channel_panel(fm: FeatureMaps, maps: np.ndarray, which: str, short_side: int
 
 
 def main() -> None:
+    ui.start_page()
     st.title("Feature maps")
     st.markdown(
         "The conv layers of a CNN take an image of **any size**. Their last map, conv5, has one cell per "

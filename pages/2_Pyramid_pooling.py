@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 import streamlit as st
 
 import ui
 from spp_viz import paper
+from spp_viz.explain import shipped
 from spp_viz.explain.bag_of_words import (
     SHUFFLE_SHORT_SIDE,
     SHUFFLE_TILES,
-    ShuffleSummary,
     bench_findings,
     heads_findings,
 )
@@ -32,7 +30,6 @@ from spp_viz.plots.pyramid import (
 )
 from spp_viz.provenance import sentence as made_by
 from spp_viz.pyramid import num_bins, paper_rule_check, paper_rule_failures, parse_levels
-from spp_viz.settings import ASSETS
 
 CUSTOM = "custom levels"
 SECTIONS = (  # the page's tabs, in teaching order
@@ -44,12 +41,6 @@ SECTIONS = (  # the page's tabs, in teaching order
     "Position: the bag-of-words test",
 )
 TAB_WIDGETS = ("pyramid_region", "winner_level", "rule_case", "bow_k", "bow_seed")
-# Made by: python -m spp_viz bench shuffle ../shared/imagenet-sample --model efficientnet_lite0 --json
-#   > assets/bag_of_words.json
-SHIPPED_SHUFFLE = ASSETS / "bag_of_words.json"
-# Made by: python -m spp_viz bench shuffle ../shared/imagenet-sample --model efficientnet_lite0_spp --held-out FOLDS
-#   --json > assets/bag_of_words_spp.json (FOLDS: python -m spp_viz distill ... --fold-heads FOLDS)
-SHIPPED_SHUFFLE_SPP = ASSETS / "bag_of_words_spp.json"
 
 
 def controls() -> tuple[tuple[int, ...], str, str]:
@@ -250,11 +241,8 @@ def shuffle_panel(model_name: str) -> None:
 def shipped_shuffle_panel(model_name: str) -> None:
     """The shuffle test over 500 ImageNet photos, shipped: the sidebar network's curves (else the SPP-net's), then
     both heads' top-1 side by side."""
-    one, four = (
-        ShuffleSummary.from_json(json.loads(f.read_text())) if f.is_file() else None
-        for f in (SHIPPED_SHUFFLE, SHIPPED_SHUFFLE_SPP)
-    )
-    first = one if one is not None and one.model == model_name else four or one
+    one, four = shipped.heads("shuffle")
+    first = shipped.first_of(one, four, model_name)
     if first is None:
         return
     st.markdown(f"**Over {first.n} ImageNet photos** ({first.model}, shipped with the app):")
@@ -298,6 +286,7 @@ def tabbed(panels) -> None:
 
 
 def main() -> None:
+    ui.start_page()
     st.title("Pyramid pooling")
     st.markdown(
         "SPP replaces pool5 with a **pyramid of max-pooling grids** over conv5. A level with n x n bins gives n x n "

@@ -139,6 +139,7 @@ def gallery_panel(model: SPPNet, channel: int, fm224: FeatureMaps, kind: str) ->
 
 
 def main() -> None:
+    ui.start_page()
     st.title("Strongest activations")
     st.markdown(
         "The paper's Figure 2 shows conv5 maps with arrows at their strongest responses, and beside them the "

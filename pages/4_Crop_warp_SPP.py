@@ -177,6 +177,7 @@ def folder_panel(model: SPPNet, short_side: int, multi: bool) -> None:
 
 
 def main() -> None:
+    ui.start_page()
     st.title("Crop, warp or SPP")
     st.markdown(
         "A network with fully connected layers needs a fixed input, so before SPP-net images were **cropped** (losing "

@@ -2,30 +2,25 @@
 
 from __future__ import annotations
 
-import json
-
 import streamlit as st
 
 import ui
-from spp_viz.explain.attribution import METHOD_TITLES, METHODS, NT_SAMPLES, estimate_views_seconds, level_contributions
-from spp_viz.explain.level_importance import LevelSummary
-from spp_viz.explain.views import VIEW_TITLES, VIEWS, candidate_classes, make_views
+from spp_viz.explain import shipped
+from spp_viz.explain.attribution import METHOD_TITLES, METHODS, NT_SAMPLES, estimate_views_seconds
+from spp_viz.explain.views import VIEW_TITLES, VIEWS, candidate_classes
 from spp_viz.images import to_tensor
 from spp_viz.models import SPPNet
 from spp_viz.plots.exports import png_bytes
 from spp_viz.plots.maps import overlay
-from spp_viz.plots.views import level_means_bar, level_shares_bar, view_picture
+from spp_viz.plots.views import level_means_bar, level_shares_bar
 from spp_viz.provenance import sentence as made_by
-from spp_viz.settings import ASSETS, DEFAULT_MODEL
 
 SLOW_SECONDS = 5.0  # ask before running anything estimated to take longer
 # Made by: python -m spp_viz bench levels ../shared/imagenet-sample --model efficientnet_lite0_spp --held-out FOLDS
-#   --json > assets/level_importance.json (FOLDS: python -m spp_viz distill ... --fold-heads FOLDS)
-SHIPPED_LEVELS = ASSETS / "level_importance.json"
 
 
 def method_panel(
-    model: SPPNet, img, views, method: str, target: int, noise_tunnel: bool, short_side: int, timing: dict
+    model: SPPNet, views, method: str, target: int, noise_tunnel: bool, short_side: int, timing: dict
 ) -> None:
     """One method's heatmaps on the three views, side by side, with their cost."""
     # A result kept from an earlier run (of any session) shows at once; GradCAM is always computed (it is light).
@@ -55,7 +50,7 @@ def method_panel(
             )
 
 
-def levels_panel(model: SPPNet, views, target: int) -> None:
+def levels_panel(model: SPPNet, short_side: int, target: int) -> None:
     """How much each pyramid level carried the decision (models whose classifier reads several levels)."""
     if len(model.spp.levels) < 2:
         st.info(
@@ -64,15 +59,15 @@ def levels_panel(model: SPPNet, views, target: int) -> None:
             "distilled {6,3,2,1} head) to see how a pretrained network's evidence splits over the levels."
         )
         return
-    shares = level_contributions(model, to_tensor(views["full"].image), target)
+    shares = ui.cached_level_shares(short_side, target)
     st.plotly_chart(level_shares_bar(shares), width="stretch")
     st.caption(
         "Captum FeatureAblation over the SPP vector, one group per level: how much the target's logit falls when "
         "that level's numbers are set to zero. Fine levels keep where things are, the 1x1 level only what: the "
         "Pyramid page's bag-of-words test measures that."
     )
-    if model.name == DEFAULT_MODEL and SHIPPED_LEVELS.is_file():
-        summary = LevelSummary.from_json(json.loads(SHIPPED_LEVELS.read_text()))
+    summary = shipped.load("levels", model.name)
+    if summary is not None:
         st.plotly_chart(level_means_bar(summary), width="stretch")
         st.caption(
             f"The same ablation on {summary.n} ImageNet photos (full image, shorter side {summary.short_side}"
@@ -82,12 +77,14 @@ def levels_panel(model: SPPNet, views, target: int) -> None:
             "only through the learned correction. " + made_by(summary.provenance)
         )
         st.download_button(
-            "Download the per-level figures (JSON)", SHIPPED_LEVELS.read_bytes(), "level_importance.json",
+            "Download the per-level figures (JSON)", shipped.path("levels", model.name).read_bytes(),
+            "level_importance.json",
             "application/json", key="dl-levels", on_click="ignore",
         )  # fmt: skip
 
 
 def main() -> None:
+    ui.start_page()
     st.title("Attributions")
     st.markdown(
         "Which pixels does each view's prediction rest on? A crop cannot use what it cut away; a warp uses the same "
@@ -96,7 +93,7 @@ def main() -> None:
         "Occlusion hides one square at a time and measures the drop."
     )
     model = ui.current_model()
-    img, _ = ui.current_image()
+    ui.current_image()  # this session's photo, for the cached views and results below
     short_side = 256
     comp = ui.cached_comparison(short_side)
     options = candidate_classes(comp)
@@ -111,16 +108,16 @@ def main() -> None:
     noise_tunnel = b.checkbox(
         "SmoothGrad (NoiseTunnel) for IG", key="attr_nt", help=f"{NT_SAMPLES} noisy copies: {NT_SAMPLES}x slower"
     )
-    views = make_views(img, model.input_size, short_side)
+    views, pictures = ui.cached_views_shown(short_side)
     cols = st.columns(len(VIEWS))
     for col, name in zip(cols, VIEWS, strict=True):
-        col.image(view_picture(views[name], img), caption=VIEW_TITLES[name])
+        col.image(pictures[name], caption=VIEW_TITLES[name])
     timing: dict[str, float] = {}
     for method in methods:
         st.subheader(METHOD_TITLES[method])
-        method_panel(model, img, views, method, target, noise_tunnel, short_side, timing)
+        method_panel(model, views, method, target, noise_tunnel, short_side, timing)
     st.subheader("Which pyramid level carried the decision")
-    levels_panel(model, views, target)
+    levels_panel(model, short_side, target)
 
 
 main()

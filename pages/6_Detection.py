@@ -148,15 +148,12 @@ def train_button(
         st.info("Training stopped. Press Train to start again (features already computed are kept).")
     if not st.button("Train and test", type="primary", key="det_train"):
         return report
-    stop = st.empty()
-    stop.button("Stop", key="det_stop")  # a click reruns the page, which cancels the job at its next report
-    try:
-        return ui.heavy.detection_lab(source, counts, modes, config)
-    except ValueError as err:
-        st.error(f"**This data cannot be used:** {err}")
-        return None
-    finally:
-        stop.empty()
+    with ui.stop_button("Stop", "det_stop"):
+        try:
+            return ui.heavy.detection_lab(source, counts, modes, config)
+        except ValueError as err:
+            st.error(f"**This data cannot be used:** {err}")
+            return None
 
 
 def table_panel(report: DetectionComparison) -> None:
@@ -296,6 +293,7 @@ def classifier_step() -> None:
 
 
 def main() -> None:
+    ui.start_page()
     st.title("Detection: SPP-net against R-CNN")
     st.header("1. Windows scored by the ImageNet classifier")
     classifier_step()

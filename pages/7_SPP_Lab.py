@@ -194,9 +194,7 @@ def share_form(path) -> None:
 
 
 def main() -> None:
-    # Before any widget: a deep link as a fresh server's first request runs this page in Streamlit's legacy pages/
-    # mode, and ui.context() leaves that mode with a rerun. Left later, in a button's run, the rerun dropped the click.
-    ui.context()
+    ui.start_page()
     st.title("SPP Lab: train your own")
     st.markdown(
         "Train a small SPP-net on shapes where a crop loses objects near the border and a warp changes the shapes "
@@ -211,11 +209,8 @@ def main() -> None:
     if st.session_state.get("lab_stop"):
         st.info("Training stopped; nothing was saved. Press Train to start again.")
     if st.button("Train", type="primary", key="lab_train"):
-        # Clicking Stop starts a new run of this page, which ends the training run at its next progress update.
-        stop = st.empty()
-        stop.button("Stop training", key="lab_stop")
-        run_training(dataset, config, source)
-        stop.empty()
+        with ui.stop_button("Stop training", "lab_stop"):
+            run_training(dataset, config, source)
     if (run := ui.heavy.last_lab_training()) is not None:  # this session's last run, from this click or before
         result_panel(run)
 

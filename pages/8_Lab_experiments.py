@@ -72,9 +72,7 @@ def show(results: ExperimentResults, source: str) -> None:
 
 
 def main() -> None:
-    # Before any widget: a deep link as a fresh server's first request runs this page in Streamlit's legacy pages/
-    # mode, and ui.context() leaves that mode with a rerun. Left later, in a button's run, the rerun dropped the click.
-    ui.context()
+    ui.start_page()
     st.title("SPP Lab: the paper's comparisons")
     st.markdown(
         "Five networks, the same data, the same number of epochs: no SPP fed by crops, no SPP fed by warps, SPP "

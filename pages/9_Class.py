@@ -41,7 +41,7 @@ PASSPHRASE_HELP = (
 
 
 def main() -> None:
-    ui.context()  # a fresh server's first request may open this page directly: leave Streamlit's legacy mode first
+    ui.start_page()
     st.title("Class")
     st.markdown(
         "Does the whole image through SPP beat the centre crop and the warp? The paper says so for its networks "

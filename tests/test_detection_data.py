@@ -7,8 +7,9 @@ import shutil
 import numpy as np
 import pytest
 from PIL import Image
+from voc_files import write_voc
 
-from spp_viz.detection.data import SCENE_CLASSES, VOCError, paste_objects, read_voc, synthetic_scenes, write_voc
+from spp_viz.detection.data import SCENE_CLASSES, VOCError, paste_objects, read_voc, synthetic_scenes
 
 
 def test_scenes_are_deterministic_and_splits_differ():

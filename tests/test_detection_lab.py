@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 import torch
 from conftest import ROOT, tiny_lab_model
+from voc_files import write_voc
 
 from spp_viz.detection import compare
 from spp_viz.detection import features as detection_lab
 from spp_viz.detection.compare import compare_detectors
-from spp_viz.detection.data import paste_objects, read_voc, synthetic_scenes, write_voc
+from spp_viz.detection.data import paste_objects, read_voc, synthetic_scenes
 from spp_viz.detection.detector import DetectorConfig, load_detector
 from spp_viz.detection.evaluate import evaluate_detector, mark_detections
 from spp_viz.detection.features import FeatureCache, detection_backbone, fingerprint

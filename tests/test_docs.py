@@ -67,3 +67,56 @@ def test_docs_build_strictly_and_render_the_reference(tmp_path):
     assert first_line.split("``")[0].strip()[:40] in html
     speed = (tmp_path / "site" / "speed" / "index.html").read_text()
     assert "bench/run_all.py" in speed  # bench/results.md is included, not copied
+
+
+# The "Adding" pages: each name the steps give exists where they say, and the page template is a page.
+ANALYSIS_STEPS = {
+    "spp_viz.explain.bag_of_words": ["shuffle_test", "ShuffleBench", "shuffle_bench", "ShuffleSummary",
+                                     "bench_findings"],
+    "spp_viz.explain.analysis": ["merge"],
+    "spp_viz.explain.folder_analyses": ["ANALYSES", "Analysis"],
+    "spp_viz.cli.folder_benches": ["cmd_bench_shuffle"],
+    "spp_viz.explain.shipped": ["FILES", "load", "heads", "first"],
+    "spp_viz.plots.pyramid": ["shuffle_curves"],
+    "spp_viz.stats": ["verdict"],
+    "ui.cache": ["shuffle"],
+}
+
+
+def test_adding_an_analysis_walks_the_shuffle_test_as_the_code_has_it():
+    import dataclasses
+    import importlib
+
+    from spp_viz.explain.analysis import merge
+    from spp_viz.explain.bag_of_words import ShuffleBench, ShuffleSummary, bench_findings
+    from spp_viz.explain.folder_analyses import ANALYSES
+
+    text = (ROOT / "docs" / "adding-an-analysis.md").read_text()
+    for module, names in ANALYSIS_STEPS.items():
+        assert f"`{module.replace('.', '/')}.py`" in text or module.split(".")[-1] in text, module
+        for name in names:
+            assert re.search(rf"`[^`]*\b{name}\b[^`]*`", text), name
+            assert hasattr(importlib.import_module(module), name), (module, name)
+    fields = {f.name for f in dataclasses.fields(ShuffleBench)}
+    assert {"model", "names", "skipped", "seconds", "held_out"} <= fields and set(ShuffleBench.SAME) <= fields
+    shuffle = ANALYSES["shuffle"]
+    assert (shuffle.bench, shuffle.summary, shuffle.findings) == (ShuffleBench, ShuffleSummary, bench_findings)
+    one = ShuffleBench("m", 0, (2,), (1, 2), names=["a"], cosines={2: {1: [0.5], 2: [0.25]}}, same_top1={2: [True]})
+    two = ShuffleBench("m", 0, (2,), (1, 2), names=["b"], cosines={2: {1: [0.7], 2: [0.5]}}, same_top1={2: [False]})
+    both = ShuffleBench.merge([one, two], "both")
+    assert both == merge([one, two], "both") and both.names == ["a", "b"] and both.held_out
+    assert ShuffleSummary.from_json(both.summary().json()) == both.summary()
+
+
+def test_adding_a_page_shows_a_page_that_keeps_the_rules():
+    import ast
+
+    import ui
+
+    text = (ROOT / "docs" / "adding-a-page.md").read_text()
+    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    tree = ast.parse(code)
+    main = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "main")
+    assert ast.unparse(main.body[0]) == "ui.start_page()"
+    used = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and getattr(n.value, "id", "") == "ui"}
+    assert used <= set(ui.__all__), used - set(ui.__all__)

@@ -93,7 +93,7 @@ def test_level_bench_summary_by_hand():
     assert LevelSummary.from_json(s.json()) == s
     merged = LevelBench.merge([bench, bench], "both")
     assert merged.summary().n == 4 and merged.held_out
-    with pytest.raises(ValueError, match="levels differ"):
+    with pytest.raises(ValueError, match="different levels"):
         LevelBench.merge([bench, LevelBench("m", (1,))], "x")
 
 

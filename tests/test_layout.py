@@ -257,3 +257,29 @@ def test_the_default_networks_name_is_written_once():
     written = [f"{p.relative_to(ROOT)}" for p in APP_CODE for n in ast.walk(ast.parse(p.read_text()))
                if isinstance(n, ast.Constant) and n.value == DEFAULT_MODEL]  # fmt: skip
     assert written == ["spp_viz/settings.py"], written
+
+
+@pytest.mark.parametrize("page", page_files(), ids=lambda p: p.name)
+def test_every_page_starts_with_the_one_call_before_any_widget(page):
+    main = next(n for n in ast.parse(page.read_text()).body if isinstance(n, ast.FunctionDef) and n.name == "main")
+    first = main.body[0]
+    assert ast.unparse(first) == "ui.start_page()", f"{page.name}: main() starts with {ast.unparse(first)!r}"
+
+
+def test_the_legacy_pages_workaround_finds_what_it_uses_in_the_pinned_streamlit():
+    """ui.session.leave_legacy_pages_mode reads Streamlit's internals: an upgrade that moves them fails here."""
+    import streamlit
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.runtime.scriptrunner_utils.script_run_context import (
+        FragmentThreadState,
+        ScriptRunContext,
+        ThreadState,
+    )
+
+    pinned = next(line.split("==")[1] for line in (ROOT / "requirements.txt").read_text().splitlines()
+                  if line.startswith("streamlit=="))  # fmt: skip
+    assert streamlit.__version__ == pinned
+    assert isinstance(PagesManager.uses_pages_directory, bool | None)
+    assert callable(ThreadState.get) and "active_script_hash" in FragmentThreadState.__dataclass_fields__
+    assert "pages_manager" in ScriptRunContext.__dataclass_fields__
+    assert hasattr(PagesManager, "main_script_hash")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import collections
 import io
-import json
 import threading
 from collections.abc import Hashable
 from dataclasses import dataclass
@@ -21,7 +20,8 @@ from PIL import Image
 from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
 from spp_viz import registry
-from spp_viz.explain.attribution import Attribution
+from spp_viz.explain import shipped
+from spp_viz.explain.attribution import Attribution, LevelShare, level_contributions
 from spp_viz.explain.attribution import run as run_attribution
 from spp_viz.explain.bag_of_words import ShuffleResult, shuffle_test
 from spp_viz.explain.feature_maps import FeatureMaps, compute_feature_maps
@@ -35,7 +35,6 @@ from spp_viz.plots.exports import npy_bytes, png_bytes
 from spp_viz.plots.views import crop_warp_spp, view_picture
 from spp_viz.progress import Progress
 from spp_viz.pyramid import vector_csv
-from spp_viz.settings import ASSETS
 from spp_viz.weights import Weights
 
 from .job_queue import current_job
@@ -109,35 +108,35 @@ def decode_image(data: bytes, name: str | None = None) -> Image.Image:
     return load_image(data, name=name)
 
 
-def _model_and_image(subject: Subject) -> tuple[SPPNet, Image.Image]:
+def model_and_image(subject: Subject) -> tuple[SPPNet, Image.Image]:
     return get_model(subject.model), decode_image(subject.image.data, subject.image.name)
 
 
 @st.cache_data(max_entries=32, show_spinner="Running the network ...")
 def feature_maps(subject: Subject, short_side: int | None) -> FeatureMaps:
     """conv5, ranking and predictions for one image at one size."""
-    model, img = _model_and_image(subject)
+    model, img = model_and_image(subject)
     return compute_feature_maps(model, img, short_side)
 
 
 @st.cache_data(max_entries=32, show_spinner="Running the conv layers at several sizes ...")
 def fixed_length(subject: Subject, levels: tuple[int, ...]) -> list[SizeRow]:
     """conv5 grids and SPP lengths of one image at several sizes."""
-    model, img = _model_and_image(subject)
+    model, img = model_and_image(subject)
     return fixed_length_rows(model, img, levels)
 
 
 @st.cache_data(max_entries=32, show_spinner="Running the three views ...")
 def comparison(subject: Subject, short_side: int, multi: bool) -> Comparison:
     """Crop / warp / full-image predictions of one image."""
-    model, img = _model_and_image(subject)
+    model, img = model_and_image(subject)
     return compare_views(model, img, short_side, multi)
 
 
 @st.cache_data(max_entries=32, show_spinner="Shuffling the tiles and running both pictures ...")
 def shuffle(subject: Subject, k: int, seed: int) -> ShuffleResult:
     """The bag-of-words shuffle test on one image: two forward passes."""
-    model, img = _model_and_image(subject)
+    model, img = model_and_image(subject)
     return shuffle_test(model, img, k, seed)
 
 
@@ -147,7 +146,7 @@ def attributions(
 ) -> dict[str, Attribution]:
     """One attribution method on the three views, in the page's own run (GradCAM: ui.heavy.attributions sends the slow
     methods through the queue); none holds a lock, none leaves a hook on the shared model."""
-    model, img = _model_and_image(subject)
+    model, img = model_and_image(subject)
     views = make_views(img, model.input_size, short_side)
     return {
         view: run_attribution(method, model, to_tensor(v.image), target, noise_tunnel=noise_tunnel)
@@ -164,7 +163,7 @@ def spp_detection(subject: Subject, mode: str, windows: int, scales: tuple[int, 
     2,000 are 64,000 numbers each, 520 MB that st.cache_data pickled in 0.7 s on every first visit."""
     from spp_viz.detection.classify import classify_windows
 
-    model, img = _model_and_image(subject)
+    model, img = model_and_image(subject)
     return classify_windows(model, img, mode, windows, scales, keep_features=KEPT_FEATURES)
 
 
@@ -188,12 +187,6 @@ def cached_class_zip(data: bytes) -> tuple[dict[str, list[GalleryItem]], list[tu
     return read_class_zip(data)
 
 
-# Made by: python -m spp_viz bench views ../shared/imagenet-sample --multi --model efficientnet_lite0 --json
-#   > assets/view_accuracy.json
-SHIPPED_VIEWS = ASSETS / "view_accuracy.json"
-# Made by: python -m spp_viz bench views ../shared/imagenet-sample --model efficientnet_lite0_spp --held-out FOLDS
-#   --multi --json > assets/view_accuracy_spp.json (FOLDS: python -m spp_viz distill ... --fold-heads FOLDS)
-SHIPPED_VIEWS_SPP = ASSETS / "view_accuracy_spp.json"
 
 
 @dataclass(frozen=True)
@@ -212,9 +205,8 @@ class ShippedViews:
 def shipped_views(model_name: str) -> ShippedViews | None:
     """Read and worked out once per server, shared read-only: the paired bootstraps between the two heads took a
     fifth of the server's time when 30 students opened the page at once."""
-    one, four = (ViewsSummary.from_json(json.loads(f.read_text())) if f.is_file() else None
-                 for f in (SHIPPED_VIEWS, SHIPPED_VIEWS_SPP))  # fmt: skip
-    first = one if one is not None and one.model == model_name else four or one
+    one, four = shipped.heads("views")
+    first = shipped.first_of(one, four, model_name)
     if first is None:
         return None
     both = one is not None and four is not None
@@ -253,9 +245,16 @@ def approaches_picture(image: ImageChoice) -> bytes:
 @st.cache_data(max_entries=32, show_spinner=False)
 def views_shown(subject: Subject, short_side: int) -> tuple[dict[str, View], dict[str, bytes]]:
     """The three views of the photo at ``short_side`` and their pictures (what each keeps, drawn on the photo)."""
-    model, img = _model_and_image(subject)
+    model, img = model_and_image(subject)
     views = make_views(img, model.input_size, short_side)
     return views, {name: jpeg_bytes(view_picture(view, img)) for name, view in views.items()}
+
+
+@st.cache_data(max_entries=32, show_spinner="Zeroing each pyramid level in turn ...")
+def level_shares(subject: Subject, short_side: int, target: int) -> list[LevelShare]:
+    """How much ``target``'s logit falls when each pyramid level is zeroed, on the full-image view at ``short_side``."""
+    views, _ = views_shown(subject, short_side)
+    return level_contributions(get_model(subject.model), to_tensor(views["full"].image), target)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -264,7 +263,7 @@ def channel_overlay(subject: Subject, short_side: int | None, clipped: bool, cha
     from spp_viz.plots.maps import overlay  # matplotlib's colour maps: not for the home page
 
     fm = feature_maps(subject, short_side)
-    _, img = _model_and_image(subject)
+    _, img = model_and_image(subject)
     maps = fm.conv5 if clipped else fm.responses
     return png_bytes(overlay(img.resize((fm.input_hw[1], fm.input_hw[0])), maps[channel], alpha))
 
@@ -293,6 +292,10 @@ def cached_maps_npy(short_side: int | None, clipped: bool) -> bytes:
 
 def cached_views_shown(short_side: int) -> tuple[dict[str, View], dict[str, bytes]]:
     return views_shown(context().subject, short_side)
+
+
+def cached_level_shares(short_side: int, target: int) -> list[LevelShare]:
+    return level_shares(context().subject, short_side, target)
 
 
 def cached_comparison(short_side: int = 256, multi: bool = False) -> Comparison:

@@ -39,7 +39,7 @@ from spp_viz.models import SPPNet
 from spp_viz.progress import Progress
 
 from .cache import attributions as light_attributions
-from .cache import decode_image, detection_sets, get_model
+from .cache import detection_sets, get_model, model_and_image
 from .jobs import Job, kept, run_heavy
 from .session import ModelChoice, context
 
@@ -47,11 +47,6 @@ from .session import ModelChoice, context
 def _told(job: Job, what: str) -> Progress:
     """The library's progress callback for a job, its text led by what runs ("R-CNN mode: 3 of 64 windows")."""
     return lambda fraction, text: job.report(fraction, f"{what}: {text}")
-
-
-def _model_and_image():
-    subject = context().subject
-    return get_model(subject.model), decode_image(subject.image.data, subject.image.name)
 
 
 def _image_key(kind: str, *rest) -> tuple:
@@ -70,7 +65,7 @@ def attributions(
     key = _image_key("attributions", short_side, method, target, noise_tunnel)
     if not start:
         return kept(key)
-    model, img = _model_and_image()
+    model, img = model_and_image(context().subject)
     views = make_views(img, model.input_size, short_side)
     title = METHOD_TITLES[method] + (" + SmoothGrad" if noise_tunnel and method == "integrated_gradients" else "")
 
@@ -89,7 +84,7 @@ def scale_sweep(class_index: int, sides: Sequence[int], *, start: bool = True) -
     key = _image_key("sweep", class_index, tuple(sides))
     if not start:
         return kept(key)
-    model, img = _model_and_image()
+    model, img = model_and_image(context().subject)
 
     def work(job: Job) -> dict[str, list[float]]:
         return sweep_views(model, img, class_index, sides, progress=_told(job, "Scale sweep"))
@@ -102,7 +97,7 @@ def rcnn(boxes: np.ndarray, *, start: bool = True) -> ModeResult | None:
     key = _image_key("rcnn", boxes.tobytes())
     if not start:
         return kept(key)
-    model, img = _model_and_image()
+    model, img = model_and_image(context().subject)
 
     def work(job: Job) -> ModeResult:
         return rcnn_mode(model, img, boxes, progress=_told(job, "R-CNN mode"))

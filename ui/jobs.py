@@ -12,8 +12,9 @@ side.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
 import streamlit as st
@@ -119,3 +120,16 @@ def stopped(key: str) -> bool:
 def restart(key: str) -> None:
     """Forget a Stop click: the next ``run_heavy`` with this stop key starts its job again."""
     st.session_state.get(_STOPPED, set()).discard(key)
+
+
+@contextlib.contextmanager
+def stop_button(label: str, key: str) -> Iterator[None]:
+    """A Stop button shown while the body runs a page's own long work (a training run): its click starts a new run
+    of the page, which ends the work at its next progress report; ``st.session_state[key]`` then says it was
+    clicked, for the message the next run shows."""
+    slot = st.empty()
+    slot.button(label, key=key)
+    try:
+        yield
+    finally:
+        slot.empty()

@@ -22,6 +22,17 @@ from .text import md
 NOTES = "the paper notes (He et al., arXiv 1406.4729)"
 
 
+def start_page() -> None:
+    """Every page's first call, before any widget: this run's sidebar choices exist (``context``).
+
+    A deep link as a fresh server's first request (``/Class``, a class opening its link) runs the page in Streamlit's
+    legacy ``pages/`` mode, without app.py; ``context`` then leaves that mode with a rerun. Left later, in the run of
+    a click, that rerun drops the click. ``ui.session.leave_legacy_pages_mode`` reaches into Streamlit's internals;
+    tests/test_layout.py checks them against the pinned Streamlit and that every page starts here.
+    """
+    context()
+
+
 @functools.cache
 def page_paths(folder: str) -> tuple[st.Page, ...]:
     """One st.Page per pages/NN_Title.py, in file-name order, made once per process: app.py runs on every click,

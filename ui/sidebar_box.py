@@ -1,4 +1,5 @@
-"""The shared sidebar (model, device, image, gallery folder) and the teacher's server panel."""
+"""The shared sidebar: the student's choices (model, weights, device, image, gallery folder). The Server panel
+(``ui.server_panel``) and the notice for a lost session (``ui.recovery``) live beside it."""
 
 from __future__ import annotations
 
@@ -7,29 +8,25 @@ from pathlib import Path
 import streamlit as st
 
 from spp_viz import registry
-from spp_viz.budgets import TooLarge, check_weights_file, megabytes
+from spp_viz.budgets import TooLarge, check_weights_file
 from spp_viz.devices import available_devices, resolve_device
-from spp_viz.explain.attribution import hook_count
-from spp_viz.files import usage
 from spp_viz.images import sample_bytes, samples
 from spp_viz.models import ZOO
 from spp_viz.settings import (
     LAB_DIR_NAME,
     MAX_UPLOAD_MB,
-    WORKERS_ENV,
-    budgets,
     cache_root,
-    replica,
     server_paths,
     weights_max_mb,
 )
 from spp_viz.weights import UploadedWeights, WeightsError
 
 from .builds import BuildStopped, build_model, build_stop_key
-from .cache import loaded_models, model_shelf
+from .cache import model_shelf
 from .external_box import external_box
-from .jobs import restart, server_queue
-from .model_shelf import memory_budget
+from .jobs import restart
+from .recovery import moved_notice, session_lost
+from .server_panel import server_panel
 from .session import (
     Context,
     ImageChoice,
@@ -196,83 +193,3 @@ def sidebar() -> Context:
     ctx = Context(model, image, folder)
     st.session_state["ctx"] = ctx
     return ctx
-
-
-def torch_threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
-
-
-def rss_mb() -> float | None:
-    """This process's resident memory in MB (Linux), or None where /proc is missing."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
-
-
-def session_lost() -> bool:
-    """True when this browser asked to resume a session this server does not have (Streamlit's websocket names it)."""
-    from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
-
-    ctx = get_script_run_ctx()
-    protocols = [p.strip() for p in (st.context.headers.get("Sec-WebSocket-Protocol") or "").split(",")]
-    had = protocols[2] if len(protocols) > 2 else ""  # the session id the browser asks to resume
-    return ctx is not None and bool(had) and had != ctx.session_id
-
-
-def moved_notice() -> None:
-    """Say why the photo is gone when this browser's session was lost: its websocket names the session it had (to
-    resume it), and this server does not have it, because its app server stopped (behind ``spp-viz serve``, another
-    replica or the same one started again) or the browser was away past ``disconnectedSessionTTL``."""
-    from spp_viz.replicas import BEFORE_HEADER
-
-    if not session_lost():
-        return
-    here, before = replica(), (st.context.headers.get(BEFORE_HEADER) or "").strip()
-    if here is not None and before and before != here[0]:
-        why = f"The app server you were on ({before}) stopped, so {here[0]} took over"
-    elif here is not None:
-        why = f"The app server you were on ({here[0]}) was started again"
-    else:
-        why = "This server no longer had your session (it was restarted, or you were away for more than 10 minutes)"
-    st.warning(f"{why} and the app started again here: upload your photo again. Nothing else is needed.")
-
-
-def server_panel() -> None:
-    """For a teacher serving a class: what this server process holds against its budgets, to check it stays
-    healthy: the models, the queue, the cache folder, memory, and the settings that bound them."""
-    # Drawn only while open: its figures (the cache folder's walk among them) cost every student's every run otherwise.
-    panel = st.expander("Server", key="server_panel", on_change="rerun")
-    if not panel.open:
-        return
-    with panel:
-        loads, models = loaded_models()
-        shelf, rss, here = model_shelf(), rss_mb(), replica()
-        where = (f"- This server: replica **{here[0]}** of {here[1]} behind the proxy (torch threads: "
-                 f"{torch_threads()})\n" if here else "")  # fmt: skip
-        held = ", ".join(
-            f"{registry.title(key.name)} ({megabytes(shelf.own_bytes(key) or 0)}, {seconds:.1f} s to load)"
-            for key, seconds in shelf.load_times()
-        )
-        queue, disk = server_queue().stats(), usage()
-        st.markdown(
-            where
-            + f"- Model loads in this process: **{loads}** (each model loads once, then every session shares it)\n"
-            f"- Models held: **{len(models)}**, **{megabytes(shelf.held_bytes())}** of "
-            f"{megabytes(memory_budget())} (the least recently used goes first){': ' + held if held else ''}; "
-            f"hooks on them now: **{sum(hook_count(m) for m in models)}** (0 unless an attribution is running)\n"
-            f"- Heavy-work queue: **{queue['running']}** running, **{queue['waiting']}** waiting, on "
-            f"{queue['workers']} worker(s) ({WORKERS_ENV}); builds and downloads of networks go through it too\n"
-            f"- Cache folder: **{megabytes(disk.nbytes)}** of {megabytes(disk.budget)} in {disk.files:,} files"
-            f"{f' (and the class database, {megabytes(disk.kept_bytes)}, never trimmed)' if disk.kept_bytes else ''}\n"
-            + (f"- Memory in use (RSS): **{rss:.0f} MB**" if rss is not None else "- Memory in use: unknown here")
-        )
-        st.markdown(
-            "| setting | value | bounds |\n|---|---|---|\n"
-            + "\n".join(f"| `{v}` | {value} | {what} |" for v, value, what in budgets())
-        )

@@ -5,14 +5,12 @@ where the arms disagree; and the class's exports (CSV, JSON)."""
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from .. import paper, verdicts
 from ..explain.bag_of_words import SHUFFLE_TILES
-from ..settings import ASSETS
 from ..stats import mcnemar, paired_bootstrap, wilson
 from .questions import NEVER, Question, first_change
 from .store import NONE_OF_THESE, ClassInfo, Entry
@@ -129,22 +127,16 @@ def _shuffle(entries: list[Entry]) -> tuple[list[dict], list[str], dict[str, int
     ], happened
 
 
-# The app's shipped 500-photo runs (each file records the command that made it), beside a class's figures.
-SHIPPED_VIEWS_SPP = ASSETS / "view_accuracy_spp.json"  # efficientnet_lite0_spp, the three views
-SHIPPED_VIEWS_LITE0 = ASSETS / "view_accuracy.json"  # efficientnet_lite0 (the one-level head), the three views
-SHIPPED_SHUFFLE_SPP = ASSETS / "bag_of_words_spp.json"  # efficientnet_lite0_spp, the shuffle test
 
 
 def shipped_findings(asks: str) -> list[str]:
     """What the app's own 500-photo run and the paper say on the question, for beside a class's figures."""
-    from ..explain.bag_of_words import ShuffleSummary
-    from ..explain.view_summary import ViewsSummary, head_findings
+    from ..explain import shipped as runs
+    from ..explain.view_summary import head_findings
 
-    def read(path):
-        return json.loads(path.read_text()) if path.is_file() else None
-
-    if asks == "views" and (d := read(SHIPPED_VIEWS_SPP)):
-        shipped = ViewsSummary.from_json(d)
+    one, four = runs.heads("shuffle" if asks == "shuffle" else "views")
+    if asks == "views" and four is not None:
+        shipped = four
         acc = ", ".join(f"{v} {shipped.accuracy[v]['top1']:.1%}" for v in shipped.accuracy)
         return [
             f"Beside it: the app's own run over {shipped.n} ImageNet photos ({shipped.model}, top-1: {acc}; the "
@@ -152,8 +144,7 @@ def shipped_findings(asks: str) -> list[str]:
             f"{paper.CALTECH101_CLAIM}, in %; ZF-5 trained with SPP). A class's few photos give wide intervals: read "
             "the sentences above, not the points."
         ]
-    if asks == "heads" and (a := read(SHIPPED_VIEWS_LITE0)) and (b := read(SHIPPED_VIEWS_SPP)):
-        one, four = ViewsSummary.from_json(a), ViewsSummary.from_json(b)
+    if asks == "heads" and one is not None and four is not None:
         same_image = head_findings(one, four)[0]  # HEAD_PAIRS starts with the full image against the full image
         return [
             f"Beside it: the app's own run over {four.n} ImageNet photos: {same_image}",
@@ -161,8 +152,8 @@ def shipped_findings(asks: str) -> list[str]:
             "trained each network with its own head; here the pyramid head was distilled from the one-level head on "
             "the same frozen conv layers, so a small or no difference is what to expect.",
         ]
-    if asks == "shuffle" and (d := read(SHIPPED_SHUFFLE_SPP)):
-        shipped = ShuffleSummary.from_json(d)
+    if asks == "shuffle" and four is not None:
+        shipped = four
 
         def kept(row) -> str:
             m, half = row.top1_unchanged.mean, 1.96 * row.top1_unchanged.se

@@ -44,10 +44,13 @@ def _part(progress: Progress | None, i: int, n: int) -> Progress | None:
     return span(progress, i / n, (i + 1) / n)
 
 
-def _run(args: argparse.Namespace, desc: str, run: Callable, merge: Callable, usable: str) -> tuple[Any, SPPNet]:
+def _run(args: argparse.Namespace, desc: str, run: Callable, analysis: str, usable: str) -> tuple[Any, SPPNet]:
     """(the bench, the model): ``run(model, photos, all files, progress)`` once, or once per held-out head with its
-    photos, the parts joined by ``merge(parts, name)``, under one progress bar. With ``--json`` the summary is
-    printed here. Raises ValueError when no photo was ``usable`` ("could be read")."""
+    photos, the parts merged (``explain.analysis.merge``), under one progress bar. With ``--json`` the summary of
+    ``analysis`` is printed here. Raises ValueError when no photo was ``usable`` ("could be read")."""
+    from ..explain.folder_analyses import ANALYSES
+
+    merge = ANALYSES[analysis].bench.merge
     items = folder_items(args)
     parts = held_out_models(args, items)
     with progress_bar(desc) as progress:
@@ -67,7 +70,7 @@ def cmd_bench_views(args: argparse.Namespace) -> int:
     def run(m: SPPNet, part: list, _items: list, progress: Progress | None) -> ViewsReport:
         return view_accuracy(m, part, args.short_side, args.multi, progress=progress)
 
-    report, model = _run(args, f"views of {args.model}", run, ViewsReport.merge, "has a readable label and image")
+    report, model = _run(args, f"views of {args.model}", run, "views", "has a readable label and image")
     if args.json:
         return 0
     result = report.summary()
@@ -102,7 +105,7 @@ def cmd_bench_shuffle(args: argparse.Namespace) -> int:
         only = {p.name for p in part} if args.held_out else None
         return shuffle_bench(m, items, ks, args.seed, labels=lambda n: reader.read(n)[0], progress=progress, only=only)
 
-    bench, model = _run(args, "shuffle test", run, ShuffleBench.merge, "could be read")
+    bench, model = _run(args, "shuffle test", run, "shuffle", "could be read")
     if args.json:
         return 0
     result = bench.summary()
@@ -122,12 +125,12 @@ def cmd_bench_shuffle(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_levels(args: argparse.Namespace) -> int:
-    from ..explain.level_importance import LevelBench, level_bench
+    from ..explain.level_importance import LevelBench, level_bench, level_findings
 
     def run(m: SPPNet, part: list, _items: list, progress: Progress | None) -> LevelBench:
         return level_bench(m, part, progress)
 
-    bench, _ = _run(args, "levels zeroed in turn", run, LevelBench.merge, "could be read")
+    bench, _ = _run(args, "levels zeroed in turn", run, "levels", "could be read")
     if args.json:
         return 0
     result = bench.summary()
@@ -138,6 +141,8 @@ def cmd_bench_levels(args: argparse.Namespace) -> int:
         share = f"{r.share.mean:.1%} +- {r.share.se:.1%}"
         drop = f"{r.drop.mean:.2f} +- {r.drop.se:.2f}"
         print(f"{r.level}x{r.level:<4} {share:>20} {drop:>16} {r.changed:>8} of {result.n}")
+    for line in level_findings(result):
+        print("- " + line)
     for name, why in bench.skipped:
         print(f"skipped {name}: {why}")
     print(f"{result.seconds:.1f} s")

@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -25,6 +26,7 @@ from ..models import Prediction, SPPNet, top_predictions
 from ..progress import Progress, counted
 from ..provenance import entry as provenance_entry
 from ..pyramid import spatial_pyramid_pool
+from .analysis import merge as merge_parts
 
 SHUFFLE_TILES = (2, 3, 4, 6, 8)  # k: the photo is cut into k x k tiles
 SHUFFLE_LEVELS = (1, 2, 4, 6)  # pyramid levels compared, max pooling over the clipped conv5 (what SPP pools)
@@ -148,22 +150,12 @@ class ShuffleBench:
     seconds: float = 0.0
     held_out: bool = False  # merged from held-out heads, each scoring photos it was not trained on
 
+    SAME: ClassVar[tuple[str, ...]] = ("seed", "ks", "levels")  # settings every merged part must share
+
     @classmethod
     def merge(cls, parts: Sequence[ShuffleBench], model: str) -> ShuffleBench:
-        """Benches of disjoint photos (one per held-out head) as one, named ``model``."""
-        first = parts[0]
-        if any((p.seed, p.ks, p.levels) != (first.seed, first.ks, first.levels) for p in parts):
-            raise ValueError("the parts were measured with different seeds, tile counts or levels")
-        out = cls(model, first.seed, first.ks, first.levels, held_out=True)
-        out.cosines = {k: {n: [c for p in parts for c in p.cosines[k][n]] for n in first.levels} for k in first.ks}
-        out.same_top1 = {k: [x for p in parts for x in p.same_top1[k]] for k in first.ks}
-        if all(p.correct for p in parts):
-            out.correct = {k: [x for p in parts for x in p.correct[k]] for k in first.correct}
-        for p in parts:
-            out.names += p.names
-            out.skipped += p.skipped
-            out.seconds += p.seconds
-        return out
+        """Benches of disjoint photos (one per held-out head) as one, named ``model`` (``analysis.merge``)."""
+        return merge_parts(parts, model)
 
     def summary(self) -> ShuffleSummary:
         """Per k: means and standard errors over the photos, and the paired coarse-minus-fine gap."""

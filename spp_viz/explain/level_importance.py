@@ -5,19 +5,23 @@ the fall of the top class's logit, its share, and whether the top-1 class change
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from .. import stats, verdicts
 from ..gallery import GalleryItem
 from ..images import ImageError, load_image, resize_short_side, to_tensor
 from ..models import SPPNet
 from ..progress import Progress, counted
 from ..provenance import entry as provenance_entry
+from .analysis import merge as merge_parts
 from .bag_of_words import MeanSE
 
 LEVEL_SHORT_SIDE = 256  # the full image's shorter side, as the views bench's full view
@@ -99,19 +103,12 @@ class LevelBench:
     seconds: float = 0.0
     held_out: bool = False
 
+    SAME: ClassVar[tuple[str, ...]] = ("levels",)  # settings every merged part must share
+
     @classmethod
     def merge(cls, parts: Sequence[LevelBench], model: str) -> LevelBench:
-        """Benches of disjoint photos (one per held-out head) as one, named ``model``."""
-        out = cls(model, parts[0].levels, held_out=True)
-        for p in parts:
-            if p.levels != out.levels:
-                raise ValueError(f"levels differ between the parts: {p.levels} and {out.levels}")
-            out.names += p.names
-            out.drops += p.drops
-            out.changed += p.changed
-            out.skipped += p.skipped
-            out.seconds += p.seconds
-        return out
+        """Benches of disjoint photos (one per held-out head) as one, named ``model`` (``analysis.merge``)."""
+        return merge_parts(parts, model)
 
     def summary(self) -> LevelSummary:
         drops = np.asarray(self.drops, dtype=float).reshape(-1, len(self.levels))  # (N, L)
@@ -149,3 +146,25 @@ def level_bench(model: SPPNet, items: Sequence[GalleryItem], progress: Progress 
         counted(progress, i + 1, len(items), "photos")
     bench.seconds = time.perf_counter() - start
     return bench
+
+
+def level_findings(result: LevelSummary) -> list[str]:
+    """Sentences computed from a levels bench's summary: each level's share of the logit's drop and how often zeroing
+    it changed the top-1 class; then whether the largest share is clearly the largest (two standard errors, taken
+    unpaired: the summary keeps no per-photo share)."""
+    out = [
+        f"Zeroing the {r.level}x{r.level} level: {r.share.mean:.1%} (SE {r.share.se:.1%}) of the top class's logit "
+        f"drop on average, a drop of {r.drop.mean:.2f} (SE {r.drop.se:.2f}); the top-1 class changed on {r.changed} "
+        f"of {result.n} photos."
+        for r in result.rows
+    ]
+    if len(result.rows) >= 2:
+        top, second = sorted(result.rows, key=lambda r: -r.share.mean)[:2]
+        diff, se = top.share.mean - second.share.mean, math.hypot(top.share.se, second.share.se)
+        names = f"the {top.level}x{top.level} level's share and the {second.level}x{second.level} level's"
+        clear = stats.verdict(diff - 2 * se, diff + 2 * se) == "above"
+        out.append(f"The {top.level}x{top.level} level carried the largest share: {100 * diff:.1f} points more than "
+                   f"the {second.level}x{second.level} level (SE {100 * se:.1f})." if clear else
+                   f"{verdicts.NO_CLEAR_DIFFERENCE.capitalize()} between {names}: {100 * diff:+.1f} points "
+                   f"(SE {100 * se:.1f}).")  # fmt: skip
+    return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -20,6 +21,7 @@ from ..images import ImageError, load_image, resize_short_side, to_tensor
 from ..models import SPPNet
 from ..progress import Progress, counted
 from ..stats import Interval, McNemar, mcnemar, paired_bootstrap
+from .analysis import merge as merge_parts
 from .labels import LabelReader, labelled_items
 from .view_summary import PairedDiff, ViewsSummary
 from .views import MULTI_SCALES, crop_view, warp_view
@@ -61,20 +63,12 @@ class ViewsReport:
     def n(self) -> int:
         return len(self.names)
 
+    SAME: ClassVar[tuple[str, ...]] = ("short_side", "views")  # settings every merged part must share
+
     @classmethod
     def merge(cls, parts: Sequence[ViewsReport], model: str) -> ViewsReport:
-        """Reports on disjoint photos (one per held-out head) as one, named ``model``."""
-        views = parts[0].views
-        if any(p.views != views or p.short_side != parts[0].short_side for p in parts):
-            raise ValueError("the parts were measured with different views or sizes")
-        return cls(
-            model=model, short_side=parts[0].short_side, views=views, names=[n for p in parts for n in p.names],
-            labels=np.concatenate([p.labels for p in parts]),
-            top1={v: np.concatenate([p.top1[v] for p in parts]) for v in views},
-            top5={v: np.concatenate([p.top5[v] for p in parts]) for v in views},
-            unlabeled=[u for p in parts for u in p.unlabeled], skipped=[s for p in parts for s in p.skipped],
-            seconds=sum(p.seconds for p in parts), held_out=True,
-        )  # fmt: skip
+        """Benches of disjoint photos (one per held-out head) as one, named ``model`` (``analysis.merge``)."""
+        return merge_parts(parts, model)
 
     def accuracy(self, view: str) -> dict[str, float]:
         return {"top1": float(self.top1[view].mean()), "top5": float(self.top5[view].mean())}
