@@ -99,7 +99,7 @@ def open_form(store: ClassStore) -> None:
         st.form_submit_button("Open a class", type="primary", on_click=open_class, args=(store,))
 
 
-def act(what, *args, **kwargs) -> None:
+def run_callback(what, *args, **kwargs) -> None:
     """A button's callback: ``what(*args, **kwargs)``, its failure kept for the run that follows to say."""
     try:
         what(*args, **kwargs)
@@ -108,7 +108,7 @@ def act(what, *args, **kwargs) -> None:
 
 
 def close_class(store: ClassStore, token: str, code: str) -> None:
-    act(store.close_class, token, code)
+    run_callback(store.close_class, token, code)
     st.query_params.pop(ui.classroom.TEACHER_PARAM, None)
 
 
@@ -287,7 +287,8 @@ def mine_panel(store: ClassStore, info: ClassInfo, names: list[str]) -> None:
         right = [q.arm_titles[a] for a in q.arms if mine.right(a)]
         came = f"Right: {', '.join(right)}." if right else f"None of {q.compared} has your class as its top-1."
     st.success(f"Sent. You said your photo shows {said} and voted for {q.poll_words[mine.poll]}. {tops}. {came}")
-    st.button("Withdraw my entry", key="class_withdraw", on_click=act, args=(store.withdraw, info.code, mine.browser),
+    st.button("Withdraw my entry", key="class_withdraw", on_click=run_callback,
+              args=(store.withdraw, info.code, mine.browser),
               kwargs={"session": ui.classroom.session_key()})  # fmt: skip
 
 

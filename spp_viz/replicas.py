@@ -29,6 +29,7 @@ from pathlib import Path
 
 from .settings import DATABASE_ENV, REPLICA_ENV, REPLICAS_ENV, TEACHER_KEY_ENV
 
+REPLICA_HEADER = "X-SPP-Replica"  # the replica that answered a request, on every response
 COOKIE = "SPPVIZ_REPLICA"  # HAProxy's stickiness cookie: the replica's name
 # The replica that last held the browser's session: set by HAProxy when the session's websocket opens, and passed on
 # with the next one. The stickiness cookie cannot tell: after a replica dies, the browser's first request (a health
@@ -117,6 +118,7 @@ backend replicas
     cookie {COOKIE} insert indirect nocache httponly
     option httpchk GET /_stcore/health
     http-check expect string ok
+    http-response set-header {REPLICA_HEADER} %[srv_name]   # which replica answered (what a browser's tools show)
     default-server inter 2s fall 3 rise 2 on-marked-down shutdown-sessions
 {servers}
 """

@@ -519,13 +519,13 @@ def test_detection_page_trains_tests_and_reloads_a_detector():
     assert any("test_0000" in c.value and "objects (dashed)" in c.value for c in at.caption)
     # The detector saved from this run, uploaded again, gives the same mAP on the same test images.
     from spp_viz.detection.detector import DetectorConfig
-    from ui.jobs import kept
+    from ui.jobs import finished_result
     from ui.session import ModelChoice
 
-    # The page's result, kept for every session under what it depends on (the conv layers, data, sizes, rows,
+    # The page's result, finished_result for every session under what it depends on (the conv layers, data, sizes, rows,
     # settings): for the default SPP-net, the Lite0 conv layers it shares, so the SPP-net and Lite0 share detectors.
     settings = ("synthetic", (4, 2), ("spp", "rcnn"), DetectorConfig(windows=20, scales=(480,)))
-    report = kept(("detection-lab", ModelChoice("efficientnet_lite0", "cpu"), *settings))
+    report = finished_result(("detection-lab", ModelChoice("efficientnet_lite0", "cpu"), *settings))
     assert report is not None and set(report.modes) == {"spp", "rcnn"}
     at.file_uploader(key="det_up").upload("det.safetensors", report.modes["spp"].detector.to_bytes(), "x").run()
     no_exception(at)

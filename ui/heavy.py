@@ -40,11 +40,11 @@ from spp_viz.progress import Progress
 
 from .cache import attributions as light_attributions
 from .cache import detection_sets, get_model, model_and_image
-from .jobs import Job, kept, run_heavy
+from .jobs import Job, finished_result, run_heavy
 from .session import ModelChoice, context
 
 
-def _told(job: Job, what: str) -> Progress:
+def _job_progress(job: Job, what: str) -> Progress:
     """The library's progress callback for a job, its text led by what runs ("R-CNN mode: 3 of 64 windows")."""
     return lambda fraction, text: job.report(fraction, f"{what}: {text}")
 
@@ -64,7 +64,7 @@ def attributions(
         return light_attributions(context().subject, short_side, method, target, noise_tunnel)
     key = _image_key("attributions", short_side, method, target, noise_tunnel)
     if not start:
-        return kept(key)
+        return finished_result(key)
     model, img = model_and_image(context().subject)
     views = make_views(img, model.input_size, short_side)
     title = METHOD_TITLES[method] + (" + SmoothGrad" if noise_tunnel and method == "integrated_gradients" else "")
@@ -83,11 +83,11 @@ def scale_sweep(class_index: int, sides: Sequence[int], *, start: bool = True) -
     """The probability of one class against the input size, for the three views."""
     key = _image_key("sweep", class_index, tuple(sides))
     if not start:
-        return kept(key)
+        return finished_result(key)
     model, img = model_and_image(context().subject)
 
     def work(job: Job) -> dict[str, list[float]]:
-        return sweep_views(model, img, class_index, sides, progress=_told(job, "Scale sweep"))
+        return sweep_views(model, img, class_index, sides, progress=_job_progress(job, "Scale sweep"))
 
     return run_heavy("Scale sweep", work, key=key)
 
@@ -96,11 +96,11 @@ def rcnn(boxes: np.ndarray, *, start: bool = True) -> ModeResult | None:
     """R-CNN mode on these windows of the current image (timed on a worker, one heavy job at a time per worker)."""
     key = _image_key("rcnn", boxes.tobytes())
     if not start:
-        return kept(key)
+        return finished_result(key)
     model, img = model_and_image(context().subject)
 
     def work(job: Job) -> ModeResult:
-        return rcnn_mode(model, img, boxes, progress=_told(job, "R-CNN mode"))
+        return rcnn_mode(model, img, boxes, progress=_job_progress(job, "R-CNN mode"))
 
     return run_heavy("R-CNN mode", work, key=key)
 
@@ -109,7 +109,7 @@ def gallery_index(model: SPPNet, items: list[GalleryItem]) -> BuildReport:
     """The gallery's activation index (stored on disk by the library, so a second build only reads it)."""
 
     def work(job: Job) -> BuildReport:
-        return build_index(model, items, progress=_told(job, "Indexing conv5"))
+        return build_index(model, items, progress=_job_progress(job, "Indexing conv5"))
 
     return run_heavy("Index build", work)
 
@@ -119,7 +119,7 @@ def views_bench(model: SPPNet, items: list[GalleryItem], short_side: int, multi:
     (name, size, time) and settings."""
 
     def work(job: Job) -> ViewsSummary:
-        return view_accuracy(model, items, short_side, multi, progress=_told(job, "Views")).summary()
+        return view_accuracy(model, items, short_side, multi, progress=_job_progress(job, "Views")).summary()
 
     stamp = tuple((i.name, *_stat(i.path)) for i in items)
     return run_heavy("Views over a folder", work, key=("views-bench", context().model, stamp, short_side, multi))
@@ -246,7 +246,7 @@ def detection_lab(
     choice = conv_layers_choice()
     key = ("detection-lab", choice, data, counts, modes, config)
     if not start:
-        return kept(key)
+        return finished_result(key)
     model = get_model(choice)  # here, in the page's run: a worker thread has no Streamlit context for the cache
     train, test = detection_sets(data, counts)
 

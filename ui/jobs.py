@@ -41,7 +41,7 @@ def _session_alive() -> Callable[[], bool]:
     return lambda: runtime.is_active_session(session_id)
 
 
-def kept(key: Hashable) -> Any | None:
+def finished_result(key: Hashable) -> Any | None:
     """The result a ``run_heavy`` with this key finished, for any session, or None when none is kept."""
     return shared_results().get(key)
 
@@ -60,11 +60,11 @@ def run_heavy(
 
     ``fn`` reports with ``job.report(fraction, text, update)``; ``on_update`` is called here, in the page's own run,
     with every update so far whenever one arrives (a live training chart). With ``key``, a finished result is kept
-    for every session and returned at once next time (``kept``). With ``join``, the job is shared: a session asking
-    while the job of that key waits or runs waits for the same job (a network's build, a download). ``title`` is
-    what the student reads (default ``kind``, which also names the jobs whose mean length estimates the wait). With
-    ``stop``, a Stop button of that key is shown; a click stops this session's wait (``stopped`` then says so) and
-    the job, unless another session waits for it too. Exceptions of ``fn`` are raised here.
+    for every session and returned at once next time (``finished_result``). With ``join``, the job is shared: a
+    session asking while the job of that key waits or runs waits for the same job (a network's build, a download).
+    ``title`` is what the student reads (default ``kind``, which also names the jobs whose mean length estimates the
+    wait). With ``stop``, a Stop button of that key is shown; a click stops this session's wait (``stopped`` then says
+    so) and the job, unless another session waits for it too. Exceptions of ``fn`` are raised here.
     """
     store = shared_results()
     if key is not None and (hit := store.get(key)) is not None:
