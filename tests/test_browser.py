@@ -492,6 +492,7 @@ NAV_PAGES = {  # the sidebar's link (from the file name) -> a text its page show
 }
 
 
+@pytest.mark.release  # 14 s: tests/test_external_app.py runs every page with networks by name in AppTest
 def test_every_page_with_a_network_by_name(server, page):
     """Issue 23: a student types a timm name into the sidebar, and every page runs with it (same session: the
     sidebar's links, not new page loads). Last in this file: the home page test counts the loads so far."""

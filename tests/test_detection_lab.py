@@ -94,6 +94,7 @@ def test_saved_detector_scores_the_same(backbone, tmp_path):
         evaluate_detector(detector, other, data, cache)
 
 
+@pytest.mark.release  # 24 s: the Detection page's AppTest trains and tests a detector on scenes in the default tier
 def test_pipeline_on_scenes_finds_objects(backbone):
     # 5 training and 3 test scenes: mAP 0.49 to 0.68 in both modes over seeds 0-2 (8 and 5 scenes took 37 s, 0.87-0.89).
     train, test = synthetic_scenes("train", 5, seed=0), synthetic_scenes("test", 3, seed=0)
@@ -143,6 +144,7 @@ def test_five_scale_row_pools_each_window_at_its_scale(tmp_path):
         compare.mode_specs(["spp-3"], (688,))
 
 
+@pytest.mark.release  # 10 s; the VOC reader's own tests stay in the default tier (tests/test_detection_data.py)
 @pytest.mark.skipif(not IMAGENET.is_dir(), reason="../shared/imagenet-sample is not beside this clone")
 def test_pipeline_on_a_voc_folder_of_real_photos(tmp_path, backbone):
     """Real ImageNet photos as backgrounds, shapes pasted on them, written and read as VOC, detected."""

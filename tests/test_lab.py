@@ -80,6 +80,7 @@ def test_saved_model_loads_and_predicts_the_same(tmp_path):
         torch.testing.assert_close(via_registry(x), result.model(x))
 
 
+@pytest.mark.release  # 15 s: the Lab experiments page's AppTest runs a small comparison in the default tier
 def test_full_image_spp_beats_warp_on_held_out_data():
     """The paper's qualitative result on a small configuration: on the images a warp distorts (2:1 and 1:2), the
     whole image through SPP beats the warped baseline on shapes whose aspect ratio is the class."""

@@ -127,8 +127,6 @@ def _shuffle(entries: list[Entry]) -> tuple[list[dict], list[str], dict[str, int
     ], happened
 
 
-
-
 def shipped_findings(asks: str) -> list[str]:
     """What the app's own 500-photo run and the paper say on the question, for beside a class's figures."""
     from ..explain import shipped as runs
