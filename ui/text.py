@@ -2,8 +2,8 @@
 
 File names, zip folder names, class titles, codes from a link, network names and weights metadata reach the pages
 inside Markdown sentences. ``md`` escapes every character Markdown, Streamlit's extensions (``:emoji:``,
-``:red[...]``, ``$math$``) or a link's auto-detection give a meaning to, so ``[x](http://a)`` is those eleven
-characters on screen, not a link.
+``:red[...]``, ``$math$``) give a meaning to, and breaks what GitHub-style autolinks look for, so ``[x](http://a)``
+reads as those characters on screen (an invisible word joiner after "http"), not a link.
 """
 
 from __future__ import annotations
