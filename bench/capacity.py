@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import os
 import platform
 import random
@@ -40,7 +39,7 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-from sections import write_section  # noqa: E402
+from sections import publish  # noqa: E402
 from student import Student, StudentError  # noqa: E402
 
 PHOTOS = ROOT.parent / "shared" / "imagenet-sample"
@@ -314,12 +313,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         report = run(args, Path(tmp))
-    text = tables(report, args)
-    print(text)
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=1))
-    if not args.no_write:
-        write_section("capacity.py", text, "Capacity: simulated students")
+    publish("capacity.py", "Capacity: simulated students", tables(report, args), report, args)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import sys
@@ -33,7 +32,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
-from sections import write_section  # noqa: E402
+from sections import publish  # noqa: E402
 from streamlit_server import CHROMIUM, CHROMIUM_ARGS, streamlit_server  # noqa: E402
 
 PAGES = [  # the sidebar links, in menu order
@@ -264,12 +263,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         report = asyncio.run(run(args.students, Path(tmp)))
-    text = summary(report)
-    print(text)
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=1))
-    if not args.no_write:
-        write_section("careless_class.py", text, "A careless class: budgets under four careless sessions")
+    publish("careless_class.py", "A careless class: budgets under four careless sessions", summary(report), report,
+            args)
 
 
 if __name__ == "__main__":

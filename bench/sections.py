@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -19,3 +20,13 @@ def write_section(script: str, text: str, heading: str, results: Path = RESULTS)
     else:
         new = old.rstrip() + f"\n\n## {heading}\n\n" + section + "\n"
     results.write_text(new)
+
+
+def publish(script: str, heading: str, text: str, report: object, args) -> None:  # noqa: ANN001  (argparse's)
+    """What a bench script does with its result: print ``text``, write ``report`` to ``--json`` when given, and put
+    ``text`` in results.md's section unless ``--no-write``."""
+    print(text)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1))
+    if not args.no_write:
+        write_section(script, text, heading)

@@ -144,7 +144,7 @@ def test_kubernetes_manifests_stick_sessions_to_pods_and_share_the_database():
     assert docs["Service", "spp-viz-db"]["spec"]["ports"][0]["port"] == 5432
 
 
-# Hardening (issue 46): what an admission policy (Pod Security "restricted") and a school's IT office check.
+# Hardening: what an admission policy (Pod Security "restricted") and a school's IT office check.
 SCAN_VENV = Path(os.environ.get("SPP_VIZ_SCAN_VENV", ROOT / ".venv-scan"))
 
 

@@ -10,7 +10,6 @@ poll answer, and a 128-pixel thumbnail only when the student chose to share it. 
 
 from __future__ import annotations
 
-import hmac
 import io
 import json
 import os
@@ -22,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..settings import DATABASE_ENV, DEFAULT_MODEL, TEACHER_KEY_ENV, cache_root, class_max_entries, teacher_key  # noqa: F401
-from .access import new_teacher_token, token_hash
+from .access import is_teacher, new_teacher_token, token_hash
 from .questions import DEFAULT_QUESTION, QUESTIONS, Question, question
 from .schema import (  # noqa: F401  (re-exported)
     ATTEMPTS,
@@ -271,7 +270,7 @@ class ClassStore:
         self._run(work)
 
     def _check_key(self, key: str) -> None:
-        if not hmac.compare_digest(key.strip().encode(), teacher_key().encode()):
+        if not is_teacher(key, teacher_key()):
             raise ClassError("that is not the teacher's passphrase (the server's log shows it, or SPP_VIZ_TEACHER_KEY)")
 
     # --- everyone
