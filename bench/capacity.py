@@ -118,11 +118,20 @@ class Server:
         return sum(sum(psutil.Process(pid).cpu_times()[:2]) for pid in self.pids)
 
     def warm(self) -> None:
-        """One student through every page of the burst first: imports, the network, the sample's results."""
-        with Student(self.url) as s:
-            s.open()
-            for name in PAGES:
-                s.page(name)
+        """One student through every page of the burst first, on every replica: imports, the network, the sample's
+        results (each replica is a process of its own; HAProxy spreads new students over them)."""
+        warmed: set[str | None] = set()
+        for _ in range(4 * self.replicas):
+            with Student(self.url) as s:
+                s.open()
+                if s.replica in warmed:
+                    continue
+                for name in PAGES:
+                    s.page(name)
+                warmed.add(s.replica)
+            if len(warmed) == self.replicas:
+                return
+        raise RuntimeError(f"warmed {sorted(map(str, warmed))} of {self.replicas} replicas")
 
     def stop(self) -> None:
         os.killpg(self.proc.pid, 15)

@@ -7,8 +7,10 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import ROOT
@@ -31,6 +33,20 @@ def app_imports() -> list[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.module != "__future__":
             names.append(node.module)
     return names
+
+
+def plotly_peeks() -> list[str]:
+    """The installed modules that Plotly looks up in sys.modules without importing them, read from its source."""
+    import importlib.util
+
+    import _plotly_utils
+    import plotly
+
+    found = set()
+    for package in (_plotly_utils, plotly):
+        for path in Path(package.__file__).parent.rglob("*.py"):
+            found |= set(re.findall(r'get_module\(\s*"([\w.]+)",\s*should_load=False', path.read_text()))
+    return sorted(m for m in found if importlib.util.find_spec(m.split(".")[0]) is not None)
 
 
 def run_fresh(code: str) -> dict:
@@ -68,6 +84,7 @@ def test_the_home_pages_run_and_the_warm_up_import_none_and_the_network_is_loade
     objects it made, so that the collection Streamlit runs after every script run skips them."""
     code = f"""
 import gc, json, sys
+PLOTLY_PEEKS = {plotly_peeks()!r}
 import ui.warmup
 ui.warmup.start()
 ui.warmup.wait()
@@ -83,6 +100,8 @@ print(json.dumps({{
     "found": {loaded(NOT_ON_THE_HOME_PAGE)}, "default": registry.DEFAULT_MODEL,
     "steps": sorted(ui.warmup.seconds()),
     "frozen": frozen, "objects": len(gc.get_objects()),
+    "peeked": {{name: (name in sys.modules and not getattr(sys.modules[name].__spec__, "_initializing", False))
+               for name in PLOTLY_PEEKS}},
 }}))
 """
     out = run_fresh(code)
@@ -92,6 +111,9 @@ print(json.dumps({{
     assert out["loads"] == loads  # the home page loaded nothing more: the warm-up's network is the one it uses
     assert out["found"] == []
     assert out["steps"] == ["imports", "network"]
+    # Every installed module that Plotly reads from sys.modules without importing was imported by the warm-up, before
+    # any page: none can be half-imported by one page while another builds a figure.
+    assert {"numpy", "pandas"} <= set(out["peeked"]) and all(out["peeked"].values()), out["peeked"]
     # The warm-up froze what it made: Streamlit's gc.collect(2) after each run skips those objects (issue 31).
     # (gc.get_objects() leaves frozen objects out: what a collection still walks is far less than what was frozen.)
     assert out["frozen"] > 100_000 and out["objects"] < out["frozen"]

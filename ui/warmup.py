@@ -26,7 +26,12 @@ log = logging.getLogger("spp_viz.warmup")
 def _warm() -> None:
     t0 = time.perf_counter()
     try:
-        # What the home page imports (app.py and the ui modules its first run reaches), then the default network.
+        # What the home page imports (app.py and the ui modules its first run reaches), then the default network. And
+        # pandas: Plotly reads it from sys.modules without importing it (to check whether a figure's data is a Series),
+        # so a figure built while another page's first `import pandas` is half done fails with "partially initialized
+        # module 'pandas'" (7 of 30 students at once on a replica no one had opened). Imported here, it never is.
+        import pandas  # noqa: F401
+
         import ui.cache
         import ui.page
         import ui.sidebar_box  # noqa: F401
