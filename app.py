@@ -15,20 +15,22 @@ from spp_viz.settings import keep_downloads_in_cache
 keep_downloads_in_cache()  # before timm's imports: huggingface_hub reads its cache folder once
 
 import ui  # noqa: E402
+import ui.language  # noqa: E402
 import ui.warmup  # noqa: E402
 
 if st.context.headers:  # a browser's run (AppTest's come from none): the server warms up, however it was started
     ui.warmup.start()
 ui.warmup.wait()  # the warm-up imports what follows and loads the network: let that finish first
 
-from spp_viz import paper  # noqa: E402
+from spp_viz import i18n, paper  # noqa: E402
 from spp_viz.explain.level_views import classifier_reads  # noqa: E402
 from spp_viz.files import disk_full  # noqa: E402
+from spp_viz.i18n import _, lazy_gettext  # noqa: E402
 from spp_viz.images import ImageError  # noqa: E402
 from spp_viz.pyramid import num_bins  # noqa: E402
 
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
-NETWORK_NOTE = (
+NETWORK_NOTE = lazy_gettext(
     " The menu opens on the SPP-net: EfficientNet-Lite0's ImageNet conv layers with a {6,3,2,1} max pyramid and a "
     "head distilled from Lite0 on 500 photos. Unlike the paper's ZF-5 its conv layers were never trained with the "
     "pyramid, and on 500 ImageNet photos, each scored by a head distilled without it, its accuracy shows no clear "
@@ -37,6 +39,7 @@ NETWORK_NOTE = (
 )
 
 ui.leave_legacy_pages_mode()
+LANG = ui.language.start_run()  # before any text: this run's language
 st.set_page_config(page_title="SPP-net Explorer", page_icon=":material/grid_view:", layout="wide")
 
 
@@ -44,7 +47,8 @@ def home() -> None:
     """Why crop and warp exist, and what spatial pyramid pooling changes."""
     st.title("SPP-net Explorer")
     st.markdown(
-        """
+        _(
+            """
 A CNN's **convolutional layers accept any image size**; only its fully connected layers need an input of fixed
 length. So before SPP-net, every image was **cropped** or **warped** to 224 x 224 pixels: cropping loses content,
 warping distorts shapes.
@@ -53,13 +57,14 @@ warping distorts shapes.
 Visual Recognition*, ECCV 2014, arXiv 1406.4729) replaces the last pooling layer with a pyramid of max-pooling grids
 over the last conv map, "conv5". A level with n x n bins gives n x n numbers per channel, whatever the map's size,
 so the output always has length k x M: k conv5 channels times M bins. With the paper's pyramid {LEVELS},
-M = {SQUARES} = {M}, and ZF-5's {K} channels give {K} x {M} = **{LENGTH:,}** numbers for any image.
-""".format(
+M = {SQUARES} = {M}, and ZF-5's {K} channels give {K} x {M} = **{LENGTH}** numbers for any image.
+"""
+        ).format(
             LEVELS="{" + ", ".join(map(str, paper.LEVELS)) + "}",
             SQUARES=" + ".join(str(n * n) for n in paper.LEVELS),
             M=num_bins(paper.LEVELS),
             K=paper.ZF5_CHANNELS,
-            LENGTH=paper.ZF5_SPP_LENGTH,
+            LENGTH=i18n.number(paper.ZF5_SPP_LENGTH),
         )
     )
     ctx = ui.context()
@@ -67,11 +72,13 @@ M = {SQUARES} = {M}, and ZF-5's {K} channels give {K} x {M} = **{LENGTH:,}** num
         try:
             picture = ui.approaches_picture(ctx.image)  # the photo decoded (checked) and drawn, once per photo
         except ImageError as e:
-            st.error(f"**This image cannot be used:** {ui.md(e)}")
+            st.error(_("**This image cannot be used:** {why}").format(why=ui.md(e)))
         else:
-            st.image(picture, caption=f"{ctx.image_name}: what each approach feeds the network")  # a caption: text
+            # a caption: text, never Markdown
+            st.image(picture, caption=_("{name}: what each approach feeds the network").format(name=ctx.image_name))
     st.markdown(
-        """
+        _(
+            """
 **Pages**
 - **Feature maps**: the conv5 maps of your photo at any size, ranked by their strongest response; the conv5 grid
   grows with the image while the SPP output keeps its length.
@@ -95,24 +102,27 @@ M = {SQUARES} = {M}, and ZF-5's {K} channels give {K} x {M} = **{LENGTH:,}** num
 Pick a model and a photo in the sidebar; every page uses them. Numbers quoted as the paper's come from
 the paper itself, never from this app.
 """
+        )
     )
     # The sidebar has loaded the network already: this sentence costs no forward pass.
-    st.info("**The network in use.** " + classifier_reads(ui.current_model()) + NETWORK_NOTE)
+    st.info(_("**The network in use.**") + " " + classifier_reads(ui.current_model()) + str(NETWORK_NOTE))
 
 
 def page_files() -> list[st.Page]:
     """One st.Page per pages/NN_Title.py, in file-name order (files starting with "_" are helpers)."""
     # Copies: st.navigation marks the page it runs on the page object, and sessions run at once.
-    return [copy.copy(page) for page in ui.page_paths(str(PAGES_DIR))]
+    return [copy.copy(page) for page in ui.page_paths(str(PAGES_DIR), LANG)]
 
 
 ui.sidebar()
 try:
-    st.navigation([st.Page(home, title="Home", icon=":material/home:", default=True), *page_files()]).run()
+    st.navigation([st.Page(home, title=_("Home"), icon=":material/home:", default=True), *page_files()]).run()
 except OSError as e:  # a full disk reaches a student as one sentence, never as a traceback
     if not disk_full(e):
         raise
     st.error(
-        f"**The server's disk is full** ({e.strerror}), so this page could not save what it computed. Tell "
-        "whoever runs the server: the app keeps its own cache folder within its budget, so something else filled it."
+        _(
+            "**The server's disk is full** ({why}), so this page could not save what it computed. Tell whoever runs "
+            "the server: the app keeps its own cache folder within its budget, so something else filled it."
+        ).format(why=e.strerror)
     )

@@ -7,6 +7,10 @@
 #   bash run.sh test   create .venv if needed, install requirements-dev.txt, then run the test suite:
 #                      the default tier; --fast: no browser, AppTest or training; --all: the release tier too
 #   bash run.sh docs   build the documentation into site/ (mkdocs build --strict)
+#   bash run.sh catalogs
+#                      the translations: extract every `_()` message (pybabel extract -F babel.cfg) and merge the
+#                      new ones into each spp_viz/locales/<lang>/LC_MESSAGES/spp_viz.po (pybabel update); then
+#                      translate the empty msgstr entries (docs/translating.md)
 # Extra arguments go to streamlit or pytest. Set PYTHON to choose the interpreter that makes the venv.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -80,8 +84,15 @@ case "$cmd" in
     ensure_venv requirements-dev.txt
     NO_MKDOCS_2_WARNING=1 exec "$VENV/bin/mkdocs" build --strict "$@"
     ;;
+  catalogs)
+    ensure_venv requirements-dev.txt
+    "$VENV/bin/pybabel" extract -F babel.cfg -k lazy_gettext --no-location --sort-output -o spp_viz/locales/spp_viz.pot \
+      --project "SPP-net Explorer" --copyright-holder "SPP-net Explorer's authors" .
+    "$VENV/bin/pybabel" update -i spp_viz/locales/spp_viz.pot -d spp_viz/locales -D spp_viz -w 120 \
+      --ignore-obsolete --no-fuzzy-matching
+    ;;
   *)
-    echo "usage: bash run.sh app|serve --replicas N|test [--fast|--all]|docs [args...]" >&2
+    echo "usage: bash run.sh app|serve --replicas N|test [--fast|--all]|docs|catalogs [args...]" >&2
     exit 2
     ;;
 esac

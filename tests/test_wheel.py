@@ -44,6 +44,13 @@ from streamlit.testing.v1 import AppTest
 from spp_viz import settings
 at = AppTest.from_file(str(settings.webapp_dir() / "app.py"), default_timeout=300).run()
 assert not at.exception, [e.value for e in at.exception]
+korean = AppTest.from_file(str(settings.webapp_dir() / "app.py"), default_timeout=300)
+korean.query_params["lang"] = "ko"
+korean.run()
+assert not korean.exception, [e.value for e in korean.exception]
+from spp_viz import i18n
+mo = i18n.LOCALES / "ko" / "LC_MESSAGES" / "spp_viz.mo"
+print(korean.sidebar.header[0].value, mo.is_file(), i18n.font_path() is not None)
 print(at.title[0].value)
 """
 
@@ -87,6 +94,8 @@ def test_installed_app_runs_and_spp_viz_app_serves_it(installed, tmp_path):
     done = outside(installed, tmp_path, "-c", RUN_APP, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == "SPP-net Explorer"
+    # In Korean from the wheel: its build compiled the catalog into the .mo it ships; the font for Hangul is found.
+    assert done.stdout.strip().splitlines()[-2] == "모델 True True"
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(installed), "SPP_VIZ_OFFLINE": "1"}
     cmd = [sys.executable, "-m", "spp_viz", "app", "--server.port", str(port), "--server.address", "127.0.0.1"]

@@ -19,6 +19,7 @@ from typing import Any
 _WHERE = {
     "heavy": None,  # a submodule
     "classroom": None,  # a submodule: the Class page's glue
+    "language": None,  # a submodule: this session's language
     **dict.fromkeys(
         ["approaches_picture", "cached_channel_overlay", "cached_class_zip", "cached_comparison",
          "cached_feature_maps", "cached_fixed_length", "cached_level_shares", "cached_maps_npy", "cached_shuffle",

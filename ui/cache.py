@@ -19,7 +19,7 @@ import streamlit as st
 from PIL import Image
 from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
-from spp_viz import registry
+from spp_viz import i18n, registry
 from spp_viz.explain import shipped
 from spp_viz.explain.attribution import Attribution, LevelShare, level_contributions
 from spp_viz.explain.attribution import run as run_attribution
@@ -187,8 +187,6 @@ def cached_class_zip(data: bytes) -> tuple[dict[str, list[GalleryItem]], list[tu
     return read_class_zip(data)
 
 
-
-
 @dataclass(frozen=True)
 class ShippedViews:
     """The shipped views runs as the Crop, warp or SPP page shows them: the sidebar network's run first (else the
@@ -236,10 +234,16 @@ def jpeg_bytes(img: Image.Image, quality: int = 90) -> bytes:
     return buf.getvalue()
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
 def approaches_picture(image: ImageChoice) -> bytes:
-    """The home page's strip: what crop, warp and SPP feed the network, for this photo."""
-    return jpeg_bytes(crop_warp_spp(decode_image(image.data, image.name)))
+    """The home page's strip: what crop, warp and SPP feed the network, for this photo, labelled in this session's
+    language."""
+    return _approaches_picture(image, i18n.language())
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _approaches_picture(image: ImageChoice, lang: str) -> bytes:  # the language is part of the key: its labels
+    with i18n.use(lang):
+        return jpeg_bytes(crop_warp_spp(decode_image(image.data, image.name)))
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

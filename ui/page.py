@@ -3,23 +3,41 @@
 from __future__ import annotations
 
 import functools
+import sys
 from pathlib import Path
 
 import numpy as np
 import streamlit as st
 from PIL import Image
 
-from spp_viz import registry
+from spp_viz import i18n, registry
 from spp_viz.explain.feature_maps import FeatureMaps
+from spp_viz.i18n import _, lazy_gettext
 from spp_viz.images import ImageError
 from spp_viz.models import SPPNet
 from spp_viz.weights import WeightsError
 
 from .cache import decode_image, get_model
+from .language import start_run
 from .session import context
 from .text import md
 
-NOTES = "the paper notes (He et al., arXiv 1406.4729)"
+NOTES = lazy_gettext("the paper notes (He et al., arXiv 1406.4729)")
+# Each page's title in the menu, by its file's name (the URL keeps the file's name in every language).
+PAGE_TITLES = {
+    "1_Feature_maps": lazy_gettext("Feature maps"),
+    "2_Pyramid_pooling": lazy_gettext("Pyramid pooling"),
+    "3_Strongest_activations": lazy_gettext("Strongest activations"),
+    "4_Crop_warp_SPP": lazy_gettext("Crop warp SPP"),
+    "5_Attributions": lazy_gettext("Attributions"),
+    "6_Detection": lazy_gettext("Detection"),
+    "7_SPP_Lab": lazy_gettext("SPP Lab"),
+    "8_Lab_experiments": lazy_gettext("Lab experiments"),
+    "9_Class": lazy_gettext("Class"),
+}
+# The pages whose own text is not in the catalogs yet: in another language they say so at the top.
+UNTRANSLATED = {"2_Pyramid_pooling", "3_Strongest_activations", "4_Crop_warp_SPP", "5_Attributions", "6_Detection",
+                "7_SPP_Lab", "8_Lab_experiments", "9_Class"}  # fmt: skip
 
 
 def start_page() -> None:
@@ -30,15 +48,21 @@ def start_page() -> None:
     a click, that rerun drops the click. ``ui.session.leave_legacy_pages_mode`` reaches into Streamlit's internals;
     tests/test_layout.py checks them against the pinned Streamlit and that every page starts here.
     """
+    start_run()  # the session's language (app.py set it already, unless this run is in the legacy mode)
     context()
+    page = Path(sys._getframe(1).f_globals.get("__file__", "")).stem  # the page that called
+    if page in UNTRANSLATED and i18n.language() != "en":
+        st.info(_("This page is not translated yet: its text is in English. The sidebar and the menu are translated."))
 
 
 @functools.cache
-def page_paths(folder: str) -> tuple[st.Page, ...]:
-    """One st.Page per pages/NN_Title.py, in file-name order, made once per process: app.py runs on every click,
-    and making them (each resolves its file's path) took 8% of the server's time under a burst of 30 students.
-    st.navigation marks the page it runs on the object: each run takes copies (``copy.copy``)."""
-    return tuple(st.Page(str(p)) for p in sorted(Path(folder).glob("[0-9]*.py")))
+def page_paths(folder: str, lang: str = "en") -> tuple[st.Page, ...]:
+    """One st.Page per pages/NN_Title.py, in file-name order, titled in ``lang``, made once per process and language:
+    app.py runs on every click, and making them (each resolves its file's path) took 8% of the server's time under a
+    burst of 30 students. st.navigation marks the page it runs on the object: each run takes copies (``copy.copy``)."""
+    with i18n.use(lang):
+        return tuple(st.Page(str(p), title=str(PAGE_TITLES.get(p.stem, p.stem.partition("_")[2].replace("_", " "))))
+                     for p in sorted(Path(folder).glob("[0-9]*.py")))  # fmt: skip
 
 
 def current_model() -> SPPNet:
@@ -47,12 +71,15 @@ def current_model() -> SPPNet:
     try:
         model = get_model(ctx.model)
     except (WeightsError, ValueError) as e:
-        st.error(f"**{md(registry.title(ctx.model_name))} could not be loaded.** {md(e)}")
+        title = md(registry.title(ctx.model_name))
+        st.error(_("**{model} could not be loaded.** {why}").format(model=title, why=md(e)))
         st.stop()
     if not model.pretrained:
         st.warning(
-            f"**{registry.title(ctx.model_name)}** has random weights: its conv5 maps and pyramid work, but its "
-            "predictions mean nothing. Give a weights file in the sidebar to use trained weights."
+            _(
+                "**{model}** has random weights: its conv5 maps and pyramid work, but its predictions mean nothing. "
+                "Give a weights file in the sidebar to use trained weights."
+            ).format(model=md(registry.title(ctx.model_name)))
         )
     return model
 
@@ -61,16 +88,20 @@ def current_image() -> tuple[Image.Image, bytes]:
     """The chosen image (decoded, checked) and its bytes, or a message and a stop."""
     ctx = context()
     if ctx.image is None:
-        st.info("Upload a photo in the sidebar, or pick a sample, to begin.")
+        st.info(_("Upload a photo in the sidebar, or pick a sample, to begin."))
         st.stop()
     try:
         img = decode_image(ctx.image.data, ctx.image.name)
     except ImageError as e:
-        st.error(f"**This image cannot be used:** {md(e)}")
+        st.error(_("**This image cannot be used:** {why}").format(why=md(e)))
         st.stop()
     if "downsized_from" in img.info:
         w0, h0 = img.info["downsized_from"]
-        st.caption(f"{md(ctx.image_name)} was shrunk from {w0} x {h0} to {img.width} x {img.height} pixels on reading.")
+        st.caption(
+            _("{name} was shrunk from {w0} x {h0} to {w} x {h} pixels on reading.").format(
+                name=md(ctx.image_name), w0=w0, h0=h0, w=img.width, h=img.height
+            )
+        )
     return img, ctx.image.data
 
 
@@ -86,14 +117,18 @@ def measured_field_note(model: SPPNet) -> None:
     footprint = model.footprint
     if footprint is None:
         return
-    how = f"{model.name}'s conv5 geometry is measured, not typed in (its cells' gradient footprint, see the README)"
+    how = _("{model}'s conv5 geometry is measured, not typed in (its cells' gradient footprint, see the README)")
+    how = how.format(model=model.name)
     if not footprint.covers:
-        st.caption(f"{how}: receptive field {footprint.describe()}.")  # "W x H pixels (W x H), stride S"
+        # "W x H pixels (W x H), stride S"
+        st.caption(_("{how}: receptive field {field}.").format(how=how, field=footprint.describe()))
         return
     st.caption(
-        f"{how}: {footprint.describe()}; stride {footprint.stride[1]} pixels. The boxes drawn here are each cell's "
-        "receptive field cut to the image, so they cover all of it: a cell's place on the grid (one stride step from "
-        "the next) still says where its strongest evidence is centred."
+        _(
+            "{how}: {field}; stride {stride} pixels. The boxes drawn here are each cell's receptive field cut to the "
+            "image, so they cover all of it: a cell's place on the grid (one stride step from the next) still says "
+            "where its strongest evidence is centred."
+        ).format(how=how, field=footprint.describe(), stride=footprint.stride[1])
     )
 
 
@@ -103,15 +138,20 @@ def response_maps(fm: FeatureMaps, key: str) -> tuple[np.ndarray, str]:
     if fm.clip is None:
         return fm.conv5, "conv5"
     ceiling = f"{fm.clip_ceiling:g}"
-    if st.toggle(f"Show the clipped map (after {fm.clip}: what the pyramid pools)", key=key):
+    values = {"clip": fm.clip, "ceiling": ceiling, "tied": fm.saturated_channels, "channels": fm.conv5.shape[0]}
+    if st.toggle(_("Show the clipped map (after {clip}: what the pyramid pools)").format(**values), key=key):
         st.caption(
-            f"After {fm.clip}, values stop at {ceiling}: on this image {fm.saturated_channels} of "
-            f"{fm.conv5.shape[0]} channels reach {ceiling} somewhere, so their strongest cells tie."
+            _(
+                "After {clip}, values stop at {ceiling}: on this image {tied} of {channels} channels reach {ceiling} "
+                "somewhere, so their strongest cells tie."
+            ).format(**values)
         )
-        return fm.conv5, f"after {fm.clip}"
+        return fm.conv5, _("after {clip}").format(**values)
     st.caption(
-        f"Maps **before {fm.clip}** (the batch-norm output): the ranking, the maxima and the arrows use these, "
-        f"because after the clip {fm.saturated_channels} of this image's {fm.conv5.shape[0]} channels tie at "
-        f"{ceiling}. The pyramid pools the clipped map (the toggle shows it)."
+        _(
+            "Maps **before {clip}** (the batch-norm output): the ranking, the maxima and the arrows use these, because "
+            "after the clip {tied} of this image's {channels} channels tie at {ceiling}. The pyramid pools the clipped "
+            "map (the toggle shows it)."
+        ).format(**values)
     )
-    return fm.responses, f"before {fm.clip}"
+    return fm.responses, _("before {clip}").format(**values)

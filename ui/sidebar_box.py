@@ -7,9 +7,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from spp_viz import registry
+from spp_viz import i18n, registry
 from spp_viz.budgets import TooLarge, check_weights_file
 from spp_viz.devices import available_devices, resolve_device
+from spp_viz.i18n import _
 from spp_viz.images import sample_bytes, samples
 from spp_viz.models import ZOO
 from spp_viz.settings import (
@@ -25,6 +26,7 @@ from .builds import BuildStopped, build_model, build_stop_key
 from .cache import model_shelf
 from .external_box import external_box
 from .jobs import restart
+from .language import language_switch
 from .recovery import moved_notice, session_lost
 from .server_panel import server_panel
 from .session import (
@@ -46,18 +48,20 @@ IMAGE_TYPES = ["jpg", "jpeg", "png", "gif", "webp", "bmp", "tif", "tiff"]
 
 def _weights_box(name: str) -> str | None:
     """A zoo model's optional weights: an upload (kept in this session only) or, where allowed, a server path."""
-    st.caption(f"Weights: {ZOO[name].weights}.")
-    with st.expander("Your own weights (optional)"):
+    st.caption(_("Weights: {weights}.").format(weights=ZOO[name].weights))
+    with st.expander(_("Your own weights (optional)")):
         base = f"weights_upload_{name}"
         up = st.file_uploader(
-            "Weights file (.safetensors, .pth)",
+            _("Weights file (.safetensors, .pth)"),
             type=["safetensors", "pth", "pt"],
             key=upload_key(base),
             max_upload_size=weights_max_mb(),
-            help=f"At most {weights_max_mb()} MB, read with weights_only=True; it stays in your session.",
+            help=_("At most {mb} MB, read with weights_only=True; it stays in your session.").format(
+                mb=weights_max_mb()
+            ),
         )
         if up is None and (why := refused(base)) is not None:
-            st.error(f"**That file was not read:** {md(why)}.")
+            st.error(_("**That file was not read:** {why}.").format(why=md(why)))
         if up is not None:
             try:  # before the file is read or kept: a huge file leaves the server's memory at once
                 check_weights_file(name, up.size, registry.size(name))
@@ -68,10 +72,10 @@ def _weights_box(name: str) -> str | None:
             return remember_weights(UploadedWeights(up.name, up.getvalue()))
         if server_paths():
             path = st.text_input(
-                "or a weights file on this computer",
+                _("or a weights file on this computer"),
                 key=f"weights_{name}",
-                placeholder="/path/to/weights.pth or .safetensors",
-                help="A checkpoint on the computer running the app (allowed by SPP_VIZ_SERVER_PATHS=1).",
+                placeholder=_("/path/to/weights.pth or .safetensors"),
+                help=_("A checkpoint on the computer running the app (allowed by SPP_VIZ_SERVER_PATHS=1)."),
             ).strip()
             return path or None
     return None
@@ -81,16 +85,16 @@ OTHER = "other"  # the Network menu's last entry: any timm or torchvision CNN, t
 
 
 def _title(name: str) -> str:
-    return "Any timm or torchvision CNN ..." if name == OTHER else registry.title(name)
+    return _("Any timm or torchvision CNN ...") if name == OTHER else registry.title(name)
 
 
 def _model_box() -> ModelChoice | None:
     """The model the sidebar asks for; None while it waits (for a name, a file, a download)."""
-    st.header("Model")
+    st.header(_("Model"))
     own = [f"{registry.LAB_PREFIX}{p}" for p in st.session_state.get("ui.heavy.lab_own", []) if Path(p).is_file()]
     options = list(dict.fromkeys([*registry.names(LAB_DIR), *own, OTHER]))
     name = st.selectbox(
-        "Network", options, format_func=_title, key="model_name", index=options.index(registry.DEFAULT_MODEL)
+        _("Network"), options, format_func=_title, key="model_name", index=options.index(registry.DEFAULT_MODEL)
     )
     if name == OTHER:
         picked = external_box()
@@ -101,13 +105,15 @@ def _model_box() -> ModelChoice | None:
         weights = None
         base = registry.base_of(name)
         st.caption(
-            f"{base}'s conv layers (shared with it) and a pyramid head distilled from its own head; "
-            "see the model card (docs/model-card.md)."
+            _(
+                "{base}'s conv layers (shared with it) and a pyramid head distilled from its own head; see the model "
+                "card (docs/model-card.md)."
+            ).format(base=base)
             if base is not None
-            else "Trained in the SPP Lab; its class names come with it."
+            else _("Trained in the SPP Lab; its class names come with it.")
         )
     choices = ["auto", *available_devices()]
-    wanted = st.selectbox("Device", choices, key="device", help="auto picks CUDA, then Apple MPS, then the CPU.")
+    wanted = st.selectbox(_("Device"), choices, key="device", help=_("auto picks CUDA, then Apple MPS, then the CPU."))
     return ModelChoice(name, str(resolve_device(wanted)), weights) if name else None
 
 
@@ -115,79 +121,92 @@ def _in_use(choice: ModelChoice | None) -> ModelChoice:
     """The model this run uses: ``choice`` once it loads, else the last one that did (the previous model stays)."""
     fallback = st.session_state.get("model_ok") or ModelChoice(registry.DEFAULT_MODEL, str(resolve_device("auto")))
     if choice is None:
-        st.caption(f"Still using **{md(registry.title(fallback.name))}** until then.")
+        st.caption(_("Still using **{model}** until then.").format(model=md(registry.title(fallback.name))))
         return fallback
     try:
         # Held: a lookup that makes it the most recently used. Not held: a build on the server's queue, its place,
         # size and progress shown here, with a Stop button.
         build_model(choice)
     except BuildStopped as e:
-        st.info(f"**{md(e)}** was stopped.")
-        st.button("Build it again", key="build_again", on_click=restart, args=(build_stop_key(choice),))
-        st.caption(f"Still using **{md(registry.title(fallback.name))}**.")
+        st.info(_("**{model}** was stopped.").format(model=md(e)))
+        st.button(_("Build it again"), key="build_again", on_click=restart, args=(build_stop_key(choice),))
+        st.caption(_("Still using **{model}**.").format(model=md(registry.title(fallback.name))))
         return fallback
     except Exception as e:  # a student's network can fail inside timm or torchvision in many ways: none may crash
         if choice == fallback:
             return choice  # nothing loaded before: the page says why
         why = str(e) if isinstance(e, (WeightsError, ValueError)) else f"{type(e).__name__}: {e}"
-        st.error(f"**{md(registry.title(choice.name))} could not be loaded.** {md(why)}")
-        st.caption(f"Still using **{md(registry.title(fallback.name))}**.")
+        title = md(registry.title(choice.name))
+        st.error(_("**{model} could not be loaded.** {why}").format(model=title, why=md(why)))
+        st.caption(_("Still using **{model}**.").format(model=md(registry.title(fallback.name))))
         return fallback
     seconds = model_shelf().seconds(choice)
-    st.caption(f"Running on **{choice.device}**." + (f" Loaded in {seconds:.1f} s." if seconds else ""))
+    loaded = " " + _("Loaded in {seconds} s.").format(seconds=i18n.number(seconds, 1)) if seconds else ""
+    st.caption(_("Running on **{device}**.").format(device=choice.device) + loaded)
     st.session_state["model_ok"] = choice
     return choice
 
 
 def _image_box() -> ImageChoice:
-    st.header("Image")
+    st.header(_("Image"))
     base = "upload-again" if session_lost() else "upload"
     up = st.file_uploader(
-        "Your photo",
+        _("Your photo"),
         type=IMAGE_TYPES,
         # A lost session's browser still shows the photo it uploaded to the server that is gone, and would not send
         # the same file again: a widget of another key starts empty.
         key=upload_key(base),
         max_upload_size=MAX_UPLOAD_MB,
-        help=f"JPEG, PNG, GIF, WebP, BMP or TIFF, at most {MAX_UPLOAD_MB} MB. "
-        "Large photos are shrunk to 2048 pixels on the longer side.",
+        help=_(
+            "JPEG, PNG, GIF, WebP, BMP or TIFF, at most {mb} MB. Large photos are shrunk to 2048 pixels on the longer "
+            "side."
+        ).format(mb=MAX_UPLOAD_MB),
     )
     options = samples()
     pick = st.selectbox(
-        "Sample photo (used while nothing is uploaded)",
+        _("Sample photo (used while nothing is uploaded)"),
         range(len(options)),
         format_func=lambda i: options[i].title,
         key="sample",
     )
     if up is not None and up.size > MAX_UPLOAD_MB * 2**20:  # the browser refuses it; a hand-made request is not one
-        refuse_upload(base, up, f"that file is over {MAX_UPLOAD_MB} MB, the most a photo may be")
+        refuse_upload(base, up, _("that file is over {mb} MB, the most a photo may be").format(mb=MAX_UPLOAD_MB))
         st.rerun()
     if up is None and (why := refused(base)) is not None:
-        st.error(f"**Your photo was not read:** {md(why)}.")
+        st.error(_("**Your photo was not read:** {why}.").format(why=md(why)))
     if up is not None:
         refused(base, taken=True)
         remember_upload(up.name, up.getvalue())
-        st.caption(f"In use: **{md(up.name)}**, your upload (it stays in your session). Remove it to use the sample.")
+        st.caption(
+            _("In use: **{name}**, your upload (it stays in your session). Remove it to use the sample.").format(
+                name=md(up.name)
+            )
+        )
         return ImageChoice(up.name, up.getvalue())
     sample = options[pick]
-    st.caption(f"In use: **{sample.title}**, a sample ({sample.credit}; {sample.licence}).")
+    st.caption(
+        _("In use: **{name}**, a sample ({credit}; {licence}).").format(
+            name=sample.title, credit=sample.credit, licence=sample.licence
+        )
+    )
     return ImageChoice(sample.file, sample_bytes(sample.file))
 
 
 def sidebar() -> Context:
     """Draw the shared sidebar (model, device, image) and keep its choices in session state."""
     with st.sidebar:
+        language_switch()
         moved_notice()
         model = _in_use(_model_box())
         image = _image_box()
         folder = ""
         if server_paths():
-            with st.expander("Gallery folder"):
+            with st.expander(_("Gallery folder")):
                 folder = st.text_input(
-                    "Folder of images on this computer",
+                    _("Folder of images on this computer"),
                     key="gallery_folder",
-                    placeholder="/path/to/photos",
-                    help="Indexed on the Strongest activations page: the images that excite each conv5 filter most.",
+                    placeholder=_("/path/to/photos"),
+                    help=_("Indexed on the Strongest activations page: the images that excite each conv5 filter most."),
                 ).strip()
         server_panel()
     ctx = Context(model, image, folder)

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from ..geometry import Bin, FeatureGeometry, level_bins
+from ..i18n import _, number
 from ..images import resize_short_side, to_tensor
 from ..models import SPPNet
 from ..pyramid import bin_winners, pool_level, spatial_pyramid_pool
@@ -88,17 +89,37 @@ def fixed_length_rows(model: SPPNet, img: Image.Image, levels: Sequence[int]) ->
 def classifier_reads(model: SPPNet) -> str:
     """One sentence: which pyramid levels ``model``'s classifier reads, and how many numbers that is."""
     levels, mode = tuple(model.spp.levels), model.spp.mode
-    pyramid = "{" + ",".join(map(str, levels)) + "}"
-    length = f"{model.channels:,} channels x {sum(n * n for n in levels)} bins = {model.spp_length:,} numbers"
+    values = {
+        "model": model.name,
+        "mode": mode,
+        "pyramid": "{" + ",".join(map(str, levels)) + "}",
+        "channels": number(model.channels),
+        "bins": sum(n * n for n in levels),
+        "length": number(model.spp_length),
+    }
     if levels == (1,):
         return (
-            f"{model.name}'s classifier reads a one-level pyramid ({mode} pooling over all of conv5: global "
-            f"{'average' if mode == 'avg' else 'max'} pooling, {model.channels:,} numbers). The paper's "
-            "{6,3,2,1} levels that the Pyramid page draws are read by no trained layer of this network; the SPP-net "
-            "entry of the Network menu has a classifier that reads them."
-        )
-    trained = "" if model.pretrained else " Its weights are random: it shows the mechanism, not what was learned."
-    return f"{model.name}'s classifier reads the {pyramid} pyramid ({mode} pooling): {length}.{trained}"
+            _(
+                "{model}'s classifier reads a one-level pyramid ({mode} pooling over all of conv5: global average "
+                "pooling, {channels} numbers). The paper's {{6,3,2,1}} levels that the Pyramid page draws are read by "
+                "no trained layer of this network; the SPP-net entry of the Network menu has a classifier that reads "
+                "them."
+            )
+            if mode == "avg"
+            else _(
+                "{model}'s classifier reads a one-level pyramid ({mode} pooling over all of conv5: global max "
+                "pooling, {channels} numbers). The paper's {{6,3,2,1}} levels that the Pyramid page draws are read by "
+                "no trained layer of this network; the SPP-net entry of the Network menu has a classifier that reads "
+                "them."
+            )
+        ).format(**values)
+    sentence = _(
+        "{model}'s classifier reads the {pyramid} pyramid ({mode} pooling): {channels} channels x {bins} bins = "
+        "{length} numbers."
+    ).format(**values)
+    if not model.pretrained:
+        sentence += " " + _("Its weights are random: it shows the mechanism, not what was learned.")
+    return sentence
 
 
 _COUNTS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}

@@ -11,6 +11,7 @@ from matplotlib import colormaps
 from PIL import Image
 from plotly.subplots import make_subplots
 
+from ..i18n import _
 from ..models import Prediction
 from .base import COLORSCALE, figure
 
@@ -24,7 +25,7 @@ def channel_grid(
     per channel, and one shared colour scale shows which channels are strong.
     """
     channels = [int(c) for c in channels]
-    _, h, w = conv5.shape
+    h, w = conv5.shape[1:]
     rows = max(1, math.ceil(len(channels) / cols))
     cols = min(cols, max(1, len(channels)))
     gap_y = max(1, round(h / 4))  # room for the next row's titles
@@ -37,7 +38,7 @@ def channel_grid(
         top, left = (i // cols) * (h + gap_y), (i % cols) * (w + 1)
         mosaic[top : top + h, left : left + w] = conv5[c]
         info[top : top + h, left : left + w] = np.stack([np.full_like(xs, c), xs, ys], axis=-1)
-        label = f"#{c}" + (f" max {values[c]:.2f}" if values is not None else "")
+        label = f"#{c}" + (" " + _("max {value}").format(value=f"{values[c]:.2f}") if values is not None else "")
         annotations.append(
             {
                 "x": left + (w - 1) / 2,
@@ -54,8 +55,8 @@ def channel_grid(
         "customdata": info,
         "colorscale": COLORSCALE,
         "hoverongaps": False,
-        "hovertemplate": "channel %{customdata[0]}<br>x %{customdata[1]}, y %{customdata[2]}"
-        "<br>value %{z:.3f}<extra></extra>",
+        "hovertemplate": _("channel %{customdata[0]}<br>x %{customdata[1]}, y %{customdata[2]}<br>value %{z:.3f}")
+        + "<extra></extra>",
     }
     layout = {
         "xaxis": {"visible": False, "constrain": "domain"},
@@ -73,7 +74,7 @@ def channel_heatmap(fmap: np.ndarray, title: str) -> go.Figure:
         "type": "heatmap",
         "z": fmap,
         "colorscale": COLORSCALE,
-        "hovertemplate": "x %{x}, y %{y}<br>value %{z:.3f}<extra></extra>",
+        "hovertemplate": _("x %{x}, y %{y}<br>value %{z:.3f}") + "<extra></extra>",
     }
     layout = {
         "title": {"text": title},
@@ -118,21 +119,21 @@ def size_sweep(rows: Sequence[dict]) -> go.Figure:
     rows = sorted(rows, key=lambda r: r["short_side"])
     xs = [r["short_side"] for r in rows]
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_trace(go.Scatter(x=xs, y=[r["conv5_h"] for r in rows], name="conv5 height", mode="lines+markers"))
-    fig.add_trace(go.Scatter(x=xs, y=[r["conv5_w"] for r in rows], name="conv5 width", mode="lines+markers"))
+    fig.add_trace(go.Scatter(x=xs, y=[r["conv5_h"] for r in rows], name=_("conv5 height"), mode="lines+markers"))
+    fig.add_trace(go.Scatter(x=xs, y=[r["conv5_w"] for r in rows], name=_("conv5 width"), mode="lines+markers"))
     fig.add_trace(
         go.Scatter(
             x=xs,
             y=[r["spp_length"] for r in rows],
-            name="SPP output length",
+            name=_("SPP output length"),
             mode="lines+markers",
             line={"dash": "dash"},
         ),
         secondary_y=True,
     )
-    fig.update_xaxes(title="input shorter side (pixels)")
-    fig.update_yaxes(title="conv5 cells", secondary_y=False)
+    fig.update_xaxes(title=_("input shorter side (pixels)"))
+    fig.update_yaxes(title=_("conv5 cells"), secondary_y=False)
     lengths = [r["spp_length"] for r in rows]
-    fig.update_yaxes(title="SPP length", secondary_y=True, range=[0, max(lengths) * 1.2 if lengths else 1])
+    fig.update_yaxes(title=_("SPP length"), secondary_y=True, range=[0, max(lengths) * 1.2 if lengths else 1])
     fig.update_layout(height=320, margin={"t": 30, "b": 10}, legend={"orientation": "h"})
     return fig

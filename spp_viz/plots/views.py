@@ -12,6 +12,7 @@ from ..explain.attribution import LevelShare
 from ..explain.level_importance import LevelSummary
 from ..explain.view_summary import ViewsSummary
 from ..explain.views import VIEW_TITLES, VIEWS, View, make_views
+from ..i18n import _, font
 
 
 def shade_outside(img: Image.Image, box: tuple[float, float, float, float]) -> Image.Image:
@@ -50,15 +51,20 @@ def crop_warp_spp(img: Image.Image, size: int = 224, short_side: int = 256, pane
     """Three panels, for the Home page: the centre crop (cut-away part shaded), the warp, and the full image."""
     views = make_views(img, size, short_side)
     panels = [view_picture(views[name], img) for name in VIEWS]
-    labels = ["crop: the grey part is lost", "warp: the squares are squashed", "SPP: the whole image, as it is"]
+    labels = [
+        _("crop: the grey part is lost"),
+        _("warp: the squares are squashed"),
+        _("SPP: the whole image, as it is"),
+    ]
     canvas = Image.new("RGB", (panel * 3 + 40, panel + 30), "white")
     draw = ImageDraw.Draw(canvas)
+    label_font = font(13)  # with Hangul: the labels are in the reader's language
     for i, (p, label) in enumerate(zip(panels, labels, strict=True)):
         p = p.copy()
         p.thumbnail((panel, panel))
         x = 10 + i * (panel + 10)
         canvas.paste(p, (x + (panel - p.width) // 2, (panel - p.height) // 2))
-        draw.text((x + 4, panel + 8), label, fill=(20, 20, 20))
+        draw.text((x + 4, panel + 6), label, fill=(20, 20, 20), font=label_font)
     return canvas
 
 
@@ -68,9 +74,9 @@ def sweep_figure(sides: Sequence[int], sweep: dict[str, list[float]], class_name
     for name, probs in sweep.items():
         fig.add_trace(go.Scatter(x=list(sides), y=probs, mode="lines+markers", name=VIEW_TITLES[name]))
     fig.update_layout(
-        title=f"p({class_name}) against input size",
-        xaxis_title="input shorter side (pixels)",
-        yaxis={"title": "probability", "range": [0, 1], "tickformat": ".0%"},
+        title=_("p({name}) against input size").format(name=class_name),
+        xaxis_title=_("input shorter side (pixels)"),
+        yaxis={"title": _("probability"), "range": [0, 1], "tickformat": ".0%"},
         height=360,
         margin={"t": 40, "b": 10},
         legend={"orientation": "h"},
@@ -86,13 +92,13 @@ def level_shares_bar(shares: Sequence[LevelShare]) -> go.Figure:
             y=[s.drop for s in shares],
             text=[f"{s.share:.0%}" for s in shares],
             textposition="auto",
-            hovertemplate="level %{x}<br>logit drop when zeroed: %{y:.3f}<extra></extra>",
+            hovertemplate=_("level %{x}<br>logit drop when zeroed: %{y:.3f}") + "<extra></extra>",
         )
     )
     fig.update_layout(
-        title="Target logit lost when one level is zeroed",
-        xaxis_title="pyramid level",
-        yaxis_title="logit drop",
+        title=_("Target logit lost when one level is zeroed"),
+        xaxis_title=_("pyramid level"),
+        yaxis_title=_("logit drop"),
         height=300,
         margin={"t": 40, "b": 10},
     )
@@ -108,15 +114,15 @@ def level_means_bar(summary: LevelSummary) -> go.Figure:
             x=[f"{r.level}x{r.level}" for r in rows],
             y=[100 * r.share.mean for r in rows],
             error_y={"type": "data", "array": [200 * r.share.se for r in rows]},
-            text=[f"top-1 changes on {r.changed} of {summary.n}" for r in rows],
+            text=[_("top-1 changes on {changed} of {n}").format(changed=r.changed, n=summary.n) for r in rows],
             textposition="outside",
-            hovertemplate="level %{x}<br>mean share %{y:.1f}%<extra></extra>",
+            hovertemplate=_("level %{x}<br>mean share %{y:.1f}%") + "<extra></extra>",
         )
     )
     fig.update_layout(
-        title=f"Share of the top class's logit drop, mean over {summary.n} photos",
-        xaxis_title="pyramid level zeroed",
-        yaxis_title="share (%)",
+        title=_("Share of the top class's logit drop, mean over {n} photos").format(n=summary.n),
+        xaxis_title=_("pyramid level zeroed"),
+        yaxis_title=_("share (%)"),
         yaxis_range=[0, 115],
         height=320,
         margin={"t": 40, "b": 10},
@@ -143,14 +149,17 @@ def view_differences(result: ViewsSummary) -> go.Figure:
                     "arrayminus": [100 * (d.diff - d.low) for d in ds],
                 },
                 customdata=[[100 * d.low, 100 * d.high, d.mcnemar_p] for d in ds],
-                hovertemplate=f"%{{x}}, {label}: %{{y:+.1f}} points vs crop<br>95% interval %{{customdata[0]:+.1f}} "
-                "to %{customdata[1]:+.1f}<br>McNemar p = %{customdata[2]:.2g}<extra></extra>",
+                hovertemplate=_(
+                    "%{{x}}, {label}: %{{y:+.1f}} points vs crop<br>{percent} interval %{{customdata[0]:+.1f}} to "
+                    "%{{customdata[1]:+.1f}}<br>McNemar p = %{{customdata[2]:.2g}}"
+                ).format(label=label, percent="95%")
+                + "<extra></extra>",
             )
         )
     fig.add_hline(y=0, line_color="#888")
     fig.update_layout(
         barmode="group",
-        yaxis={"title": "accuracy minus the crop's (points)"},
+        yaxis={"title": _("accuracy minus the crop's (points)")},
         height=320,
         margin={"t": 20, "b": 10},
         legend={"orientation": "h"},
@@ -165,10 +174,10 @@ def poll_figure(poll: dict[str, int], happened: dict[str, int], words: Mapping[s
     names = [words.get(c, c) for c in choices]
     fig = go.Figure(
         [
-            go.Bar(name="voted for it", x=names, y=[poll[c] for c in choices]),
+            go.Bar(name=_("voted for it"), x=names, y=[poll[c] for c in choices]),
             go.Bar(name=came_true, x=names, y=[happened.get(c, 0) for c in choices]),
         ]
     )
-    fig.update_layout(barmode="group", height=280, margin={"t": 30, "b": 10}, yaxis={"title": "photos"},
-                      title="The poll against what happened")  # fmt: skip
+    fig.update_layout(barmode="group", height=280, margin={"t": 30, "b": 10}, yaxis={"title": _("photos")},
+                      title=_("The poll against what happened"))  # fmt: skip
     return fig
