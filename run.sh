@@ -86,7 +86,7 @@ case "$cmd" in
     ;;
   catalogs)
     ensure_venv requirements-dev.txt
-    "$VENV/bin/pybabel" extract -F babel.cfg -k lazy_gettext --no-location --sort-output -o spp_viz/locales/spp_viz.pot \
+    "$VENV/bin/pybabel" extract -F babel.cfg -k lazy_gettext -k N_ --no-location --sort-output -o spp_viz/locales/spp_viz.pot \
       --project "SPP-net Explorer" --copyright-holder "SPP-net Explorer's authors" .
     "$VENV/bin/pybabel" update -i spp_viz/locales/spp_viz.pot -d spp_viz/locales -D spp_viz -w 120 \
       --ignore-obsolete --no-fuzzy-matching

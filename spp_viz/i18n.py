@@ -9,6 +9,7 @@ another thread takes the caller's language with ``contextvars.copy_context()``.
     _("{channels} channels").format(channels=k)     # named placeholders: a translator may reorder them
     ngettext("{n} photo", "{n} photos", n).format(n=n)
     TITLE = lazy_gettext("Feature maps")            # module level: translated where it is read, not at import
+    OPTIONS = {N_("max pooling"): "max"}             # a key kept as is, shown as _(key)
 
 Numbers and dates go through Babel in the session's locale (``number``, ``percent``, ``datetime``). Pictures with
 text in them use ``font``: NanumGothic (SIL Open Font License), shipped by the ``koreanize-matplotlib`` package, so
@@ -121,6 +122,12 @@ _ = gettext
 def ngettext(singular: str, plural: str, n: int) -> str:
     """The form of a message for the count ``n`` (Korean has one form; English two)."""
     return translations(language()).ngettext(singular, plural, n)
+
+
+def N_(message: str) -> str:
+    """Marks ``message`` for the catalog and returns it unchanged: a key that is also a message (a menu's option),
+    translated where it is shown (``_(key)``)."""
+    return message
 
 
 def lazy_gettext(message: str) -> LazyProxy:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
+from .i18n import _
 from .settings import CHECKOUT
 
 KEY = "provenance"
@@ -69,15 +70,17 @@ def record(command: Sequence[str]) -> dict:
 def sentence(provenance: dict | None) -> str:
     """How a result was made, in one sentence for a caption; says so where the file does not record it."""
     if not provenance:
-        return "This file does not record how it was made."
+        return _("This file does not record how it was made.")
     commit = provenance.get("git_commit")
     parts = [f"spp_viz {provenance.get('package_version', '?')}"]
     if commit:
         parts.append(f"commit {commit[:10]}{'+changes' if commit.endswith('+changes') else ''}")
     parts.append(f"torch {provenance.get('torch', '?')}")
-    text = (
-        f"Made by `{provenance.get('command', '?')}` on {provenance.get('date', '?')} ({', '.join(parts)}; "
-        f"{provenance.get('machine', 'machine not recorded')})."
+    text = _("Made by `{command}` on {date} ({versions}; {machine}).").format(
+        command=provenance.get("command", "?"),
+        date=provenance.get("date", "?"),
+        versions=", ".join(parts),
+        machine=provenance["machine"] if "machine" in provenance else _("machine not recorded"),
     )
     if provenance.get("recorded_afterwards"):
         text += f" {provenance['recorded_afterwards']}"

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import paper
+from .i18n import _
 
 RULES = ("adaptive", "paper")
 POOL_MODES = ("max", "avg")  # max pooling (the paper's) or average pooling in each bin
@@ -48,16 +49,20 @@ def check_levels(levels: Iterable[int]) -> tuple[int, ...]:
     try:
         out = tuple(levels)
     except TypeError as e:
-        raise ValueError(f"pyramid levels must be a list of whole numbers, got {levels!r}") from e
+        raise ValueError(
+            _("pyramid levels must be a list of whole numbers, got {levels}").format(levels=repr(levels))
+        ) from e
     if not out:
-        raise ValueError("a pyramid needs at least one level, e.g. 6,3,2,1")
+        raise ValueError(_("a pyramid needs at least one level, e.g. 6,3,2,1"))
     for n in out:
         if isinstance(n, bool) or not isinstance(n, int):
-            raise ValueError(f"pyramid level {n!r} is not a whole number")
+            raise ValueError(_("pyramid level {n} is not a whole number").format(n=repr(n)))
         if n < 1:
-            raise ValueError(f"pyramid level {n} is not allowed: a level is an n x n grid with n >= 1")
+            raise ValueError(_("pyramid level {n} is not allowed: a level is an n x n grid with n >= 1").format(n=n))
         if n > MAX_LEVEL:
-            raise ValueError(f"pyramid level {n} is too fine: at most {MAX_LEVEL} x {MAX_LEVEL} bins per level")
+            raise ValueError(
+                _("pyramid level {n} is too fine: at most {most} x {most} bins per level").format(n=n, most=MAX_LEVEL)
+            )
     return out
 
 
@@ -65,16 +70,20 @@ def parse_levels(text: str) -> tuple[int, ...]:
     """Parse levels written as ``"6,3,2,1"`` (spaces and ``{}`` allowed) and validate them."""
     cleaned = text.strip().strip("{}()[]").replace(" ", "")
     if not cleaned:
-        raise ValueError("a pyramid needs at least one level, e.g. 6,3,2,1")
+        raise ValueError(_("a pyramid needs at least one level, e.g. 6,3,2,1"))
     try:
         levels = [int(part) for part in cleaned.split(",") if part != ""]
     except ValueError as e:
-        raise ValueError(f"could not read pyramid levels from {text!r}: write whole numbers like 6,3,2,1") from e
+        raise ValueError(
+            _("could not read pyramid levels from {text}: write whole numbers like 6,3,2,1").format(text=repr(text))
+        ) from e
     repeated = sorted({n for n in levels if levels.count(n) > 1})
     if repeated:
         raise ValueError(
-            f"level {repeated[0]} appears more than once: each level is a different grid, and a repeated one would "
-            "only copy the same numbers into the vector again"
+            _(
+                "level {n} appears more than once: each level is a different grid, and a repeated one would only copy "
+                "the same numbers into the vector again"
+            ).format(n=repeated[0])
         )
     return check_levels(levels)
 
@@ -134,13 +143,17 @@ def bin_edges(size: int, n: int, rule: str = "adaptive") -> list[tuple[int, int]
     window, stride, count = paper_window(size, n)
     if stride == 0:
         raise ValueError(
-            f"the training rule cannot pool {size} cells into {n} bins: stride floor({size}/{n}) = 0 "
-            f"(the map is smaller than the level)"
+            _(
+                "the training rule cannot pool {size} cells into {n} bins: stride floor({size}/{n}) = 0 (the map is "
+                "smaller than the level)"
+            ).format(size=size, n=n)
         )
     if count != n:
         raise ValueError(
-            f"the training rule gives {count} bins, not {n}, over {size} cells: "
-            f"window ceil({size}/{n}) = {window}, stride floor({size}/{n}) = {stride}"
+            _(
+                "the training rule gives {count} bins, not {n}, over {size} cells: window ceil({size}/{n}) = "
+                "{window}, stride floor({size}/{n}) = {stride}"
+            ).format(count=count, n=n, size=size, window=window, stride=stride)
         )
     return [(i * stride, i * stride + window) for i in range(n)]
 
@@ -163,24 +176,24 @@ class RuleCheck:
 
     @property
     def problem(self) -> str:
-        """A one-line description of what goes wrong, or '' when nothing does."""
+        """A one-line description of what goes wrong, or '' when nothing does (in the reader's language)."""
         if self.stride == 0:
-            return f"map of {self.size} smaller than {self.n} bins: stride 0"
+            return _("map of {size} smaller than {n} bins: stride 0").format(size=self.size, n=self.n)
         if self.count != self.n:
-            return f"{self.count} bins instead of {self.n}"
+            return _("{count} bins instead of {n}").format(count=self.count, n=self.n)
         if self.tail:
-            return f"last {self.tail} cell(s) never pooled"
+            return _("last {tail} cell(s) never pooled").format(tail=self.tail)
         return ""
 
     def row(self) -> dict[str, int | str]:
         """One table row for a student: the map side, the level, the window and stride, what they give."""
         return {
-            "a (cells)": self.size,
-            "level n": self.n,
-            "window ceil(a/n)": self.window,
-            "stride floor(a/n)": self.stride,
-            "windows": self.count,
-            "verdict": self.problem or "ok",
+            _("a (cells)"): self.size,
+            _("level n"): self.n,
+            _("window ceil(a/n)"): self.window,
+            _("stride floor(a/n)"): self.stride,
+            _("windows"): self.count,
+            _("verdict"): self.problem or _("ok"),
         }
 
 

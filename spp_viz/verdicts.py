@@ -4,9 +4,16 @@ once. The pages, the CLI, the findings and the class's results all call these.""
 
 from __future__ import annotations
 
+from .i18n import N_, _
 from .stats import verdict
 
-NO_CLEAR_DIFFERENCE = "no clear difference"
+NO_CLEAR_DIFFERENCE = N_("no clear difference")
+
+
+def no_clear_difference() -> str:
+    """The words for a difference within its interval, in the reader's language (the sentences made in the app's
+    languages use these; the constant stays English for the CLI and the shipped files)."""
+    return _(NO_CLEAR_DIFFERENCE)
 
 
 def paired(diff: float, low: float, high: float, mcnemar_p: float, other: str) -> str:

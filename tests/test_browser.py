@@ -449,8 +449,9 @@ def test_a_simulated_student_sees_what_apptest_and_chromium_see(server, page):
     body = plain(page.locator("[data-testid='stMain']").inner_text())
     missing = [t for t in shown.texts if DURATION.sub("T", plain(t)) not in DURATION.sub("T", body)]
     assert not missing, missing
-    expect(page.locator("[data-testid='stMain'] [data-testid='stPlotlyChart']")).to_have_count(shown.figures,
-                                                                                              timeout=60_000)
+    expect(page.locator("[data-testid='stMain'] [data-testid='stPlotlyChart']")).to_have_count(
+        shown.figures, timeout=60_000
+    )
     expect(page.locator("[data-testid='stMain'] [data-testid='stImage']")).to_have_count(shown.images, timeout=60_000)
 
 
@@ -478,6 +479,85 @@ def test_text_from_a_link_or_a_zip_is_shown_as_typed_never_as_a_link_or_a_pictur
     assert "![i](x): 2 files" in page.inner_text("[data-testid='stMain']").replace("\u2060", "")
     assert page.locator("[data-testid='stMain'] img[src='x']").count() == 0
     assert_no_exception(page)
+
+
+@contextlib.contextmanager
+def korean_page(browser) -> Iterator:
+    """A page in a browser set to Korean (what navigator.language says, and so st.context.locale)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="ko-KR")
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def test_a_korean_browser_opens_the_app_in_korean_and_lang_en_gives_english(server, browser):
+    with korean_page(browser) as page:
+        page.goto(server, timeout=120_000)  # no switch touched, no ?lang=
+        wait_text(page, "입력 크기에 관계없이")
+        wait_text(page, "각 방식이 네트워크에 넣는 것")  # the strip's caption
+        sidebar = page.locator("[data-testid='stSidebar']")
+        assert sidebar.get_by_text("모델", exact=True).count() == 1
+        assert sidebar.locator("[data-testid='stSidebarNav']").get_by_text("가장 강한 activation").count() == 1
+        assert page.get_by_text("convolutional layers accept any image size").count() == 0  # no English sentence
+        assert_no_exception(page)
+        (ARTIFACTS / "ko").mkdir(parents=True, exist_ok=True)
+        save_screenshot(page, "ko/home.ko", charts=False)  # .ko.png: the Korean docs' picture
+        page.goto(f"{server}/?lang=en", timeout=120_000)  # the teacher's English link, opened by a Korean browser
+        wait_text(page, "convolutional layers accept any image size")
+        assert sidebar.get_by_text("Model", exact=True).count() == 1
+
+
+def test_the_language_switch_keeps_the_photo_and_the_page(server, browser):
+    with korean_page(browser) as page:
+        page.goto(f"{server}/Feature_maps", timeout=120_000)
+        wait_text(page, "입력 (H x W)")
+        page.locator(".st-key-upload input[type='file']").set_input_files(str(SAMPLES / "coffee.jpg"))
+        wait_text(page, "256 x 384", exact=True)
+        wait_text(page, "내가 올린 사진")
+        page.locator("[data-testid='stApp'][data-test-script-state='notRunning']").wait_for(timeout=180_000)
+        assert_no_exception(page)
+        (ARTIFACTS / "ko").mkdir(parents=True, exist_ok=True)
+        save_screenshot(page, "ko/feature_maps.ko")
+        page.set_viewport_size({"width": 1400, "height": 1000})
+        page.locator("[data-testid='stSidebar']").get_by_text("English", exact=True).click()
+        wait_text(page, "Input (H x W)")
+        wait_text(page, "your upload")  # the same photo, now described in English
+        assert page.get_by_text("256 x 384", exact=True).count() >= 1 and "/Feature_maps" in page.url
+        assert "lang=en" in page.url  # the link a student copies now opens in English
+        assert_no_exception(page)
+
+
+KOREAN_PAGES = {  # the menu's Korean link -> a text its page shows in Korean
+    "Feature maps": "입력 (H x W)",
+    "피라미드 pooling": "출력 길이 k x M",
+    "가장 강한 activation": "이 페이지는 아직 번역되지 않아",
+    "Crop, warp, SPP": "이 페이지는 아직 번역되지 않아",
+    "근거 (Attributions)": "이 페이지는 아직 번역되지 않아",
+    "Detection (물체 검출)": "이 페이지는 아직 번역되지 않아",
+    "SPP Lab": "이 페이지는 아직 번역되지 않아",
+    "Lab 실험": "이 페이지는 아직 번역되지 않아",
+    "수업": "이 페이지는 아직 번역되지 않아",
+}
+
+
+@pytest.mark.release  # every page in a browser set to Korean, each saved: docs/screenshots/ko/ (about 40 s)
+def test_every_page_in_a_korean_browser(server, browser):
+    with korean_page(browser) as page:
+        page.goto(server, timeout=120_000)
+        wait_text(page, "입력 크기에 관계없이")
+        sidebar = page.locator("[data-testid='stSidebar']")
+        (ARTIFACTS / "ko").mkdir(parents=True, exist_ok=True)
+        for link, text in KOREAN_PAGES.items():
+            page.set_viewport_size({"width": 1400, "height": 1000})
+            page.locator("[data-testid='stApp'][data-test-script-state='notRunning']").wait_for(timeout=180_000)
+            sidebar.locator("[data-testid='stSidebarNav'] a").filter(has_text=link).first.click()
+            wait_text(page, text)
+            page.locator("[data-testid='stApp'][data-test-script-state='notRunning']").wait_for(timeout=180_000)
+            assert_no_exception(page)
+            assert sidebar.get_by_text("모델", exact=True).count() == 1
+            name = page.url.rstrip("/").split("/")[-1].split("?")[0].lower()
+            save_screenshot(page, f"ko/{name}.ko", charts=False)
 
 
 NAV_PAGES = {  # the sidebar's link (from the file name) -> a text its page shows

@@ -47,7 +47,9 @@ def test_docs_build_strictly_and_render_the_reference(tmp_path):
     config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
     pages = nav_files(config["nav"])
     on_disk = sorted(p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*.md"))
-    assert sorted(pages) == on_disk  # every page is in the menu, and the menu names no missing page
+    korean = [p for p in on_disk if p.endswith(".ko.md")]  # a page's Korean version, beside it (mkdocs-static-i18n)
+    assert sorted(pages) == [p for p in on_disk if p not in korean]  # every page in the menu, no missing page named
+    assert all(p.replace(".ko.md", ".md") in pages for p in korean)
     done = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
         cwd=ROOT,
@@ -67,12 +69,27 @@ def test_docs_build_strictly_and_render_the_reference(tmp_path):
     assert first_line.split("``")[0].strip()[:40] in html
     speed = (tmp_path / "site" / "speed" / "index.html").read_text()
     assert "bench/run_all.py" in speed  # bench/results.md is included, not copied
+    # The front pages in Korean (mkdocs-static-i18n), under ko/; the glossary in both languages.
+    korean = {
+        "index.html": "시작하기",
+        "what-it-teaches/index.html": "무엇을 가르치나",
+        "pages/feature-maps/index.html": "해 볼 것",
+        "glossary/index.html": "고정된 크기",
+    }
+    for page, words in korean.items():
+        assert words in (tmp_path / "site" / "ko" / page).read_text(), page
+    assert "시작하기" not in (tmp_path / "site" / "index.html").read_text()
 
 
 # The "Adding" pages: each name the steps give exists where they say, and the page template is a page.
 ANALYSIS_STEPS = {
-    "spp_viz.explain.bag_of_words": ["shuffle_test", "ShuffleBench", "shuffle_bench", "ShuffleSummary",
-                                     "bench_findings"],
+    "spp_viz.explain.bag_of_words": [
+        "shuffle_test",
+        "ShuffleBench",
+        "shuffle_bench",
+        "ShuffleSummary",
+        "bench_findings",
+    ],
     "spp_viz.explain.analysis": ["merge"],
     "spp_viz.explain.folder_analyses": ["ANALYSES", "Analysis"],
     "spp_viz.cli.folder_benches": ["cmd_bench_shuffle"],

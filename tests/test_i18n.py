@@ -18,12 +18,14 @@ from PIL import Image, ImageDraw, ImageFont
 from spp_viz import i18n
 
 PO = ROOT / "spp_viz" / "locales" / "ko" / "LC_MESSAGES" / "spp_viz.po"
-KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "lazy_gettext": None}
+KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "lazy_gettext": None, "N_": None}
 # The modules whose every sentence goes through the catalogs: the home page, the sidebar, the menu, what every page
 # asks for first, and the pages translated so far with the library sentences and figures they show. The pages of
 # ui.page.UNTRANSLATED say in Korean that they are not translated yet.
-TRANSLATED = ["app.py", "ui/page.py", "ui/sidebar_box.py", "ui/language.py", "pages/1_Feature_maps.py",
-              "spp_viz/plots/maps.py", "spp_viz/plots/views.py", "spp_viz/explain/level_views.py"]  # fmt: skip
+TRANSLATED = ["app.py", "ui/page.py", "ui/sidebar_box.py", "ui/language.py", "ui/external_box.py", "ui/server_panel.py",
+              "ui/recovery.py", "ui/jobs.py", "ui/builds.py", "pages/1_Feature_maps.py", "pages/2_Pyramid_pooling.py",
+              "spp_viz/plots/maps.py", "spp_viz/plots/pyramid.py",
+              "spp_viz/plots/views.py", "spp_viz/explain/level_views.py"]  # fmt: skip
 
 
 def catalog():
@@ -254,3 +256,14 @@ def test_the_compiled_catalog_matches_the_po():
     for m in catalog():
         if m.id and isinstance(m.id, str):
             assert translations.gettext(m.id) == m.string
+
+
+def test_heavy_work_on_the_servers_queue_speaks_the_language_of_the_session_that_asked():
+    from ui.job_queue import JobQueue
+
+    queue = JobQueue(workers=1)
+    with i18n.use("ko"):
+        korean = queue.submit("t", lambda job: i18n._("Model"))
+    with i18n.use("en"):
+        english = queue.submit("t", lambda job: i18n._("Model"))
+    assert korean.future.result(timeout=30) == "모델" and english.future.result(timeout=30) == "Model"

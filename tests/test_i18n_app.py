@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 from spp_viz import i18n
 
 PAGES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "pages").glob("[0-9]*.py"))
-TRANSLATED_PAGES = {"pages/1_Feature_maps.py"}  # the others: ui.page.UNTRANSLATED
+TRANSLATED_PAGES = {"pages/1_Feature_maps.py", "pages/2_Pyramid_pooling.py"}  # the others: ui.page.UNTRANSLATED
 TIMEOUT = 300
 
 pytestmark = pytest.mark.usefixtures("fresh_streamlit_caches")
@@ -120,12 +120,14 @@ def test_two_sessions_at_once_read_their_own_language():
         at.query_params["lang"] = lang
         barrier.wait()
         at.run()
-        results[lang] = [h.value for h in at.sidebar.header] + [at.markdown[0].value[:40]]
+        no_exception(at)
+        results[lang] = [h.value for h in at.sidebar.header] + [m.value[:40] for m in at.markdown[:1]]
 
     threads = [threading.Thread(target=session, args=(lang,)) for lang in ("ko", "en")]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    assert sorted(results) == ["en", "ko"]  # both sessions ran to the end
     assert results["ko"][:2] == ["모델", "이미지"] and results["ko"][2].strip().startswith("CNN의")
     assert results["en"][:2] == ["Model", "Image"] and results["en"][2].strip().startswith("A CNN's")

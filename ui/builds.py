@@ -8,6 +8,7 @@ from __future__ import annotations
 from spp_viz import registry
 from spp_viz.budgets import check_model_size, megabytes
 from spp_viz.external import download_pretrained, network_bytes
+from spp_viz.i18n import _
 from spp_viz.models import SPPNet
 
 from .cache import choice_weights, model_shelf, shelved
@@ -42,7 +43,7 @@ def build_model(choice: ModelChoice, *, show: bool = True) -> SPPNet:
         return shelved(choice)
     nbytes = registry.checked_size(choice.name)
     size = f" ({megabytes(nbytes)})" if nbytes else ""
-    title = f"Building {registry.title(choice.name)}{size}"
+    title = _("Building {model}").format(model=registry.title(choice.name)) + size
 
     weights = choice_weights(choice)  # this session's upload, read here: a worker has no session
 
@@ -77,14 +78,15 @@ def download(name: str, size: str = "") -> None:
         BuildStopped: after this session clicked Stop (until ``ui.jobs.restart`` of its key).
     """
     check_model_size(name, network_bytes(name))
-    title = f"Downloading {name}'s weights{size}"
+    title = _("Downloading {model}'s weights").format(model=name) + size
     stop = download_stop_key(name)
     if stopped(stop):
         raise BuildStopped(title)
 
     def work(job: Job) -> None:
         def show(got: int, total: int | None) -> None:
-            text = f"{got / 1e6:.1f} of {total / 1e6:.1f} MB" if total else f"{got / 1e6:.1f} MB"
+            got_mb = f"{got / 1e6:.1f}"
+            text = _("{got} of {total} MB").format(got=got_mb, total=f"{total / 1e6:.1f}") if total else f"{got_mb} MB"
             job.report(min(1.0, got / total) if total else 0.0, f"{title}: {text}")
 
         download_pretrained(name, show)

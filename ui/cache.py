@@ -120,10 +120,11 @@ def feature_maps(subject: Subject, short_side: int | None) -> FeatureMaps:
 
 
 @st.cache_data(max_entries=32, show_spinner="Running the conv layers at several sizes ...")
-def fixed_length(subject: Subject, levels: tuple[int, ...]) -> list[SizeRow]:
-    """conv5 grids and SPP lengths of one image at several sizes."""
+def fixed_length(subject: Subject, levels: tuple[int, ...], lang: str = "en") -> list[SizeRow]:
+    """conv5 grids and SPP lengths of one image at several sizes (each size named in ``lang``: part of the key)."""
     model, img = model_and_image(subject)
-    return fixed_length_rows(model, img, levels)
+    with i18n.use(lang):
+        return fixed_length_rows(model, img, levels)
 
 
 @st.cache_data(max_entries=32, show_spinner="Running the three views ...")
@@ -315,7 +316,7 @@ def cached_spp_detection(mode: str, windows: int, scales: tuple[int, ...]) -> Mo
 
 
 def cached_fixed_length(levels: tuple[int, ...]) -> list[SizeRow]:
-    return fixed_length(context().subject, tuple(levels))
+    return fixed_length(context().subject, tuple(levels), i18n.language())
 
 
 # Results of heavy jobs (ui.jobs), which run on worker threads where st.cache_data cannot record them.

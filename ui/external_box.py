@@ -10,6 +10,7 @@ from spp_viz import catalog
 from spp_viz.budgets import TooLarge, check_weights_file
 from spp_viz.external import PRETRAINED, SUGGESTIONS, check_name, network_bytes
 from spp_viz.external import pretrained_source as _pretrained_source
+from spp_viz.i18n import _, lazy_gettext, number
 from spp_viz.pretrained import Source
 from spp_viz.settings import weights_max_mb
 from spp_viz.weights import UploadedWeights, WeightsError
@@ -19,7 +20,11 @@ from .jobs import restart
 from .session import refuse_upload, refused, remember_weights, upload_key
 from .text import md
 
-WEIGHT_KINDS = {"random": "random (untrained)", "pretrained": "the library's pretrained", "file": "a file of mine"}
+WEIGHT_KINDS = {
+    "random": lazy_gettext("random (untrained)"),
+    "pretrained": lazy_gettext("the library's pretrained"),
+    "file": lazy_gettext("a file of mine"),
+}
 OFFLINE_PRETRAINED = "timm:tf_efficientnet_lite1"  # its weights come in a pip package: no download
 
 
@@ -29,7 +34,7 @@ def pretrained_source(name: str) -> Source:
     return _pretrained_source(name)
 
 
-@st.cache_data(show_spinner="Reading the two libraries' lists ...")
+@st.cache_data(show_spinner=False)
 def listed_names() -> list[str]:
     """The suggestions first, then every name both libraries list, by library and family."""
     return list(dict.fromkeys([*SUGGESTIONS, *catalog.names()]))
@@ -42,7 +47,7 @@ def described(name: str) -> str:
 
 
 def _family(name: str) -> str:
-    library, _, arch = name.partition(":")
+    library, _colon, arch = name.partition(":")
     return f"{name}  ({catalog.families(library).get(arch, '?')})"
 
 
@@ -52,39 +57,46 @@ def _take_suggestion() -> None:
 
 def external_box() -> tuple[str, str | None] | None:
     """(name, weights) of the network asked for, or None while a name, a file or a download is still to come."""
-    names = listed_names()
+    with st.spinner(_("Reading the two libraries' lists ...")):
+        names = listed_names()
     st.selectbox(
-        f"Every name the two libraries list ({len(names):,})",
+        _("Every name the two libraries list ({count})").format(count=number(len(names))),
         names,
         index=None,
         key="external_pick",
         format_func=_family,
-        placeholder="type to search: resnet, densenet, mobilenet ...",
+        placeholder=_("type to search: resnet, densenet, mobilenet ..."),
         on_change=_take_suggestion,
-        help="Suggestions first, then torchvision's and timm's classification models by family (the library's "
-        "module). Picking one only fills the box below; nothing is built until its weights are chosen.",
+        help=_(
+            "Suggestions first, then torchvision's and timm's classification models by family (the library's "
+            "module). Picking one only fills the box below; nothing is built until its weights are chosen."
+        ),
     )
     name = st.text_input(
-        "timm or torchvision CNN",
+        _("timm or torchvision CNN"),
         key="external_name",
-        placeholder="timm:NAME or torchvision:NAME",
-        help="Any CNN of the two libraries, e.g. timm:resnet18 or torchvision:mobilenet_v2. Networks whose layers "
-        "attend over positions (vision transformers, and hybrids such as MobileViT) have no conv5 map and are refused "
-        f"with the layer that attends. {OFFLINE_PRETRAINED}'s pretrained weights are a pip package (offline).",
+        placeholder=_("timm:NAME or torchvision:NAME"),
+        help=_(
+            "Any CNN of the two libraries, e.g. timm:resnet18 or torchvision:mobilenet_v2. Networks whose layers "
+            "attend over positions (vision transformers, and hybrids such as MobileViT) have no conv5 map and are "
+            "refused with the layer that attends. {offline}'s pretrained weights are a pip package (offline)."
+        ).format(offline=OFFLINE_PRETRAINED),
     )
-    kind = st.radio("Weights", list(WEIGHT_KINDS), format_func=WEIGHT_KINDS.get, key="external_weights")
+    kind = st.radio(
+        _("Weights"), list(WEIGHT_KINDS), format_func=lambda k: str(WEIGHT_KINDS[k]), key="external_weights"
+    )
     if not name.strip():
-        st.caption("Pick or type a network's name.")
+        st.caption(_("Pick or type a network's name."))
         return None
     name = name.strip()
     try:
         check_name(name)
     except ValueError as e:
-        st.error(f"**{md(name)}** cannot be used: {md(e)}")
+        st.error(_("**{model}** cannot be used: {why}").format(model=md(name), why=md(e)))
         return None
     st.caption(f"{md(name)}: {described(name)}.")
     if kind == "random":
-        st.caption("Random weights: every page marks this network untrained.")
+        st.caption(_("Random weights: every page marks this network untrained."))
         return name, None
     if kind == "file":
         return _file(name)
@@ -94,17 +106,19 @@ def external_box() -> tuple[str, str | None] | None:
 def _file(name: str) -> tuple[str, str] | None:
     base = f"weights_upload_{name}"
     up = st.file_uploader(
-        f"State dict of {name} (.safetensors, .pth)",
+        _("State dict of {model} (.safetensors, .pth)").format(model=name),
         type=["safetensors", "pth", "pt"],
         key=upload_key(base),
         max_upload_size=weights_max_mb(),
-        help=f"At most {weights_max_mb()} MB. Keys as the library names them; read with weights_only=True (nothing "
-        "is unpickled). It stays in your session.",
+        help=_(
+            "At most {mb} MB. Keys as the library names them; read with weights_only=True (nothing is unpickled). It "
+            "stays in your session."
+        ).format(mb=weights_max_mb()),
     )
     if up is None:
         if (why := refused(base)) is not None:
-            st.error(f"**That file was not read:** {md(why)}.")
-        st.caption("Upload the file to use this network.")
+            st.error(_("**That file was not read:** {why}.").format(why=md(why)))
+        st.caption(_("Upload the file to use this network."))
         return None
     try:  # before the file is read or kept: a huge file leaves the server's memory at once
         check_weights_file(name, up.size, network_bytes(name))
@@ -119,30 +133,33 @@ def _pretrained(name: str) -> tuple[str, str] | None:
     try:
         where = pretrained_source(name)
     except (WeightsError, ValueError) as e:
-        st.error(f"**{md(name)}** has no pretrained weights to fetch: {md(e)}")
+        st.error(_("**{model}** has no pretrained weights to fetch: {why}").format(model=md(name), why=md(e)))
         return None
-    st.caption(f"Pretrained weights: {where.describe()}.")
+    st.caption(_("Pretrained weights: {where}.").format(where=where.describe()))
     if where.kind != "download":
         return name, PRETRAINED
-    size = "" if where.size is None else f" ({'about ' if where.estimated else ''}{where.size / 1e6:.0f} MB)"
+    mb = f"{where.size / 1e6:.0f}" if where.size is not None else ""
+    about = _(" (about {mb} MB)").format(mb=mb) if where.estimated else _(" ({mb} MB)").format(mb=mb)
+    size = "" if where.size is None else about
     failed: dict[str, str] = st.session_state.setdefault("download_failed", {})
     # A checkbox, not a button: a button's click is lost when the run that sees it reruns (the first run of a
     # session leaves Streamlit's legacy pages mode by a rerun), and a failed download must not retry every run.
-    if not st.checkbox(f"Download them{size}", key=f"download_{name}"):
+    if not st.checkbox(_("Download them") + size, key=f"download_{name}"):
         failed.pop(name, None)
         return None
+    retry = _("**{model}**: {why} Untick the box and tick it again to retry.")
     if name in failed:
-        st.error(f"**{md(name)}**: {md(failed[name])} Untick the box and tick it again to retry.")
+        st.error(retry.format(model=md(name), why=md(failed[name])))
         return None
     try:
         download(name, size)
     except BuildStopped as e:
-        st.info(f"**{md(e)}** was stopped.")
-        st.button("Download them again", key="download_again", on_click=restart, args=(download_stop_key(name),))
+        st.info(_("**{model}** was stopped.").format(model=md(e)))
+        st.button(_("Download them again"), key="download_again", on_click=restart, args=(download_stop_key(name),))
         return None
     except (WeightsError, ValueError) as e:
         failed[name] = str(e)
-        st.error(f"**{md(name)}**: {md(e)} Untick the box and tick it again to retry.")
+        st.error(retry.format(model=md(name), why=md(e)))
         return None
     finally:
         pretrained_source.clear()  # it is cached now, or still to download

@@ -9,6 +9,8 @@ the job is cancelled only once every session waiting for it has stopped waiting.
 from __future__ import annotations
 
 import collections
+import contextvars
+import functools
 import itertools
 import os
 import threading
@@ -119,7 +121,8 @@ class JobQueue:
                 return same
             if len(self._waiting) >= self.max_waiting:
                 raise QueueFull(f"the server has {len(self._waiting)} heavy jobs waiting already")
-            job = Job(next(self._ids), kind, fn, [alive], key)
+            # The submitter's context variables go with the work (its session's language: spp_viz.i18n).
+            job = Job(next(self._ids), kind, functools.partial(contextvars.copy_context().run, fn), [alive], key)
             if key is not None:
                 self._shared[key] = job
             self._waiting.append(job)

@@ -19,6 +19,8 @@ from typing import Any
 
 import streamlit as st
 
+from spp_viz.i18n import _
+
 from .cache import shared_results
 from .job_queue import Job, JobQueue, QueueFull, default_workers
 
@@ -74,18 +76,26 @@ def run_heavy(
     try:
         job = queue.submit(kind, fn, alive, key=join)
     except QueueFull as e:
-        st.error(f"**The server is too busy to start {title} now** ({e}). Try again in a minute.")
+        st.error(
+            _("**The server is too busy to start {title} now** ({why}). Try again in a minute.").format(
+                title=title, why=e
+            )
+        )
         st.stop()
     box, bar, button = st.empty(), st.empty(), st.empty()
     if stop is not None:
-        button.button("Stop", key=stop, on_click=_stop, args=(stop,))
+        button.button(_("Stop"), key=stop, on_click=_stop, args=(stop,))
     seen = 0
     try:
         while not job.done:
             place = queue.position(job)
             if place:
                 wait = queue.estimate(job)
-                box.info(f"**{title}** waits for its turn: place {place} in the queue, about {wait:.0f} s.")
+                box.info(
+                    _("**{title}** waits for its turn: place {place} in the queue, about {seconds} s.").format(
+                        title=title, place=place, seconds=f"{wait:.0f}"
+                    )
+                )
             else:
                 box.empty()
                 bar.progress(job.fraction, text=job.text or f"{title} ...")

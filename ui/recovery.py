@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from spp_viz.i18n import _
 from spp_viz.settings import replica
 
 
@@ -28,9 +29,13 @@ def moved_notice() -> None:
         return
     here, before = replica(), (st.context.headers.get(BEFORE_HEADER) or "").strip()
     if here is not None and before and before != here[0]:
-        why = f"The app server you were on ({before}) stopped, so {here[0]} took over"
+        why = _("The app server you were on ({before}) stopped, so {here} took over").format(
+            before=before, here=here[0]
+        )
     elif here is not None:
-        why = f"The app server you were on ({here[0]}) was started again"
+        why = _("The app server you were on ({here}) was started again").format(here=here[0])
     else:
-        why = "This server no longer had your session (it was restarted, or you were away for more than 10 minutes)"
-    st.warning(f"{why} and the app started again here: upload your photo again. Nothing else is needed.")
+        why = _("This server no longer had your session (it was restarted, or you were away for more than 10 minutes)")
+    st.warning(
+        _("{why} and the app started again here: upload your photo again. Nothing else is needed.").format(why=why)
+    )

@@ -11,6 +11,7 @@ from spp_viz import registry
 from spp_viz.budgets import megabytes
 from spp_viz.explain.attribution import hook_count
 from spp_viz.files import usage
+from spp_viz.i18n import _, number
 from spp_viz.settings import WORKERS_ENV, budgets, replica
 
 from .cache import loaded_models, model_shelf
@@ -39,32 +40,62 @@ def server_panel() -> None:
     """For a teacher serving a class: what this server process holds against its budgets, to check it stays
     healthy: the models, the queue, the cache folder, memory, and the settings that bound them."""
     # Drawn only while open: its figures (the cache folder's walk among them) cost every student's every run otherwise.
-    panel = st.expander("Server", key="server_panel", on_change="rerun")
+    panel = st.expander(_("Server"), key="server_panel", on_change="rerun")
     if not panel.open:
         return
     with panel:
         loads, models = loaded_models()
         shelf, rss, here = model_shelf(), rss_mb(), replica()
-        where = (f"- This server: replica **{here[0]}** of {here[1]} behind the proxy (torch threads: "
-                 f"{torch_threads()})\n" if here else "")  # fmt: skip
+        lines = []
+        if here:
+            lines.append(
+                _("This server: replica **{name}** of {count} behind the proxy (torch threads: {threads})").format(
+                    name=here[0], count=here[1], threads=torch_threads()
+                )
+            )
         held = ", ".join(
-            f"{registry.title(key.name)} ({megabytes(shelf.own_bytes(key) or 0)}, {seconds:.1f} s to load)"
+            _("{model} ({size}, {seconds} s to load)").format(
+                model=registry.title(key.name), size=megabytes(shelf.own_bytes(key) or 0), seconds=f"{seconds:.1f}"
+            )
             for key, seconds in shelf.load_times()
         )
         queue, disk = server_queue().stats(), usage()
-        st.markdown(
-            where
-            + f"- Model loads in this process: **{loads}** (each model loads once, then every session shares it)\n"
-            f"- Models held: **{len(models)}**, **{megabytes(shelf.held_bytes())}** of "
-            f"{megabytes(memory_budget())} (the least recently used goes first){': ' + held if held else ''}; "
-            f"hooks on them now: **{sum(hook_count(m) for m in models)}** (0 unless an attribution is running)\n"
-            f"- Heavy-work queue: **{queue['running']}** running, **{queue['waiting']}** waiting, on "
-            f"{queue['workers']} worker(s) ({WORKERS_ENV}); builds and downloads of networks go through it too\n"
-            f"- Cache folder: **{megabytes(disk.nbytes)}** of {megabytes(disk.budget)} in {disk.files:,} files"
-            f"{f' (and the class database, {megabytes(disk.kept_bytes)}, never trimmed)' if disk.kept_bytes else ''}\n"
-            + (f"- Memory in use (RSS): **{rss:.0f} MB**" if rss is not None else "- Memory in use: unknown here")
+        lines.append(
+            _("Model loads in this process: **{loads}** (each model loads once, then every session shares it)").format(
+                loads=loads
+            )
         )
+        lines.append(
+            _(
+                "Models held: **{count}**, **{held}** of {budget} (the least recently used goes first){which}; hooks "
+                "on them now: **{hooks}** (0 unless an attribution is running)"
+            ).format(
+                count=len(models),
+                held=megabytes(shelf.held_bytes()),
+                budget=megabytes(memory_budget()),
+                which=": " + held if held else "",
+                hooks=sum(hook_count(m) for m in models),
+            )
+        )
+        lines.append(
+            _(
+                "Heavy-work queue: **{running}** running, **{waiting}** waiting, on {workers} worker(s) ({variable}); "
+                "builds and downloads of networks go through it too"
+            ).format(variable=WORKERS_ENV, **queue)
+        )
+        cache = _("Cache folder: **{used}** of {budget} in {files} files").format(
+            used=megabytes(disk.nbytes), budget=megabytes(disk.budget), files=number(disk.files)
+        )
+        if disk.kept_bytes:
+            cache += " " + _("(and the class database, {size}, never trimmed)").format(size=megabytes(disk.kept_bytes))
+        lines.append(cache)
+        lines.append(
+            _("Memory in use (RSS): **{mb} MB**").format(mb=f"{rss:.0f}")
+            if rss is not None
+            else _("Memory in use: unknown here")
+        )
+        st.markdown("\n".join(f"- {line}" for line in lines))
         st.markdown(
-            "| setting | value | bounds |\n|---|---|---|\n"
+            "| {} | {} | {} |\n|---|---|---|\n".format(_("setting"), _("value"), _("bounds"))
             + "\n".join(f"| `{v}` | {value} | {what} |" for v, value, what in budgets())
         )

@@ -21,6 +21,7 @@ from torch import Tensor
 
 from .. import stats, verdicts
 from ..gallery import GalleryItem
+from ..i18n import _, percent
 from ..images import ImageError, load_image, resize_short_side, to_tensor
 from ..models import Prediction, SPPNet, top_predictions
 from ..progress import Progress, counted
@@ -101,15 +102,16 @@ class ShuffleResult:
         words = []
         for n in (coarse, fine):
             c = self.cosines[n]
-            how = "barely changed" if c >= 0.9 else "changed somewhat" if c >= 0.7 else "changed a lot"
-            words.append(f"the {n}x{n} level {how} (cosine {c:.2f})")
-        top = self.top5_original[0].name
-        pred = (
-            f"the prediction stayed ({top})"
-            if self.same_top1
-            else f"the prediction changed ({top} -> {self.top5_shuffled[0].name})"
+            how = (_("the {n}x{n} level barely changed (cosine {cosine})") if c >= 0.9
+                   else _("the {n}x{n} level changed somewhat (cosine {cosine})") if c >= 0.7
+                   else _("the {n}x{n} level changed a lot (cosine {cosine})"))  # fmt: skip
+            words.append(how.format(n=n, cosine=f"{c:.2f}"))
+        top, now = self.top5_original[0].name, self.top5_shuffled[0].name
+        pred = (_("the prediction stayed ({top})") if self.same_top1
+                else _("the prediction changed ({top} -> {now})")).format(top=top, now=now)  # fmt: skip
+        return _("With {k}x{k} tiles shuffled, {coarse}, {fine}, and {prediction}.").format(
+            k=self.k, coarse=words[0], fine=words[1], prediction=pred
         )
-        return f"With {self.k}x{self.k} tiles shuffled, {words[0]}, {words[1]}, and {pred}."
 
 
 def shuffle_test(
@@ -121,7 +123,7 @@ def shuffle_test(
     short_side: int = SHUFFLE_SHORT_SIDE,
 ) -> ShuffleResult:
     """Shuffle the photo's k x k tiles (at shorter side ``short_side``) and compare each pyramid level and the top-5."""
-    original, shuffled, _ = shuffle_tiles(resize_short_side(img, short_side), k, seed)
+    original, shuffled, _order = shuffle_tiles(resize_short_side(img, short_side), k, seed)
     (va, la), (vb, lb) = level_vectors(model, original, levels), level_vectors(model, shuffled, levels)
     return ShuffleResult(
         k=k,
@@ -329,7 +331,7 @@ def shuffle_bench(
             if label is not None:
                 labelled[0].append(int(la.argmax()) == label)
             for k in ks:
-                _, shuffled, _ = shuffle_tiles(original, k, seed + i)
+                _original, shuffled, _order = shuffle_tiles(original, k, seed + i)
                 vb, lb = level_vectors(model, shuffled, levels)
                 for n in levels:
                     bench.cosines[k][n].append(cosine(va[n], vb[n]))
@@ -348,28 +350,27 @@ def bench_findings(result: ShuffleSummary) -> list[str]:
     coarse, fine = min(result.levels), max(result.levels)
     out = []
     for row in (result.rows[0], result.rows[-1]):
-        k, cos = row.k, row.cosine
-        accuracy = (
-            f"; accuracy {row.accuracy[0].mean:.0%} -> {row.accuracy[1].mean:.0%}" if row.accuracy is not None else ""
-        )
-        out.append(
-            f"{k}x{k} tiles: mean cosine {cos[coarse].mean:.2f} at the {coarse}x{coarse} level against "
-            f"{cos[fine].mean:.2f} at {fine}x{fine}; the top-1 class survives in {row.top1_unchanged.mean:.0%} of "
-            f"the photos{accuracy}."
-        )
+        k, cos, acc = row.k, row.cosine, row.accuracy
+        accuracy = "" if acc is None else _("; accuracy {before} -> {after}").format(
+            before=percent(acc[0].mean), after=percent(acc[1].mean))  # fmt: skip
+        out.append(_(
+            "{k}x{k} tiles: mean cosine {coarse_cosine} at the {coarse}x{coarse} level against {fine_cosine} at "
+            "{fine}x{fine}; the top-1 class survives in {survives} of the photos{accuracy}."
+        ).format(k=k, coarse=coarse, fine=fine, coarse_cosine=f"{cos[coarse].mean:.2f}", accuracy=accuracy,
+                 fine_cosine=f"{cos[fine].mean:.2f}", survives=percent(row.top1_unchanged.mean)))  # fmt: skip
     # Clear only when, at every k, the paired gap (coarse minus fine cosine, per photo) exceeds twice its error.
     gaps = [r.coarse_minus_fine for r in result.rows]
     if all(g is not None and g.mean > 2 * g.se for g in gaps):
-        out.append(
-            f"At every tile size the {coarse}x{coarse} level changes less than the {fine}x{fine} level: position is "
-            "largely ignored by the coarse level and kept by the fine ones, as the bag-of-words reading says."
+        said = _(
+            "At every tile size the {coarse}x{coarse} level changes less than the {fine}x{fine} level: position "
+            "is largely ignored by the coarse level and kept by the fine ones, as the bag-of-words reading says."
         )
     else:
-        out.append(
-            f"The {coarse}x{coarse} level does not change clearly less than the {fine}x{fine} level at every tile "
+        said = _(
+            "The {coarse}x{coarse} level does not change clearly less than the {fine}x{fine} level at every tile "
             "size here, so these photos do not show the bag-of-words reading cleanly."
         )
-    return out
+    return [*out, said.format(coarse=coarse, fine=fine)]
 
 
 def heads_findings(one: ShuffleSummary, four: ShuffleSummary) -> list[str]:
@@ -382,11 +383,13 @@ def heads_findings(one: ShuffleSummary, four: ShuffleSummary) -> list[str]:
             continue
         a, b = r1.top1_unchanged, r4.top1_unchanged
         diff, se = b.mean - a.mean, math.hypot(a.se, b.se)
-        more = f"{four.model} " + ("notices the shuffle more" if diff < 0 else "keeps its top-1 more often")
-        said = verdicts.NO_CLEAR_DIFFERENCE if stats.verdict(diff - 2 * se, diff + 2 * se) == "unclear" else more
-        out.append(
-            f"{r1.k}x{r1.k} tiles: the top-1 class survives in {a.mean:.0%} (SE {a.se:.1%}) of the photos under "
-            f"{one.model} and {b.mean:.0%} (SE {b.se:.1%}) under {four.model}: {100 * diff:+.1f} points "
-            f"(SE {100 * se:.1f}), {said}."
-        )
+        more = _("{model} notices the shuffle more") if diff < 0 else _("{model} keeps its top-1 more often")
+        unclear = stats.verdict(diff - 2 * se, diff + 2 * se) == "unclear"
+        said = verdicts.no_clear_difference() if unclear else more.format(model=four.model)
+        out.append(_(
+            "{k}x{k} tiles: the top-1 class survives in {one_share} (SE {one_se}) of the photos under {one} and "
+            "{four_share} (SE {four_se}) under {four}: {diff} points (SE {se}), {verdict}."
+        ).format(k=r1.k, one=one.model, four=four.model, one_share=percent(a.mean), one_se=percent(a.se, 1),
+                 four_share=percent(b.mean), four_se=percent(b.se, 1), diff=f"{100 * diff:+.1f}",
+                 se=f"{100 * se:.1f}", verdict=said))  # fmt: skip
     return out

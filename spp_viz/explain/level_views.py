@@ -10,16 +10,17 @@ import torch
 from PIL import Image
 
 from ..geometry import Bin, FeatureGeometry, level_bins
-from ..i18n import _, number
+from ..i18n import N_, _, ngettext, number
 from ..images import resize_short_side, to_tensor
 from ..models import SPPNet
 from ..pyramid import bin_winners, pool_level, spatial_pyramid_pool
 
+# Keys are kept as they are (a session's choice); a menu shows each as _(key).
 PRESETS: dict[str, tuple[int, ...]] = {
-    "{6,3,2,1}: 50 bins, the paper's ZF-5 pyramid": (6, 3, 2, 1),
-    "{4,3,2,1}: 30 bins": (4, 3, 2, 1),
-    "{4,2,1}: 21 bins, the paper's Figure 3": (4, 2, 1),
-    "{3,2,1}: 14 bins": (3, 2, 1),
+    N_("{6,3,2,1}: 50 bins, the paper's ZF-5 pyramid"): (6, 3, 2, 1),
+    N_("{4,3,2,1}: 30 bins"): (4, 3, 2, 1),
+    N_("{4,2,1}: 21 bins, the paper's Figure 3"): (4, 2, 1),
+    N_("{3,2,1}: 14 bins"): (3, 2, 1),
 }
 
 
@@ -70,11 +71,11 @@ def fixed_length_rows(model: SPPNet, img: Image.Image, levels: Sequence[int]) ->
     The conv5 grid changes with every view; the SPP length never does.
     """
     s = model.input_size
-    views = [(f"shorter side {side}", resize_short_side(img, side)) for side in (128, s, 256, 384)]
+    views = [(_("shorter side {side}").format(side=side), resize_short_side(img, side)) for side in (128, s, 256, 384)]
     views += [
-        (f"warped to {s} x {s}", img.resize((s, s), Image.Resampling.BILINEAR)),
-        (f"stretched wide, {2 * s} x {s}", img.resize((2 * s, s), Image.Resampling.BILINEAR)),
-        (f"stretched tall, {s} x {2 * s}", img.resize((s, 2 * s), Image.Resampling.BILINEAR)),
+        (_("warped to {w} x {h}").format(w=s, h=s), img.resize((s, s), Image.Resampling.BILINEAR)),
+        (_("stretched wide, {w} x {h}").format(w=2 * s, h=s), img.resize((2 * s, s), Image.Resampling.BILINEAR)),
+        (_("stretched tall, {w} x {h}").format(w=s, h=2 * s), img.resize((s, 2 * s), Image.Resampling.BILINEAR)),
     ]
     rows = []
     for label, view in views:
@@ -122,19 +123,23 @@ def classifier_reads(model: SPPNet) -> str:
     return sentence
 
 
-_COUNTS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
+_COUNTS = {1: N_("one"), 2: N_("two"), 3: N_("three"), 4: N_("four"), 5: N_("five"), 6: N_("six")}
 
 
 def reads_pyramid(model: SPPNet, levels: tuple[int, ...], mode: str) -> str:
     """One sentence: whether ``model``'s own classifier reads the pyramid ``levels`` with ``mode`` pooling."""
     own = "{" + ",".join(map(str, model.spp.levels)) + "}"
     if tuple(model.spp.levels) == tuple(levels) and model.spp.mode == mode:
-        count = _COUNTS.get(len(levels), str(len(levels)))
-        return (
-            f"{model.name}'s classifier reads these {count} level{'s' if len(levels) > 1 else ''} ({mode} pooling): "
-            "the vector below is what its classifier takes."
-        )
-    return (
-        f"{model.name}'s classifier reads {own} ({model.spp.mode} pooling), not the pyramid drawn here: no trained "
-        "layer of this network reads this vector."
-    )
+        n = len(levels)
+        count = _(_COUNTS[n]) if n in _COUNTS else str(n)
+        return ngettext(
+            "{model}'s classifier reads this {count} level ({mode} pooling): the vector below is what its classifier "
+            "takes.",
+            "{model}'s classifier reads these {count} levels ({mode} pooling): the vector below is what its "
+            "classifier takes.",
+            n,
+        ).format(model=model.name, count=count, mode=mode)
+    return _(
+        "{model}'s classifier reads {own} ({mode} pooling), not the pyramid drawn here: no trained layer of this "
+        "network reads this vector."
+    ).format(model=model.name, own=own, mode=model.spp.mode)

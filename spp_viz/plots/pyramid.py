@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 from ..explain.bag_of_words import MeanSE, ShuffleSummary
 from ..explain.level_views import LevelView
 from ..geometry import FeatureGeometry
+from ..i18n import _, number
 from ..pyramid import paper_window
 from .base import (
     BIN_COLOURS,
@@ -35,8 +36,16 @@ def level_on_map(fmap: np.ndarray, view: LevelView, title: str, show_winners: bo
         hx.append((c0 + c1 - 1) / 2)
         hy.append((r0 + r1 - 1) / 2)
         text.append(
-            f"bin ({b.row}, {b.col}) of {view.n}x{view.n}<br>rows {r0}-{r1 - 1}, cols {c0}-{c1 - 1}"
-            f"<br>pooled: {view.values[b.row, b.col]:.3f}"
+            _("bin ({row}, {col}) of {n}x{n}<br>rows {r0}-{r1}, cols {c0}-{c1}<br>pooled: {value}").format(
+                row=b.row,
+                col=b.col,
+                n=view.n,
+                r0=r0,
+                r1=r1 - 1,
+                c0=c0,
+                c1=c1 - 1,
+                value=f"{view.values[b.row, b.col]:.3f}",
+            )
         )
     data = [
         {
@@ -44,7 +53,7 @@ def level_on_map(fmap: np.ndarray, view: LevelView, title: str, show_winners: bo
             "z": fmap,
             "colorscale": COLORSCALE,
             "showscale": False,
-            "hovertemplate": "cell x %{x}, y %{y}<br>value %{z:.3f}<extra></extra>",
+            "hovertemplate": _("cell x %{x}, y %{y}<br>value %{z:.3f}") + "<extra></extra>",
         },
         *checkered_outlines(bins, "bins"),
         hover_points(hx, hy, text),
@@ -59,7 +68,7 @@ def level_on_map(fmap: np.ndarray, view: LevelView, title: str, show_winners: bo
                 "mode": "markers",
                 "name": "winner",
                 "marker": {"symbol": "x", "size": 11, "color": "#ff4b4b", "line": {"width": 2, "color": "white"}},
-                "hovertemplate": "winning cell x %{x}, y %{y}<extra></extra>",
+                "hovertemplate": _("winning cell x %{x}, y %{y}") + "<extra></extra>",
                 "showlegend": False,
             }
         )
@@ -88,13 +97,21 @@ def level_on_image(
         hx.append((x0 + x1) / 2 - 0.5)
         hy.append((y0 + y1) / 2 - 0.5)
         text.append(
-            f"bin ({b.row}, {b.col}) of {view.n}x{view.n}<br>pixels x {x0:.0f}-{x1:.0f}, "
-            f"y {y0:.0f}-{y1:.0f}<br>pooled: {view.values[b.row, b.col]:.3f}"
+            _("bin ({row}, {col}) of {n}x{n}<br>pixels x {x0}-{x1}, y {y0}-{y1}<br>pooled: {value}").format(
+                row=b.row,
+                col=b.col,
+                n=view.n,
+                x0=f"{x0:.0f}",
+                x1=f"{x1:.0f}",
+                y0=f"{y0:.0f}",
+                y1=f"{y1:.0f}",
+                value=f"{view.values[b.row, b.col]:.3f}",
+            )
         )
     data = [{"type": "image", "source": img.uri, "hoverinfo": "skip"}, *checkered_outlines(bins, "bins")]
     if geom is not None and view.winners is not None:
         fields = [geom.cell_box(int(r), int(c)) for r, c in view.winners.reshape(-1, 2)]
-        data.append(outlines(fields, "#ffd500", "winners' fields", width=1.5, dash="dot"))
+        data.append(outlines(fields, "#ffd500", _("winners' fields"), width=1.5, dash="dot"))
     data.append(hover_points(hx, hy, text))
     layout = image_layout(img, [], [], height=330, title=title)
     return figure(data, layout)
@@ -134,13 +151,15 @@ def vector_strip(vector: np.ndarray, levels: Sequence[int], channels: int) -> go
             "z": vector[None, :],
             "colorscale": COLORSCALE,
             "showscale": True,
-            "hovertemplate": "position %{x}<br>value %{z:.3f}<extra></extra>",
+            "hovertemplate": _("position %{x}<br>value %{z:.3f}") + "<extra></extra>",
         }
     ]
     layout = {
         "shapes": shapes,
         "annotations": annotations,
-        "xaxis": {"title": {"text": f"position in the SPP vector (0 to {len(vector) - 1:,})"}},
+        "xaxis": {
+            "title": {"text": _("position in the SPP vector (0 to {last})").format(last=number(len(vector) - 1))}
+        },
         "yaxis": {"visible": False, "range": [-0.5, 1.5]},
         "height": 200,
         "margin": {"l": 10, "r": 10, "t": 10, "b": 40},
@@ -159,11 +178,13 @@ def rule_coverage(size: int, n: int) -> go.Figure:
     windows = [(i, j, (sx, sy, sx + window, sy + window)) for i, sy in enumerate(starts) for j, sx in enumerate(starts)]
     if not count:  # a map smaller than its bins: stride 0, no window at all; draw the cells so the grid shows
         return _no_window(size, n, window)
-    verdict = f"{count} windows instead of {n}" if count != n else "n windows"
+    verdict = _("{count} windows instead of {n}").format(count=count, n=n) if count != n else _("n windows")
     tail = size - ((count - 1) * stride + window) if count else size
     if count == n and tail:
-        verdict += f", last {tail} row(s)/column(s) never pooled"
-    title = f"a = {size}, n = {n}: window ceil(a/n) = {window}, stride floor(a/n) = {stride} -> {verdict}"
+        verdict += _(", last {tail} row(s)/column(s) never pooled").format(tail=tail)
+    title = _("a = {size}, n = {n}: window ceil(a/n) = {window}, stride floor(a/n) = {stride} -> {verdict}").format(
+        size=size, n=n, window=window, stride=stride, verdict=verdict
+    )
     data = [
         {
             "type": "heatmap",
@@ -172,7 +193,7 @@ def rule_coverage(size: int, n: int) -> go.Figure:
             "zmax": max(2, int(grid.max())),
             "colorscale": [[0, "#d62728"], [0.001, "#f4f4f4"], [1, "#1f77b4"]],
             "showscale": False,
-            "hovertemplate": "cell x %{x}, y %{y}<br>covered by %{z} window(s) per axis<extra></extra>",
+            "hovertemplate": _("cell x %{x}, y %{y}<br>covered by %{z} window(s) per axis") + "<extra></extra>",
         },
         *checkered_outlines(windows, "windows"),
     ]
@@ -190,12 +211,16 @@ def _no_window(size: int, n: int, window: int) -> go.Figure:
     """The training rule on a map smaller than its bins: every cell outlined and red, and why no window exists."""
     grid = np.zeros((size, size), dtype=int)
     cells = outlines([(x, y, x + 1, y + 1) for y in range(size) for x in range(size)], "#333", "cells", width=1)
-    title = f"a = {size}, n = {n}: window ceil(a/n) = {window}, stride floor(a/n) = 0 -> no window exists"
+    title = _("a = {size}, n = {n}: window ceil(a/n) = {window}, stride floor(a/n) = 0 -> no window exists").format(
+        size=size, n=n, window=window
+    )
     data = [{
         "type": "heatmap", "z": grid, "zmin": 0, "zmax": 1, "colorscale": [[0, "#d62728"], [1, "#d62728"]],
-        "showscale": False, "hovertemplate": "cell x %{x}, y %{y}<br>never pooled<extra></extra>",
+        "showscale": False, "hovertemplate": _("cell x %{x}, y %{y}<br>never pooled") + "<extra></extra>",
     }, cells]  # fmt: skip
-    words = f"{size} x {size} cells, {n} x {n} bins asked:<br>a stride of 0 moves no window, so none is made"
+    words = _("{size} x {size} cells, {n} x {n} bins asked:<br>a stride of 0 moves no window, so none is made").format(
+        size=size, n=n
+    )
     layout = {
         "title": {"text": title, "font": {"size": 13}},
         "annotations": [
@@ -223,13 +248,13 @@ def shuffle_levels(cosines: dict[int, float], k: int) -> go.Figure:
             x=[f"{n}x{n}" for n in levels],
             y=[cosines[n] for n in levels],
             text=[f"{cosines[n]:.2f}" for n in levels],
-            hovertemplate="%{x} level: cosine %{y:.3f}<extra></extra>",
+            hovertemplate=_("%{x} level: cosine %{y:.3f}") + "<extra></extra>",
             marker_color=BIN_COLOURS[0],
         )
     )
     fig.update_layout(
-        xaxis={"title": "pyramid level"},
-        yaxis={"title": f"cosine, original vs {k}x{k} shuffled", "range": [0, 1.05]},
+        xaxis={"title": _("pyramid level")},
+        yaxis={"title": _("cosine, original vs {k}x{k} shuffled").format(k=k), "range": [0, 1.05]},
         height=300,
         margin={"t": 20, "b": 10},
     )
@@ -242,7 +267,7 @@ def shuffle_curves(result: ShuffleSummary) -> go.Figure:
     from plotly.subplots import make_subplots
 
     ks = [r.k for r in result.rows]
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("level vectors: mean cosine", "top-1 class unchanged"))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(_("level vectors: mean cosine"), _("top-1 class unchanged")))
 
     def mean_trace(stats: list[MeanSE], name: str, hover: str, **style) -> go.Scatter:
         """One line over k: each point a mean, its whisker 2 standard errors."""
@@ -258,12 +283,12 @@ def shuffle_curves(result: ShuffleSummary) -> go.Figure:
 
     for n in result.levels:
         stats = [r.cosine[n] for r in result.rows]
-        hover = f"{n}x{n} level, %{{x}}x%{{x}} tiles: mean cosine %{{y:.3f}}"
-        fig.add_trace(mean_trace(stats, f"{n}x{n} level", hover), row=1, col=1)
+        hover = _("{n}x{n} level, %{{x}}x%{{x}} tiles: mean cosine %{{y:.3f}}").format(n=n)
+        fig.add_trace(mean_trace(stats, _("{n}x{n} level").format(n=n), hover), row=1, col=1)
     kept = [r.top1_unchanged for r in result.rows]
-    hover = "%{x}x%{x} tiles: top-1 unchanged in %{y:.0%}"
-    fig.add_trace(mean_trace(kept, "top-1 unchanged", hover, line={"color": "#444"}), row=1, col=2)
-    fig.update_xaxes(title="tiles per side (k)", tickvals=ks)
+    hover = _("%{x}x%{x} tiles: top-1 unchanged in %{y:.0%}")
+    fig.add_trace(mean_trace(kept, _("top-1 unchanged"), hover, line={"color": "#444"}), row=1, col=2)
+    fig.update_xaxes(title=_("tiles per side (k)"), tickvals=ks)
     fig.update_yaxes(range=[0, 1.05])
     fig.update_yaxes(tickformat=".0%", row=1, col=2)
     # The legend below the axis titles, with room for both (at the default place it covered "tiles per side").
