@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime as _datetime
+from decimal import Decimal
 from pathlib import Path
 
 from babel import numbers as _numbers
@@ -140,15 +141,19 @@ def babel_locale(lang: str | None = None) -> str:
 
 
 def number(value: float, digits: int = 0) -> str:
-    """A number in this language's way of writing it: grouping, decimal sign, ``digits`` decimals."""
+    """A number in this language's way of writing it: grouping, decimal sign, ``digits`` decimals. Rounded as Python's
+    own ``f"{value:,.{digits}f}"`` rounds (Babel alone rounds the shortest decimal text half-even: 0.4505 to three
+    decimals gives 0.450 there, 0.451 in Python), so a number reads the same in every language and in the CLI."""
     pattern = "#,##0" + ("." + "0" * digits if digits else "")
-    return _numbers.format_decimal(value, format=pattern, locale=babel_locale())
+    return _numbers.format_decimal(Decimal(f"{value:.{digits}f}"), format=pattern, locale=babel_locale())
 
 
 def percent(fraction: float, digits: int = 0) -> str:
-    """A fraction as a percentage (0.25 -> "25%") in this language's way of writing it."""
+    """A fraction as a percentage (0.25 -> "25%") in this language's way of writing it, rounded as Python's
+    ``f"{fraction:.{digits}%}"`` rounds."""
     pattern = "#,##0" + ("." + "0" * digits if digits else "") + "%"
-    return _numbers.format_percent(fraction, format=pattern, locale=babel_locale())
+    rounded = Decimal(f"{fraction * 100:.{digits}f}") / 100
+    return _numbers.format_percent(rounded, format=pattern, locale=babel_locale())
 
 
 def datetime(moment: _datetime) -> str:

@@ -18,13 +18,21 @@ def no_clear_difference() -> str:
 
 def paired(diff: float, low: float, high: float, mcnemar_p: float, other: str) -> str:
     """One view against ``other`` on the same photos, as the rest of a sentence that names the view first."""
-    band = f"95% interval {100 * low:+.1f} to {100 * high:+.1f}, McNemar p = {mcnemar_p:.2g}"
+    band = _("{percent} interval {low} to {high}, McNemar p = {p}").format(
+        percent="95%", low=f"{100 * low:+.1f}", high=f"{100 * high:+.1f}", p=f"{mcnemar_p:.2g}"
+    )
     side = verdict(low, high)
     if side == "above":
-        return f"beats the {other} by {100 * diff:.1f} points ({band})"
+        return _("beats the {other} by {points} points ({band})").format(
+            other=other, points=f"{100 * diff:.1f}", band=band
+        )
     if side == "below":
-        return f"falls {100 * -diff:.1f} points below the {other} ({band})"
-    return f"shows {NO_CLEAR_DIFFERENCE} from the {other}: {100 * diff:+.1f} points ({band})"
+        return _("falls {points} points below the {other} ({band})").format(
+            other=other, points=f"{100 * -diff:.1f}", band=band
+        )
+    return _("shows no clear difference from the {other}: {points} points ({band})").format(
+        other=other, points=f"{100 * diff:+.1f}", band=band
+    )
 
 
 def between(name_a: str, name_b: str, value: float, low: float, high: float, unit: str = "points") -> str:

@@ -532,7 +532,7 @@ KOREAN_PAGES = {  # the menu's Korean link -> a text its page shows in Korean
     "Feature maps": "입력 (H x W)",
     "피라미드 pooling": "출력 길이 k x M",
     "가장 강한 activation": "이 페이지는 아직 번역되지 않아",
-    "Crop, warp, SPP": "이 페이지는 아직 번역되지 않아",
+    "Crop, warp, SPP": "크기 변화",
     "근거 (Attributions)": "이 페이지는 아직 번역되지 않아",
     "Detection (물체 검출)": "이 페이지는 아직 번역되지 않아",
     "SPP Lab": "이 페이지는 아직 번역되지 않아",

@@ -13,6 +13,8 @@ import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 from conftest import ROOT
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageDraw, ImageFont
 
 from spp_viz import i18n
@@ -24,6 +26,7 @@ KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "lazy_gettext": None
 # ui.page.UNTRANSLATED say in Korean that they are not translated yet.
 TRANSLATED = ["app.py", "ui/page.py", "ui/sidebar_box.py", "ui/language.py", "ui/external_box.py", "ui/server_panel.py",
               "ui/recovery.py", "ui/jobs.py", "ui/builds.py", "pages/1_Feature_maps.py", "pages/2_Pyramid_pooling.py",
+              "pages/4_Crop_warp_SPP.py",
               "spp_viz/plots/maps.py", "spp_viz/plots/pyramid.py",
               "spp_viz/plots/views.py", "spp_viz/explain/level_views.py"]  # fmt: skip
 
@@ -204,6 +207,16 @@ def test_numbers_percentages_and_dates_follow_the_language():
         assert i18n.number(1234567.891, 1) == "1,234,567.9" and i18n.percent(0.256, 1) == "25.6%"
         stamp = i18n.datetime(moment)
         assert "2026" in stamp and "오후" in stamp and "3:04" in stamp  # 15:04 is 오후 3:04 (afternoon)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.floats(0, 1e7, allow_nan=False), st.floats(0, 1, allow_nan=False), st.integers(0, 3))
+def test_numbers_round_as_pythons_own_formatting_in_both_languages(value, fraction, digits):
+    """A number reads the same on a Korean page, an English page and in the CLI's output (Python's formatting)."""
+    for lang in ("en", "ko"):  # both write 1,234.5 and 12.3%
+        with i18n.use(lang):
+            assert i18n.number(value, digits) == f"{value:,.{digits}f}"
+            assert i18n.percent(fraction, digits) == f"{fraction:.{digits}%}"
 
 
 def glyph(font, char: str) -> bytes:

@@ -16,7 +16,11 @@ from streamlit.testing.v1 import AppTest
 from spp_viz import i18n
 
 PAGES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "pages").glob("[0-9]*.py"))
-TRANSLATED_PAGES = {"pages/1_Feature_maps.py", "pages/2_Pyramid_pooling.py"}  # the others: ui.page.UNTRANSLATED
+TRANSLATED_PAGES = {
+    "pages/1_Feature_maps.py",
+    "pages/2_Pyramid_pooling.py",
+    "pages/4_Crop_warp_SPP.py",
+}  # the others: ui.page.UNTRANSLATED
 TIMEOUT = 300
 
 pytestmark = pytest.mark.usefixtures("fresh_streamlit_caches")

@@ -201,16 +201,18 @@ class ShippedViews:
 
 
 @st.cache_resource(show_spinner=False)
-def shipped_views(model_name: str) -> ShippedViews | None:
-    """Read and worked out once per server, shared read-only: the paired bootstraps between the two heads took a
-    fifth of the server's time when 30 students opened the page at once."""
+def shipped_views(model_name: str, lang: str = "en") -> ShippedViews | None:
+    """Read and worked out once per server and language (its table and sentences are in ``lang``), shared read-only:
+    the paired bootstraps between the two heads took a fifth of the server's time when 30 students opened the page at
+    once."""
     one, four = shipped.heads("views")
     first = shipped.first_of(one, four, model_name)
     if first is None:
         return None
     both = one is not None and four is not None
-    return ShippedViews(first, one, four, side_by_side(one, four) if both else [],
-                        head_findings(one, four) if both else [])  # fmt: skip
+    with i18n.use(lang):
+        return ShippedViews(first, one, four, side_by_side(one, four) if both else [],
+                            head_findings(one, four) if both else [])  # fmt: skip
 
 
 # Download buttons get bytes, not callables. A callable's file is made on the click and belongs to no session, so

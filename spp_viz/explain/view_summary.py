@@ -6,17 +6,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .. import paper, verdicts
+from ..i18n import N_, _, percent
 from ..provenance import entry as provenance_entry
 from ..settings import DEFAULT_MODEL
 from ..stats import mcnemar, paired_bootstrap
-from .views import MULTI_SCALES, VIEW_TITLES
+from .views import MULTI_SCALES, view_title
 
-VIEW_WORDS = {
-    "crop": "centre crop",
-    "warp": "warp",
-    "full": "full image",
-    "multi": f"full images at {len(MULTI_SCALES)} scales",
+VIEW_WORDS = {  # a view in the middle of a sentence, in the reader's language (view_words)
+    "crop": N_("centre crop"),
+    "warp": N_("warp"),
+    "full": N_("full image"),
+    "multi": N_("full images at {count} scales"),
 }
+
+
+def view_words(view: str) -> str:
+    return _(VIEW_WORDS[view]).format(count=len(MULTI_SCALES))
 
 
 @dataclass(frozen=True)
@@ -139,51 +144,52 @@ def _verdict(d: PairedDiff, other: str) -> str:
 def how_trained(model: str) -> str:
     """One sentence on how ``model`` was trained, for the findings that depend on it."""
     if model == DEFAULT_MODEL:
-        return (
-            "this one has Lite0's conv layers, trained on 224 x 224 crops, and a {6,3,2,1} head distilled from Lite0's "
-            "own head on 500 photos (full images at three sizes and random crops), so its conv layers still know "
-            "objects at the crop's scale and framing."
-        )
-    return (
-        f"this one ({model}) was trained on 224 x 224 crops (its head is global average pooling), so it knows "
-        "objects at the crop's scale and framing."
-    )
+        return _(
+            "this one has Lite0's conv layers, trained on 224 x 224 crops, and a {{6,3,2,1}} head distilled from "
+            "Lite0's own head on 500 photos (full images at three sizes and random crops), so its conv layers still "
+            "know objects at the crop's scale and framing."
+        ).format()
+    return _(
+        "this one ({model}) was trained on 224 x 224 crops (its head is global average pooling), so it knows objects "
+        "at the crop's scale and framing."
+    ).format(model=model)
 
 
-def findings(result: ViewsSummary, where: str = "these photos") -> list[str]:
+def findings(result: ViewsSummary, where: str | None = None) -> list[str]:
     """Sentences computed from a views bench's summary: each view against the crop (and the full image against the
-    warp), with its interval, and how that compares with the paper's direction."""
-    acc = ", ".join(f"{VIEW_WORDS[v]} {a['top1']:.1%}" for v, a in result.accuracy.items())
-    out = [f"Over {result.n} {where} this network's top-1 accuracy is: {acc} (top-5 in the table)."]
+    warp), with its interval, and how that compares with the paper's direction. ``where`` names the photos ("these
+    photos" by default)."""
+    acc = ", ".join(f"{view_words(v)} {percent(a['top1'], 1)}" for v, a in result.accuracy.items())
+    out = [_("Over {n} {where} this network's top-1 accuracy is: {accuracy} (top-5 in the table).").format(
+        n=result.n, where=where or _("these photos"), accuracy=acc)]  # fmt: skip
     if result.held_out:
-        out.append("Each photo was scored by a head distilled without it (distill --fold-heads, bench --held-out).")
+        out.append(_("Each photo was scored by a head distilled without it (distill --fold-heads, bench --held-out)."))
     for v, paired in result.against_crop.items():
         d = paired["top1"]
-        out.append(
-            f"{VIEW_TITLES[v]} {_verdict(d, 'centre crop')}; right only this way: {d.only_this_view} photo(s), "
-            f"only with the crop: {d.only_other}."
-        )
-    trained = f"The paper's networks were trained with SPP at several input sizes; {how_trained(result.model)}"
+        out.append(_("{view} {verdict}; right only this way: {only_this} photo(s), only with the crop: {only_crop}.")
+                   .format(view=view_title(v), verdict=_verdict(d, view_words("crop")), only_this=d.only_this_view,
+                           only_crop=d.only_other))  # fmt: skip
+    trained = _("The paper's networks were trained with SPP at several input sizes; {how}").format(
+        how=how_trained(result.model))  # fmt: skip
     warp = result.against_warp.get("full", {}).get("top1")
     if warp is not None:
-        claim = (
-            f"the paper's direction (Caltech101: full {paper.CALTECH101_FULL}% against warped {paper.CALTECH101_WARP}%)"
-        )
-        out.append(
-            f"Full image (SPP) {_verdict(warp, 'warp')}: "
-            + (f"{claim}." if warp.low > 0 else f"{claim} does not show clearly here.")
-        )
+        claim = (_("{verdict}: the paper's direction (Caltech101: full {full} against warped {warped}).")
+                 if warp.low > 0 else
+                 _("{verdict}: the paper's direction (Caltech101: full {full} against warped {warped}) does not "
+                   "show clearly here."))  # fmt: skip
+        verdict = view_title("full") + " " + _verdict(warp, view_words("warp"))
+        out.append(claim.format(verdict=verdict, full=f"{paper.CALTECH101_FULL}%", warped=f"{paper.CALTECH101_WARP}%"))
     full = result.against_crop.get("full", {}).get("top1")
     if full is not None:
         if full.low > 0:
-            out.append("The full image beats the crop here too: the direction the paper reports (VOC 2007).")
+            out.append(_("The full image beats the crop here too: the direction the paper reports (VOC 2007)."))
         elif full.high >= 0:
-            out.append(
-                f"The paper's gain of the full image over the crop (VOC 2007: {paper.VOC07_FULL} against "
-                f"{paper.VOC07_CROP} mAP) does not show clearly here. {trained}"
-            )
+            out.append(_("The paper's gain of the full image over the crop (VOC 2007: {full} against {crop} mAP) does "
+                         "not show clearly here. {trained}").format(full=paper.VOC07_FULL, crop=paper.VOC07_CROP,
+                                                                    trained=trained))  # fmt: skip
         else:
-            out.append(f"The full image loses against the crop here, the opposite of the paper. {trained}")
+            out.append(_("The full image loses against the crop here, the opposite of the paper. {trained}").format(
+                trained=trained))  # fmt: skip
     return out
 
 
@@ -191,12 +197,13 @@ def table_rows(result: ViewsSummary) -> list[dict[str, str]]:
     """One row per view of a views bench's summary, as the page and the README show them."""
     rows = []
     for v, acc in result.accuracy.items():
-        row = {"view": VIEW_TITLES[v], "top-1": f"{acc['top1']:.1%}", "top-5": f"{acc['top5']:.1%}"}
+        row = {_("view"): view_title(v), "top-1": percent(acc["top1"], 1), "top-5": percent(acc["top5"], 1)}
         for key, label in (("top1", "top-1"), ("top5", "top-5")):
             d = result.against_crop.get(v, {}).get(key)
-            row[f"{label} minus crop (95% interval)"] = (
-                "reference" if d is None else f"{100 * d.diff:+.1f} ({100 * d.low:+.1f} to {100 * d.high:+.1f}) points"
-            )
+            row[_("{label} minus crop ({percent} interval)").format(label=label, percent="95%")] = (
+                _("reference") if d is None else _("{diff} ({low} to {high}) points").format(
+                    diff=f"{100 * d.diff:+.1f}", low=f"{100 * d.low:+.1f}", high=f"{100 * d.high:+.1f}")
+            )  # fmt: skip
         d = result.against_crop.get(v, {}).get("top1")
         row["McNemar p, top-1"] = "" if d is None else f"{d.mcnemar_p:.2g}"
         rows.append(row)
@@ -213,10 +220,12 @@ def side_by_side(a: ViewsSummary, b: ViewsSummary) -> list[dict[str, str]]:
     for v in (v for v in a.accuracy if v in b.accuracy):
         d = across_models(b, v, a, v)
         rows.append({
-            "view": VIEW_TITLES[v], f"{a.model} top-1": f"{a.accuracy[v]['top1']:.1%}",
-            f"{b.model} top-1": f"{b.accuracy[v]['top1']:.1%}",
-            "difference (95% interval)": "" if d is None else
-            f"{100 * d.diff:+.1f} ({100 * d.low:+.1f} to {100 * d.high:+.1f}) points, McNemar p = {d.mcnemar_p:.2g}",
+            _("view"): view_title(v), f"{a.model} top-1": percent(a.accuracy[v]["top1"], 1),
+            f"{b.model} top-1": percent(b.accuracy[v]["top1"], 1),
+            _("difference ({percent} interval)").format(percent="95%"): "" if d is None else
+            _("{diff} ({low} to {high}) points, McNemar p = {p}").format(
+                diff=f"{100 * d.diff:+.1f}", low=f"{100 * d.low:+.1f}", high=f"{100 * d.high:+.1f}",
+                p=f"{d.mcnemar_p:.2g}"),
         })  # fmt: skip
     return rows
 
@@ -230,6 +239,6 @@ def head_findings(a: ViewsSummary, b: ViewsSummary) -> list[str]:
         d = across_models(b, vb, a, va)
         if d is None or vb not in b.accuracy or va not in a.accuracy:
             continue
-        other = f"{a.model} {VIEW_WORDS[va]} ({a.accuracy[va]['top1']:.1%})"
-        out.append(f"{b.model}, {VIEW_WORDS[vb]} ({b.accuracy[vb]['top1']:.1%}) {_verdict(d, other)}.")
+        other = f"{a.model} {view_words(va)} ({percent(a.accuracy[va]['top1'], 1)})"
+        out.append(f"{b.model}, {view_words(vb)} ({percent(b.accuracy[vb]['top1'], 1)}) {_verdict(d, other)}.")
     return out

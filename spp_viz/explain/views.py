@@ -14,12 +14,25 @@ import torch
 from PIL import Image
 
 from .. import paper
+from ..i18n import N_, _
 from ..images import resize_short_side, to_tensor
 from ..models import Prediction, SPPNet, top_predictions
 from ..progress import Progress, counted
 
 VIEWS = ("crop", "warp", "full")
-VIEW_TITLES = {"crop": "Centre crop", "warp": "Warp", "full": "Full image (SPP)", "multi": "SPP, multi-scale"}
+VIEW_TITLES = {
+    "crop": N_("Centre crop"),
+    "warp": N_("Warp"),
+    "full": N_("Full image (SPP)"),
+    "multi": N_("SPP, multi-scale"),
+}
+
+
+def view_title(view: str) -> str:
+    """A view's title in the reader's language (``VIEW_TITLES`` keeps the English, for the CLI and the files)."""
+    return _(VIEW_TITLES[view])
+
+
 # The paper's multi-view test scales (notes, Testing views); it adds 18 crops per scale, we take full images only.
 MULTI_SCALES = paper.TEST_SCALES
 

@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw
 from ..explain.attribution import LevelShare
 from ..explain.level_importance import LevelSummary
 from ..explain.view_summary import ViewsSummary
-from ..explain.views import VIEW_TITLES, VIEWS, View, make_views
+from ..explain.views import VIEWS, View, make_views, view_title
 from ..i18n import _, font
 
 
@@ -72,7 +72,7 @@ def sweep_figure(sides: Sequence[int], sweep: dict[str, list[float]], class_name
     """Probability of one class against the input's shorter side, one line per view."""
     fig = go.Figure()
     for name, probs in sweep.items():
-        fig.add_trace(go.Scatter(x=list(sides), y=probs, mode="lines+markers", name=VIEW_TITLES[name]))
+        fig.add_trace(go.Scatter(x=list(sides), y=probs, mode="lines+markers", name=view_title(name)))
     fig.update_layout(
         title=_("p({name}) against input size").format(name=class_name),
         xaxis_title=_("input shorter side (pixels)"),
@@ -139,7 +139,7 @@ def view_differences(result: ViewsSummary) -> go.Figure:
         ds = [result.against_crop[v][key] for v in views]
         fig.add_trace(
             go.Bar(
-                x=[VIEW_TITLES[v] for v in views],
+                x=[view_title(v) for v in views],
                 y=[100 * d.diff for d in ds],
                 name=label,
                 error_y={
