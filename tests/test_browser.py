@@ -531,7 +531,7 @@ def test_the_language_switch_keeps_the_photo_and_the_page(server, browser):
 KOREAN_PAGES = {  # the menu's Korean link -> a text its page shows in Korean
     "Feature maps": "입력 (H x W)",
     "피라미드 pooling": "출력 길이 k x M",
-    "가장 강한 activation": "이 페이지는 아직 번역되지 않아",
+    "가장 강한 activation": "아무 채널",
     "Crop, warp, SPP": "크기 변화",
     "근거 (Attributions)": "이 페이지는 아직 번역되지 않아",
     "Detection (물체 검출)": "이 페이지는 아직 번역되지 않아",

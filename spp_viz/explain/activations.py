@@ -11,6 +11,7 @@ from PIL import Image
 
 from ..gallery import gallery_view
 from ..geometry import FeatureGeometry, feature_geometry
+from ..i18n import _
 from ..images import ImageError
 from ..models import SPPNet
 from .activation_index import ActivationIndex
@@ -29,7 +30,7 @@ def peaks(fmap: np.ndarray, count: int = 3, radius: int = 1) -> list[tuple[int, 
         v = float(fmap[r, c])
         if v <= 0 or len(taken) == count:
             break
-        if all(max(abs(r - tr), abs(c - tc)) > radius for tr, tc, _ in taken):
+        if all(max(abs(r - tr), abs(c - tc)) > radius for tr, tc, _value in taken):
             taken.append((r, c, v))
     return taken
 
@@ -93,7 +94,7 @@ def top_patches(
         except ImageError:
             view = None
         if view is None:
-            out.append((Image.new("RGB", (64, 64), (200, 200, 200)), caption + " (gone)"))
+            out.append((Image.new("RGB", (64, 64), (200, 200, 200)), caption + " " + _("(gone)")))
             continue
         hw = tuple(index.input_hw[i])
         if hw not in geoms:  # not setdefault: it would compute the geometry on every call

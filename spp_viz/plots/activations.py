@@ -9,6 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 from PIL import Image, ImageDraw
 
+from ..i18n import _, font
 from .base import COLORSCALE, EncodedImage, figure, image_layout, pixel_rect
 
 
@@ -27,7 +28,7 @@ def peaks_on_map(fmap: np.ndarray, peaks: Sequence[tuple[int, int, float]], titl
             "arrowcolor": "#ff4b4b",
             "font": {"color": "#ff4b4b", "size": 12},
         }
-        for k, (r, c, _) in enumerate(peaks)
+        for k, (r, c, _value) in enumerate(peaks)
     ]
     data = [
         {
@@ -35,7 +36,7 @@ def peaks_on_map(fmap: np.ndarray, peaks: Sequence[tuple[int, int, float]], titl
             "z": fmap,
             "colorscale": COLORSCALE,
             "showscale": False,
-            "hovertemplate": "x %{x}, y %{y}<br>value %{z:.3f}<extra></extra>",
+            "hovertemplate": _("x %{x}, y %{y}<br>value %{z:.3f}") + "<extra></extra>",
         }
     ]
     layout = {
@@ -63,7 +64,7 @@ def boxes_on_image(img: EncodedImage, boxes: Sequence[tuple[float, float, float,
             "font": {"color": "white", "size": 12},
             "bgcolor": "#ff4b4b",
         }
-        for k, (x0, y0, _, _) in enumerate(boxes)
+        for k, (x0, y0, _x1, _y1) in enumerate(boxes)
     ]
     data = [{"type": "image", "source": img.uri, "hoverinfo": "skip"}]
     layout = image_layout(img, shapes, labels, height=260, title=title)
@@ -76,6 +77,7 @@ def patch_grid(patches: Sequence[tuple[Image.Image, str]], cols: int = 3, side: 
     cap = 30
     canvas = Image.new("RGB", (cols * (side + 8) + 8, rows * (side + cap + 8) + 8), "white")
     draw = ImageDraw.Draw(canvas)
+    label_font = font(11)  # a file's name may be in any script: Hangul drawn too
     for k, (patch, caption) in enumerate(patches):
         p = patch.convert("RGB")
         scale = side / max(p.size)  # large fields shrink, small ones grow so they can be seen
@@ -84,5 +86,5 @@ def patch_grid(patches: Sequence[tuple[Image.Image, str]], cols: int = 3, side: 
         y = 8 + (k // cols) * (side + cap + 8)
         canvas.paste(p, (x + (side - p.width) // 2, y + (side - p.height) // 2))
         for i, line in enumerate(caption.split("\n")[:2]):
-            draw.text((x + 2, y + side + 2 + 13 * i), line[:28], fill=(30, 30, 30))
+            draw.text((x + 2, y + side + 2 + 13 * i), line[:28], fill=(30, 30, 30), font=label_font)
     return canvas
