@@ -533,7 +533,7 @@ KOREAN_PAGES = {  # the menu's Korean link -> a text its page shows in Korean
     "피라미드 pooling": "출력 길이 k x M",
     "가장 강한 activation": "아무 채널",
     "Crop, warp, SPP": "크기 변화",
-    "근거 (Attributions)": "이 페이지는 아직 번역되지 않아",
+    "근거 (Attributions)": "어느 피라미드 층이 결정을 이끌었나",
     "Detection (물체 검출)": "이 페이지는 아직 번역되지 않아",
     "SPP Lab": "이 페이지는 아직 번역되지 않아",
     "Lab 실험": "이 페이지는 아직 번역되지 않아",

@@ -26,7 +26,8 @@ KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "lazy_gettext": None
 # ui.page.UNTRANSLATED say in Korean that they are not translated yet.
 TRANSLATED = ["app.py", "ui/page.py", "ui/sidebar_box.py", "ui/language.py", "ui/external_box.py", "ui/server_panel.py",
               "ui/recovery.py", "ui/jobs.py", "ui/builds.py", "pages/1_Feature_maps.py", "pages/2_Pyramid_pooling.py",
-              "pages/3_Strongest_activations.py", "pages/4_Crop_warp_SPP.py", "spp_viz/plots/activations.py",
+              "pages/3_Strongest_activations.py", "pages/4_Crop_warp_SPP.py", "pages/5_Attributions.py",
+              "spp_viz/plots/activations.py",
               "spp_viz/plots/maps.py", "spp_viz/plots/pyramid.py",
               "spp_viz/plots/views.py", "spp_viz/explain/level_views.py"]  # fmt: skip
 

@@ -21,6 +21,7 @@ TRANSLATED_PAGES = {
     "pages/2_Pyramid_pooling.py",
     "pages/3_Strongest_activations.py",
     "pages/4_Crop_warp_SPP.py",
+    "pages/5_Attributions.py",
 }  # the others: ui.page.UNTRANSLATED
 TIMEOUT = 300
 
