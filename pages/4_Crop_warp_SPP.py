@@ -20,7 +20,7 @@ from spp_viz.explain.views import (
     view_title,
 )
 from spp_viz.gallery import folder_items
-from spp_viz.i18n import _, percent
+from spp_viz.i18n import _, percent, pgettext
 from spp_viz.models import SPPNet
 from spp_viz.plots.maps import predictions_bar
 from spp_viz.plots.views import sweep_figure, view_differences
@@ -70,7 +70,10 @@ def sweep_panel(model: SPPNet, img, comp: Comparison) -> None:
     """Probability of one class against the input size, for the three views."""
     options = candidate_classes(comp)
     cls = st.selectbox(
-        _("Class"), options, format_func=lambda i: model.class_names[i], key=f"sweep_class-{ui.image_key()}"
+        pgettext("a category of images", "Class"),
+        options,
+        format_func=lambda i: model.class_names[i],
+        key=f"sweep_class-{ui.image_key()}",
     )
     sweep = ui.heavy.scale_sweep(cls, SWEEP_SIDES, start=False)  # kept from an earlier run, of any session
     if sweep is None:

@@ -131,6 +131,12 @@ def N_(message: str) -> str:
     return message
 
 
+def pgettext(context: str, message: str) -> str:
+    """``message`` in this context's language, told apart by ``context`` from the same English with another meaning
+    ("Class": a category of ImageNet, or the teacher's class)."""
+    return translations(language()).pgettext(context, message)
+
+
 def lazy_gettext(message: str) -> LazyProxy:
     """A module-level constant's message, translated each time it is read (in the reader's language)."""
     return LazyProxy(gettext, message, enable_cache=False)

@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw, ImageFont
 from spp_viz import i18n
 
 PO = ROOT / "spp_viz" / "locales" / "ko" / "LC_MESSAGES" / "spp_viz.po"
-KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "lazy_gettext": None, "N_": None}
+KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "pgettext": ((1, "c"), 2), "lazy_gettext": None, "N_": None}
 # The modules whose every sentence goes through the catalogs: the home page, the sidebar, the menu, what every page
 # asks for first, and the pages translated so far with the library sentences and figures they show. The pages of
 # ui.page.UNTRANSLATED say in Korean that they are not translated yet.
@@ -269,7 +269,8 @@ def test_the_compiled_catalog_matches_the_po():
     translations = gettext.GNUTranslations(io.BytesIO(mo))
     for m in catalog():
         if m.id and isinstance(m.id, str):
-            assert translations.gettext(m.id) == m.string
+            found = translations.pgettext(m.context, m.id) if m.context else translations.gettext(m.id)
+            assert found == m.string
 
 
 def test_heavy_work_on_the_servers_queue_speaks_the_language_of_the_session_that_asked():
