@@ -282,3 +282,19 @@ def test_heavy_work_on_the_servers_queue_speaks_the_language_of_the_session_that
     with i18n.use("en"):
         english = queue.submit("t", lambda job: i18n._("Model"))
     assert korean.future.result(timeout=30) == "모델" and english.future.result(timeout=30) == "Model"
+
+
+def test_the_class_link_and_its_qr_code_open_in_the_teachers_language(monkeypatch):
+    import ui.classroom
+
+    monkeypatch.delenv(i18n.LANG_ENV, raising=False)
+    with i18n.use("ko"):
+        korean = ui.classroom.share_link("K7Q2")
+    with i18n.use("en"):
+        english = ui.classroom.share_link("K7Q2")
+    assert korean.endswith(f"?{ui.classroom.CLASS_PARAM}=K7Q2&lang=ko") and english.endswith("=K7Q2")
+    monkeypatch.setenv(i18n.LANG_ENV, "ko")  # a Korean server: its default needs no mark, English does
+    with i18n.use("ko"):
+        assert ui.classroom.share_link("K7Q2").endswith("=K7Q2")
+    with i18n.use("en"):
+        assert ui.classroom.share_link("K7Q2").endswith("=K7Q2&lang=en")

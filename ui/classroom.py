@@ -18,6 +18,7 @@ from spp_viz.models import ZOO
 from spp_viz.settings import teacher_key
 
 from .cache import comparison, decode_image, get_model
+from .language import link_query
 from .session import ModelChoice, Subject, context
 
 BROWSER_PARAM = "you"  # the student's id, signed by the server, in the page's address: a reconnect keeps the entry
@@ -108,9 +109,11 @@ def class_names(info: ClassInfo) -> list[str]:
 
 
 def share_link(code: str) -> str:
-    """The page's own address with the class's code in it (what the teacher shares)."""
+    """The page's own address with the class's code in it (what the teacher shares), and the teacher's language where
+    it is not the server's default: the students' link and QR code open in it."""
     here = (st.context.url or "http://localhost:8501/Class").split("?")[0]
-    return f"{here}?{CLASS_PARAM}={code}"
+    lang = "".join(f"&{k}={v}" for k, v in link_query().items())
+    return f"{here}?{CLASS_PARAM}={code}{lang}"
 
 
 def qr_png(link: str) -> bytes:
