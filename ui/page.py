@@ -36,8 +36,7 @@ PAGE_TITLES = {
     "9_Class": lazy_gettext("Class"),
 }
 # The pages whose own text is not in the catalogs yet: in another language they say so at the top.
-UNTRANSLATED = {"6_Detection",
-                "7_SPP_Lab", "8_Lab_experiments", "9_Class"}  # fmt: skip
+UNTRANSLATED = {"6_Detection", "7_SPP_Lab", "8_Lab_experiments", "9_Class"}
 
 
 def start_page() -> None:
