@@ -2,8 +2,8 @@
 chosen per session.
 
 The language is a context variable, not a process-wide ``gettext.install()``: one server serves a class, and two
-students on it may read two languages at once. A Streamlit run sets it (``use``) for its own thread; work handed to
-another thread takes the caller's language with ``contextvars.copy_context()``.
+students on it may read two languages at once. A Streamlit run sets it (``set_language``) for its own thread; work
+handed to another thread takes the caller's language with ``contextvars.copy_context()``; ``use`` sets it for a block.
 
     from spp_viz.i18n import _, ngettext
     _("{channels} channels").format(channels=k)     # named placeholders: a translator may reorder them
