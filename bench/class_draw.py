@@ -59,7 +59,7 @@ def page_seconds(code: str, photos: int) -> float:
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run().switch_page("pages/9_Class.py").run()
-    at.session_state["class_role"] = "the teacher"
+    at.session_state["class_role"] = "teacher"
     at.session_state["class_teacher"] = (KEY, code)
     at.run()  # the first run loads the network and imports the page's modules: not timed
     assert not at.exception, [e.value for e in at.exception]

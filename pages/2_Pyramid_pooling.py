@@ -47,7 +47,8 @@ TAB_WIDGETS = ("pyramid_region", "winner_level", "rule_case", "bow_k", "bow_seed
 def controls() -> tuple[tuple[int, ...], str, str]:
     """Levels (preset or custom), pooling mode and bin rule."""
     a, b, c = st.columns([3, 1, 2])
-    preset = a.selectbox(_("Pyramid"), [*PRESETS, CUSTOM], format_func=_, key="pyramid_preset")
+    presets = [*PRESETS, CUSTOM]
+    preset = a.selectbox(_("Pyramid"), presets, format_func={k: _(k) for k in presets}.get, key="pyramid_preset")
     if preset == CUSTOM:
         text = a.text_input(_("Levels, finest first (n for an n x n grid)"), "5,2,1", key="pyramid_custom")
         try:
@@ -62,7 +63,7 @@ def controls() -> tuple[tuple[int, ...], str, str]:
         _("Bin rule"),
         ["adaptive", "paper"],
         key="pyramid_rule",
-        format_func=lambda r: _("Appendix A (adaptive)") if r == "adaptive" else _("training rule (Sec. 2.3)"),
+        format_func={"adaptive": _("Appendix A (adaptive)"), "paper": _("training rule (Sec. 2.3)")}.get,
         help=_(
             "Appendix A: bin i spans [floor(i*a/n), ceil((i+1)*a/n)), always n bins. Training rule: window ceil(a/n), "
             "stride floor(a/n), which breaks for many map sizes (see the rule inspector below)."
@@ -103,9 +104,7 @@ def levels_panel(fm: FeatureMaps, geom: FeatureGeometry, img, channel: int, leve
         ["footprint", "field"],
         horizontal=True,
         key="pyramid_region",
-        format_func=lambda r: (
-            _("where the bin's cells are") if r == "footprint" else _("what they see (receptive fields)")
-        ),
+        format_func={"footprint": _("where the bin's cells are"), "field": _("what they see (receptive fields)")}.get,
     )
     for n in levels:
         try:

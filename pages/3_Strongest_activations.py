@@ -49,7 +49,7 @@ def box_kind(geom: FeatureGeometry) -> str:
         kinds,
         index=kinds.index(default),
         horizontal=True,
-        format_func=lambda k: _(KIND_LABELS[k]),
+        format_func={k: _(v) for k, v in KIND_LABELS.items()}.get,
         key=f"act_kind-{default}",
     )
     if kind == "field" and default == "context":
@@ -75,7 +75,9 @@ def image_panel(fm: FeatureMaps, drawn: np.ndarray, geom: FeatureGeometry, enc, 
 def gallery_sources() -> list[str]:
     """Which images make the gallery; this session's uploads can grow here, several photos at once."""
     offered = SOURCES if ui.server_paths() else SOURCES[:2]  # a folder on the server only where the teacher allows
-    sources = st.multiselect(_("Gallery"), offered, default=[SOURCES[0]], format_func=_, key="act_sources")
+    sources = st.multiselect(
+        _("Gallery"), offered, default=[SOURCES[0]], format_func={s: _(s) for s in offered}.get, key="act_sources"
+    )
     if SOURCES[1] in sources:
         ui.add_gallery_uploads(
             st.file_uploader(

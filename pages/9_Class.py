@@ -4,12 +4,13 @@ submit what the three views made of their photo, and the teacher's screen pools 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pandas as pd
 import streamlit as st
 
 import ui
-from spp_viz import paper
+from spp_viz import i18n, paper
 from spp_viz.classroom import (
     DEFAULT_QUESTION,
     MAX_TITLE,
@@ -30,36 +31,57 @@ from spp_viz.classroom import (
 )
 from spp_viz.classroom.access import Throttled
 from spp_viz.classroom.results import ClassResults, shipped_findings
+from spp_viz.i18n import N_, _, pgettext, translate
 from spp_viz.plots.views import poll_figure
 
-DOWN = "Your own exploration on the other pages keeps working."
-PASSPHRASE_HELP = (
-    "SPP_VIZ_TEACHER_KEY, or the one the server made: the line \"Class mode: the teacher's passphrase is ...\" in the "
-    "server's log (the terminal that runs it: printed at start by spp-viz app and spp-viz serve, at the first "
-    "student's visit under streamlit run app.py; docker compose logs app; kubectl logs deploy/spp-viz)"
+DOWN = N_("Your own exploration on the other pages keeps working.")
+PASSPHRASE_HELP = N_(
+    "{env}, or the one the server made: the line \"Class mode: the teacher's passphrase is ...\" in the server's log "
+    "(the terminal that runs it: printed at start by spp-viz app and spp-viz serve, at the first student's visit "
+    "under streamlit run app.py; docker compose logs app; kubectl logs deploy/spp-viz)"
 )
+ROLES = {"student": N_("a student"), "teacher": N_("the teacher")}
+
+
+def down(e: Exception) -> str:
+    """The database cannot be reached: what went wrong, and that the rest of the app still works."""
+    return f"**{ui.md(e)}.** {_(DOWN)}"
+
+
+def not_sent(e: Exception) -> str:
+    """A Submit that could not reach the database: the answer waits in the session."""
+    return _("**Not sent yet: {why}.** Your answer is kept; it is sent again on your next click. {rest}").format(
+        why=ui.md(e), rest=_(DOWN)
+    )
+
+
+def capitalized(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def main() -> None:
     ui.start_page()
-    st.title("Class")
+    st.title(pgettext("a group of students", "Class"))
     st.markdown(
-        "Does the whole image through SPP beat the centre crop and the warp? The paper says so for its networks "
-        f"({paper.VOC07_CLAIM}, mAP; {paper.CALTECH101_CLAIM}, accuracy in %; see {ui.NOTES}). Here the class tests "
-        "it on the photos it brought: each student's photo goes through the three views (or the two heads, or the "
-        "shuffles: the teacher picks the question), and the teacher's screen pools them."
+        _(
+            "Does the whole image through SPP beat the centre crop and the warp? The paper says so for its networks "
+            "({voc}, mAP; {caltech}, accuracy in %; see {notes}). Here the class tests it on the photos it brought: "
+            "each student's photo goes through the three views (or the two heads, or the shuffles: the teacher picks "
+            "the question), and the teacher's screen pools them."
+        ).format(voc=translate(paper.VOC07_CLAIM), caltech=translate(paper.CALTECH101_CLAIM), notes=ui.NOTES)
     )
     token = st.query_params.get(ui.classroom.TEACHER_PARAM)
-    role = st.radio("You are", ["a student", "the teacher"], horizontal=True, key="class_role", index=1 if token else 0)
+    role = st.radio(_("You are"), list(ROLES), horizontal=True, key="class_role", index=1 if token else 0,
+                    format_func={k: _(v) for k, v in ROLES.items()}.get)  # fmt: skip
     said = st.session_state.pop("class_message", None)  # what a button's callback could not do
     if said:
         st.error(f"**{ui.md(said)}.**")
     try:
         store = ui.classroom.class_store()
     except DatabaseDown as e:
-        st.error(f"**{ui.md(e)}.** {DOWN}")
+        st.error(down(e))
         return
-    if role == "the teacher":
+    if role == "teacher":
         teacher(store)
     else:
         student(store)
@@ -71,32 +93,43 @@ def teacher(store: ClassStore) -> None:
     try:
         info = store.teacher_class(token) if token else None
     except DatabaseDown as e:
-        st.error(f"**{ui.md(e)}.** {DOWN}")
+        st.error(down(e))
         return
     if info is None:
         if token:
-            st.warning("This teacher's link no longer opens a class: it was closed, or deleted after its retention.")
+            st.warning(_("This teacher's link no longer opens a class: it was closed, or deleted after its retention."))
         open_form(store)
         return
     share_panel(info)
-    st.caption("This page's address holds your teacher's token (a reload keeps the dashboard): keep the address bar "
-               "off the projector. Closing the class ends the token.")  # fmt: skip
+    st.caption(_("This page's address holds your teacher's token (a reload keeps the dashboard): keep the address "
+                 "bar off the projector. Closing the class ends the token."))  # fmt: skip
     if info.is_open():
-        st.button("Close the class now", key="class_close", on_click=close_class, args=(store, token, info.code))
+        st.button(_("Close the class now"), key="class_close", on_click=close_class, args=(store, token, info.code))
     live_results(store, info.code)
 
 
 def open_form(store: ClassStore) -> None:
     # Buttons act in callbacks, which run before the script: a click that lands while a run reruns is not lost.
     with st.form("class_open"):
-        st.text_input("Teacher's passphrase", type="password", key="class_key", help=PASSPHRASE_HELP)
-        st.text_input("Title (shown to the class)", max_chars=MAX_TITLE, key="class_title")
-        st.selectbox("The question", list(QUESTIONS), format_func=lambda q: QUESTIONS[q].title, key="class_question",
-                     index=list(QUESTIONS).index(DEFAULT_QUESTION), help="The app's own comparisons")  # fmt: skip
+        st.text_input(
+            _("Teacher's passphrase"),
+            type="password",
+            key="class_key",
+            help=_(PASSPHRASE_HELP).format(env="SPP_VIZ_TEACHER_KEY"),
+        )
+        st.text_input(_("Title (shown to the class)"), max_chars=MAX_TITLE, key="class_title")
+        st.selectbox(
+            _("The question"),
+            list(QUESTIONS),
+            format_func={k: translate(q.title) for k, q in QUESTIONS.items()}.get,
+            key="class_question",
+            index=list(QUESTIONS).index(DEFAULT_QUESTION),
+            help=_("The app's own comparisons"),
+        )
         a, b = st.columns(2)
-        a.number_input("Open for (hours)", 0.25, 24.0, 2.0, 0.25, key="class_hours")
-        b.number_input("Rows deleted after (days)", 1, 90, 7, key="class_days")
-        st.form_submit_button("Open a class", type="primary", on_click=open_class, args=(store,))
+        a.number_input(_("Open for (hours)"), 0.25, 24.0, 2.0, 0.25, key="class_hours")
+        b.number_input(_("Rows deleted after (days)"), 1, 90, 7, key="class_days")
+        st.form_submit_button(_("Open a class"), type="primary", on_click=open_class, args=(store,))  # fmt: skip
 
 
 def run_callback(what, *args, **kwargs) -> None:
@@ -116,7 +149,7 @@ def open_class(store: ClassStore) -> None:
     """The form's callback: the passphrase (5 tries a minute per session), the class, the teacher's token."""
     s = st.session_state
     try:
-        ui.classroom.throttles()["passphrase"].attempt(ui.classroom.session_key(), "passphrase attempts")
+        ui.classroom.throttles()["passphrase"].attempt(ui.classroom.session_key(), _("passphrase attempts"))
         asks = s.class_question
         info = store.open_class(s.class_key, s.class_title, s.class_hours, s.class_days,
                                 ui.classroom.class_network(asks), asks)  # fmt: skip
@@ -128,18 +161,20 @@ def open_class(store: ClassStore) -> None:
 def share_panel(info: ClassInfo) -> None:
     link = ui.classroom.share_link(info.code)
     a, b = st.columns([2, 1])
-    a.metric("Class code", info.code)
+    a.metric(_("Class code"), info.code)
     if info.title:
         a.text(info.title)  # as typed: never read as Markdown or HTML
     a.code(link, language=None)
-    closes = pd.Timestamp(info.closes_at, unit="s", tz="UTC").strftime("%H:%M UTC")
-    kept = pd.Timestamp(info.delete_after, unit="s", tz="UTC").strftime("%Y-%m-%d")
+    closes = i18n.time_of_day(datetime.fromtimestamp(info.closes_at, UTC)) + " UTC"
+    kept = i18n.date(datetime.fromtimestamp(info.delete_after, UTC))
+    until = (_("Open until {time}") if info.is_open() else _("Closed at {time}")).format(time=closes)
     a.caption(
-        f"Question: {info.asks.title}. Network: {info.model}. "
-        + (f"Open until {closes}" if info.is_open() else f"Closed at {closes}")
-        + f"; its rows are deleted on {kept}. No photo is stored unless a student shares a 128-pixel thumbnail."
+        _(
+            "Question: {question}. Network: {model}. {until}; its rows are deleted on {date}. No photo is stored "
+            "unless a student shares a 128-pixel thumbnail."
+        ).format(question=translate(info.asks.title), model=info.model, until=until, date=kept)
     )
-    b.image(ui.classroom.qr_png(link), caption="The link, for phones", width=180)
+    b.image(ui.classroom.qr_png(link), caption=_("The link, for phones"), width=180)
 
 
 @st.fragment(run_every=3)
@@ -152,81 +187,89 @@ def live_results(store: ClassStore, code: str) -> None:
         return
     r = class_results(entries, info)
     a, b, c = st.columns(3)
-    a.metric("Photos", r.count)
-    b.metric("Showing one of ImageNet's classes", r.labelled)
-    c.metric(f"{info.asks.compared.capitalize()} disagree on", len(r.disagreements))
+    a.metric(_("Photos"), r.count)
+    b.metric(_("Showing one of ImageNet's classes"), r.labelled)
+    c.metric(_("{compared} disagree on").format(compared=capitalized(translate(info.asks.compared))),
+             len(r.disagreements))  # fmt: skip
     if r.table:
         st.table(pd.DataFrame(r.table).set_index(next(iter(r.table[0]))))  # a plain table: readable from the back row
     for line in r.findings:
         st.markdown(f"- {line}")
-    came_true = "first changed here" if info.question == "shuffle" else f"right (top-1, of {r.labelled} labelled)"
-    st.plotly_chart(poll_figure(r.poll, r.happened, info.asks.poll_words, came_true), key="class_poll_chart")
+    came_true = (_("first changed here") if info.question == "shuffle" else
+                 _("right (top-1, of {n} labelled)").format(n=r.labelled))  # fmt: skip
+    words = {k: translate(v) for k, v in info.asks.poll_words.items()}
+    st.plotly_chart(poll_figure(r.poll, r.happened, words, came_true), key="class_poll_chart")
     st.caption(tally(r, info))
     for line in shipped_findings(info.question):
         st.caption(line)
     disagreements(r.disagreements, info)
     d1, d2 = st.columns(2)
-    d1.download_button("Download CSV", export_csv(entries), f"class-{code}.csv", "text/csv", key="class_csv")
-    d2.download_button("Download JSON", json.dumps(export(entries, info), indent=2), f"class-{code}.json",
+    d1.download_button(_("Download CSV"), export_csv(entries), f"class-{code}.csv", "text/csv", key="class_csv")
+    d2.download_button(_("Download JSON"), json.dumps(export(entries, info), indent=2), f"class-{code}.json",
                        "application/json", key="class_json")  # fmt: skip
 
 
 def tally(r: ClassResults, info: ClassInfo) -> str:
     """The poll and what happened, in words (the chart's numbers, for the back row)."""
-    words = info.asks.poll_words
-    poll = "Poll: " + ", ".join(f"{words[c]} {n}" for c, n in r.poll.items()) + ". "
+    words = {k: translate(v) for k, v in info.asks.poll_words.items()}
+    poll = _("Poll: {answers}.").format(answers=", ".join(f"{words[c]} {n}" for c, n in r.poll.items()))
     if info.question == "shuffle":
-        return poll + "First changed at: " + ", ".join(f"{words[c]} {n}" for c, n in r.happened.items()) + "."
+        changed = ", ".join(f"{words[c]} {n}" for c, n in r.happened.items())
+        return poll + " " + _("First changed at: {answers}.").format(answers=changed)
     right = ", ".join(f"{words[a]} {r.happened[a]}" for a in info.asks.arms)
-    return poll + f"Right (top-1): {right}, {words['none']} {r.happened['none']}."
+    return (
+        poll
+        + " "
+        + _("Right (top-1): {answers}, {none} {n}.").format(answers=right, none=words["none"], n=r.happened["none"])
+    )
 
 
 def disagreements(entries: list[Entry], info: ClassInfo) -> None:
     if not entries:
         return
-    st.subheader(f"Where {info.asks.compared} disagree")
+    st.subheader(_("Where {compared} disagree").format(compared=translate(info.asks.compared)))
     names = ui.classroom.class_names(info)
     cols = st.columns(6)
     for i, e in enumerate(entries[:24]):
-        tops = "; ".join(f"{info.asks.arm_titles[a]}: {names[t]}" for a, t in e.top1.items())
-        truth = "none of ImageNet's" if e.true_class == NONE_OF_THESE else names[e.true_class]
+        tops = "; ".join(f"{translate(info.asks.arm_titles[a])}: {names[t]}" for a, t in e.top1.items())
+        truth = _("none of ImageNet's") if e.true_class == NONE_OF_THESE else names[e.true_class]
         with cols[i % 6]:
             if e.thumbnail:
                 st.image(e.thumbnail, width=110)
-            st.caption(f"shows {truth}. {tops}")
+            st.caption(_("shows {truth}. {tops}").format(truth=truth, tops=tops))
 
 
 def student(store: ClassStore) -> None:
-    img, _ = ui.current_image()  # the sidebar's photo: a file that cannot be read says so here, first
-    st.image(img, caption="Your photo (the sidebar's)", width=240)
+    img, _name = ui.current_image()  # the sidebar's photo: a file that cannot be read says so here, first
+    st.image(img, caption=_("Your photo (the sidebar's)"), width=240)
     pending = st.session_state.get("class_pending")  # an answer not sent yet keeps its class's code on the page
     default = st.query_params.get(ui.classroom.CLASS_PARAM, "") or (pending[0] if pending else "")
-    code = st.text_input("Class code", value=default, key="class_code")
+    code = st.text_input(_("Class code"), value=default, key="class_code")
     if not code.strip():
-        st.info("Type the code on the teacher's screen, or follow the teacher's link.")
+        st.info(_("Type the code on the teacher's screen, or follow the teacher's link."))
         return
     try:
         info = find_class(store, code)
     except DatabaseDown as e:
         if "class_pending" in st.session_state:  # a Submit that could not reach the database
-            st.error(f"**Not sent yet: {ui.md(e)}.** Your answer is kept; it is sent again on your next click. {DOWN}")
+            st.error(not_sent(e))
         else:
-            st.error(f"**{ui.md(e)}.** {DOWN}")
+            st.error(down(e))
         return
     except (ClassError, Throttled) as e:
         st.error(f"**{ui.md(e)}.**")
         return
     if info.title:
-        st.text(f"Class {info.code}: {info.title}")  # as typed: never read as Markdown or HTML
+        st.text(_("Class {code}: {title}").format(code=info.code, title=info.title))  # never read as Markdown
     names = ui.classroom.class_names(info)
-    label = st.selectbox("What does your photo show?", [NONE_OF_THESE, *range(len(names))], index=None,
-                         format_func=lambda i: "none of these" if i == NONE_OF_THESE else names[i],
-                         placeholder="type to search ImageNet's classes", key="class_label")  # fmt: skip
-    poll = st.radio(info.asks.prompt, info.asks.poll, index=None, format_func=info.asks.poll_words.get,
-                    key="class_vote")  # fmt: skip
-    st.checkbox("Share a 128-pixel thumbnail with the class", key="class_share")
+    label = st.selectbox(_("What does your photo show?"), [NONE_OF_THESE, *range(len(names))], index=None,
+                         format_func={NONE_OF_THESE: _("none of these"), **dict(enumerate(names))}.get,
+                         placeholder=_("type to search ImageNet's classes"), key="class_label")  # fmt: skip
+    words = {c: translate(w) for c, w in info.asks.poll_words.items()}
+    poll = st.radio(translate(info.asks.prompt), info.asks.poll, index=None, format_func=words.get, key="class_vote")
+    st.checkbox(_("Share a 128-pixel thumbnail with the class"), key="class_share")
     if label is not None and poll is not None:
-        st.button("Submit", type="primary", key="class_submit", on_click=submit, args=(info, img))
+        st.button(_("Submit"), type="primary", key="class_submit", on_click=submit, args=(info, img))
     send_pending(store)
     mine_panel(store, info, names)
 
@@ -236,7 +279,7 @@ def find_class(store: ClassStore, code: str) -> ClassInfo:
     code does not), so codes cannot be guessed at speed; a closed class and a wrong code read the same."""
     s = st.session_state
     if s.get("class_tried") != code:
-        ui.classroom.throttles()["join"].attempt(ui.classroom.session_key(), "class codes tried")
+        ui.classroom.throttles()["join"].attempt(ui.classroom.session_key(), _("class codes tried"))
         s["class_tried"] = code
     return store.find(code)
 
@@ -262,7 +305,7 @@ def send_pending(store: ClassStore) -> None:
     try:
         store.submit(*pending, session=ui.classroom.session_key())
     except DatabaseDown as e:
-        st.error(f"**Not sent yet: {ui.md(e)}.** Your answer is kept; it is sent again on your next click. {DOWN}")
+        st.error(not_sent(e))
         return
     except ClassError as e:
         st.error(f"**{ui.md(e)}.**")
@@ -273,21 +316,27 @@ def mine_panel(store: ClassStore, info: ClassInfo, names: list[str]) -> None:
     try:
         mine = store.mine(info.code, ui.classroom.student_id())
     except DatabaseDown as e:
-        st.error(f"**{ui.md(e)}.** {DOWN}")
+        st.error(down(e))
         return
     if mine is None:
         return
     q = info.asks
-    said = "none of these" if mine.true_class == NONE_OF_THESE else names[mine.true_class]
-    tops = "; ".join(f"{q.arm_titles[a]}: {names[t]}" for a, t in mine.top1.items())
+    said = _("none of these") if mine.true_class == NONE_OF_THESE else names[mine.true_class]
+    tops = "; ".join(f"{translate(q.arm_titles[a])}: {names[t]}" for a, t in mine.top1.items())
     if q.key == "shuffle":
         k = first_change(mine.top1)
-        came = "The top-1 never changed." if k == NEVER else f"The top-1 first changed at {k}x{k} tiles."
+        came = (_("The top-1 never changed.") if k == NEVER else
+                _("The top-1 first changed at {k}x{k} tiles.").format(k=k))  # fmt: skip
     else:
-        right = [q.arm_titles[a] for a in q.arms if mine.right(a)]
-        came = f"Right: {', '.join(right)}." if right else f"None of {q.compared} has your class as its top-1."
-    st.success(f"Sent. You said your photo shows {said} and voted for {q.poll_words[mine.poll]}. {tops}. {came}")
-    st.button("Withdraw my entry", key="class_withdraw", on_click=run_callback,
+        right = [translate(q.arm_titles[a]) for a in q.arms if mine.right(a)]
+        none = _("None of {compared} has your class as its top-1.").format(compared=translate(q.compared))
+        came = _("Right: {arms}.").format(arms=", ".join(right)) if right else none
+    st.success(
+        _("Sent. You said your photo shows {said} and voted for {vote}. {tops}. {came}").format(
+            said=said, vote=translate(q.poll_words[mine.poll]), tops=tops, came=came
+        )
+    )
+    st.button(_("Withdraw my entry"), key="class_withdraw", on_click=run_callback,
               args=(store.withdraw, info.code, mine.browser),
               kwargs={"session": ui.classroom.session_key()})  # fmt: skip
 

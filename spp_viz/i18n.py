@@ -31,7 +31,9 @@ from decimal import Decimal
 from pathlib import Path
 
 from babel import numbers as _numbers
+from babel.dates import format_date as _format_date
 from babel.dates import format_datetime as _format_datetime
+from babel.dates import format_time as _format_time
 from babel.support import LazyProxy
 
 DOMAIN = "spp_viz"
@@ -131,6 +133,23 @@ def N_(message: str) -> str:
     return message
 
 
+_FILLED: dict[str, tuple[str, dict]] = {}
+
+
+def filled(template: str, **values) -> str:
+    """``template`` (an English message, marked with ``N_``) filled in English, for the CLI and the files; it is
+    remembered, so that ``translate`` gives the same words in the reader's language, with the same values."""
+    text = template.format(**values)
+    _FILLED[text] = (template, values)
+    return text
+
+
+def translate(text: str) -> str:
+    """An English message or a ``filled`` one in the reader's language (itself where the catalog lacks it)."""
+    template, values = _FILLED.get(text, (text, None))
+    return gettext(template) if values is None else gettext(template).format(**values)
+
+
 def pgettext(context: str, message: str) -> str:
     """``message`` in this context's language, told apart by ``context`` from the same English with another meaning
     ("Class": a category of ImageNet, or the teacher's class)."""
@@ -165,6 +184,16 @@ def percent(fraction: float, digits: int = 0) -> str:
 def datetime(moment: _datetime) -> str:
     """A date and time, medium length, in this language's way of writing it."""
     return _format_datetime(moment, format="medium", locale=babel_locale())
+
+
+def date(moment: _datetime) -> str:
+    """A date, medium length ("Dec 7, 2026", "2026. 12. 7.")."""
+    return _format_date(moment, format="medium", locale=babel_locale())
+
+
+def time_of_day(moment: _datetime) -> str:
+    """Hours and minutes of the moment's own time zone, in this language's short form ("9:05 PM", "오후 9:05")."""
+    return _format_time(moment, format="short", tzinfo=moment.tzinfo, locale=babel_locale())
 
 
 def font_path() -> Path | None:

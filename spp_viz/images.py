@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .i18n import N_, _
 from .settings import SAMPLES_DIR
 
 if TYPE_CHECKING:  # torch is imported where a tensor is made: decoding a photo needs only Pillow and NumPy
@@ -24,21 +25,29 @@ MAX_SIDE = 2048  # larger photos are shrunk on reading: conv5 of a 2048 image al
 MAX_PIXELS = 100_000_000  # refuse before decoding: 100 MP is far past any phone photo
 MIN_SIDE = 16  # below this the picture holds nothing a network trained on 224 could see
 
+LIMIT_MP = MAX_PIXELS // 1_000_000  # as the messages write it
+
 
 class ImageError(ValueError):
     """An image that cannot be used; the message is written for a student."""
+
+
+def damaged(label: str, e: Exception) -> str:
+    return _("{file} is damaged or truncated and cannot be decoded ({why})").format(
+        file=label, why=f"{type(e).__name__}: {e}"
+    )
 
 
 def _open(data: bytes | str | Path, name: str | None) -> tuple[Image.Image, str]:
     if isinstance(data, (str, Path)):
         path = Path(data)
         if not path.is_file():
-            raise ImageError(f"no image file at {path}")
+            raise ImageError(_("no image file at {path}").format(path=path))
         data, label = path.read_bytes(), path.name
     else:
-        label = name or "the uploaded file"
+        label = name or _("the uploaded file")
     if not data:
-        raise ImageError(f"{label} is empty (0 bytes)")
+        raise ImageError(_("{file} is empty (0 bytes)").format(file=label))
     try:
         with warnings.catch_warnings():
             # Pillow warns from 89 MP on; the caller checks the header's size against MAX_PIXELS itself, with a
@@ -46,13 +55,17 @@ def _open(data: bytes | str | Path, name: str | None) -> tuple[Image.Image, str]
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
     except UnidentifiedImageError as e:
-        raise ImageError(f"{label} is not an image that Pillow can read (JPEG, PNG, GIF, WebP, BMP, TIFF ...)") from e
+        raise ImageError(
+            _("{file} is not an image that Pillow can read (JPEG, PNG, GIF, WebP, BMP, TIFF ...)").format(file=label)
+        ) from e
     except Image.DecompressionBombError as e:
         raise ImageError(
-            f"{label} claims too many pixels to decode safely (the limit is {MAX_PIXELS // 1_000_000} MP)"
+            _("{file} claims too many pixels to decode safely (the limit is {limit} MP)").format(
+                file=label, limit=LIMIT_MP
+            )
         ) from e
     except Exception as e:  # a file cut inside its header fails in the format's parser: OSError, SyntaxError, ...
-        raise ImageError(f"{label} is damaged or truncated and cannot be decoded ({type(e).__name__}: {e})") from e
+        raise ImageError(damaged(label, e)) from e
     return img, label
 
 
@@ -98,15 +111,23 @@ def load_image(
     w, h = img.size
     if w * h > MAX_PIXELS:
         raise ImageError(
-            f"{label} is {w} x {h} pixels ({w * h / 1e6:.0f} MP); the limit is {MAX_PIXELS // 1_000_000} MP"
+            _("{file} is {w} x {h} pixels ({mp} MP); the limit is {limit} MP").format(
+                file=label, w=w, h=h, mp=f"{w * h / 1e6:.0f}", limit=LIMIT_MP
+            )
         )
     if min(w, h) < min_side:
-        raise ImageError(f"{label} is {w} x {h} pixels; each side needs at least {min_side} pixels")
+        raise ImageError(
+            _("{file} is {w} x {h} pixels; each side needs at least {least} pixels").format(
+                file=label, w=w, h=h, least=min_side
+            )
+        )
     target = fitted(w, h, max_side)
     if min(target) < min_side:
         raise ImageError(
-            f"{label} is {w} x {h} pixels: shrunk to at most {max_side} pixels a side it would be "
-            f"{target[0]} x {target[1]}, too thin to classify (at least {min_side} pixels a side)"
+            _(
+                "{file} is {w} x {h} pixels: shrunk to at most {most} pixels a side it would be {tw} x {th}, too "
+                "thin to classify (at least {least} pixels a side)"
+            ).format(file=label, w=w, h=h, most=max_side, tw=target[0], th=target[1], least=min_side)
         )
     try:
         with _DECODES:
@@ -114,11 +135,15 @@ def load_image(
     except ImageError:
         raise
     except Image.DecompressionBombError as e:
-        raise ImageError(f"{label} decodes to too many pixels (the limit is {MAX_PIXELS // 1_000_000} MP)") from e
+        raise ImageError(
+            _("{file} decodes to too many pixels (the limit is {limit} MP)").format(file=label, limit=LIMIT_MP)
+        ) from e
     except MemoryError as e:
-        raise ImageError(f"{label} is too large to decode on this server now ({w} x {h} pixels)") from e
+        raise ImageError(
+            _("{file} is too large to decode on this server now ({w} x {h} pixels)").format(file=label, w=w, h=h)
+        ) from e
     except Exception as e:  # Pillow's decoders fail on damaged data in many ways; each means "cannot be used"
-        raise ImageError(f"{label} is damaged or truncated and cannot be decoded ({type(e).__name__}: {e})") from e
+        raise ImageError(damaged(label, e)) from e
     if target != (w, h):
         img.info["downsized_from"] = (w, h)
     return img
@@ -249,6 +274,12 @@ def to_tensor(img: Image.Image, device: torch.device | str | None = None) -> tor
     arr = np.asarray(img.convert("RGB"), dtype=np.uint8)
     t = torch.from_numpy(arr.copy()).permute(2, 0, 1).unsqueeze(0)  # (H, W, 3) -> (1, 3, H, W)
     return t.to(device=device, dtype=torch.float32).div_(255.0)
+
+
+# The samples' titles (assets/samples/samples.json), marked for the catalogs: a page shows ``_(sample.title)``.
+SAMPLE_TITLES = (
+    N_("Chelsea the cat"), N_("Coffee cup"), N_("Falcon 9 launch (DSCOVR)"), N_("Astronaut Eileen Collins"),
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

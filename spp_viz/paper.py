@@ -6,6 +6,8 @@ CLI and the library read them from here, never from copies. Nothing here was mea
 
 from __future__ import annotations
 
+from .i18n import N_, filled
+
 # Notes, "ZF-5": the pyramid of the paper's detection and ImageNet networks (50 bins).
 LEVELS = (6, 3, 2, 1)
 # Notes, "ZF-5": conv5's 256 filters; with LEVELS, fc6 reads 256 x 50 = 12,800 numbers whatever the input's size.
@@ -49,27 +51,33 @@ RUN_SPEEDUP = {1: 102, 5: 38}  # conv + fc, overall, at 1 and 5 scales
 # (58.0 and 59.2 against 58.5).
 DETECTION_MARGIN_POINTS = 2.0
 
-# The same numbers as sentences and table rows, for the pages, the CLI and the findings.
-CALTECH101_CLAIM = f"Caltech101: {CALTECH101_FULL} full against {CALTECH101_WARP} warped"
-VOC07_CLAIM = f"VOC 2007: {VOC07_FULL} full against {VOC07_CROP} crop"
-MULTI_SIZE_CLAIM = f"Overfeat-7: {OVERFEAT7_GAIN_OVER_SINGLE_SIZE} points better"
-LEVELS_CLAIM = (
-    f"ZF-5: top-1 error {ZF5_ERRORS['SPP {6,3,2,1}'][0]} with {{6,3,2,1}} against "
-    f"{ZF5_ERRORS['SPP {4,3,2,1}'][0]} with {{4,3,2,1}}"
+# The same numbers as sentences and table rows, for the pages, the CLI and the findings: in English here (the CLI and
+# the results files), in the reader's language through ``i18n.translate``.
+CALTECH101_CLAIM = filled(
+    N_("Caltech101: {full} full against {warp} warped"), full=CALTECH101_FULL, warp=CALTECH101_WARP
 )
+VOC07_CLAIM = filled(N_("VOC 2007: {full} full against {crop} crop"), full=VOC07_FULL, crop=VOC07_CROP)
+MULTI_SIZE_CLAIM = filled(N_("Overfeat-7: {points} points better"), points=OVERFEAT7_GAIN_OVER_SINGLE_SIZE)
+LEVELS_CLAIM = filled(
+    N_("ZF-5: top-1 error {finer} with {{6,3,2,1}} against {coarser} with {{4,3,2,1}}"),
+    finer=ZF5_ERRORS["SPP {6,3,2,1}"][0], coarser=ZF5_ERRORS["SPP {4,3,2,1}"][0],
+)  # fmt: skip
 CLASSIFICATION_ROWS = [
-    ("ZF-5, no SPP (ImageNet val, top-1 / top-5 error)", "{} / {}".format(*ZF5_ERRORS["no SPP"])),
+    (N_("ZF-5, no SPP (ImageNet val, top-1 / top-5 error)"), "{} / {}".format(*ZF5_ERRORS["no SPP"])),
     ("ZF-5, SPP {4,3,2,1}", "{} / {}".format(*ZF5_ERRORS["SPP {4,3,2,1}"])),
     ("ZF-5, SPP {6,3,2,1}", "{} / {}".format(*ZF5_ERRORS["SPP {6,3,2,1}"])),
     (
-        "Overfeat-7, multi-size (180 + 224), top-1 error",
-        f"{OVERFEAT7_MULTI_SIZE_TOP1}: {OVERFEAT7_GAIN_OVER_NO_SPP} better than no SPP, "
-        f"{OVERFEAT7_GAIN_OVER_SINGLE_SIZE} better than single-size",
+        N_("Overfeat-7, multi-size (180 + 224), top-1 error"),
+        filled(N_("{error}: {over_none} better than no SPP, {over_single} better than single-size"),
+               error=OVERFEAT7_MULTI_SIZE_TOP1, over_none=OVERFEAT7_GAIN_OVER_NO_SPP,
+               over_single=OVERFEAT7_GAIN_OVER_SINGLE_SIZE),
     ),
-    ("Full image vs 224 crop (VOC 2007 classification mAP)", f"{VOC07_FULL} vs {VOC07_CROP}"),
-    ("Caltech101: full image vs warped", f"{CALTECH101_FULL} vs {CALTECH101_WARP}"),
-]
-DETECTION_SPEED = (
-    f"conv features per image R-CNN {DETECTION_CONV_SECONDS['rcnn']} s, SPP-net {DETECTION_CONV_SECONDS['spp']} s at "
-    f"one scale ({CONV_SPEEDUP[1]}x); conv + fc {RUN_SPEEDUP[1]}x overall at one scale, {RUN_SPEEDUP[5]}x at five"
-)
+    (N_("Full image vs 224 crop (VOC 2007 classification mAP)"), f"{VOC07_FULL} vs {VOC07_CROP}"),
+    (N_("Caltech101: full image vs warped"), f"{CALTECH101_FULL} vs {CALTECH101_WARP}"),
+]  # fmt: skip
+DETECTION_SPEED = filled(
+    N_("conv features per image R-CNN {rcnn} s, SPP-net {spp} s at one scale ({conv}x); conv + fc {run}x overall at "
+       "one scale, {run5}x at five"),
+    rcnn=DETECTION_CONV_SECONDS["rcnn"], spp=DETECTION_CONV_SECONDS["spp"], conv=CONV_SPEEDUP[1], run=RUN_SPEEDUP[1],
+    run5=RUN_SPEEDUP[5],
+)  # fmt: skip

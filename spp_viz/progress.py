@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from .i18n import N_, _
+
 Progress = Callable[[float, str], None]
 
 
@@ -19,7 +21,10 @@ def report(progress: Progress | None, fraction: float, text: str) -> None:
 
 def counted(progress: Progress | None, done: int, total: int, what: str) -> None:
     """Report ``done`` of ``total`` things: the fraction, and the text "done of total what"."""
-    report(progress, done / max(total, 1), f"{done} of {total} {what}")
+    report(progress, done / max(total, 1), _("{done} of {total} {what}").format(done=done, total=total, what=_(what)))
+
+
+COUNTED = (N_("images"), N_("photos"), N_("sizes"))  # what ``counted`` counts: the catalogs' words for them
 
 
 def span(progress: Progress | None, low: float, high: float) -> Progress | None:

@@ -14,6 +14,8 @@ import secrets
 from importlib import resources
 from pathlib import Path
 
+from .i18n import _
+
 CHECKOUT = Path(__file__).resolve().parent.parent  # the source checkout, where the package runs from one
 
 OFFLINE_ENV = "SPP_VIZ_OFFLINE"  # set: no weights are downloaded (the tests set it)
@@ -171,13 +173,15 @@ def server_upload_mb() -> int:
 def budgets() -> list[tuple[str, str, str]]:
     """(variable, its value now, what it bounds) of every budget a student's actions meet, for the Server panel and
     the docs (``docs/serving.md`` lists the same variables)."""
+    fixed = _("(fixed)")
     return [
-        (MAX_MODEL_MB_ENV, f"{max_model_mb():,} MB", "the largest network built, and a weights file's upload limit"),
-        (MODEL_MEMORY_MB_ENV, f"{model_memory_mb():,} MB", "the models held at once (least recently used dropped)"),
-        (CACHE_MB_ENV, f"{cache_mb():,} MB", f"the cache folder {cache_root()} (least recently used files removed)"),
-        ("(fixed)", f"{MAX_UPLOAD_MB} MB", "a photo's upload limit"),
-        ("(fixed)", f"{ZIP_MAX_MB} MB", "a Lab archive's upload limit"),
-    ]
+        (MAX_MODEL_MB_ENV, f"{max_model_mb():,} MB", _("the largest network built, and a weights file's upload limit")),
+        (MODEL_MEMORY_MB_ENV, f"{model_memory_mb():,} MB", _("the models held at once (least recently used dropped)")),
+        (CACHE_MB_ENV, f"{cache_mb():,} MB",
+         _("the cache folder {folder} (least recently used files removed)").format(folder=cache_root())),
+        (fixed, f"{MAX_UPLOAD_MB} MB", _("a photo's upload limit")),
+        (fixed, f"{ZIP_MAX_MB} MB", _("a Lab archive's upload limit")),
+    ]  # fmt: skip
 
 
 def teacher_key() -> str:

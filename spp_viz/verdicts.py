@@ -35,13 +35,18 @@ def paired(diff: float, low: float, high: float, mcnemar_p: float, other: str) -
     )
 
 
-def between(name_a: str, name_b: str, value: float, low: float, high: float, unit: str = "points") -> str:
-    """A sentence for the difference a - b of two named things."""
-    d, band = 100 * value, f"{100 * low:+.1f} to {100 * high:+.1f}"
+def between(name_a: str, name_b: str, value: float, low: float, high: float, unit: str | None = None) -> str:
+    """A sentence for the difference a - b of two named things (``unit``: "points" unless given)."""
+    d, unit = 100 * value, unit or _("points")
+    band = _("{low} to {high}").format(low=f"{100 * low:+.1f}", high=f"{100 * high:+.1f}")
     if verdict(low, high) != "unclear":
         better, worse = (name_a, name_b) if d > 0 else (name_b, name_a)
-        return f"{better} scores {abs(d):.1f} {unit} above {worse} (95% interval of {name_a} - {name_b}: {band})."
-    return f"No clear difference between {name_a} and {name_b}: {d:+.1f} {unit}, 95% interval {band} includes 0."
+        return _("{better} scores {value} {unit} above {worse} ({percent} interval of {a} - {b}: {band}).").format(
+            better=better, value=f"{abs(d):.1f}", unit=unit, worse=worse, percent="95%", a=name_a, b=name_b, band=band
+        )
+    return _("No clear difference between {a} and {b}: {value} {unit}, {percent} interval {band} includes 0.").format(
+        a=name_a, b=name_b, value=f"{d:+.1f}", unit=unit, percent="95%", band=band
+    )
 
 
 def within_margin(low: float, high: float, margin: float) -> str:
@@ -50,8 +55,11 @@ def within_margin(low: float, high: float, margin: float) -> str:
     return {"above": "holds", "below": "fails", "unclear": "unclear"}[verdict(low, high, -margin)]
 
 
+MATCHES, OPPOSITE = N_("matches the paper"), N_("the opposite of the paper")
+UNCLEAR_HERE = N_("no clear difference on these data")
+
+
 def paper_claim(direction: str) -> str:
-    """The paper's claim that a beats b, against a comparison's direction ("a", "b" or "none")."""
-    return {"a": "matches the paper", "b": "the opposite of the paper"}.get(
-        direction, f"{NO_CLEAR_DIFFERENCE} on these data"
-    )
+    """The paper's claim that a beats b, against a comparison's direction ("a", "b" or "none"), in English (it is
+    stored in results files): ``_(paper_claim(...))`` gives the reader's language."""
+    return {"a": MATCHES, "b": OPPOSITE}.get(direction, UNCLEAR_HERE)

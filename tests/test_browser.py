@@ -539,10 +539,10 @@ KOREAN_PAGES = {  # the menu's Korean link -> a text its page shows in Korean
     "가장 강한 activation": "아무 채널",
     "Crop, warp, SPP": "크기 변화",
     "근거 (Attributions)": "어느 피라미드 층이 결정을 이끌었나",
-    "Detection (물체 검출)": "이 페이지는 아직 번역되지 않아",
-    "SPP Lab": "이 페이지는 아직 번역되지 않아",
-    "Lab 실험": "이 페이지는 아직 번역되지 않아",
-    "수업": "이 페이지는 아직 번역되지 않아",
+    "Detection (물체 검출)": "ImageNet 분류기가 점수를 매긴 window",
+    "SPP Lab": "SPP Lab: 직접 학습하기",
+    "Lab 실험": "SPP Lab: 논문의 비교",
+    "수업": "수업 코드",
 }
 
 

@@ -4,6 +4,8 @@ those photos (computed here again, outside the app), and a withdrawal drops the 
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 from conftest import ROOT, SAMPLES, plain
 from pg_server import postgres_server
@@ -24,32 +26,35 @@ def class_database(tmp_path, monkeypatch):
     monkeypatch.setenv(classroom.DATABASE_ENV, f"sqlite:///{tmp_path / 'classes.sqlite'}")
 
 
-def session(photo: str | None = None) -> AppTest:
-    """A new browser session on the Class page, with ``photo`` uploaded in the sidebar first (AppTest shows the
-    sidebar's widgets before a page switch only)."""
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
+def session(photo: str | None = None, lang: str | None = None) -> AppTest:
+    """A new browser session on the Class page (in ``lang``, from the link's ``?lang=``), with ``photo`` uploaded in
+    the sidebar first (AppTest shows the sidebar's widgets before a page switch only)."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    if lang:
+        at.query_params["lang"] = lang
+    at.run()
     if photo is not None:
         at.file_uploader(key="upload").upload(photo, (SAMPLES / photo).read_bytes(), "image/jpeg").run()
     return at.switch_page(PAGE).run()
 
 
-def teacher_opens(title: str = "", asks: str = "views") -> tuple[AppTest, str]:
-    t = session()
-    t.radio(key="class_role").set_value("the teacher").run()
+def teacher_opens(title: str = "", asks: str = "views", lang: str | None = None) -> tuple[AppTest, str]:
+    t = session(lang=lang)
+    t.radio(key="class_role").set_value("teacher").run()
     t.text_input(key="class_key").set_value(KEY)
     t.text_input(key="class_title").set_value(title)
     t.selectbox(key="class_question").set_value(asks)
     t.button[0].click().run()  # the form's "Open a class"
     assert not t.exception and not t.error, [e.value for e in t.error]
-    return t, metrics(t)["Class code"]
+    return t, t.metric[0].value  # the class code
 
 
 def metrics(at: AppTest) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
 
 
-def student_joins(code: str, photo: str, label: int, vote: str) -> AppTest:
-    s = session(photo)
+def student_joins(code: str, photo: str, label: int, vote: str, lang: str | None = None) -> AppTest:
+    s = session(photo, lang)
     s.text_input(key="class_code").set_value(code.lower()).run()
     s.selectbox(key="class_label").set_value(label).run()
     s.radio(key="class_vote").set_value(vote).run()
@@ -89,13 +94,43 @@ def test_a_class_pools_its_students_photos_and_a_withdrawal_drops_the_count():
     assert metrics(t)["Photos"] == "2"
 
 
+def test_a_class_in_korean_reads_korean_with_the_same_figures():
+    """Issue 48: the teacher's screen and a student's reveal in Korean, with no English message, and the figures of
+    the same class read in English."""
+    from test_i18n_app import english_messages, numbers, texts
+
+    import ui.classroom as classroom_ui
+
+    t, code = teacher_opens(asks="views", lang="ko")
+    s = student_joins(code, "chelsea.jpg", 281, "full", lang="ko")
+    s.button(key="class_submit").click().run()
+    assert not s.exception and not s.error, [e.value for e in s.error]
+    assert s.success[0].value.startswith("보냈습니다.") and "전체 이미지 (SPP)" in s.success[0].value
+    t.run()
+    korean = texts(t)
+    patterns = english_messages()
+    assert [x for x in korean for p in patterns if p.fullmatch(x.strip())] == []
+    assert {m.label: m.value for m in t.metric}["사진"] == "1"
+    assert any("에 닫힘" in c.value or "까지 열림" in c.value for c in t.caption)  # the closing time, via Babel
+    english = session()  # the same class on the teacher's screen in English: a new session with the teacher's link
+    token = t.query_params[classroom_ui.TEACHER_PARAM]
+    english.query_params[classroom_ui.TEACHER_PARAM] = token[0] if isinstance(token, list) else token
+    english.radio(key="class_role").set_value("teacher").run()
+    assert not english.exception and english.metric[1].label == "Photos"
+
+    def figures(at: AppTest) -> Counter:  # every number but the dates (a month is a word in English only)
+        return numbers([x for x in texts(at) if "UTC" not in x])
+
+    assert figures(english) == figures(t)
+
+
 def test_mistakes_each_give_one_message():
     s = session()
     s.text_input(key="class_code").set_value("NOPE42").run()
     wrong = "**there is no open class with the code NOPE42: check it on the teacher's screen.**"
     assert [plain(e.value) for e in s.error] == [wrong]
     t = session()
-    t.radio(key="class_role").set_value("the teacher").run()
+    t.radio(key="class_role").set_value("teacher").run()
     t.text_input(key="class_key").set_value("a guess")
     t.button[0].click().run()
     assert len(t.error) == 1 and "not the teacher's passphrase" in plain(t.error[0].value)

@@ -74,6 +74,8 @@ def test_docs_build_strictly_and_render_the_reference(tmp_path):
         "index.html": "시작하기",
         "what-it-teaches/index.html": "무엇을 가르치나",
         "pages/feature-maps/index.html": "해 볼 것",
+        "pages/class/index.html": "저장하는 것",
+        "pages/detection/index.html": "논문이 말하는 것",
         "glossary/index.html": "고정된 크기",
     }
     for page, words in korean.items():

@@ -237,5 +237,5 @@ def test_the_lab_refuses_a_base_whose_weights_came_from_a_file():
     at.slider(key="lab_epochs").set_value(1).run()
     at.button(key="lab_train").click().run()
     assert not at.exception
-    assert any("Fine-tuning cannot run:** fine-tuning on timm:resnet18 with weights from a file" in e.value
+    assert any("Fine-tuning cannot run:** fine-tuning on timm:resnet18 with weights from a file" in plain(e.value)
                for e in at.error)  # fmt: skip

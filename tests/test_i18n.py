@@ -22,12 +22,13 @@ from spp_viz import i18n
 PO = ROOT / "spp_viz" / "locales" / "ko" / "LC_MESSAGES" / "spp_viz.po"
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "pgettext": ((1, "c"), 2), "lazy_gettext": None, "N_": None}
 # The modules whose every sentence goes through the catalogs: the home page, the sidebar, the menu, what every page
-# asks for first, and the pages translated so far with the library sentences and figures they show. The pages of
-# ui.page.UNTRANSLATED say in Korean that they are not translated yet.
+# asks for first, and every page with the library figures it shows.
 TRANSLATED = ["app.py", "ui/page.py", "ui/sidebar_box.py", "ui/language.py", "ui/external_box.py", "ui/server_panel.py",
               "ui/recovery.py", "ui/jobs.py", "ui/builds.py", "pages/1_Feature_maps.py", "pages/2_Pyramid_pooling.py",
               "pages/3_Strongest_activations.py", "pages/4_Crop_warp_SPP.py", "pages/5_Attributions.py",
-              "spp_viz/plots/activations.py",
+              "pages/6_Detection.py", "pages/7_SPP_Lab.py", "pages/8_Lab_experiments.py", "pages/9_Class.py",
+              "ui/cache.py", "ui/classroom.py", "ui/spinner.py",
+              "spp_viz/plots/activations.py", "spp_viz/plots/detection.py", "spp_viz/plots/lab.py",
               "spp_viz/plots/maps.py", "spp_viz/plots/pyramid.py",
               "spp_viz/plots/views.py", "spp_viz/explain/level_views.py"]  # fmt: skip
 
@@ -96,7 +97,9 @@ def test_the_placeholder_check_can_fail():
 READ = {"title", "header", "subheader", "markdown", "caption", "info", "warning", "error", "success", "metric",
         "button", "download_button", "selectbox", "radio", "slider", "select_slider", "number_input", "text_input",
         "file_uploader", "toggle", "checkbox", "expander", "write", "text", "tabs", "spinner", "Page"}  # fmt: skip
-READ_KEYWORDS = {"help", "caption", "placeholder", "label", "title", "name", "xaxis_title", "yaxis_title"}
+# show_spinner: Streamlit fixes its text at import, before a session has a language (ui.spinner translates it).
+READ_KEYWORDS = {"help", "caption", "placeholder", "label", "title", "name", "xaxis_title", "yaxis_title",
+                 "show_spinner"}  # fmt: skip
 # Words in strings that are names, not English: file types, code, units.
 CODE_WORDS = {"png", "npy", "jpeg", "jpg", "auto", "conv", "spp", "net", "lite", "stretch", "lines", "markers", "dash"}
 NAMES = {"SPP-net Explorer", "Language · 언어"}  # the product's name; the switch's label, in both languages
@@ -138,7 +141,17 @@ def test_no_english_string_reaches_a_translated_page_without_the_catalog(module)
 def test_the_unwrapped_string_guard_can_fail():
     source = 'st.title("Feature maps")\nst.caption(f"{n} channels")\nx.metric(_("Input"), "3 x 4")\n'
     source += 'st.slider(_("Size"), help="The paper uses 256.")\nst.info(_("ok") if a else "Not ok")\n'
-    assert len(unwrapped(source)) == 4  # the title, the caption, the help, the else branch; not "3 x 4"
+    source += '@st.cache_data(show_spinner="Running the network ...")\ndef f(): pass\n'
+    assert len(unwrapped(source)) == 5  # the title, the caption, the help, the else branch, the spinner; not "3 x 4"
+
+
+def test_every_sample_photo_has_its_title_in_the_catalogs():
+    """The sidebar shows ``_(sample.title)``: a sample added to samples.json needs its title in SAMPLE_TITLES."""
+    from spp_viz.images import SAMPLE_TITLES, samples
+
+    assert sorted(SAMPLE_TITLES) == sorted(s.title for s in samples())
+    with i18n.use("ko"):
+        assert all(i18n._(t) != t for t in SAMPLE_TITLES)
 
 
 def test_translated_modules_never_reuse_the_name_of_the_translation_function():

@@ -29,6 +29,7 @@ from spp_viz.explain.level_views import SizeRow, fixed_length_rows
 from spp_viz.explain.view_summary import ViewsSummary, head_findings, side_by_side
 from spp_viz.explain.views import Comparison, View, compare_views, make_views
 from spp_viz.gallery import GalleryItem
+from spp_viz.i18n import N_
 from spp_viz.images import load_image, to_tensor
 from spp_viz.models import SPPNet
 from spp_viz.plots.exports import npy_bytes, png_bytes
@@ -37,6 +38,7 @@ from spp_viz.progress import Progress
 from spp_viz.pyramid import vector_csv
 from spp_viz.weights import Weights
 
+from . import spinner
 from .job_queue import current_job
 from .model_shelf import ModelShelf
 from .session import UPLOAD_PREFIX, ImageChoice, ModelChoice, Subject, context, session_weights
@@ -99,7 +101,7 @@ def _load(
 def loaded_models() -> tuple[int, list[SPPNet]]:
     """(model loads in this process, the models held now), for the server panel."""
     shelf = model_shelf()
-    return shelf.loads, [m for _, m in shelf.models()]
+    return shelf.loads, [m for _key, m in shelf.models()]
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -112,14 +114,14 @@ def model_and_image(subject: Subject) -> tuple[SPPNet, Image.Image]:
     return get_model(subject.model), decode_image(subject.image.data, subject.image.name)
 
 
-@st.cache_data(max_entries=32, show_spinner="Running the network ...")
+@spinner.cache_data(N_("Running the network ..."), max_entries=32)
 def feature_maps(subject: Subject, short_side: int | None) -> FeatureMaps:
     """conv5, ranking and predictions for one image at one size."""
     model, img = model_and_image(subject)
     return compute_feature_maps(model, img, short_side)
 
 
-@st.cache_data(max_entries=32, show_spinner="Running the conv layers at several sizes ...")
+@spinner.cache_data(N_("Running the conv layers at several sizes ..."), max_entries=32)
 def fixed_length(subject: Subject, levels: tuple[int, ...], lang: str = "en") -> list[SizeRow]:
     """conv5 grids and SPP lengths of one image at several sizes (each size named in ``lang``: part of the key)."""
     model, img = model_and_image(subject)
@@ -127,14 +129,14 @@ def fixed_length(subject: Subject, levels: tuple[int, ...], lang: str = "en") ->
         return fixed_length_rows(model, img, levels)
 
 
-@st.cache_data(max_entries=32, show_spinner="Running the three views ...")
+@spinner.cache_data(N_("Running the three views ..."), max_entries=32)
 def comparison(subject: Subject, short_side: int, multi: bool) -> Comparison:
     """Crop / warp / full-image predictions of one image."""
     model, img = model_and_image(subject)
     return compare_views(model, img, short_side, multi)
 
 
-@st.cache_data(max_entries=32, show_spinner="Shuffling the tiles and running both pictures ...")
+@spinner.cache_data(N_("Shuffling the tiles and running both pictures ..."), max_entries=32)
 def shuffle(subject: Subject, k: int, seed: int) -> ShuffleResult:
     """The bag-of-words shuffle test on one image: two forward passes."""
     model, img = model_and_image(subject)
@@ -158,7 +160,7 @@ def attributions(
 KEPT_FEATURES = 256  # SPP feature rows a cached detection result keeps: those R-CNN's cosine is compared on
 
 
-@st.cache_data(max_entries=16, show_spinner="Proposals and one conv pass ...")
+@spinner.cache_data(N_("Proposals and one conv pass ..."), max_entries=16)
 def spp_detection(subject: Subject, mode: str, windows: int, scales: tuple[int, ...]) -> ModeResult:
     """classify_windows (timed proposals, then SPP-net mode), keeping the first windows' feature vectors only: all
     2,000 are 64,000 numbers each, 520 MB that st.cache_data pickled in 0.7 s on every first visit."""
@@ -168,7 +170,7 @@ def spp_detection(subject: Subject, mode: str, windows: int, scales: tuple[int, 
     return classify_windows(model, img, mode, windows, scales, keep_features=KEPT_FEATURES)
 
 
-@st.cache_resource(max_entries=4, show_spinner="Reading the detection data ...")
+@spinner.cache_resource(N_("Reading the detection data ..."), max_entries=4)
 def detection_sets(data: str, counts: tuple[int, int]) -> tuple[DetectionSet, DetectionSet]:
     """(training, test) sets: the built-in scenes (counts = their sizes) or a VOC folder (the teacher's, with server
     paths). Read only by every session; images are drawn or read when used."""
@@ -180,7 +182,7 @@ def detection_sets(data: str, counts: tuple[int, int]) -> tuple[DetectionSet, De
     return train.limit(counts[0]), test.limit(counts[1])
 
 
-@st.cache_data(max_entries=2, ttl=600, show_spinner="Reading the archive ...")
+@spinner.cache_data(N_("Reading the archive ..."), max_entries=2, ttl=600)
 def cached_class_zip(data: bytes) -> tuple[dict[str, list[GalleryItem]], list[tuple[str, str]]]:
     """read_class_zip, cached on the archive's bytes (each rerun of the Lab page would read it again)."""
     from spp_viz.lab.data import read_class_zip
@@ -257,10 +259,10 @@ def views_shown(subject: Subject, short_side: int) -> tuple[dict[str, View], dic
     return views, {name: jpeg_bytes(view_picture(view, img)) for name, view in views.items()}
 
 
-@st.cache_data(max_entries=32, show_spinner="Zeroing each pyramid level in turn ...")
+@spinner.cache_data(N_("Zeroing each pyramid level in turn ..."), max_entries=32)
 def level_shares(subject: Subject, short_side: int, target: int) -> list[LevelShare]:
     """How much ``target``'s logit falls when each pyramid level is zeroed, on the full-image view at ``short_side``."""
-    views, _ = views_shown(subject, short_side)
+    views, _pictures = views_shown(subject, short_side)
     return level_contributions(get_model(subject.model), to_tensor(views["full"].image), target)
 
 
@@ -270,7 +272,7 @@ def channel_overlay(subject: Subject, short_side: int | None, clipped: bool, cha
     from spp_viz.plots.maps import overlay  # matplotlib's colour maps: not for the home page
 
     fm = feature_maps(subject, short_side)
-    _, img = model_and_image(subject)
+    _model, img = model_and_image(subject)
     maps = fm.conv5 if clipped else fm.responses
     return png_bytes(overlay(img.resize((fm.input_hw[1], fm.input_hw[0])), maps[channel], alpha))
 

@@ -14,9 +14,11 @@ from spp_viz import registry
 from spp_viz.classroom import ClassInfo, ClassStore, database_url, head_probs, shuffle_probs
 from spp_viz.classroom.access import Throttle, new_student, signed, verified
 from spp_viz.classroom.retention import keep_retention
+from spp_viz.i18n import N_
 from spp_viz.models import ZOO
 from spp_viz.settings import teacher_key
 
+from . import spinner
 from .cache import comparison, decode_image, get_model
 from .language import link_query
 from .session import ModelChoice, Subject, context
@@ -26,7 +28,7 @@ CLASS_PARAM = "class"  # the class code, in the link the teacher shares
 TEACHER_PARAM = "teacher"  # the teacher's token, in the teacher's own address: a reload reopens the dashboard
 
 
-@st.cache_resource(show_spinner="Opening the class database ...")
+@spinner.cache_resource(N_("Opening the class database ..."))
 def _store(url: str) -> ClassStore:
     store = ClassStore(url)  # raises DatabaseDown: nothing is cached then, and the next run tries again
     keep_retention(store)  # the server's hourly sweep (at start too: ui.warmup)
@@ -91,14 +93,14 @@ def class_probs(info: ClassInfo) -> dict[str, np.ndarray]:
     return dict(comparison(subject, 256, False).probs)  # the Crop, warp or SPP page's own cached views
 
 
-@st.cache_data(max_entries=32, show_spinner="Running both heads ...")
+@spinner.cache_data(N_("Running both heads ..."), max_entries=32)
 def _heads(subject: Subject) -> dict[str, np.ndarray]:
     one_level = ModelChoice(registry.base_of(subject.model.name), subject.model.device)
     img = decode_image(subject.image.data, subject.image.name)
     return head_probs(get_model(subject.model), get_model(one_level), img)
 
 
-@st.cache_data(max_entries=32, show_spinner="Shuffling the tiles at each k ...")
+@spinner.cache_data(N_("Shuffling the tiles at each k ..."), max_entries=32)
 def _shuffles(subject: Subject) -> dict[str, np.ndarray]:
     return shuffle_probs(get_model(subject.model), decode_image(subject.image.data, subject.image.name))
 

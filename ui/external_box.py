@@ -83,7 +83,10 @@ def external_box() -> tuple[str, str | None] | None:
         ).format(offline=OFFLINE_PRETRAINED),
     )
     kind = st.radio(
-        _("Weights"), list(WEIGHT_KINDS), format_func=lambda k: str(WEIGHT_KINDS[k]), key="external_weights"
+        _("Weights"),
+        list(WEIGHT_KINDS),
+        format_func={k: str(v) for k, v in WEIGHT_KINDS.items()}.get,
+        key="external_weights",
     )
     if not name.strip():
         st.caption(_("Pick or type a network's name."))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +34,6 @@ PAGE_TITLES = {
     "8_Lab_experiments": lazy_gettext("Lab experiments"),
     "9_Class": lazy_gettext("Class"),
 }
-# The pages whose own text is not in the catalogs yet: in another language they say so at the top.
-UNTRANSLATED = {"6_Detection", "7_SPP_Lab", "8_Lab_experiments", "9_Class"}
 
 
 def start_page() -> None:
@@ -49,9 +46,6 @@ def start_page() -> None:
     """
     start_run()  # the session's language (app.py set it already, unless this run is in the legacy mode)
     context()
-    page = Path(sys._getframe(1).f_globals.get("__file__", "")).stem  # the page that called
-    if page in UNTRANSLATED and i18n.language() != "en":
-        st.info(_("This page is not translated yet: its text is in English. The sidebar and the menu are translated."))
 
 
 @functools.cache

@@ -94,7 +94,11 @@ def _model_box() -> ModelChoice | None:
     own = [f"{registry.LAB_PREFIX}{p}" for p in st.session_state.get("ui.heavy.lab_own", []) if Path(p).is_file()]
     options = list(dict.fromkeys([*registry.names(LAB_DIR), *own, OTHER]))
     name = st.selectbox(
-        _("Network"), options, format_func=_title, key="model_name", index=options.index(registry.DEFAULT_MODEL)
+        _("Network"),
+        options,
+        format_func={o: _title(o) for o in options}.get,
+        key="model_name",
+        index=options.index(registry.DEFAULT_MODEL),
     )
     if name == OTHER:
         picked = external_box()
@@ -166,7 +170,7 @@ def _image_box() -> ImageChoice:
     pick = st.selectbox(
         _("Sample photo (used while nothing is uploaded)"),
         range(len(options)),
-        format_func=lambda i: options[i].title,
+        format_func={i: _(s.title) for i, s in enumerate(options)}.get,
         key="sample",
     )
     if up is not None and up.size > MAX_UPLOAD_MB * 2**20:  # the browser refuses it; a hand-made request is not one
@@ -186,7 +190,7 @@ def _image_box() -> ImageChoice:
     sample = options[pick]
     st.caption(
         _("In use: **{name}**, a sample ({credit}; {licence}).").format(
-            name=sample.title, credit=sample.credit, licence=sample.licence
+            name=_(sample.title), credit=sample.credit, licence=sample.licence
         )
     )
     return ImageChoice(sample.file, sample_bytes(sample.file))

@@ -17,6 +17,8 @@ import threading
 import time
 from collections.abc import Callable, Hashable
 
+from ..i18n import _
+
 ATTEMPTS_PER_MINUTE = 5  # joining with a code, trying the teacher's passphrase: per session
 WINDOW_S = 60.0
 
@@ -25,7 +27,8 @@ class Throttled(Exception):
     """Too many attempts: ``wait_s`` says how long until the next one is taken."""
 
     def __init__(self, what: str, wait_s: float) -> None:
-        super().__init__(f"too many {what} in a minute: try again in {max(1, round(wait_s))} s")
+        super().__init__(_("too many {what} in a minute: try again in {seconds} s").format(
+            what=what, seconds=max(1, round(wait_s))))  # fmt: skip
         self.wait_s = wait_s
 
 

@@ -20,6 +20,7 @@ from PIL import Image
 
 from ..explain.bag_of_words import SHUFFLE_SHORT_SIDE, SHUFFLE_TILES, shuffle_tiles, tile_grid
 from ..explain.views import full_view, probabilities
+from ..i18n import N_, filled
 from ..images import resize_short_side
 from ..models import SPPNet
 
@@ -50,30 +51,33 @@ VIEWS = ("crop", "warp", "full")
 HEAD_ARMS = ("spp", "one_level")
 SHUFFLE_ARMS = ("original", *(f"k{k}" for k in SHUFFLE_TILES))
 
+# Every text in English, marked for the catalogs: ``i18n.translate`` reads one in the reader's language.
 QUESTIONS: dict[str, Question] = {
     q.key: q
     for q in (
         Question(
-            "views", "Crop vs warp vs full image (SPP)", VIEWS,
-            {"crop": "Centre crop", "warp": "Warp", "full": "Full image (SPP)"},
-            "Before the reveal: which view will be right?", (*VIEWS, "none"),
-            {"crop": "the centre crop", "warp": "the warp", "full": "the full image (SPP)", "none": "none of them"},
-            "the views",
+            "views", N_("Crop vs warp vs full image (SPP)"), VIEWS,
+            {"crop": N_("Centre crop"), "warp": N_("Warp"), "full": N_("Full image (SPP)")},
+            N_("Before the reveal: which view will be right?"), (*VIEWS, "none"),
+            {"crop": N_("the centre crop"), "warp": N_("the warp"), "full": N_("the full image (SPP)"),
+             "none": N_("none of them")},
+            N_("the views"),
         ),
         Question(
-            "heads", "{6,3,2,1} pyramid head vs one-level head", HEAD_ARMS,
-            {"spp": "{6,3,2,1} head (SPP-net)", "one_level": "One-level head (Lite0)"},
-            "Before the reveal: which head will be right?", (*HEAD_ARMS, "none"),
-            {"spp": "the {6,3,2,1} head", "one_level": "the one-level head", "none": "neither"},
-            "the heads",
+            "heads", N_("{6,3,2,1} pyramid head vs one-level head"), HEAD_ARMS,
+            {"spp": N_("{6,3,2,1} head (SPP-net)"), "one_level": N_("One-level head (Lite0)")},
+            N_("Before the reveal: which head will be right?"), (*HEAD_ARMS, "none"),
+            {"spp": N_("the {6,3,2,1} head"), "one_level": N_("the one-level head"), "none": N_("neither")},
+            N_("the heads"),
         ),
         Question(
-            "shuffle", "Shuffled tiles: at which k does the top-1 change?", SHUFFLE_ARMS,
-            {"original": "Unshuffled", **{f"k{k}": f"{k}x{k} tiles shuffled" for k in SHUFFLE_TILES}},
-            "Before the reveal: from how many tiles a side on will the top-1 change?",
+            "shuffle", N_("Shuffled tiles: at which k does the top-1 change?"), SHUFFLE_ARMS,
+            {"original": N_("Unshuffled"),
+             **{f"k{k}": filled(N_("{k}x{k} tiles shuffled"), k=k) for k in SHUFFLE_TILES}},
+            N_("Before the reveal: from how many tiles a side on will the top-1 change?"),
             (*(str(k) for k in SHUFFLE_TILES), NEVER),
-            {**{str(k): f"{k}x{k}" for k in SHUFFLE_TILES}, NEVER: f"not up to {LARGEST}x{LARGEST}"},
-            "the shuffles",
+            {**{str(k): f"{k}x{k}" for k in SHUFFLE_TILES}, NEVER: filled(N_("not up to {k}x{k}"), k=LARGEST)},
+            N_("the shuffles"),
         ),
     )
 }  # fmt: skip

@@ -11,6 +11,8 @@ import numpy as np
 
 from .. import paper, verdicts
 from ..explain.bag_of_words import SHUFFLE_TILES
+from ..explain.views import view_title
+from ..i18n import _, translate
 from ..stats import mcnemar, paired_bootstrap, wilson
 from .questions import NEVER, Question, first_change
 from .store import NONE_OF_THESE, ClassInfo, Entry
@@ -59,13 +61,14 @@ def _views(labelled: list[Entry], model: str, short_side: int) -> tuple[object |
         return None, [], []
     views = tuple(labelled[0].top5)
     report = ViewsReport(
-        model=model, short_side=short_side, views=views, names=[f"photo {i + 1}" for i in range(len(labelled))],
+        model=model, short_side=short_side, views=views,
+        names=[_("photo {i}").format(i=i + 1) for i in range(len(labelled))],
         labels=np.array([e.true_class for e in labelled]),
         top1={v: np.array([e.right(v, 1) for e in labelled]) for v in views},
         top5={v: np.array([e.right(v, 5) for e in labelled]) for v in views},
     )  # fmt: skip
     summary = report.summary()
-    return summary, table_rows(summary), findings(summary, where="photos of this class")
+    return summary, table_rows(summary), findings(summary, where=_("photos of this class"))
 
 
 def _paired(labelled: list[Entry], q: Question) -> tuple[list[dict], list[str]]:
@@ -76,27 +79,37 @@ def _paired(labelled: list[Entry], q: Question) -> tuple[list[dict], list[str]]:
     a, b = q.arms
     hits = {(arm, k): [e.right(arm, k) for e in labelled] for arm in q.arms for k in (1, 5)}
     rows = []
+    titles = {arm: translate(q.arm_titles[arm]) for arm in q.arms}
     for arm in q.arms:
-        row = {"head": q.arm_titles[arm], **{f"top-{k}": f"{np.mean(hits[arm, k]):.1%}" for k in (1, 5)}}
+        row = {_("head"): titles[arm], **{f"top-{k}": f"{np.mean(hits[arm, k]):.1%}" for k in (1, 5)}}
         for k, label in ((1, "top-1"), (5, "top-5")):
+            column = _("{label} difference ({percent} interval)").format(label=label, percent="95%")
             if arm == b:
-                row[f"{label} difference (95% interval)"] = "reference"
+                row[column] = _("reference")
                 continue
             d = paired_bootstrap(hits[a, k], hits[b, k])
-            row[f"{label} difference (95% interval)"] = (
-                f"{100 * d.value:+.1f} ({100 * d.low:+.1f} to {100 * d.high:+.1f}) points"
+            row[column] = _("{value} ({low} to {high}) points").format(
+                value=f"{100 * d.value:+.1f}", low=f"{100 * d.low:+.1f}", high=f"{100 * d.high:+.1f}"
             )
-        row["McNemar p, top-1"] = "" if arm == b else f"{mcnemar(hits[a, 1], hits[b, 1]).p_value:.2g}"
+        row[_("McNemar p, top-1")] = "" if arm == b else f"{mcnemar(hits[a, 1], hits[b, 1]).p_value:.2g}"
         rows.append(row)
     d, test = paired_bootstrap(hits[a, 1], hits[b, 1]), mcnemar(hits[a, 1], hits[b, 1])
-    first, second = q.arm_titles[a], q.arm_titles[b][0].lower() + q.arm_titles[b][1:]
+    first, second = titles[a], titles[b][0].lower() + titles[b][1:]
     verdict = verdicts.paired(d.value, d.low, d.high, test.p_value, second)
     return rows, [
-        f"Over {len(labelled)} photos of this class, top-1: {first} {np.mean(hits[a, 1]):.1%}, "
-        f"{second} {np.mean(hits[b, 1]):.1%}.",
-        f"On the same photos the {first} {verdict}; right only with it: {test.only_a} photo(s), only with the "
-        f"{second}: {test.only_b}.",
-    ]
+        _("Over {n} photos of this class, top-1: {first} {first_accuracy}, {second} {second_accuracy}.").format(
+            n=len(labelled), first=first, first_accuracy=f"{np.mean(hits[a, 1]):.1%}", second=second,
+            second_accuracy=f"{np.mean(hits[b, 1]):.1%}",
+        ),
+        _("On the same photos the {first} {verdict}; right only with it: {only_first} photo(s), only with the "
+          "{second}: {only_second}.").format(
+            first=first, verdict=verdict, only_first=test.only_a, second=second, only_second=test.only_b
+        ),
+    ]  # fmt: skip
+
+
+def span(low: float, high: float) -> str:
+    return _("{low} to {high}").format(low=f"{low:.1f}", high=f"{high:.1f}")
 
 
 def _shuffle(entries: list[Entry]) -> tuple[list[dict], list[str], dict[str, int]]:
@@ -112,19 +125,22 @@ def _shuffle(entries: list[Entry]) -> tuple[list[dict], list[str], dict[str, int
         kept = [e.top1[f"k{k}"] == e.top1["original"] for e in entries]
         iv = wilson(kept)
         rows.append({
-            "tiles": f"{k}x{k}", "top-1 unchanged": f"{iv.value:.1%}",
-            "95% interval": f"{100 * iv.low:.1f} to {100 * iv.high:.1f}%",
-            "first changed here": str(happened[str(k)]),
+            _("tiles"): f"{k}x{k}", _("top-1 unchanged"): f"{iv.value:.1%}",
+            _("{percent} interval").format(percent="95%"): span(100 * iv.low, 100 * iv.high) + "%",
+            _("first changed here"): str(happened[str(k)]),
         })  # fmt: skip
+    kept = [list(r.values())[1:3] for r in (rows[0], rows[-1])]  # (top-1 unchanged, its interval) at both ends
     n = len(entries)
     where = ", ".join(f"{k}x{k}: {happened[str(k)]}" for k in SHUFFLE_TILES)
     return rows, [
-        f"Over {n} photos of this class, the top-1 first changed at {where}; "
-        f"it never changed up to {SHUFFLE_TILES[-1]}x{SHUFFLE_TILES[-1]} for {happened[NEVER]}.",
-        f"With {SHUFFLE_TILES[0]}x{SHUFFLE_TILES[0]} tiles the top-1 stayed for {rows[0]['top-1 unchanged']} of the "
-        f"photos (95% interval {rows[0]['95% interval']}); with {SHUFFLE_TILES[-1]}x{SHUFFLE_TILES[-1]} for "
-        f"{rows[-1]['top-1 unchanged']} ({rows[-1]['95% interval']}).",
-    ], happened
+        _("Over {n} photos of this class, the top-1 first changed at {where}; it never changed up to {k}x{k} for "
+          "{never}.").format(n=n, where=where, k=SHUFFLE_TILES[-1], never=happened[NEVER]),
+        _("With {k}x{k} tiles the top-1 stayed for {kept} of the photos ({percent} interval {interval}); with "
+          "{last}x{last} for {last_kept} ({last_interval}).").format(
+            k=SHUFFLE_TILES[0], kept=kept[0][0], percent="95%", interval=kept[0][1], last=SHUFFLE_TILES[-1],
+            last_kept=kept[1][0], last_interval=kept[1][1],
+        ),
+    ], happened  # fmt: skip
 
 
 def shipped_findings(asks: str) -> list[str]:
@@ -135,33 +151,40 @@ def shipped_findings(asks: str) -> list[str]:
     one, four = runs.heads("shuffle" if asks == "shuffle" else "views")
     if asks == "views" and four is not None:
         shipped = four
-        acc = ", ".join(f"{v} {shipped.accuracy[v]['top1']:.1%}" for v in shipped.accuracy)
+        acc = ", ".join(f"{view_title(v)} {shipped.accuracy[v]['top1']:.1%}" for v in shipped.accuracy)
         return [
-            f"Beside it: the app's own run over {shipped.n} ImageNet photos ({shipped.model}, top-1: {acc}; the "
-            f"Crop, warp or SPP page has its intervals), and the paper's ({paper.VOC07_CLAIM}, mAP; "
-            f"{paper.CALTECH101_CLAIM}, in %; ZF-5 trained with SPP). A class's few photos give wide intervals: read "
-            "the sentences above, not the points."
-        ]
+            _("Beside it: the app's own run over {n} ImageNet photos ({model}, top-1: {accuracy}; the Crop, warp or "
+              "SPP page has its intervals), and the paper's ({voc}, mAP; {caltech}, in %; ZF-5 trained with SPP). A "
+              "class's few photos give wide intervals: read the sentences above, not the points.").format(
+                n=shipped.n, model=shipped.model, accuracy=acc, voc=translate(paper.VOC07_CLAIM),
+                caltech=translate(paper.CALTECH101_CLAIM),
+            )
+        ]  # fmt: skip
     if asks == "heads" and one is not None and four is not None:
         same_image = head_findings(one, four)[0]  # HEAD_PAIRS starts with the full image against the full image
         return [
-            f"Beside it: the app's own run over {four.n} ImageNet photos: {same_image}",
-            f"The paper ({paper.LEVELS_CLAIM}; without SPP {paper.ZF5_ERRORS['no SPP'][0]}, in %, ImageNet val) "
-            "trained each network with its own head; here the pyramid head was distilled from the one-level head on "
-            "the same frozen conv layers, so a small or no difference is what to expect.",
-        ]
+            _("Beside it: the app's own run over {n} ImageNet photos: {sentence}").format(
+                n=four.n, sentence=same_image),
+            _("The paper ({levels}; without SPP {error}, in %, ImageNet val) trained each network with its own head; "
+              "here the pyramid head was distilled from the one-level head on the same frozen conv layers, so a small "
+              "or no difference is what to expect.").format(
+                levels=translate(paper.LEVELS_CLAIM), error=paper.ZF5_ERRORS["no SPP"][0]
+            ),
+        ]  # fmt: skip
     if asks == "shuffle" and four is not None:
         shipped = four
 
         def kept(row) -> str:
             m, half = row.top1_unchanged.mean, 1.96 * row.top1_unchanged.se
-            return f"{row.k}x{row.k} {m:.1%} ({100 * (m - half):.1f} to {100 * (m + half):.1f}%)"
+            return f"{row.k}x{row.k} {m:.1%} ({span(100 * (m - half), 100 * (m + half))}%)"
 
         return [
-            f"The app's own run over {shipped.n} ImageNet photos ({shipped.model}; each photo cut to its k's grid): "
-            f"top-1 unchanged at {', '.join(kept(r) for r in shipped.rows)}. The paper makes no such measurement: it "
-            "likens SPP to spatial-pyramid bag-of-words, where the 1x1 level ignores where a feature is."
-        ]
+            _("The app's own run over {n} ImageNet photos ({model}; each photo cut to its k's grid): top-1 unchanged "
+              "at {kept}. The paper makes no such measurement: it likens SPP to spatial-pyramid bag-of-words, where "
+              "the 1x1 level ignores where a feature is.").format(
+                n=shipped.n, model=shipped.model, kept=", ".join(kept(r) for r in shipped.rows)
+            )
+        ]  # fmt: skip
     return []
 
 

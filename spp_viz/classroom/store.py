@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ..i18n import _, translate
 from ..settings import DATABASE_ENV, DEFAULT_MODEL, TEACHER_KEY_ENV, cache_root, class_max_entries, teacher_key  # noqa: F401
 from .access import is_teacher, new_teacher_token, token_hash
 from .questions import DEFAULT_QUESTION, QUESTIONS, Question, question
@@ -132,7 +133,8 @@ def entry_from_probs(browser: str, true_class: int, probs: dict[str, np.ndarray]
     if poll not in q.poll:
         raise ClassError(f"the poll's answer must be one of {', '.join(q.poll)}, not {poll!r}")
     if set(probs) != set(q.arms):
-        raise ClassError(f"this class asks about {', '.join(q.arms)}, not {', '.join(probs)}: reload the page")
+        raise ClassError(_("this class asks about {arms}, not {given}: reload the page").format(
+            arms=", ".join(q.arms), given=", ".join(probs)))  # fmt: skip
     n = len(next(iter(probs.values())))
     if true_class != NONE_OF_THESE and not 0 <= true_class < n:
         raise ClassError(f"the true class must be one of the {n} classes or none of them, not {true_class}")
@@ -196,16 +198,18 @@ class ClassStore:
                     return work(conn)
             except IntegrityError as e:  # the same student's two submissions at once, or a code drawn twice: again
                 if attempt == 2:
-                    raise DatabaseDown("the class database refused the write three times (others wrote the same "
-                                       "row at that moment)") from e  # fmt: skip
+                    raise DatabaseDown(_("the class database refused the write three times (others wrote the "
+                                         "same row at that moment)")) from e  # fmt: skip
             except PoolTimeout as e:
-                raise DatabaseDown("the class database is busy: every connection to it is in use") from e
+                raise DatabaseDown(_("the class database is busy: every connection to it is in use")) from e
             except ProgrammingError:  # the app's own mistake, or the race _migrate retries: not the student's
                 raise
             except DBAPIError as e:
                 if any(w in str(e.orig).lower() for w in ("disk is full", "no space left", "diskfull")):
-                    raise DatabaseDown("the server's disk is full: the class database cannot write") from e
-                raise DatabaseDown(f"the class database cannot be reached ({type(e.orig).__name__}: {e.orig})") from e
+                    raise DatabaseDown(_("the server's disk is full: the class database cannot write")) from e
+                raise DatabaseDown(
+                    _("the class database cannot be reached ({why})").format(why=f"{type(e.orig).__name__}: {e.orig}")
+                ) from e
 
     # --- the teacher
     def open_class(self, key: str, title: str = "", hours: float = 2.0, retention_days: float = 7.0,
@@ -221,9 +225,11 @@ class ClassStore:
             raise ClassError(f"a class asks one of {', '.join(QUESTIONS)}, not {asks!r}")
         title = " ".join(title.split())
         if len(title) > MAX_TITLE:
-            raise ClassError(f"a class title has at most {MAX_TITLE} characters, this one {len(title)}")
+            raise ClassError(
+                _("a class title has at most {most} characters, this one {n}").format(most=MAX_TITLE, n=len(title))
+            )
         if not 0 < hours <= 24 or not 0 < retention_days <= 90:
-            raise ClassError("a class is open for up to 24 hours and kept for up to 90 days")
+            raise ClassError(_("a class is open for up to 24 hours and kept for up to 90 days"))
         now = self.clock()
         info = ClassInfo(_new_code(), title, model, now, now + hours * 3600, now + retention_days * 86400, asks)
 
@@ -271,7 +277,8 @@ class ClassStore:
 
     def _check_key(self, key: str) -> None:
         if not is_teacher(key, teacher_key()):
-            raise ClassError("that is not the teacher's passphrase (the server's log shows it, or SPP_VIZ_TEACHER_KEY)")
+            raise ClassError(_("that is not the teacher's passphrase (the server's log shows it, or {env})").format(
+                env="SPP_VIZ_TEACHER_KEY"))  # fmt: skip
 
     # --- everyone
     def find(self, code: str, open_only: bool = True) -> ClassInfo:
@@ -287,8 +294,8 @@ class ClassStore:
         row = self._run(lambda c: c.execute(query).mappings().first())
         info = ClassInfo(**row) if row is not None else None
         if info is None or open_only and not info.is_open(now):
-            raise ClassError(f"there is no open class with the code {code or '(empty)'}: check it on the teacher's "
-                             "screen")  # fmt: skip
+            raise ClassError(_("there is no open class with the code {code}: check it on the teacher's screen").format(
+                code=code or _("(empty)")))  # fmt: skip
         return info
 
     def submit(self, code: str, entry: Entry, session: str | None = None) -> None:
@@ -304,7 +311,8 @@ class ClassStore:
         """
         info = self.find(code)
         if set(entry.top5) != set(info.asks.arms):
-            raise ClassError(f"class {info.code} asks about {info.asks.compared}: reload the page and submit again")
+            raise ClassError(_("class {code} asks about {compared}: reload the page and submit again").format(
+                code=info.code, compared=translate(info.asks.compared)))  # fmt: skip
         now, cap = self.clock(), class_max_entries()
 
         def work(conn) -> None:
@@ -314,7 +322,8 @@ class ClassStore:
                 held = len(conn.execute(ENTRIES.select().with_only_columns(ENTRIES.c.browser)
                                         .where(ENTRIES.c.code == info.code)).all())  # fmt: skip
                 if held >= cap:
-                    raise ClassError(f"class {info.code} has its {cap} entries already: no more are taken")
+                    raise ClassError(_("class {code} has its {cap} entries already: no more are taken").format(
+                        code=info.code, cap=cap))  # fmt: skip
             conn.execute(ENTRIES.delete().where(mine))
             conn.execute(ENTRIES.insert().values(
                 code=info.code, browser=entry.browser, submitted_at=now, true_class=entry.true_class,
@@ -351,7 +360,7 @@ class ClassStore:
     def _limit(self, conn, key: str, now: float) -> None:
         recent = conn.execute(ATTEMPTS.select().where((ATTEMPTS.c.browser == key) & (ATTEMPTS.c.at > now - 60)))
         if len(recent.all()) >= MAX_PER_MINUTE:
-            raise ClassError(f"at most {MAX_PER_MINUTE} submissions a minute: wait a moment")
+            raise ClassError(_("at most {n} submissions a minute: wait a moment").format(n=MAX_PER_MINUTE))
         conn.execute(ATTEMPTS.insert().values(browser=key, at=now))
 
     def _purge(self, conn, now: float) -> int:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from .. import paper
+from ..i18n import N_, _
 from ..models import SPPNet
 from ..progress import Progress, span
 from ..stats import Interval
@@ -140,15 +141,24 @@ def compare_detectors(
 
 # The paper's claim, SPP-net within 2 mAP points of R-CNN (paper.DETECTION_MAP), judged by margin_verdict.
 CLAIM = {
-    "holds": "The paper's claim, SPP-net within 2 mAP points of R-CNN, holds here: the interval lies above -2.",
-    "fails": "Unlike the paper, SPP-net falls more than 2 mAP points behind R-CNN here: the interval is below -2.",
-    "unclear": "These data cannot tell if SPP-net stays within 2 points of R-CNN, as in the paper (interval spans -2).",
+    "holds": N_(
+        "The paper's claim, SPP-net within {points} mAP points of R-CNN, holds here: the interval lies above -{points}."
+    ),
+    "fails": N_(
+        "Unlike the paper, SPP-net falls more than {points} mAP points behind R-CNN here: the interval is "
+        "below -{points}."
+    ),
+    "unclear": N_(
+        "These data cannot tell if SPP-net stays within {points} points of R-CNN, as in the paper "
+        "(interval spans -{points})."
+    ),
 }
 
 
 def paper_claim(diff: Interval) -> str:
     """The sentence on the paper's claim for SPP-net's mAP minus R-CNN's (fractions, not points)."""
-    return CLAIM[margin_verdict(diff, paper.DETECTION_MARGIN_POINTS / 100)]
+    verdict = margin_verdict(diff, paper.DETECTION_MARGIN_POINTS / 100)
+    return _(CLAIM[verdict]).format(points=f"{paper.DETECTION_MARGIN_POINTS:g}")
 
 
 def findings(report: DetectionComparison) -> list[str]:
@@ -156,13 +166,15 @@ def findings(report: DetectionComparison) -> list[str]:
     mAP (with the paper's claim) and in feature time."""
     out = []
     for name, m in report.modes.items():
-        out.append(f"**{name}, box regression:** " + compare_sentence("with it", "without it", m.regression_gain))
+        gain = compare_sentence(_("with it"), _("without it"), m.regression_gain)
+        out.append(_("**{mode}, box regression:** {sentence}").format(mode=name, sentence=gain))
     if (diff := report.spp_minus_rcnn) is not None:
         spp, rcnn = report.modes["spp"], report.modes["rcnn"]
         t_spp, t_rcnn = spp.feature_seconds_per_image, rcnn.feature_seconds_per_image
         out.append(
-            "**SPP-net against R-CNN:** " + compare_sentence("SPP-net", "R-CNN", diff) + " " + paper_claim(diff)
-            + f" SPP-net's features took {t_spp:.3f} s per image against R-CNN's {t_rcnn:.3f} s: "
-            f"{t_rcnn / t_spp:.1f}x faster on the same windows."
+            _("**SPP-net against R-CNN:** {sentence} {claim} SPP-net's features took {spp} s per image against "
+              "R-CNN's {rcnn} s: {ratio}x faster on the same windows.").format(
+                sentence=compare_sentence("SPP-net", "R-CNN", diff), claim=paper_claim(diff), spp=f"{t_spp:.3f}",
+                rcnn=f"{t_rcnn:.3f}", ratio=f"{t_rcnn / t_spp:.1f}")
         )  # fmt: skip
     return out

@@ -16,6 +16,7 @@ from functools import cached_property
 import numpy as np
 
 from .. import verdicts
+from ..i18n import _
 from ..models import SPPNet
 from ..progress import Progress, report
 from ..stats import Interval
@@ -171,7 +172,7 @@ def bootstrap_map(
     rng = np.random.default_rng(seed)
     value = mean_ap(per_class, kind) - (mean_ap(other, kind) if other is not None else 0.0)
     draws = []
-    for _ in range(samples):
+    for _i in range(samples):
         w = np.bincount(rng.integers(0, n, size=n), minlength=n).astype(np.float64)
         d = mean_ap(per_class, kind, w) - (mean_ap(other, kind, w) if other is not None else 0.0)
         if not np.isnan(d):
@@ -181,9 +182,10 @@ def bootstrap_map(
     return Interval(value, float(draws.std(ddof=1)) if len(draws) > 1 else float("nan"), float(lo), float(hi))
 
 
-def compare_sentence(name_a: str, name_b: str, diff: Interval, unit: str = "mAP points") -> str:
-    """A sentence for the difference a - b: a clear difference only when the 95% interval excludes zero."""
-    return verdicts.between(name_a, name_b, diff.value, diff.low, diff.high, unit)
+def compare_sentence(name_a: str, name_b: str, diff: Interval, unit: str | None = None) -> str:
+    """A sentence for the difference a - b (in mAP points unless ``unit`` says otherwise): a clear difference only
+    when the 95% interval excludes zero."""
+    return verdicts.between(name_a, name_b, diff.value, diff.low, diff.high, unit or _("mAP points"))
 
 
 def margin_verdict(diff: Interval, margin: float) -> str:
@@ -275,7 +277,8 @@ def evaluate_detector(
     regressed: list[Detections] = []
     seconds = []
     for i, item in enumerate(data.images):
-        report(progress, i / len(data), f"{detector.mode}: testing on image {i + 1} of {len(data)}")
+        said = _("{mode}: testing on image {i} of {n}").format(mode=detector.mode, i=i + 1, n=len(data))
+        report(progress, i / len(data), said)
         wf = window_features(
             backbone, print_, item, detector.mode, detector.scales, detector.config, cache, with_gt=False
         )

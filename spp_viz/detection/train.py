@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..i18n import _
 from ..models import SPPNet
 from ..progress import Progress, report
 from .data import DetectionSet
@@ -118,7 +119,7 @@ def train_detector(
     feature_seconds = time.perf_counter() - start
     svms = LinearSVMs(config.svm_lambda, config.positive_weight).fit(*first.pool.tensors(first.scale))
     mined = _mine_hard_negatives(svms, first, len(data.classes), config, cache, mode, progress)
-    report(progress, 0.9, f"{mode}: box regression")
+    report(progress, 0.9, _("{mode}: box regression").format(mode=mode))
     regressors, lambdas = _fit_regressors([p.items for p in first.pairs], first.scale, config)
     return Detector(
         classes=data.classes,
@@ -172,7 +173,11 @@ def _first_pass(
     pairs = [_Reservoir(config.max_regression_pairs) for _ in range(num_classes)]
     norms: list[float] = []
     for i, item in enumerate(data.images):
-        report(progress, 0.5 * i / len(data), f"{mode}: features of training image {i + 1} of {len(data)}")
+        report(
+            progress,
+            0.5 * i / len(data),
+            _("{mode}: features of training image {i} of {n}").format(mode=mode, i=i + 1, n=len(data)),
+        )
         wf = window_features(backbone, print_, item, mode, scales, config, cache, with_gt=True)
         feats = np.asarray(wf.features)
         labels = assign_labels(wf.boxes, item.boxes, item.labels, item.difficult, num_classes, wf.gt_rows)
@@ -215,7 +220,7 @@ def _mine_hard_negatives(
             report(
                 progress,
                 0.5 + 0.35 * (round_ + i / len(images)) / config.mining_rounds,
-                f"{mode}: hard negatives, image {i + 1} of {len(images)}",
+                _("{mode}: hard negatives, image {i} of {n}").format(mode=mode, i=i + 1, n=len(images)),
             )
             feats = cache.features(im.key)
             scores = svms.decision_function(torch.from_numpy(feats.astype(np.float32)) * scale).numpy()

@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from ..i18n import N_, _
 from .experiments import EXPERIMENT_CONFIG, ExperimentResults, claims
-from .train import train_view
+from .train import TEST_VIEW_TITLES, train_view
 
 CONVERGED = 0.95  # the Lab's goal for a converged network, on the view it was trained for
 # How close to its view's ceiling a network counts as there: twice the binomial standard error of one network's
@@ -60,24 +61,33 @@ def convergence_note(results: ExperimentResults) -> tuple[str, bool] | None:
     if low:
         worst, best = min(v.accuracy for v in low), max(v.accuracy for v in low)
         parts.append(
-            f"{len(low)} of {len(views)} networks stay under {CONVERGED:.0%} on the view each was trained for "
-            f"({100 * worst:.1f}% to {100 * best:.1f}%, mean over seeds), the accuracy the Lab asks of a converged "
-            "network: they are under-trained, so the verdicts below rest on under-training and seed noise as much "
-            "as on the pooling."
+            _(
+                "{low} of {all} networks stay under {goal} on the view each was trained for ({worst}% to {best}%, mean "
+                "over seeds), the accuracy the Lab asks of a converged network: they are under-trained, so the "
+                "verdicts below rest on under-training and seed noise as much as on the pooling."
+            ).format(
+                low=len(low),
+                all=len(views),
+                goal=f"{CONVERGED:.0%}",
+                worst=f"{100 * worst:.1f}",
+                best=f"{100 * best:.1f}",
+            )  # fmt: skip
         )
     for v in views:
         if v.capped:
             parts.append(
-                f"{v.name} reaches {100 * v.accuracy:.1f}% on its {v.view} view, where an ideal observer of the "
-                f"shape's outline in that view reaches {100 * v.ceiling:.1f}%: the view caps it under "
-                f"{CONVERGED:.0%}, not the training ({VIEW_LOSSES[v.view]})."
-            )
+                _(
+                    "{name} reaches {accuracy} on its {view}, where an ideal observer of the shape's outline in "
+                    "that view reaches {ceiling}: the view caps it under {goal}, not the training ({why})."
+                ).format(name=_(v.name), accuracy=f"{100 * v.accuracy:.1f}%", view=_(TEST_VIEW_TITLES[v.view]),
+                         ceiling=f"{100 * v.ceiling:.1f}%", goal=f"{CONVERGED:.0%}", why=_(VIEW_LOSSES[v.view]))
+            )  # fmt: skip
     return (" ".join(parts), bool(low)) if parts else None
 
 
 VIEW_LOSSES = {
-    "warp": "a warp to a square makes a lying ellipse in a 2:1 image the picture of a circle in a square one",
-    "crop": "a centre crop can cut a shape down to a piece that fits either class",
+    "warp": N_("a warp to a square makes a lying ellipse in a 2:1 image the picture of a circle in a square one"),
+    "crop": N_("a centre crop can cut a shape down to a piece that fits either class"),
 }
 
 
@@ -94,14 +104,25 @@ def classroom_note(run: ExperimentResults, shipped: ExperimentResults) -> str:
     shipped_ses = [c.se for c in claims(shipped) if c.se is not None]
     converged = not any(v.under_trained for v in views)
     out = (
-        f"This run's networks {'reach' if converged else 'are not converged:'} {span(mine)}% on the views "
-        f"they were trained for ({run.config.get('epochs')} epochs, {run.config.get('train_count')} images); the "
-        f"shipped ones reach {span(theirs)}%."
-    )
+        _(
+            "This run's networks reach {mine} on the views they were trained for ({epochs} epochs, {images} images); "
+            "the shipped ones reach {theirs}."
+        )
+        if converged
+        else _(
+            "This run's networks are not converged: {mine} on the views they were trained for ({epochs} epochs, "
+            "{images} images); the shipped ones reach {theirs}."
+        )
+    ).format(mine=span(mine) + "%", epochs=run.config.get("epochs"), images=run.config.get("train_count"),
+             theirs=span(theirs) + "%")  # fmt: skip
     if not ses or not shipped_ses:
-        return out + " With one seed its claims have no standard error: its verdicts cannot rule out any difference."
-    return out + (
-        f" Its claims' standard errors are {span(ses)} points against the shipped {span(shipped_ses)}"
-        f": it cannot tell apart differences under about {2 * max(ses):.1f} points, the shipped results under "
-        f"{2 * max(shipped_ses):.1f}, so its verdicts are the weaker."
-    )
+        return (
+            out
+            + " "
+            + _("With one seed its claims have no standard error: its verdicts cannot rule out any difference.")
+        )
+    return out + " " + _(
+        "Its claims' standard errors are {mine} points against the shipped {theirs}: it cannot tell apart differences "
+        "under about {limit} points, the shipped results under {shipped_limit}, so its verdicts are the weaker."
+    ).format(mine=span(ses), theirs=span(shipped_ses), limit=f"{2 * max(ses):.1f}",
+             shipped_limit=f"{2 * max(shipped_ses):.1f}")  # fmt: skip

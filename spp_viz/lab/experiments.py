@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from .. import paper, verdicts
+from ..i18n import N_, _, ngettext, translate
 from ..progress import Progress, report
 from ..provenance import entry as provenance_entry
 from ..provenance import sentence as provenance_sentence
@@ -21,8 +22,8 @@ from .models import LabConfig
 from .train import TEST_VIEWS, TrainResult, synthetic_data, train
 
 EXPERIMENTS: tuple[tuple[str, dict], ...] = (
-    ("no SPP (crop)", {"regime": "crop"}),
-    ("no SPP (warp)", {"regime": "warp"}),
+    (N_("no SPP (crop)"), {"regime": "crop"}),
+    (N_("no SPP (warp)"), {"regime": "warp"}),
     ("SPP {4,2,1} single-size", {"regime": "single-size", "levels": (4, 2, 1)}),
     ("SPP {4,2,1} multi-size", {"regime": "multi-size", "levels": (4, 2, 1)}),
     ("SPP {6,3,2,1} multi-size", {"regime": "multi-size", "levels": (6, 3, 2, 1)}),
@@ -40,7 +41,7 @@ SHIPPED_CONFIG = LabConfig(
 )
 SHIPPED_SEEDS = (0, 1, 2, 3, 4)
 RECIPES = {"classroom": (EXPERIMENT_CONFIG, EXPERIMENT_SEEDS), "shipped": (SHIPPED_CONFIG, SHIPPED_SEEDS)}
-NOT_APPLICABLE = "no SPP: the network takes only its fixed training size, never a whole image"
+NOT_APPLICABLE = N_("no SPP: the network takes only its fixed training size, never a whole image")
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float | None]:
@@ -106,8 +107,8 @@ class ExperimentResults:
     def how_run(self) -> str:
         """How the networks shared the CPU, in words: "2 torch threads", "2 processes of one torch thread each"."""
         if self.jobs > 1:
-            return f"{self.jobs} processes of one torch thread each"
-        return f"{self.torch_threads} torch thread" + ("s" if self.torch_threads != 1 else "")
+            return _("{n} processes of one torch thread each").format(n=self.jobs)
+        return ngettext("{n} torch thread", "{n} torch threads", self.torch_threads).format(n=self.torch_threads)
 
     def row(self, name: str) -> ExperimentRow:
         return next(r for r in self.rows if r.name == name)
@@ -153,16 +154,20 @@ def run_experiments(
             futures = [pool.submit(network_run, base, seed, changes, threads=1) for seed, _, changes in tasks]
             for done, future in enumerate(as_completed(futures), 1):
                 future.result()  # raises here, in the caller, if a network failed
-                report(progress, done / len(tasks), f"{done} of {len(tasks)} networks")
+                report(progress, done / len(tasks), _("{done} of {n} networks").format(done=done, n=len(tasks)))
             results = [f.result() for f in futures]  # in the tasks' order, whatever order they finished in
     else:
         data: dict[int, dict] = {}
         for step, (seed, name, changes) in enumerate(tasks):
-            report(progress, step / len(tasks), f"{step + 1} of {len(tasks)}: {name}, seed {seed}")
+            report(
+                progress,
+                step / len(tasks),
+                _("{step} of {n}: {name}, seed {seed}").format(step=step + 1, n=len(tasks), name=_(name), seed=seed),
+            )
             # One draw of data per seed, shared by its five networks (network_run would draw the same again).
             data = data if seed in data else {seed: synthetic_data(replace(base, seed=seed))}
             results.append(network_run(base, seed, changes, data[seed]))
-    report(progress, 1.0, f"{len(tasks)} of {len(tasks)}: done")
+    report(progress, 1.0, _("{n} of {n}: done").format(n=len(tasks)))
     runs = {name: [r for (_, n, _), r in zip(tasks, results, strict=True) if n == name] for name, _ in EXPERIMENTS}
     return ExperimentResults(
         config={k: list(v) if isinstance(v, tuple) else v for k, v in asdict(base).items() if k != "seed"},
@@ -211,31 +216,33 @@ PAPER_CLAIMS = (
     (
         ("SPP {4,2,1} multi-size", "full"),
         ("no SPP (warp)", "warp"),
-        "Full-image SPP against the warped baseline",
+        N_("Full-image SPP against the warped baseline"),
         paper.CALTECH101_CLAIM,
-        "half the images are 2:1 or 1:2 and hold circles and 2:1 ellipses, so a warp to a square can make a circle "
-        "look like an ellipse and the reverse",
+        N_(
+            "half the images are 2:1 or 1:2 and hold circles and 2:1 ellipses, so a warp to a square can make a "
+            "circle look like an ellipse and the reverse"
+        ),
     ),
     (
         ("SPP {4,2,1} multi-size", "full"),
         ("no SPP (crop)", "crop"),
-        "Full-image SPP against the cropped baseline",
+        N_("Full-image SPP against the cropped baseline"),
         paper.VOC07_CLAIM,
-        "shapes often sit at an end of the long side, where a centre crop cuts them away",
+        N_("shapes often sit at an end of the long side, where a centre crop cuts them away"),
     ),
     (
         ("SPP {4,2,1} multi-size", "full"),
         ("SPP {4,2,1} single-size", "full"),
-        "Multi-size against single-size training",
+        N_("Multi-size against single-size training"),
         paper.MULTI_SIZE_CLAIM,
-        "the test images come at their own sizes, which a network trained at two scales has seen more of",
+        N_("the test images come at their own sizes, which a network trained at two scales has seen more of"),
     ),
     (
         ("SPP {6,3,2,1} multi-size", "full"),
         ("SPP {4,2,1} multi-size", "full"),
-        "{6,3,2,1} against {4,2,1}, both multi-size",
+        N_("{6,3,2,1} against {4,2,1}, both multi-size"),
         paper.LEVELS_CLAIM,
-        "nothing favours the finer level on purpose: four shapes on flat backgrounds need little layout",
+        N_("nothing favours the finer level on purpose: four shapes on flat backgrounds need little layout"),
     ),
 )
 
@@ -259,15 +266,22 @@ class Claim:
     def sentence(self, a: str, b: str) -> str:
         """The claim in words, with ``a`` and ``b`` the two accuracies as shown; what the data hold; what a "no
         clear difference" rules out (differences under about twice the standard error cannot be told from noise)."""
+        diff = f"{self.difference:+.1f}"
         spread = (
-            f"{self.difference:+.1f} points, standard error {self.se:.1f} over {self.seeds} seeds"
+            _("{diff} points, standard error {se} over {seeds} seeds").format(
+                diff=diff, se=f"{self.se:.1f}", seeds=self.seeds
+            )
             if self.se is not None
-            else f"{self.difference:+.1f} points from one seed, which gives no error bar"
+            else _("{diff} points from one seed, which gives no error bar").format(diff=diff)
         )
-        out = f"{self.name} ({a} against {b}; {spread}): **{self.verdict}** (the paper: {self.paper})."
-        out += f" The data: {self.design}."
-        if self.se is not None and self.verdict.startswith("no clear"):
-            out += f" A difference under about {2 * self.se:.1f} points cannot be told from noise here."
+        out = _("{name} ({a} against {b}; {spread}): **{verdict}** (the paper: {paper}). The data: {design}.").format(
+            name=_(self.name), a=a, b=b, spread=spread, verdict=_(self.verdict), paper=translate(self.paper),
+            design=_(self.design),
+        )  # fmt: skip
+        if self.se is not None and self.verdict == verdicts.UNCLEAR_HERE:
+            out += " " + _("A difference under about {points} points cannot be told from noise here.").format(
+                points=f"{2 * self.se:.1f}"
+            )
         return out
 
 
@@ -294,7 +308,7 @@ def paper_verdicts(results: ExperimentResults) -> list[str]:
     """What matches the paper and what does not, read off the per-seed numbers, one sentence per claim."""
     return [
         c.sentence(accuracy_cell(results.row(a), va), accuracy_cell(results.row(b), vb))
-        for c, ((a, va), (b, vb), *_) in zip(claims(results), PAPER_CLAIMS, strict=True)
+        for c, ((a, va), (b, vb), *_rest) in zip(claims(results), PAPER_CLAIMS, strict=True)
     ]
 
 
@@ -303,24 +317,27 @@ def shipped_caption(shipped: ExperimentResults) -> str:
     kept epochs), data, time, threads, and the command that reproduces them."""
     c = shipped.config
     kept = [k for r in shipped.rows for k in r.kept_epochs]
-    how = f"{c['epochs']} epochs each"
+    how = _("{epochs} epochs each").format(epochs=c["epochs"])
     if c.get("patience"):
-        how = (
-            f"up to {c['epochs']} epochs each with early stopping (patience {c['patience']}; the kept epochs: "
-            f"{min(kept)} to {max(kept)})"
-        )
+        how = _(
+            "up to {epochs} epochs each with early stopping (patience {patience}; the kept epochs: {low} to {high})"
+        ).format(epochs=c["epochs"], patience=c["patience"], low=min(kept), high=max(kept))
     data = (
-        f"a new set of {c['train_count']} generated images every epoch"
+        _("a new set of {n} generated images every epoch").format(n=c["train_count"])
         if c.get("fresh_data")
-        else (f"{c['train_count']} training images")
+        else _("{n} training images").format(n=c["train_count"])
     )
     recipe = f" --recipe shipped --jobs {shipped.jobs}" if c.get("fresh_data") else ""
-    return (
-        f"Results shipped with the app: {len(shipped.rows) * len(shipped.seeds)} networks, {how}, {data}; "
-        f"{shipped.seconds:.0f} s of training ({shipped.how_run()}). "
-        + (provenance_sentence(shipped.provenance) if shipped.provenance else
-           f"Reproduce with `python -m spp_viz lab-experiments{recipe} --out assets/lab_results.json`.")
-    )  # fmt: skip
+    made = (provenance_sentence(shipped.provenance) if shipped.provenance else
+            _("Reproduce with {command}.").format(
+                command=f"`python -m spp_viz lab-experiments{recipe} --out assets/lab_results.json`"))  # fmt: skip
+    shipped_text = _(
+        "Results shipped with the app: {networks} networks, {how}, {data}; {seconds} s of training ({threads})."
+    )
+    return shipped_text.format(
+        networks=len(shipped.rows) * len(shipped.seeds), how=how, data=data, seconds=f"{shipped.seconds:.0f}",
+        threads=shipped.how_run(),
+    ) + " " + made  # fmt: skip
 
 
 def accuracy_cell(row: ExperimentRow, view: str) -> str:
@@ -328,5 +345,5 @@ def accuracy_cell(row: ExperimentRow, view: str) -> str:
     ± standard deviation over seeds; the mean alone for one seed), or "n/a: " and why the network cannot take it."""
     mean, std = row.test[view], row.std[view]
     if mean is None:
-        return "n/a: " + row.not_applicable.get(view, "not measured")
+        return _("n/a: {why}").format(why=_(row.not_applicable.get(view, N_("not measured"))))
     return f"{100 * mean:.1f}" + ("" if std is None else f" ± {100 * std:.1f}") + "%"

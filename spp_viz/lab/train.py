@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..gallery import GalleryItem, gallery_view
+from ..i18n import N_, _
 from ..images import ImageError, to_tensor
 from ..models import BASE_MODEL, SPPNet, fc_classifier
 from ..progress import Progress, report
@@ -35,6 +36,7 @@ from .models import LabConfig, build_lab_model, head_on
 from .store import load_base, save_model
 
 TEST_VIEWS = ("crop", "warp", "full")
+TEST_VIEW_TITLES = {"crop": N_("crop view"), "warp": N_("warp view"), "full": N_("full view")}  # read through _()
 DATASETS = ("synthetic", "folder")  # the built-in shapes, or a folder of class subfolders to fine-tune on
 # Fine-tuning on a folder: the shorter sides a regime trains at (the paper's 224 and 180, switching every epoch).
 FINE_TUNE_SIDES = {"single-size": (224,), "multi-size": (224, 180)}
@@ -140,7 +142,13 @@ def train(
             best_accuracy, result.best_epoch = log.val_accuracy, log.epoch
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if config.patience and log.epoch - result.best_epoch >= config.patience:
-            report(progress, 1.0, f"stopped at epoch {log.epoch}: kept epoch {result.best_epoch}, {best_accuracy:.0%}")
+            report(
+                progress,
+                1.0,
+                _("stopped at epoch {epoch}: kept epoch {kept}, {accuracy}").format(
+                    epoch=log.epoch, kept=result.best_epoch, accuracy=f"{best_accuracy:.0%}"
+                ),
+            )
             break
     if best_state is not None:
         model.load_state_dict(best_state)
@@ -305,7 +313,9 @@ def _epoch_done(
     result.history.append(log)
     if on_epoch is not None:
         on_epoch(log)
-    text = f"epoch {log.epoch} of {epochs}: loss {log.loss:.3f}, validation accuracy {log.val_accuracy:.0%}"
+    text = _("epoch {epoch} of {epochs}: loss {loss}, validation accuracy {accuracy}").format(
+        epoch=log.epoch, epochs=epochs, loss=f"{log.loss:.3f}", accuracy=f"{log.val_accuracy:.0%}"
+    )
     report(progress, log.epoch / epochs, text)
 
 

@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 
 from ..detection.classify import WindowLabel
 from ..detection.detector import Detections
+from ..i18n import _
 from .base import PALETTE, EncodedImage, figure, image_layout, pixel_rect
 
 
@@ -45,7 +46,9 @@ def timing_figure(stages: dict[str, dict[str, float]]) -> go.Figure:
     """Seconds per stage for each mode ({mode: {stage: seconds}}), side by side on a log axis: they differ 100-fold."""
     fig = go.Figure()
     for stage in ("proposals", "warp", "conv", "head"):
-        label = {"head": "pooling + classifier", "warp": "warp / resize"}.get(stage, stage)
+        label = {"head": _("pooling + classifier"), "warp": _("warp / resize"), "proposals": _("proposals")}.get(
+            stage, stage
+        )
         fig.add_trace(
             go.Bar(
                 y=list(stages),
@@ -57,7 +60,7 @@ def timing_figure(stages: dict[str, dict[str, float]]) -> go.Figure:
         )
     fig.update_layout(
         barmode="group",
-        xaxis={"title": "seconds (log scale)", "type": "log"},
+        xaxis={"title": _("seconds (log scale)"), "type": "log"},
         height=300,
         margin={"t": 10, "b": 10},
         legend={"orientation": "h"},
@@ -79,13 +82,13 @@ def pr_figure(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], title: st
                 mode="lines",
                 line={"shape": "hv", "color": PALETTE[k % len(PALETTE)]},
                 name=f"{name} (AP {ap:.1%})",
-                hovertemplate="recall %{x:.2f}, precision %{y:.2f}<extra></extra>",
+                hovertemplate=_("recall %{x:.2f}, precision %{y:.2f}") + "<extra></extra>",
             )
         )
     fig.update_layout(
         title={"text": title, "font": {"size": 13}},
-        xaxis={"title": "recall", "range": [0, 1.02]},
-        yaxis={"title": "precision", "range": [0, 1.02]},
+        xaxis={"title": _("recall"), "range": [0, 1.02]},
+        yaxis={"title": _("precision"), "range": [0, 1.02]},
         height=330,
         margin={"t": 40, "b": 10},
         legend={"orientation": "h", "y": -0.25},
@@ -114,9 +117,9 @@ def marked_figure(
         shapes.append(pixel_rect(tuple(box), "white", width=2, dash="dash"))
     for box in missed:
         shapes.append(pixel_rect(tuple(box), MISSED, width=3, dash="dash"))
-        label(box[0], box[3] + 14, "missed", MISSED)
+        label(box[0], box[3] + 14, _("missed"), MISSED)
     for c, box, score, correct in zip(shown.labels, shown.boxes, shown.scores, shown.correct, strict=True):
         colour = CORRECT if correct else PALETTE[0]
         shapes.append(pixel_rect(tuple(box), colour, width=3))
-        label(box[0], box[1], f"{classes[c]} {score:+.2f}" + ("" if correct else " x false"), colour)
+        label(box[0], box[1], f"{classes[c]} {score:+.2f}" + ("" if correct else " x " + _("false")), colour)
     return figure([{"type": "image", "source": img.uri, "hoverinfo": "skip"}], image_layout(img, shapes, labels, 420))
