@@ -29,6 +29,7 @@ from . import split
 from .budgets import check_built, check_model_size, check_weights_file
 from .files import trim
 from .footprint import measure
+from .i18n import _
 from .models import IMAGENET_MEAN, IMAGENET_STD, NetSpec, SPPNet, imagenet_classes
 from .pretrained import PRETRAINED, Progress, Source, fetch, refuse_offline, source, timm_net, torchvision_net
 from .progress import Progress as ProgressFn
@@ -78,14 +79,22 @@ def check_name(name: str) -> tuple[str, str]:
     Raises:
         ValueError: an unknown library or name (with the nearest listed names), or a refused network, with why.
     """
-    library, _, arch = name.partition(":")
+    library, _colon, arch = name.partition(":")
     if library not in ("timm", "torchvision") or not arch:
-        raise ValueError(f"{name!r}: write timm:NAME or torchvision:NAME (e.g. {SUGGESTIONS[0]})")
+        raise ValueError(
+            _("{name}: write timm:NAME or torchvision:NAME (e.g. {example})").format(
+                name=repr(name), example=SUGGESTIONS[0]
+            )
+        )
     known = listed(library)
     if arch not in known:
         close = difflib.get_close_matches(arch, known, n=5, cutoff=0.6) or [k for k in known if k.startswith(arch[:4])]
-        hint = f"; the nearest it lists: {', '.join(close[:5])}" if close else ""
-        raise ValueError(f"{library} has no classification model named {arch!r}{hint}")
+        hint = _("; the nearest it lists: {names}").format(names=", ".join(close[:5])) if close else ""
+        raise ValueError(
+            _("{library} has no classification model named {name}{hint}").format(
+                library=library, name=repr(arch), hint=hint
+            )
+        )
     reason = refusal(library, arch)
     if reason:
         raise ValueError(f"{name} {reason}")
@@ -181,8 +190,6 @@ def refusal_of(library: str, net: nn.Module) -> str:
         except Exception:  # noqa: BLE001  an op the meta device lacks: the real build decides, and says why
             return ""
     return ""
-
-
 
 
 def build_external(name: str, weights: Weights = None, progress: ProgressFn | None = None) -> SPPNet:

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from .files import write_atomically
+from .i18n import _
 from .settings import OFFLINE_ENV, offline
 
 ALEXNET_URL = "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"
@@ -66,13 +67,15 @@ def read_state_dict(path: str | Path | UploadedWeights) -> dict[str, Tensor]:
             source = io.BytesIO(data) if data is not None else path
             state = torch.load(source, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt files raise many kinds of errors; all mean "unreadable"
-        raise WeightsError(f"could not read weights from {label}: {type(e).__name__}: {e}") from e
+        raise WeightsError(
+            _("could not read weights from {file}: {why}").format(file=label, why=f"{type(e).__name__}: {e}")
+        ) from e
     # Training scripts often wrap the tensors: {"state_dict": {...}} or {"model": {...}}.
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise WeightsError(f"{label} holds no state dict of tensors")
+        raise WeightsError(_("{file} holds no state dict of tensors").format(file=label))
     return state
 
 
@@ -85,15 +88,17 @@ def load_into(module: nn.Module, state: dict[str, Tensor], what: str) -> None:
     if missing or unexpected or wrong:
         detail = []
         if missing:
-            detail.append(f"{len(missing)} missing (e.g. {missing[0]})")
+            detail.append(_("{n} missing (e.g. {key})").format(n=len(missing), key=missing[0]))
         if unexpected:
-            detail.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+            detail.append(_("{n} unexpected (e.g. {key})").format(n=len(unexpected), key=unexpected[0]))
         if wrong:
             k = wrong[0]
             detail.append(
-                f"{len(wrong)} of the wrong shape (e.g. {k}: {tuple(state[k].shape)} vs {tuple(expected[k].shape)})"
+                _("{n} of the wrong shape (e.g. {key}: {shape} vs {expected})").format(
+                    n=len(wrong), key=k, shape=tuple(state[k].shape), expected=tuple(expected[k].shape)
+                )
             )
-        raise WeightsError(f"these weights do not fit {what}: " + "; ".join(detail))
+        raise WeightsError(_("these weights do not fit {what}: {why}").format(what=what, why="; ".join(detail)))
     module.load_state_dict(state)
 
 

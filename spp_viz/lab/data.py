@@ -25,6 +25,7 @@ from torch import Tensor
 
 from ..explain.views import crop_view, warp_view
 from ..gallery import IMAGE_SUFFIXES, GalleryItem, folder_items
+from ..i18n import N_, _, filled
 from ..images import to_tensor
 
 CLASSES = ("circle", "ellipse", "square", "rectangle")
@@ -143,7 +144,7 @@ def batches(
         order = rng.permutation(len(items)) if rng is not None else np.arange(len(items))
         for i in range(0, len(items), batch_size):
             chunk = [items[j] for j in order[i : i + batch_size]]
-            out.append((torch.stack([t for t, _ in chunk]), torch.tensor([y for _, y in chunk])))
+            out.append((torch.stack([t for t, _y in chunk]), torch.tensor([y for _t, y in chunk])))
     if rng is not None:
         out = [out[i] for i in rng.permutation(len(out))]
     return out
@@ -180,16 +181,16 @@ def read_class_zip(
         archive = zipfile.ZipFile(io.BytesIO(data))
         infos = [i for i in archive.infolist() if not i.is_dir()]
     except (zipfile.BadZipFile, OSError, ValueError) as e:
-        raise ValueError(f"this file is not a readable .zip archive ({e})") from e
+        raise ValueError(_("this file is not a readable .zip archive ({why})").format(why=e)) from e
     if len(infos) > max_files:
-        raise ValueError(f"the archive holds {len(infos)} files; the limit is {max_files}")
+        raise ValueError(_("the archive holds {n} files; the limit is {most}").format(n=len(infos), most=max_files))
     cap = max_unpacked_mb * 1024 * 1024
     if sum(i.file_size for i in infos) > cap:
-        raise ValueError(f"the archive unpacks to more than {max_unpacked_mb} MB, the limit")
+        raise ValueError(_("the archive unpacks to more than {mb} MB, the limit").format(mb=max_unpacked_mb))
     for info in infos:
         parts = PurePosixPath(info.filename.replace("\\", "/")).parts
         if info.filename.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
-            raise ValueError(f"{info.filename} points outside the archive: refused")
+            raise ValueError(_("{file} points outside the archive: refused").format(file=info.filename))
     paths = [PurePosixPath(i.filename).parts for i in infos]
     # One folder around everything (zip of "photos/" holding "cat/", "dog/"): look inside it.
     visible = [p for p in paths if not _hidden(p)]
@@ -202,23 +203,26 @@ def read_class_zip(
             continue
         rel = parts[strip:]
         if PurePosixPath(info.filename).suffix.lower() not in IMAGE_SUFFIXES:
-            skipped.append((info.filename, "not an image file"))
+            skipped.append((info.filename, N_("not an image file")))
         elif len(rel) < 2:
-            skipped.append((info.filename, "not inside a class folder"))
+            skipped.append((info.filename, N_("not inside a class folder")))
         elif info.flag_bits & 0x1:
-            skipped.append((info.filename, "encrypted: needs a password"))
+            skipped.append((info.filename, N_("encrypted: needs a password")))
         elif info.compress_type not in ZIP_METHODS:
-            skipped.append((info.filename, f"packed with compression method {info.compress_type}, not one zip reads"))
+            method = filled(N_("packed with compression method {method}, not one zip reads"), method=info.compress_type)
+            skipped.append((info.filename, method))
         else:
             try:
                 with archive.open(info) as f:
                     blob = f.read(cap - used + 1)  # the sizes in the directory can lie: count what really comes out
             except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
-                skipped.append((info.filename, f"cannot be unpacked ({type(e).__name__}: {e})"))
+                skipped.append(
+                    (info.filename, filled(N_("cannot be unpacked ({why})"), why=f"{type(e).__name__}: {e}"))
+                )
                 continue
             used += len(blob)
             if used > cap:
-                raise ValueError(f"the archive unpacks to more than {max_unpacked_mb} MB, the limit")
+                raise ValueError(_("the archive unpacks to more than {mb} MB, the limit").format(mb=max_unpacked_mb))
             classes.setdefault(rel[0], []).append(GalleryItem("/".join(rel[1:]), data=blob))
     return classes, skipped
 
