@@ -9,7 +9,7 @@ import streamlit as st
 import ui
 from spp_viz import registry
 from spp_viz.explain.level_views import PRESETS
-from spp_viz.i18n import N_, _, ngettext, translate
+from spp_viz.i18n import N_, _, ngettext
 from spp_viz.lab.data import CLASSES, ZIP_MAX_UNPACKED_MB, make_split
 from spp_viz.lab.models import REGIMES, LabConfig
 from spp_viz.lab.train import DATASETS, FINE_TUNE_SIDES, TEST_VIEW_TITLES, TEST_VIEWS, EpochLog
@@ -108,7 +108,7 @@ def folder_source() -> tuple[str | dict, str]:
         st.caption(", ".join(files))
         if skipped:
             with st.expander(ngettext("{n} file skipped", "{n} files skipped", len(skipped)).format(n=len(skipped))):
-                st.write("\n".join(f"- **{ui.md(name)}**: {ui.md(translate(why))}" for name, why in skipped))
+                st.write("\n".join(f"- **{ui.md(name)}**: {ui.md(why)}" for name, why in skipped))
         return classes, archive.name
     if ui.server_paths():
         folder = st.text_input(_("or an image folder on this computer (one subfolder per class)"), key="lab_folder")

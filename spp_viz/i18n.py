@@ -138,7 +138,8 @@ _FILLED: dict[str, tuple[str, dict]] = {}
 
 def filled(template: str, **values) -> str:
     """``template`` (an English message, marked with ``N_``) filled in English, for the CLI and the files; it is
-    remembered, so that ``translate`` gives the same words in the reader's language, with the same values."""
+    remembered, so that ``translate`` gives the same words in the reader's language, with the same values. For
+    module-level constants (the paper's quoted sentences, the class questions): every call is kept for good."""
     text = template.format(**values)
     _FILLED[text] = (template, values)
     return text

@@ -99,6 +99,19 @@ def test_zip_members_zipfile_cannot_unpack_are_skipped_and_listed():
     assert skipped == [("dog/3.png", "packed with compression method 99, not one zip reads")]
 
 
+def test_a_zips_skipped_files_are_told_in_each_readers_language():
+    """The Lab page's reading of a zip is cached for every session: keyed on the language its reasons are in."""
+    import ui.cache
+    from spp_viz import i18n
+
+    data = make_zip({"cat/1.png": png(1), "cat/notes.txt": b"not a photo"})
+    english, korean = ui.cache.class_zip(data, "en")[1], ui.cache.class_zip(data, "ko")[1]
+    with i18n.use("ko"):
+        reason = i18n._("not an image file")
+    assert english == [("cat/notes.txt", "not an image file")] and korean == [("cat/notes.txt", reason)]
+    assert reason != "not an image file"
+
+
 def test_uploaded_weights_load_like_the_file(tmp_path):
     from safetensors.torch import save as st_save
 

@@ -195,6 +195,22 @@ def test_a_lazy_message_is_translated_where_it_is_read():
     )
 
 
+def test_a_filled_sentence_stays_english_for_files_and_reads_in_the_readers_language():
+    """The paper's quoted sentences (and the Lab's stored claims) are English in the CLI and the results files; a page
+    shows them in its reader's language with the same numbers."""
+    from spp_viz import paper
+
+    assert paper.CALTECH101_CLAIM == "Caltech101: 91.44 full against 89.91 warped"  # the paper's numbers, in English
+    with i18n.use("ko"):
+        korean = i18n.translate(paper.CALTECH101_CLAIM)
+        assert i18n.translate("not a message of the catalog") == "not a message of the catalog"
+        assert i18n.translate("matches the paper") == i18n._("matches the paper") != "matches the paper"
+    assert korean.startswith("Caltech101: ") and "91.44" in korean and "89.91" in korean and "warp" in korean
+    assert "full against" not in korean
+    with i18n.use("en"):
+        assert i18n.translate(paper.CALTECH101_CLAIM) == paper.CALTECH101_CLAIM
+
+
 def test_two_sessions_on_two_threads_read_two_languages_at_once():
     """The language is a context variable: each thread (a Streamlit session's run) keeps its own."""
     barrier, seen = threading.Barrier(2), {}

@@ -183,11 +183,17 @@ def detection_sets(data: str, counts: tuple[int, int]) -> tuple[DetectionSet, De
 
 
 @spinner.cache_data(N_("Reading the archive ..."), max_entries=2, ttl=600)
-def cached_class_zip(data: bytes) -> tuple[dict[str, list[GalleryItem]], list[tuple[str, str]]]:
-    """read_class_zip, cached on the archive's bytes (each rerun of the Lab page would read it again)."""
+def class_zip(data: bytes, lang: str = "en") -> tuple[dict[str, list[GalleryItem]], list[tuple[str, str]]]:
+    """read_class_zip, cached on the archive's bytes (each rerun of the Lab page would read it again) and on the
+    language its skipped files' reasons are written in."""
     from spp_viz.lab.data import read_class_zip
 
-    return read_class_zip(data)
+    with i18n.use(lang):
+        return read_class_zip(data)
+
+
+def cached_class_zip(data: bytes) -> tuple[dict[str, list[GalleryItem]], list[tuple[str, str]]]:
+    return class_zip(data, i18n.language())
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from ..explain.views import crop_view, warp_view
 from ..gallery import IMAGE_SUFFIXES, GalleryItem, folder_items
-from ..i18n import N_, _, filled
+from ..i18n import _
 from ..images import to_tensor
 
 CLASSES = ("circle", "ellipse", "square", "rectangle")
@@ -203,22 +203,20 @@ def read_class_zip(
             continue
         rel = parts[strip:]
         if PurePosixPath(info.filename).suffix.lower() not in IMAGE_SUFFIXES:
-            skipped.append((info.filename, N_("not an image file")))
+            skipped.append((info.filename, _("not an image file")))
         elif len(rel) < 2:
-            skipped.append((info.filename, N_("not inside a class folder")))
+            skipped.append((info.filename, _("not inside a class folder")))
         elif info.flag_bits & 0x1:
-            skipped.append((info.filename, N_("encrypted: needs a password")))
+            skipped.append((info.filename, _("encrypted: needs a password")))
         elif info.compress_type not in ZIP_METHODS:
-            method = filled(N_("packed with compression method {method}, not one zip reads"), method=info.compress_type)
+            method = _("packed with compression method {method}, not one zip reads").format(method=info.compress_type)
             skipped.append((info.filename, method))
         else:
             try:
                 with archive.open(info) as f:
                     blob = f.read(cap - used + 1)  # the sizes in the directory can lie: count what really comes out
             except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
-                skipped.append(
-                    (info.filename, filled(N_("cannot be unpacked ({why})"), why=f"{type(e).__name__}: {e}"))
-                )
+                skipped.append((info.filename, _("cannot be unpacked ({why})").format(why=f"{type(e).__name__}: {e}")))
                 continue
             used += len(blob)
             if used > cap:
