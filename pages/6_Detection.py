@@ -227,10 +227,11 @@ def table_panel(report: DetectionComparison) -> None:
 
 
 def curves_panel(report: DetectionComparison) -> None:
-    c = st.selectbox(_("Precision-recall curves of"), report.classes, key="det_pr_class")
+    shown_as = {c: _(c) for c in report.classes}  # the built-in shapes' names in the reader's language
+    c = st.selectbox(_("Precision-recall curves of"), report.classes, format_func=shown_as.get, key="det_pr_class")
     k = report.classes.index(c)
     curves = {name: (*m.per_class[k].curve(), m.per_class[k].ap()) for name, m in report.modes.items()}
-    title = _("{name}: every test detection, by falling score").format(name=c)
+    title = _("{name}: every test detection, by falling score").format(name=shown_as[c])
     st.plotly_chart(pr_figure(curves, title), width="stretch")
 
 
@@ -241,7 +242,7 @@ def image_panel(report: DetectionComparison, test) -> None:
     threshold = a.slider(_("Show detections scoring above"), -1.0, 1.0, 0.0, 0.1, key="det_img_thr")
     item = test.images[i]
     shown, missed = mark_detections(report.modes[name].detections[i], item, threshold)
-    fig = marked_figure(encode_image(item.image()), shown, item.boxes, missed, report.classes)
+    fig = marked_figure(encode_image(item.image()), shown, item.boxes, missed, [_(c) for c in report.classes])
     b.plotly_chart(fig, width="stretch")
     wrong = int((~shown.correct).sum())
     b.caption(
@@ -288,7 +289,7 @@ def detector_step() -> None:
     )
     with st.expander(_("What the built-in scenes look like")):
         train, _test = ui.detection_sets("synthetic", (6, 2))
-        names = [", ".join(train.classes[k] for k in i.labels) for i in train.images]
+        names = [", ".join(_(train.classes[k]) for k in i.labels) for i in train.images]
         st.image([i.image() for i in train.images], caption=names)
     source, counts, modes, config = lab_settings()
     report = train_button(source, counts, modes, config)

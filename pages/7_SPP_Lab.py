@@ -25,7 +25,6 @@ REGIME_TITLES = {
     "multi-size": N_("SPP, multi-size (1 and 180/224, alternating)"),
     "random-size": N_("SPP, random size each epoch"),
 }
-SHAPES = {"circle": N_("circle"), "ellipse": N_("ellipse"), "square": N_("square"), "rectangle": N_("rectangle")}
 
 
 def settings() -> tuple[str, LabConfig, tuple[str | dict, str]]:
@@ -222,7 +221,7 @@ def main() -> None:
     )
     with st.expander(_("What the built-in images look like")):
         samples = make_split("train", 8, seed=0)
-        st.image([s.image for s in samples], caption=[_(SHAPES[CLASSES[s.label]]) for s in samples])
+        st.image([s.image for s in samples], caption=[_(CLASSES[s.label]) for s in samples])
     dataset, config, source = settings()
     if st.session_state.get("lab_stop"):
         st.info(_("Training stopped; nothing was saved. Press Train to start again."))

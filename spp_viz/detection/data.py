@@ -20,10 +20,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from ..i18n import N_
 from ..images import ImageError, load_image
 from .boxes import box_iou
 
-SCENE_CLASSES = ("disc", "square", "triangle", "star", "cross")
+SCENE_CLASSES = (N_("disc"), N_("square"), N_("triangle"), N_("star"), N_("cross"))  # shown through _()
 SCENE_SPLITS = {"train": 0, "val": 1, "test": 2}
 SCENE_SIZES = ((320, 240), (240, 320), (288, 288), (352, 224))  # (W, H): VOC-like shapes, small enough for CPUs
 VOC_SPLITS = ("train", "val", "trainval", "test")

@@ -25,10 +25,10 @@ from torch import Tensor
 
 from ..explain.views import crop_view, warp_view
 from ..gallery import IMAGE_SUFFIXES, GalleryItem, folder_items
-from ..i18n import _
+from ..i18n import N_, _
 from ..images import to_tensor
 
-CLASSES = ("circle", "ellipse", "square", "rectangle")
+CLASSES = (N_("circle"), N_("ellipse"), N_("square"), N_("rectangle"))  # shown through _()
 # (W, H): a few sizes, so that images batch by size. Half square, half 2:1 or 1:2: then a warp makes a circle in a
 # square image and a lying ellipse in a wide one the same picture, and only the image's own shape tells them apart.
 SIZES = ((64, 64), (80, 80), (96, 96), (72, 72), (128, 64), (64, 128), (96, 48), (48, 96))
