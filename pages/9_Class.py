@@ -129,7 +129,7 @@ def open_form(store: ClassStore) -> None:
         a, b = st.columns(2)
         a.number_input(_("Open for (hours)"), 0.25, 24.0, 2.0, 0.25, key="class_hours")
         b.number_input(_("Rows deleted after (days)"), 1, 90, 7, key="class_days")
-        st.form_submit_button(_("Open a class"), type="primary", on_click=open_class, args=(store,))  # fmt: skip
+        st.form_submit_button(_("Open a class"), type="primary", on_click=open_class, args=(store,))
 
 
 def run_callback(what, *args, **kwargs) -> None:
