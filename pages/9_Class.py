@@ -197,8 +197,7 @@ def live_results(store: ClassStore, code: str) -> None:
         st.markdown(f"- {line}")
     came_true = (_("first changed here") if info.question == "shuffle" else
                  _("right (top-1, of {n} labelled)").format(n=r.labelled))  # fmt: skip
-    words = {k: translate(v) for k, v in info.asks.poll_words.items()}
-    st.plotly_chart(poll_figure(r.poll, r.happened, words, came_true), key="class_poll_chart")
+    st.plotly_chart(poll_figure(r.poll, r.happened, info.asks.answers(), came_true), key="class_poll_chart")
     st.caption(tally(r, info))
     for line in shipped_findings(info.question):
         st.caption(line)
@@ -211,7 +210,7 @@ def live_results(store: ClassStore, code: str) -> None:
 
 def tally(r: ClassResults, info: ClassInfo) -> str:
     """The poll and what happened, in words (the chart's numbers, for the back row)."""
-    words = {k: translate(v) for k, v in info.asks.poll_words.items()}
+    words = info.asks.answers()
     poll = _("Poll: {answers}.").format(answers=", ".join(f"{words[c]} {n}" for c, n in r.poll.items()))
     if info.question == "shuffle":
         changed = ", ".join(f"{words[c]} {n}" for c, n in r.happened.items())
@@ -265,8 +264,8 @@ def student(store: ClassStore) -> None:
     label = st.selectbox(_("What does your photo show?"), [NONE_OF_THESE, *range(len(names))], index=None,
                          format_func={NONE_OF_THESE: _("none of these"), **dict(enumerate(names))}.get,
                          placeholder=_("type to search ImageNet's classes"), key="class_label")  # fmt: skip
-    words = {c: translate(w) for c, w in info.asks.poll_words.items()}
-    poll = st.radio(translate(info.asks.prompt), info.asks.poll, index=None, format_func=words.get, key="class_vote")
+    answers = info.asks.answers()
+    poll = st.radio(translate(info.asks.prompt), info.asks.poll, index=None, format_func=answers.get, key="class_vote")
     st.checkbox(_("Share a 128-pixel thumbnail with the class"), key="class_share")
     if label is not None and poll is not None:
         st.button(_("Submit"), type="primary", key="class_submit", on_click=submit, args=(info, img))
@@ -333,7 +332,7 @@ def mine_panel(store: ClassStore, info: ClassInfo, names: list[str]) -> None:
         came = _("Right: {arms}.").format(arms=", ".join(right)) if right else none
     st.success(
         _("Sent. You said your photo shows {said} and voted for {vote}. {tops}. {came}").format(
-            said=said, vote=translate(q.poll_words[mine.poll]), tops=tops, came=came
+            said=said, vote=q.answers()[mine.poll], tops=tops, came=came
         )
     )
     st.button(_("Withdraw my entry"), key="class_withdraw", on_click=run_callback,

@@ -20,7 +20,7 @@ from PIL import Image
 
 from ..explain.bag_of_words import SHUFFLE_SHORT_SIDE, SHUFFLE_TILES, shuffle_tiles, tile_grid
 from ..explain.views import full_view, probabilities
-from ..i18n import N_, filled
+from ..i18n import N_, filled, translate
 from ..images import resize_short_side
 from ..models import SPPNet
 
@@ -45,6 +45,10 @@ class Question:
     poll: tuple[str, ...]  # its answers
     poll_words: Mapping[str, str]
     compared: str  # what the class compares, in a sentence's words ("the views", "the heads")
+
+    def answers(self) -> dict[str, str]:
+        """The poll's answers in the reader's language (``poll_words`` stays English, as the exports write it)."""
+        return {k: translate(v) for k, v in self.poll_words.items()}
 
 
 VIEWS = ("crop", "warp", "full")
