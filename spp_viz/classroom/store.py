@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import random
 import secrets
 import time
 from collections.abc import Callable
@@ -143,6 +144,24 @@ def entry_from_probs(browser: str, true_class: int, probs: dict[str, np.ndarray]
     return Entry(browser, int(true_class), top5, p_true, poll, time.time(), thumb)
 
 
+def wal_mode(conn, seconds: float = 15.0) -> None:
+    """Put an SQLite database in WAL mode (it stays so, in the file). Switching a new database needs it alone, and
+    SQLite answers "database is locked" at once, without waiting ``busy_timeout``, when another app server's
+    connection opens it at that moment: try again until ``seconds`` have passed."""
+    import sqlite3
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02 + 0.05 * random.random())
+
+
 class ClassStore:
     """Classes and their entries in one database (SQLite or PostgreSQL), safe for several sessions at once.
 
@@ -165,8 +184,8 @@ class ClassStore:
 
             @event.listens_for(self.engine, "connect")
             def _pragmas(conn, _record) -> None:  # WAL: readers never wait for the one writer
-                conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA busy_timeout=15000")
+                wal_mode(conn)
 
         self._migrate()
 
