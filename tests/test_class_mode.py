@@ -359,12 +359,12 @@ def test_wal_mode_waits_out_a_lock_sqlite_answers_at_once_and_raises_anything_el
             return sqlite3.connect(":memory:").execute("SELECT ?", (self.mode,))
 
     conn = Conn(fails=3)
-    classroom.store.wal_mode(conn)
+    classroom.database.wal_mode(conn)
     assert conn.mode == "wal" and conn.calls == 5  # three refused reads, the read, the switch
     with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
-        classroom.store.wal_mode(Conn(fails=1, error="disk I/O error"))
+        classroom.database.wal_mode(Conn(fails=1, error="disk I/O error"))
     with pytest.raises(sqlite3.OperationalError, match="locked"):
-        classroom.store.wal_mode(Conn(fails=10**6), seconds=0.2)
+        classroom.database.wal_mode(Conn(fails=10**6), seconds=0.2)
 
 
 # --- trust: limits follow the server's session, a class has a cap, retention is kept, a teacher's token

@@ -1,8 +1,9 @@
 """Class mode: a teacher opens a class asking one of the app's comparisons (``questions``), students join with its
 code and submit what it made of their own photo, and the class's results live in a real database (``store``, its
-``schema``, kept past no retention date: ``retention``) and are summed up with the app's own statistics
-(``results``). Who may do what, without accounts: ``access``."""
+``schema``, reached through ``database``, kept past no retention date: ``retention``) and are summed up with the
+app's own statistics (``results``). Who may do what, without accounts: ``access``."""
 
+from .database import database_url, with_driver
 from .questions import (
     DEFAULT_QUESTION,
     NEVER,
@@ -34,12 +35,10 @@ from .store import (
     ClassStore,
     DatabaseDown,
     Entry,
-    database_url,
     entry_from_probs,
     migrate,
     teacher_key,
     thumbnail,
-    with_driver,
 )  # fmt: skip
 
 __all__ = [

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import random
 import secrets
 import time
 from collections.abc import Callable
@@ -22,8 +20,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..i18n import _, translate
-from ..settings import DATABASE_ENV, DEFAULT_MODEL, TEACHER_KEY_ENV, cache_root, class_max_entries, teacher_key  # noqa: F401
+from ..settings import DATABASE_ENV, DEFAULT_MODEL, TEACHER_KEY_ENV, class_max_entries, teacher_key  # noqa: F401
 from .access import is_teacher, new_teacher_token, token_hash
+from .database import database_url, engine, with_driver
 from .questions import DEFAULT_QUESTION, QUESTIONS, Question, question
 from .schema import (  # noqa: F401  (re-exported)
     ATTEMPTS,
@@ -99,19 +98,6 @@ class Entry:
                 **{f"{a}_p_true": round(self.p_true[a], 6) for a in arms}}  # fmt: skip
 
 
-def database_url() -> str:
-    """The database classes live in: ``SPP_VIZ_DATABASE_URL`` (postgresql:// uses psycopg), else SQLite."""
-    url = os.environ.get(DATABASE_ENV, "").strip()
-    return with_driver(url) if url else f"sqlite:///{cache_root() / 'classes.sqlite'}"
-
-
-def with_driver(url: str) -> str:
-    """``postgresql://`` as SQLAlchemy's psycopg (version 3) driver; other URLs as they are."""
-    if url.startswith(("postgresql://", "postgres://")):
-        return "postgresql+psycopg://" + url.split("://", 1)[1]
-    return url
-
-
 def thumbnail(jpeg_or_image) -> bytes:
     """A JPEG at most ``THUMBNAIL_SIDE`` pixels a side, of a PIL image."""
     img = jpeg_or_image.convert("RGB").copy()
@@ -144,24 +130,6 @@ def entry_from_probs(browser: str, true_class: int, probs: dict[str, np.ndarray]
     return Entry(browser, int(true_class), top5, p_true, poll, time.time(), thumb)
 
 
-def wal_mode(conn, seconds: float = 15.0) -> None:
-    """Put an SQLite database in WAL mode (it stays so, in the file). Switching a new database needs it alone, and
-    SQLite answers "database is locked" at once, without waiting ``busy_timeout``, when another app server's
-    connection opens it at that moment: try again until ``seconds`` have passed."""
-    import sqlite3
-
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
-                conn.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as e:
-            if "locked" not in str(e).lower() or time.monotonic() > deadline:
-                raise
-            time.sleep(0.02 + 0.05 * random.random())
-
-
 class ClassStore:
     """Classes and their entries in one database (SQLite or PostgreSQL), safe for several sessions at once.
 
@@ -169,24 +137,9 @@ class ClassStore:
     """
 
     def __init__(self, url: str | None = None, clock: Callable[[], float] = time.time) -> None:
-        from sqlalchemy import create_engine, event
-
         self.url = with_driver(url) if url else database_url()
         self.clock = clock
-        sqlite = self.url.startswith("sqlite")
-        if sqlite:
-            path = self.url.removeprefix("sqlite:///")
-            if path and path != ":memory:":
-                os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        self.engine = create_engine(self.url, pool_pre_ping=True,
-                                    connect_args={"timeout": 15} if sqlite else {"connect_timeout": 5})  # fmt: skip
-        if sqlite:
-
-            @event.listens_for(self.engine, "connect")
-            def _pragmas(conn, _record) -> None:  # WAL: readers never wait for the one writer
-                conn.execute("PRAGMA busy_timeout=15000")
-                wal_mode(conn)
-
+        self.engine = engine(self.url)
         self._migrate()
 
     def _migrate(self, attempts: int = 5) -> None:
