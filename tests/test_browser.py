@@ -194,6 +194,7 @@ def test_pyramid_page_bag_of_words(server, page):
     assert_no_exception(page)
 
 
+@pytest.mark.release  # a walk whose checks AppTest makes in the default tier (test_app.py); here for the screenshot
 def test_activations_page_shows_patches(server, page):
     page.goto(f"{server}/Strongest_activations", timeout=120_000)
     wait_text(page, "Index of 4 images")
@@ -203,6 +204,7 @@ def test_activations_page_shows_patches(server, page):
     save_screenshot(page, "strongest_activations")
 
 
+@pytest.mark.release  # a walk whose checks AppTest makes in the default tier (test_app.py); here for the screenshot
 def test_crop_warp_page(server, page):
     page.goto(f"{server}/Crop_warp_SPP", timeout=120_000)
     wait_text(page, "keeps everything, but stretches width")
@@ -216,6 +218,7 @@ def test_crop_warp_page(server, page):
     save_screenshot(page, "crop_warp_spp")
 
 
+@pytest.mark.release  # a walk whose checks AppTest makes in the default tier (test_app.py); here for the screenshot
 def test_attributions_page(server, page):
     page.goto(f"{server}/Attributions", timeout=120_000)
     wait_text(page, "s, 2 passes")
