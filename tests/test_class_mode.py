@@ -299,9 +299,9 @@ def test_a_version_1_database_is_migrated_and_its_classes_asked_about_the_views(
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_app_servers_opening_a_new_database_at_once_all_get_it(backend, tmp_path, request):
-    """Replicas (issue 34) that open one new database at the same moment race to create its tables (and, on SQLite,
-    to switch it to WAL): each of them gets a working store. SQLite lost that race rarely (18 refused stores in 200
-    rounds of six on this project's machine, before ``wal_mode``): several rounds of new databases."""
+    """App servers (replicas) that open one new database at the same moment race to create its tables (and, on
+    SQLite, to switch it to WAL): each of them gets a working store. Without ``wal_mode``'s retry SQLite refused 18
+    stores in 200 rounds of six on this project's machine: rare, so several rounds of new databases."""
     for round_ in range(12 if backend == "sqlite" else 1):
         open_at_once(backend, tmp_path / f"race{round_}.sqlite", request)
 
